@@ -34,7 +34,9 @@ def format_rows(rows: Iterable[Row]) -> str:
     header = ("kernel", "size", "cython", "python twin", "unit", "ratio")
     body = [(r.kernel, r.size, _rate(r.cython), _rate(r.python), r.unit, f"{r.ratio:,.1f}x") for r in rows]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
-             for line in [header, *body]]
+    lines = []
+    for line in [header, *body]:
+        cells = zip(line, widths, strict=True)
+        lines.append("  ".join(str(c).ljust(w) if i < 2 else str(c).rjust(w) for i, (c, w) in enumerate(cells)))
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -1,0 +1,50 @@
+"""``python -m bench``: every kernel against its plain-Python twin, then the policies' packing quality."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+from bench.table import Row, format_rows
+
+# Each module's rows(quick) measures a kernel and its twin side by side in one run.
+KERNEL_BENCHES = ("bench.placement", "bench.netalloc", "bench.imagecache", "bench.digest")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
+    parser.add_argument("--only", action="append", default=[],
+                        help="run only these parts: placement, netalloc, imagecache, digest, packing")
+    args = parser.parse_args(argv)
+    wanted = set(args.only)
+
+    rows: list[Row] = []
+    for module_name in KERNEL_BENCHES:
+        part = module_name.split(".")[1]
+        if wanted and part not in wanted:
+            continue
+        started = time.perf_counter()
+        print(f"measuring {part} ...", file=sys.stderr, flush=True)
+        module = importlib.import_module(module_name)
+        rows += module.rows(quick=args.quick)
+        print(f"  {part} done in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+    if rows:
+        print("Cython kernels against their plain-Python twins (medians over repeats)")
+        print(format_rows(rows))
+        print()
+
+    if not wanted or "packing" in wanted:
+        from bench.packing import format_quality, quality_table
+
+        print("measuring packing quality ...", file=sys.stderr, flush=True)
+        quality = quality_table(n_nodes=50, n_vms=6_000) if args.quick else quality_table()
+        print("Packing quality: the same Azure-shaped requests for every policy (32-core, 64 GB nodes)")
+        print(format_quality(quality))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
