@@ -1,0 +1,192 @@
+"""The cluster controller (CC): one availability zone's nodes, scheduler, network and image caches.
+
+Plain synchronous code with an injected clock and no I/O of its own: the cloud controller calls
+it from its request handlers, and the simulator calls the very same object from SimPy processes.
+A reservation is placed and given network addresses all or nothing: if the scheduler or a network
+pool cannot serve the minimum count, nothing stays taken.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from euca.cluster.images import ImageCacheView
+from euca.cluster.network import NetAssignment, NetworkManager
+from euca.cluster.nodes import NodeRegistry, Overrides
+from euca.cluster.scheduler import Availability, Clock, PowerPlan, Scheduler
+from euca.cluster.vmtypes import VmTypes
+from euca.config import Config
+from pyx.errors import Conflict, InsufficientCapacity, KernelError
+from pyx.placement import Placement
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """One reservation as the CLC hands it to the CC: ids already chosen, one per instance it may start."""
+
+    instance_ids: Sequence[str]
+    vmtype: str
+    min_count: int = 1
+    account: str = "admin"
+    group: str = "default"
+    image_id: str = ""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Where one instance of a reservation goes, and its network assignment."""
+
+    instance_id: str
+    node: str
+    node_index: int
+    vmtype: str
+    net: NetAssignment
+    image_cached: bool
+
+
+@dataclass(frozen=True)
+class Placed:
+    """An instance the CC is running, as the state store records it (enough to rebuild the CC)."""
+
+    instance_id: str
+    node: str
+    vmtype: str
+    net: NetAssignment
+    image_id: str = ""
+
+
+class ClusterController:
+    """Composes the node registry, the scheduler, the network manager and the image cache view."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        vmtypes: VmTypes | None = None,
+        clock: Clock = time.monotonic,
+        name: str = "cluster01",
+    ) -> None:
+        self.config = config or Config()
+        self.name = name
+        self.clock = clock
+        self.vmtypes = vmtypes or VmTypes()
+        self.placement = Placement(self.vmtypes.needs(), self.config.schedpolicy, self.config.schedpolicy_fallback)
+        self.images = ImageCacheView(self.config.nc_cache_size)
+        self.placement.attach_presence(self.images.presence)
+        overrides = Overrides(self.config.max_cores, self.config.max_mem, self.config.max_disk)
+        self.nodes = NodeRegistry(self.placement, overrides, self.config.nc_port)
+        self.scheduler = Scheduler(
+            self.placement, self.vmtypes, clock,
+            idle_thresh=self.config.power_idlethresh, wake_thresh=self.config.power_wakethresh,
+        )
+        self.network = NetworkManager(self.config)
+        self._running: dict[str, Placed] = {}
+
+    # --- instances --------------------------------------------------------------------------------
+
+    def run(self, request: RunRequest) -> list[Launch]:
+        """Place a reservation and give each instance its network. Between ``min_count`` and
+        ``len(instance_ids)`` instances start; fewer than ``min_count`` raises and changes nothing."""
+        if request.vmtype not in self.vmtypes:
+            raise KeyError(f"unknown VM type {request.vmtype!r}")
+        ids = list(request.instance_ids)
+        if len(set(ids)) != len(ids) or any(i in self._running for i in ids):
+            raise Conflict("instance ids must be new and unique")
+        image = self.images.slot(request.image_id) if request.image_id else -1
+        nodes = self.scheduler.place(request.vmtype, request.min_count, len(ids), image)
+        launches: list[Launch] = []
+        try:
+            for instance_id, node in zip(ids, nodes, strict=False):
+                net = self.network.attach(instance_id, request.account, request.group)
+                cached = bool(request.image_id) and self.images.holds(node, request.image_id)
+                launches.append(Launch(instance_id, self.nodes.at(node).name, node, request.vmtype, net, cached))
+        except KernelError:
+            if len(launches) < request.min_count:
+                self._undo(launches, nodes, request.vmtype)
+                raise
+            # Enough instances have addresses: the rest are skipped, as Eucalyptus skips them.
+        for surplus in nodes[len(launches):]:
+            self.scheduler.release(surplus, request.vmtype)
+        for launch in launches:
+            self._running[launch.instance_id] = Placed(
+                launch.instance_id, launch.node, launch.vmtype, launch.net, request.image_id)
+            if request.image_id:
+                self.images.pin(launch.node_index, request.image_id)
+        return launches
+
+    def _undo(self, launches: list[Launch], nodes: list[int], vmtype: str) -> None:
+        for launch in launches:
+            self.network.detach(launch.instance_id)
+        for node in nodes:
+            self.scheduler.release(node, vmtype)
+
+    def terminate(self, instance_id: str) -> Placed:
+        """The instance is gone: capacity, address, group network and image pin are given back."""
+        placed = self._running.pop(instance_id, None)
+        if placed is None:
+            raise KeyError(f"{instance_id} is not running in {self.name}")
+        node = self.nodes.get(placed.node).index
+        self.scheduler.release(node, placed.vmtype)
+        self.network.detach(instance_id)
+        if placed.image_id:
+            self.images.unpin(node, placed.image_id)
+        return placed
+
+    def running(self) -> list[Placed]:
+        return list(self._running.values())
+
+    def instance(self, instance_id: str) -> Placed | None:
+        return self._running.get(instance_id)
+
+    # --- periodic work and reporting --------------------------------------------------------------
+
+    def tick(self) -> PowerPlan:
+        return self.scheduler.tick()
+
+    def availability(self) -> list[Availability]:
+        return self.scheduler.availability()
+
+    def describe_lines(self) -> list[str]:
+        """The zone's part of ``describe-availability-zones verbose``."""
+        lines = [f"{self.name}", "|- vm types      free / max   cpu   ram  disk"]
+        lines += [f"|- {a.line()}" for a in self.availability()]
+        return lines
+
+    # --- the state store ----------------------------------------------------------------------------
+
+    def restore(self, instances: Iterable[Placed], publics: Iterable[tuple[str, str | None]] = ()) -> list[str]:
+        """Rebuild placements and network pools from the store after a restart. Records that clash
+        (an unknown node or type, a node without room, a second owner of an address) are skipped
+        and reported; the rest are restored exactly."""
+        problems: list[str] = []
+        kept: list[Placed] = []
+        for placed in instances:
+            if placed.instance_id in self._running or any(k.instance_id == placed.instance_id for k in kept):
+                problems.append(f"{placed.instance_id}: listed twice")
+                continue
+            if placed.node not in self.nodes or placed.vmtype not in self.vmtypes:
+                problems.append(f"{placed.instance_id}: unknown node {placed.node!r} or type {placed.vmtype!r}")
+                continue
+            kept.append(placed)
+        problems += self.network.rebuild([p.net for p in kept], publics)
+        for placed in kept:
+            if self.network.assignment(placed.instance_id) is None:
+                continue
+            node = self.nodes.get(placed.node).index
+            try:
+                self._take_capacity(node, placed.vmtype)
+            except InsufficientCapacity as exc:
+                self.network.detach(placed.instance_id)
+                problems.append(f"{placed.instance_id}: {exc}")
+                continue
+            self._running[placed.instance_id] = placed
+        return problems
+
+    def _take_capacity(self, node: int, vmtype: str) -> None:
+        cores, mem, disk = self.vmtypes[vmtype].need
+        free = self.placement.free(node)
+        if free[0] < cores or free[1] < mem or free[2] < disk:
+            raise InsufficientCapacity(f"node {self.nodes.at(node).name} has no room left for a {vmtype}")
+        self.placement.report(node, free[0] - cores, free[1] - mem, free[2] - disk,
+                              self.placement.instances(node) + 1)

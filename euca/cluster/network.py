@@ -1,0 +1,259 @@
+"""The cluster controller's network manager: addresses, MACs and VLANs for instances, by VNET_MODE.
+
+- SYSTEM: an outside DHCP server hands out addresses; euca only gives each instance its MAC, and
+  reports 0.0.0.0 until it learns the address.
+- STATIC: the next free MAC=IP pair of VNET_MACMAP, first come first served; public = private.
+- MANAGED: every security group (``<account>-<group>``) gets a VLAN tag and a network of
+  VNET_ADDRSPERNET addresses cut from VNET_SUBNET; instances get the lowest free host address of
+  their group's network; elastic IPs come from VNET_PUBLICIPS.
+- MANAGED-NOVLAN: as MANAGED, with per-group networks but no VLAN tags on the wire.
+
+A group's network and tag are taken when its first instance starts and given back when its last
+one ends. Every operation is all-or-nothing: an exhausted pool raises ``pyx.errors.Exhausted``
+naming it, and nothing stays allocated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from euca.config import Config
+from euca.ipnotation import int_to_ip, ip_to_int
+from pyx.errors import Conflict, KernelError
+from pyx.netalloc import AddressPlan, MacPool, PublicPool, VlanPool, mac_for_instance
+
+MANAGED_MODES = ("MANAGED", "MANAGED-NOVLAN")
+NO_ADDRESS = "0.0.0.0"
+
+
+@dataclass(frozen=True)
+class NetAssignment:
+    """An instance's place on the network: what the NC puts on its NIC and the CC in DHCP."""
+
+    instance_id: str
+    mac: str
+    private_ip: str
+    vlan: int = -1  # the group's network index (its tag in MANAGED); -1 outside the managed modes
+    group: str = ""  # "<account>-<group>"
+
+
+@dataclass(frozen=True)
+class GroupNetwork:
+    """A security group's network in the managed modes."""
+
+    vlan: int
+    network: str
+    netmask: str
+    gateway: str
+    broadcast: str
+
+
+class NetworkManager:
+    """Hands out and takes back instance addresses, group networks and public (elastic) IPs."""
+
+    def __init__(self, config: Config) -> None:
+        self.mode = config.vnet_mode
+        self.mac_prefix = config.vnet_macprefix
+        self.tagged = self.mode == "MANAGED"
+        self._instances: dict[str, NetAssignment] = {}
+        self._members: dict[str, set[str]] = {}  # group -> instance ids
+        self._group_vlan: dict[str, int] = {}
+        self._public_owner: dict[int, str | None] = {}  # held public ip -> instance it is associated with
+        self._macs: MacPool | None = None
+        self._plan: AddressPlan | None = None
+        self._vlans: VlanPool | None = None
+        self._public = PublicPool(config.public_ips if self.mode in MANAGED_MODES else [])
+        if self.mode == "STATIC":
+            self._macs = MacPool(config.macmap)
+        elif self.mode in MANAGED_MODES:
+            subnet = ip_to_int(config.vnet_subnet)
+            netmask = ip_to_int(config.vnet_netmask)
+            self._plan = AddressPlan(subnet, netmask, config.vnet_addrspernet,
+                                     config.vnet_vlanmin, config.vnet_vlanmax)
+            self._vlans = VlanPool(self._plan.min_vlan, self._plan.max_vlan)
+
+    # --- instances --------------------------------------------------------------------------------
+
+    def attach(self, instance_id: str, account: str, group: str) -> NetAssignment:
+        """Give a starting instance its MAC and private address (and its group a network if it has none)."""
+        if instance_id in self._instances:
+            raise Conflict(f"{instance_id} already has a network assignment")
+        key = f"{account}-{group}"
+        mac = mac_for_instance(instance_id, self.mac_prefix)
+        if self.mode == "SYSTEM":
+            assignment = NetAssignment(instance_id, mac, NO_ADDRESS, -1, key)
+        elif self._macs is not None:
+            mac, ip = self._macs.allocate()
+            assignment = NetAssignment(instance_id, mac, int_to_ip(ip), -1, key)
+        else:
+            assert self._plan is not None and self._vlans is not None
+            vlan = self._group_vlan.get(key)
+            new_group = vlan is None
+            if vlan is None:
+                vlan = self._vlans.allocate()
+            try:
+                ip = self._plan.allocate_host(vlan)
+            except KernelError:
+                if new_group:
+                    self._vlans.release(vlan)
+                raise
+            self._group_vlan[key] = vlan
+            assignment = NetAssignment(instance_id, mac, int_to_ip(ip), vlan, key)
+        self._instances[instance_id] = assignment
+        self._members.setdefault(key, set()).add(instance_id)
+        return assignment
+
+    def detach(self, instance_id: str) -> list[str]:
+        """An instance is gone: free its address, its group's network if it was the last member, and
+        disassociate any public address from it. Returns the public addresses it had."""
+        assignment = self._instances.pop(instance_id, None)
+        if assignment is None:
+            return []
+        members = self._members[assignment.group]
+        members.discard(instance_id)
+        if self._macs is not None:
+            self._macs.release(assignment.mac)
+        elif self._plan is not None and self._vlans is not None:
+            self._plan.release_host(ip_to_int(assignment.private_ip))
+            if not members:
+                self._plan.release_network(assignment.vlan)
+                self._vlans.release(assignment.vlan)
+                del self._group_vlan[assignment.group]
+        if not members:
+            del self._members[assignment.group]
+        freed = [ip for ip, owner in self._public_owner.items() if owner == instance_id]
+        for ip in freed:
+            self._public_owner[ip] = None
+        return [int_to_ip(ip) for ip in freed]
+
+    def assignment(self, instance_id: str) -> NetAssignment | None:
+        return self._instances.get(instance_id)
+
+    def group_network(self, account: str, group: str) -> GroupNetwork | None:
+        vlan = self._group_vlan.get(f"{account}-{group}")
+        if vlan is None or self._plan is None:
+            return None
+        network, netmask, gateway, broadcast = self._plan.network(vlan)
+        return GroupNetwork(vlan, int_to_ip(network), int_to_ip(netmask), int_to_ip(gateway), int_to_ip(broadcast))
+
+    # --- public (elastic) addresses -----------------------------------------------------------------
+
+    def allocate_public(self, ip: str | None = None) -> str:
+        """Take a public address from VNET_PUBLICIPS (the first free one, or the one named)."""
+        if self.mode not in MANAGED_MODES:
+            raise KernelError(f"public addresses need a MANAGED networking mode, not {self.mode}")
+        value = self._public.allocate() if ip is None else self._take_public(ip)
+        self._public_owner[value] = None
+        return int_to_ip(value)
+
+    def _take_public(self, ip: str) -> int:
+        value = ip_to_int(ip)
+        self._public.take(value)
+        return value
+
+    def release_public(self, ip: str) -> None:
+        value = ip_to_int(ip)
+        self._public.release(value)
+        self._public_owner.pop(value, None)
+
+    def associate(self, ip: str, instance_id: str) -> str | None:
+        """Point a held public address at an instance (DNAT/SNAT). Returns the instance it pointed at before."""
+        value = ip_to_int(ip)
+        if value not in self._public_owner:
+            raise KernelError(f"public address {ip} is not allocated")
+        if instance_id not in self._instances:
+            raise KernelError(f"{instance_id} has no network assignment")
+        before = self._public_owner[value]
+        self._public_owner[value] = instance_id
+        return before
+
+    def disassociate(self, ip: str) -> str | None:
+        value = ip_to_int(ip)
+        if value not in self._public_owner:
+            raise KernelError(f"public address {ip} is not allocated")
+        before = self._public_owner[value]
+        self._public_owner[value] = None
+        return before
+
+    def public_of(self, instance_id: str) -> str | None:
+        for ip, owner in self._public_owner.items():
+            if owner == instance_id:
+                return int_to_ip(ip)
+        return None
+
+    # --- state store ------------------------------------------------------------------------------
+
+    def rebuild(
+        self,
+        instances: Iterable[NetAssignment],
+        publics: Iterable[tuple[str, str | None]] = (),
+    ) -> list[str]:
+        """Rebuild every pool from what the state store holds. Assignments that clash with one
+        already loaded (a second owner of an address, tag or MAC) are skipped and reported."""
+        problems: list[str] = []
+        self._instances, self._members, self._group_vlan, self._public_owner = {}, {}, {}, {}
+        if self._macs is not None:
+            self._macs.load([])
+        if self._plan is not None and self._vlans is not None:
+            self._plan.load([])
+            self._vlans.load([])
+        self._public.load([])
+        for a in instances:
+            try:
+                self._restore(a)
+            except (KernelError, ValueError) as exc:
+                problems.append(f"{a.instance_id}: {exc}")
+        for ip, owner in publics:
+            try:
+                value = self._take_public(ip)
+            except (KernelError, ValueError) as exc:
+                problems.append(f"public address {ip}: {exc}")
+                continue
+            self._public_owner[value] = owner if owner in self._instances else None
+            if owner is not None and owner not in self._instances:
+                problems.append(f"public address {ip}: instance {owner} has no network assignment")
+        return problems
+
+    def _restore(self, a: NetAssignment) -> None:
+        if a.instance_id in self._instances:
+            raise Conflict("listed twice")
+        if self._macs is not None:
+            if self._macs.take(a.mac) != ip_to_int(a.private_ip):
+                self._macs.release(a.mac)
+                raise Conflict(f"{a.mac} maps to another address than {a.private_ip}")
+        elif self._plan is not None and self._vlans is not None:
+            vlan = self._group_vlan.get(a.group)
+            if vlan is not None and vlan != a.vlan:
+                raise Conflict(f"group {a.group} is on VLAN {vlan}, not {a.vlan}")
+            ip = ip_to_int(a.private_ip)
+            if self._plan.network_of(ip) != a.vlan:
+                raise Conflict(f"{a.private_ip} is not in network {a.vlan}")
+            if vlan is None:
+                self._vlans.take(a.vlan)
+            try:
+                self._plan.take_host(ip)
+            except (KernelError, ValueError):
+                if vlan is None:
+                    self._vlans.release(a.vlan)
+                raise
+            self._group_vlan[a.group] = a.vlan
+        self._instances[a.instance_id] = a
+        self._members.setdefault(a.group, set()).add(a.instance_id)
+
+    # --- reporting --------------------------------------------------------------------------------
+
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """(in use, total) for every pool of the mode: what a planner watches run out."""
+        out: dict[str, tuple[int, int]] = {}
+        if self._vlans is not None:
+            total = self._vlans.hi - self._vlans.lo + 1
+            out["vlans"] = (total - self._vlans.free_count, total)
+        if self._plan is not None:
+            out["private addresses"] = (len(self._instances), -1)
+        if self._macs is not None:
+            held = len(self._macs.in_use())
+            out["addresses"] = (held, held + self._macs.free_count)
+        if self.mode in MANAGED_MODES:
+            out["public addresses"] = (self._public.size - self._public.free_count, self._public.size)
+        return out
