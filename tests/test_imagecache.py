@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pyx.presence import PresenceMap
 
 from pyx.imagecache import CacheIndex
+from pyx.presence import PresenceMap
 from tests.twins import imagecache as twin
 
 N_IMAGES = 12
