@@ -49,18 +49,18 @@ cdef inline long long _key(object x) except? -1:
     return v
 
 
-def _dotted(x: object) -> str:
+def _dotted(x) -> str:
     value = operator.index(x)
     if 0 <= value <= 0xFFFFFFFF:
         return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
     return str(value)
 
 
-def _shown(x: object) -> str:
+def _shown(x) -> str:
     return str(operator.index(x))
 
 
-def _normalise_mac(mac: object) -> str:
+def _normalise_mac(mac) -> str:
     if not isinstance(mac, str):
         raise TypeError(f"MAC must be a str, got {type(mac).__name__}")
     if _MAC.fullmatch(mac) is None:
@@ -115,7 +115,7 @@ cdef int _new_full(bitset_t* b, Py_ssize_t nbits) except -1:
     return 0
 
 
-def _check_tag_range(lo: object, hi: object, lo_name: str, hi_name: str) -> tuple[int, int]:
+def _check_tag_range(lo, hi, lo_name: str, hi_name: str) -> tuple[int, int]:
     cdef long long l = _key(lo), h = _key(hi)
     if l < 1 or l > MAX_TAG:
         raise ValueError(f"{lo_name} must be within 1..4095, got {_shown(lo)}")
@@ -134,7 +134,7 @@ cdef class VlanPool:
     ``vconfig add <if> <tag>`` and bridges ``<if>.<tag>`` onto ``eucabr<tag>``.
     """
 
-    def __cinit__(self, lo: int, hi: int) -> None:
+    def __cinit__(self, lo, hi) -> None:
         self.lo, self.hi = _check_tag_range(lo, hi, "lo", "hi")
         _new_full(&self.free, self.hi - self.lo + 1)
         self.nfree = self.hi - self.lo + 1
@@ -178,15 +178,15 @@ cdef class VlanPool:
         """The lowest free tag, now held by the caller's security group."""
         return self._allocate()
 
-    def take(self, tag: int) -> None:
+    def take(self, tag) -> None:
         """Claim a specific tag (a group whose tag the state store already records)."""
         self._take(tag)
 
-    def release(self, tag: int) -> None:
+    def release(self, tag) -> None:
         """Give the tag back once the group's last instance has ended."""
         self._release(tag)
 
-    def held(self, tag: int) -> bool:
+    def held(self, tag) -> bool:
         cdef long long t = _key(tag)
         if t < self.lo or t > self.hi:
             return False
@@ -205,7 +205,7 @@ cdef class VlanPool:
     def free_count(self) -> int:
         return self.nfree
 
-    def load(self, tags: object) -> list[tuple[int, str]]:
+    def load(self, tags) -> list[tuple[int, str]]:
         """Rebuild from the tags the state store records after a restart: reset, then take each.
 
         Returns the refused ones with the reason ("duplicate" or "out of range") and keeps the rest.
@@ -239,8 +239,8 @@ cdef class AddressPlan:
     cannot hold a network for every tag, the highest usable VLAN (max_vlan) shrinks to fit.
     """
 
-    def __cinit__(self, subnet: int, netmask: int, addrs_per_net: int,
-                  vlan_lo: int = 2, vlan_hi: int = 4095) -> None:
+    def __cinit__(self, subnet, netmask, addrs_per_net,
+                  vlan_lo = 2, vlan_hi = 4095) -> None:
         cdef long long s = _key(subnet), m = _key(netmask), a = _key(addrs_per_net)
         cdef long long inverted, size, top, l, h
         cdef Py_ssize_t i
@@ -341,36 +341,36 @@ cdef class AddressPlan:
         bs_set(&self.nets[n], bit)
         return 0
 
-    def network(self, v: int) -> tuple[int, int, int, int]:
+    def network(self, v) -> tuple[int, int, int, int]:
         """(network address, netmask of the block, router/gateway, broadcast) of VLAN v's network."""
         cdef int64_t base
         self._check_vlan(v)
         base = self.first + ((_key(v) - self.min_vlan) << self.shift)
         return (base, MAX_IPV4 & ~(self.addrs_per_net - 1), base + 1, base + self.addrs_per_net - 1)
 
-    def allocate_host(self, v: int) -> int:
+    def allocate_host(self, v) -> int:
         """The lowest free host address of network v, for a new instance of that security group."""
         cdef long long n = _key(v)
         if n < self.min_vlan or n > self.max_vlan:
             self._check_vlan(v)
         return self._allocate_host(n)
 
-    def take_host(self, ip: int) -> None:
+    def take_host(self, ip) -> None:
         """Claim a specific host address (one the state store already records for an instance)."""
         self._take_host(ip)
 
-    def release_host(self, ip: int) -> None:
+    def release_host(self, ip) -> None:
         """Give an instance's private address back to its network."""
         self._release_host(ip)
 
-    def held(self, ip: int) -> bool:
+    def held(self, ip) -> bool:
         cdef Py_ssize_t n = 0
         cdef Py_ssize_t bit = self._host_bit(_key(ip), &n)
         if bit < 0 or self.nets[n].words == NULL:
             return False
         return not bs_test(&self.nets[n], bit)
 
-    def network_of(self, ip: int) -> int:
+    def network_of(self, ip) -> int:
         """The VLAN whose network the address lies in (any index, router and broadcast included)."""
         cdef long long off = _key(ip) - self.first
         if off < 0 or off >= (<long long>self.nnets << self.shift):
@@ -379,7 +379,7 @@ cdef class AddressPlan:
             )
         return self.min_vlan + (off >> self.shift)
 
-    def hosts_in_use(self, v: int) -> list[int]:
+    def hosts_in_use(self, v) -> list[int]:
         """The held host addresses of network v, ascending."""
         cdef list out = []
         cdef bitset_t* b
@@ -396,13 +396,13 @@ cdef class AddressPlan:
             i = _next_clear(b, i + 1)
         return out
 
-    def release_network(self, v: int) -> list[int]:
+    def release_network(self, v) -> list[int]:
         """Drop every host of network v (its security group's last instance ended); returns them."""
         cdef list freed = self.hosts_in_use(v)
         bs_free(&self.nets[_key(v) - self.min_vlan])
         return freed
 
-    def load(self, ips: object) -> list[tuple[int, str]]:
+    def load(self, ips) -> list[tuple[int, str]]:
         """Rebuild from the private addresses the state store records: reset, then take each.
 
         Returns the refused ones with the reason ("duplicate" or "not a host address").
@@ -446,7 +446,7 @@ cdef class PublicPool:
     ``ip/32`` to VNET_PUBINTERFACE and the DNAT/SNAT rules between it and the private address.
     """
 
-    def __cinit__(self, addresses: object) -> None:
+    def __cinit__(self, addresses) -> None:
         cdef list items = list(addresses)
         cdef Py_ssize_t cap = 8, i, h
         cdef long long k
@@ -519,15 +519,15 @@ cdef class PublicPool:
         """The first free address in VNET_PUBLICIPS order (an instance's public IP or an elastic IP)."""
         return self._allocate()
 
-    def take(self, ip: int) -> None:
+    def take(self, ip) -> None:
         """Claim a specific address (an elastic IP the state store records as allocated)."""
         self._take(ip)
 
-    def release(self, ip: int) -> None:
+    def release(self, ip) -> None:
         """Return the address to the pool (instance ended, or release-address)."""
         self._release(ip)
 
-    def held(self, ip: int) -> bool:
+    def held(self, ip) -> bool:
         cdef Py_ssize_t s = self._slot(_key(ip))
         return s >= 0 and not bs_test(&self.free, s)
 
@@ -548,7 +548,7 @@ cdef class PublicPool:
     def size(self) -> int:
         return self.n
 
-    def load(self, ips: object) -> list[tuple[int, str]]:
+    def load(self, ips) -> list[tuple[int, str]]:
         """Rebuild from the addresses the state store records: reset, then take each.
 
         Returns the refused ones with the reason ("duplicate" or "not in pool").
@@ -583,7 +583,7 @@ cdef class MacPool:
     the pair's IP, which the CC's DHCP server gives to that MAC.
     """
 
-    def __cinit__(self, pairs: object) -> None:
+    def __cinit__(self, pairs) -> None:
         cdef list items = list(pairs)
         cdef set ips = set()
         cdef long long k
@@ -651,15 +651,15 @@ cdef class MacPool:
         self.nfree -= 1
         return self.pairs[i]
 
-    def take(self, mac: str) -> int:
+    def take(self, mac) -> int:
         """Claim a specific pair by its MAC (an instance the state store records); returns its IP."""
         return self.pairs[self._take(mac)][1]
 
-    def release(self, mac: str) -> None:
+    def release(self, mac) -> None:
         """Free the pair once its instance has ended."""
         self._release(mac)
 
-    def held(self, mac: str) -> bool:
+    def held(self, mac) -> bool:
         if not isinstance(mac, str):
             raise TypeError(f"MAC must be a str, got {type(mac).__name__}")
         if _MAC.fullmatch(mac) is None:
@@ -684,7 +684,7 @@ cdef class MacPool:
     def size(self) -> int:
         return len(self.pairs)
 
-    def load(self, macs: object) -> list[tuple[str, str]]:
+    def load(self, macs) -> list[tuple[str, str]]:
         """Rebuild from the MACs the state store records: reset, then take each.
 
         Returns the refused ones with the reason ("malformed", "not in pool" or "duplicate").
@@ -715,7 +715,7 @@ cdef class MacPool:
         return f"MacPool(size={len(self.pairs)}, free={self.nfree})"
 
 
-def mac_for_instance(instance_id: str, prefix: str = "d0:0d") -> str:
+def mac_for_instance(instance_id, prefix="d0:0d") -> str:
     """The MAC an instance's interface gets: VNET_MACPREFIX then the id's 8 hex digits in pairs.
 
     Eucalyptus's ``instId2mac``: ``i-3A4B5C6D`` -> ``d0:0d:3a:4b:5c:6d`` (lower case here, so it
