@@ -1,1 +1,1 @@
-"""drivers."""
+"""Hypervisor back ends behind one protocol (``drivers.protocol.Driver``)."""

@@ -1,0 +1,104 @@
+"""The one small contract between the cluster controller and a node: what every driver implements.
+
+A driver is a node controller's hypervisor side: libvirt for KVM and Xen hosts, or an in-memory
+simulated node. The cluster controller and the simulator use nothing but these calls.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+
+class NcState(enum.Enum):
+    """An instance's state as the node controller reports it (Eucalyptus 2.0 ``util/eucalyptus.h``)."""
+
+    STAGING = "Staging"
+    BOOTING = "Booting"
+    CANCELED = "Canceled"
+    RUNNING = "Running"
+    BLOCKED = "Blocked"
+    PAUSED = "Paused"
+    SHUTDOWN = "Shutdown"
+    SHUTOFF = "Shutoff"
+    CRASHED = "Crashed"
+    TEARDOWN = "Teardown"
+
+    @property
+    def cloud_state(self) -> str:
+        """The cloud's view: Staging/Booting/Canceled are pending, Teardown is shutting-down, the rest running
+        (Eucalyptus's Pending / Extant / Teardown)."""
+        if self in (NcState.STAGING, NcState.BOOTING, NcState.CANCELED):
+            return "pending"
+        if self is NcState.TEARDOWN:
+            return "shutting-down"
+        return "running"
+
+
+@dataclass(frozen=True)
+class NodeResources:
+    """describe-resource: the node's maximum and available cores, memory (MB) and disk (GB)."""
+
+    max_cores: int
+    max_memory: int
+    max_disk: int
+    free_cores: int
+    free_memory: int
+    free_disk: int
+    instances: int = 0
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything a node needs to start an instance (ncRunInstance)."""
+
+    instance_id: str
+    reservation_id: str
+    account: str
+    vmtype: str
+    cores: int
+    memory: int  # MB
+    disk: int  # GB
+    image_id: str
+    kernel_id: str = ""
+    ramdisk_id: str = ""
+    mac: str = ""
+    private_ip: str = ""
+    vlan: int = -1
+    key_name: str = ""
+    public_key: str = ""
+    user_data: bytes = b""
+    launch_index: int = 0
+    groups: Sequence[str] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class InstanceStatus:
+    """One instance as the node sees it."""
+
+    instance_id: str
+    state: NcState
+    launched_at: float = 0.0
+
+
+class NodeError(Exception):
+    """A node could not do what was asked; the message names the instance and the hypervisor's reason."""
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """A node: describe it, start/reboot/terminate instances on it, list them, read their consoles."""
+
+    def describe_resources(self) -> NodeResources: ...
+
+    def start(self, spec: InstanceSpec) -> None: ...
+
+    def reboot(self, instance_id: str) -> None: ...
+
+    def terminate(self, instance_id: str) -> None: ...
+
+    def instances(self) -> list[InstanceStatus]: ...
+
+    def console_output(self, instance_id: str) -> str: ...
