@@ -48,7 +48,8 @@ DEPLOYMENT_CDF: tuple[tuple[int, float], ...] = (
 
 @dataclass(frozen=True)
 class VmRequests:
-    """A batch of VM requests: arrival time (s), size class, lifetime (s), deployment number, image number.
+    """A batch of VM requests: arrival time (s), size class, lifetime (s), deployment number, image number,
+    and optionally the security group each request runs in.
 
     The first ``prefill`` requests arrive at time 0 and stand for the VMs already running when the
     observation starts (a warm start), so that measurements need no long warm-up.
@@ -60,6 +61,7 @@ class VmRequests:
     deployment: np.ndarray
     image: np.ndarray
     prefill: int = 0
+    group: np.ndarray | None = None  # security group number per request (None: one group for all)
 
     def __len__(self) -> int:
         return int(self.arrival.shape[0])
@@ -148,5 +150,123 @@ def poisson_workload(
         np.concatenate([residual, lifetime]),
         np.concatenate([-1 - np.arange(n0), deployment]),  # each running VM its own deployment
         np.concatenate([image0, image]),
+        prefill=n0,
+    )
+
+
+DAY = 24 * HOUR
+WEEK = 7 * DAY
+
+
+def cycle_factor(t: np.ndarray, daily: float, weekly: float, peak_hour: float = 14.0) -> np.ndarray:
+    """The relative arrival rate at times ``t`` (s from a Monday 00:00): a daily swing of +/- ``daily``
+    peaking at ``peak_hour``, times a weekly swing of +/- ``weekly`` peaking mid-week. Its mean over a
+    week is 1, so the offered load is unchanged on average."""
+    day = 1.0 + daily * np.cos(2 * np.pi * (t - peak_hour * HOUR) / DAY)
+    week = 1.0 + weekly * np.cos(2 * np.pi * (t - 2.5 * DAY) / WEEK)
+    return np.asarray(day * week)
+
+
+def zipf_choice(rng: np.random.Generator, n_items: int, skew: float, size: int) -> np.ndarray:
+    """Item numbers 0..n_items-1 with Zipf-like popularity (item k weighted (k+1) ** -skew)."""
+    weights = np.arange(1, n_items + 1, dtype=float) ** -skew
+    return np.asarray(rng.choice(n_items, size=size, p=weights / weights.sum()))
+
+
+def nhpp_workload(
+    rng: np.random.Generator,
+    n_vms: int,
+    total_cores: int,
+    load: float,
+    *,
+    daily: float = 0.3,
+    weekly: float = 0.15,
+    n_images: int = 20,
+    image_skew: float = 1.1,
+    n_groups: int = 50,
+    group_skew: float = 1.0,
+    sizes: tuple[tuple[int, int, float], ...] = AZURE_SIZES,
+    lifetime_mean: float | None = None,
+    warm_start: bool = True,
+) -> VmRequests:
+    """Deployments arriving as a non-homogeneous Poisson process with daily and weekly cycles
+    (``cycle_factor``), drawn by thinning; otherwise as ``poisson_workload``: the mean offered core
+    demand is ``load`` times ``total_cores``. Each deployment runs in one security group, the groups
+    (and the images) following Zipf-like popularity, so a few groups hold many instances and VLAN
+    tags, private and public addresses can each run out first.
+    """
+    if n_vms < 1 or total_cores < 1 or load <= 0:
+        raise ValueError("n_vms and total_cores must be >= 1 and load > 0")
+    if not (0 <= daily < 1 and 0 <= weekly < 1):
+        raise ValueError("daily and weekly swings must be in [0, 1)")
+    if n_images < 1 or n_groups < 1:
+        raise ValueError("n_images and n_groups must be >= 1")
+    life_mean = lifetime_mean if lifetime_mean is not None else mean_lifetime()
+    vm_rate = load * total_cores / (mean_cores(sizes) * life_mean)
+    deployments = sample_deployment_sizes(rng, n_vms)
+    counts = deployments[np.cumsum(deployments) - deployments < n_vms]
+    counts[-1] -= max(0, int(counts.sum()) - n_vms)
+    n_dep = counts.shape[0]
+    peak_rate = vm_rate / float(counts.mean()) * (1 + daily) * (1 + weekly)
+    starts = np.empty(0)
+    t0 = 0.0
+    while starts.shape[0] < n_dep:  # thinning: candidates at the peak rate, kept in proportion to the rate
+        want = 2 * (n_dep - starts.shape[0]) + 16
+        cand = t0 + np.cumsum(rng.exponential(1.0 / peak_rate, size=want))
+        keep = rng.random(want) * (1 + daily) * (1 + weekly) < cycle_factor(cand, daily, weekly)
+        starts = np.concatenate([starts, cand[keep]])
+        t0 = float(cand[-1])
+    starts = starts[:n_dep]
+    arrival = np.repeat(starts, counts)
+    deployment = np.repeat(np.arange(n_dep), counts)
+    group = np.repeat(zipf_choice(rng, n_groups, group_skew, n_dep), counts)
+    shares = np.array([s for _, _, s in sizes])
+    size = rng.choice(len(sizes), size=n_vms, p=shares / shares.sum())
+    image = zipf_choice(rng, n_images, image_skew, n_vms)
+    lifetime = sample_lifetimes(rng, n_vms)
+    if not warm_start:
+        return VmRequests(arrival, size, lifetime, deployment, image, 0, group)
+    n0 = int(rng.poisson(vm_rate * life_mean))
+    pool = sample_lifetimes(rng, max(4 * n0, 1000))
+    residual = rng.choice(pool, size=n0, p=pool / pool.sum()) * rng.random(n0)
+    return VmRequests(
+        np.concatenate([np.zeros(n0), arrival]),
+        np.concatenate([rng.choice(len(sizes), size=n0, p=shares / shares.sum()), size]),
+        np.concatenate([residual, lifetime]),
+        np.concatenate([-1 - np.arange(n0), deployment]),
+        np.concatenate([zipf_choice(rng, n_images, image_skew, n0), image]),
+        prefill=n0,
+        group=np.concatenate([zipf_choice(rng, n_groups, group_skew, n0), group]),
+    )
+
+
+def exponential_workload(
+    rng: np.random.Generator,
+    n_vms: int,
+    total_cores: int,
+    load: float,
+    *,
+    mean_life: float = HOUR,
+    n_images: int = 1,
+    image_skew: float = 1.1,
+    warm_start: bool = True,
+) -> VmRequests:
+    """Single one-core VMs arriving as a Poisson process with exponential lifetimes: offered load
+    ``load`` x ``total_cores`` Erlangs. On identical one-slot nodes this is the M/M/c/c loss system
+    whose blocking probability is Erlang's B formula."""
+    if n_vms < 1 or total_cores < 1 or load <= 0 or mean_life <= 0:
+        raise ValueError("n_vms and total_cores must be >= 1, load and mean_life > 0")
+    rate = load * total_cores / mean_life
+    arrival = np.cumsum(rng.exponential(1.0 / rate, size=n_vms))
+    lifetime = rng.exponential(mean_life, size=n_vms)
+    image = zipf_choice(rng, n_images, image_skew, n_vms)
+    size = np.zeros(n_vms, dtype=np.int64)
+    n0 = int(rng.poisson(rate * mean_life)) if warm_start else 0
+    return VmRequests(
+        np.concatenate([np.zeros(n0), arrival]),
+        np.concatenate([np.zeros(n0, dtype=np.int64), size]),
+        np.concatenate([rng.exponential(mean_life, size=n0), lifetime]),  # memoryless: residual life is alike
+        np.concatenate([-1 - np.arange(n0), np.arange(n_vms)]),
+        np.concatenate([zipf_choice(rng, n_images, image_skew, n0), image]),
         prefill=n0,
     )

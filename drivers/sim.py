@@ -1,0 +1,214 @@
+"""An in-memory node controller: the ``sim`` driver.
+
+A simulated node holds instances the way an NC does, without a hypervisor. Time comes from an
+injected clock, so the same class serves a real-time "cloud in a box" (``time.monotonic``) and the
+SimPy capacity planner (``lambda: env.now``). Nothing here schedules events: an instance's state is
+read off the clock against the times it was given when it started (image staged, then booted), so a
+node costs nothing between the cluster controller's calls.
+
+Power follows Eucalyptus's POWERSAVE vocabulary: a node is UP, DOWN (failed or unreachable),
+ASLEEP (``powernap-now``) or WAKING (woken by wake-on-LAN, up after its power-up delay). Its power
+draw is ``watts_idle`` plus ``watts_busy - watts_idle`` in proportion to the cores in use when
+powered, ``watts_asleep`` asleep and nothing when DOWN.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+
+Clock = Callable[[], float]
+
+UP, DOWN, ASLEEP, WAKING = "UP", "DOWN", "ASLEEP", "WAKING"
+
+# An NC forgets a Teardown instance 180 s after it ended (Eucalyptus 2.0).
+TEARDOWN_FORGET = 180.0
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    """What a node is: its capacity, how it boots instances and powers itself, and what it draws."""
+
+    cores: int = 32
+    memory: int = 65536  # MB
+    disk: int = 2000  # GB
+    boot_time: float = 20.0  # s from image staged to Running
+    power_up: float = 90.0  # s from wake-on-LAN to answering polls
+    power_down: float = 20.0  # s of powernap-now before the node draws its asleep power
+    watts_idle: float = 150.0
+    watts_busy: float = 300.0
+    watts_asleep: float = 5.0
+
+    def __post_init__(self) -> None:
+        for what in ("cores", "memory", "disk"):
+            if getattr(self, what) < 1:
+                raise ValueError(f"a node needs at least one unit of {what}")
+        for what in ("boot_time", "power_up", "power_down", "watts_idle", "watts_busy", "watts_asleep"):
+            if getattr(self, what) < 0:
+                raise ValueError(f"a node's {what} cannot be negative")
+
+
+@dataclass
+class _Vm:
+    spec: InstanceSpec
+    started: float  # ncRunInstance arrived
+    staged: float  # image in place (from the cache or Walrus): Staging ends, Booting begins
+    running: float  # Booting ends
+    ended: float = float("inf")  # Teardown begins
+
+
+class SimNode:
+    """One simulated node controller, satisfying ``drivers.protocol.Driver``."""
+
+    def __init__(self, name: str, shape: NodeShape | None = None, clock: Clock = time.monotonic) -> None:
+        self.name = name
+        self.shape = shape or NodeShape()
+        self.clock = clock
+        self.state = UP
+        self.awake_at = 0.0  # when a WAKING node answers again
+        self.asleep_at = 0.0  # when an ASLEEP node has finished powering down
+        self.used_cores = 0
+        self.used_memory = 0
+        self.used_disk = 0
+        self._vms: dict[str, _Vm] = {}
+        self._teardown: deque[tuple[float, str]] = deque()
+
+    # --- the Driver protocol ----------------------------------------------------------------------
+
+    def describe_resources(self) -> NodeResources:
+        s = self.shape
+        return NodeResources(s.cores, s.memory, s.disk, s.cores - self.used_cores,
+                             s.memory - self.used_memory, s.disk - self.used_disk, len(self._vms) - len(self._teardown))
+
+    def start(self, spec: InstanceSpec, *, staged: float | None = None) -> None:
+        """ncRunInstance. ``staged`` is when the image will be in place (default: now, a cache hit);
+        the instance boots for the node's ``boot_time`` after that, or after the node wakes."""
+        if spec.instance_id in self._vms:
+            raise NodeError(f"{spec.instance_id}: already on node {self.name}")
+        if self.state == DOWN:
+            raise NodeError(f"{spec.instance_id}: node {self.name} is down")
+        s = self.shape
+        if (self.used_cores + spec.cores > s.cores or self.used_memory + spec.memory > s.memory
+                or self.used_disk + spec.disk > s.disk):
+            raise NodeError(f"{spec.instance_id}: not enough resources on node {self.name} for a {spec.vmtype}")
+        now = self.clock()
+        ready = max(now if staged is None else staged, self.awake_at if self.state == WAKING else now)
+        self._vms[spec.instance_id] = _Vm(spec, now, ready, ready + s.boot_time)
+        self.used_cores += spec.cores
+        self.used_memory += spec.memory
+        self.used_disk += spec.disk
+
+    def reboot(self, instance_id: str) -> None:
+        vm = self._live(instance_id)
+        now = self.clock()
+        if now < vm.running:
+            raise NodeError(f"{instance_id}: cannot reboot an instance that is still {self._state(vm, now).value}")
+        vm.staged, vm.running = now, now + self.shape.boot_time
+
+    def terminate(self, instance_id: str) -> None:
+        """The instance goes to Teardown and its resources are free at once."""
+        vm = self._live(instance_id)
+        now = self.clock()
+        vm.ended = now
+        self.used_cores -= vm.spec.cores
+        self.used_memory -= vm.spec.memory
+        self.used_disk -= vm.spec.disk
+        self._teardown.append((now, instance_id))
+        self._forget(now)
+
+    def instances(self) -> list[InstanceStatus]:
+        now = self.clock()
+        self._forget(now)
+        return [InstanceStatus(i, self._state(vm, now), vm.started) for i, vm in self._vms.items()]
+
+    def console_output(self, instance_id: str) -> str:
+        vm = self._vms.get(instance_id)
+        if vm is None:
+            raise NodeError(f"{instance_id}: no such instance on node {self.name}")
+        now = self.clock()
+        lines = [f"[{vm.started:12.3f}] {instance_id}: staging {vm.spec.image_id} on {self.name}"]
+        if now >= vm.staged:
+            lines.append(f"[{vm.staged:12.3f}] {instance_id}: booting {vm.spec.vmtype}")
+        if now >= vm.running:
+            lines.append(f"[{vm.running:12.3f}] {instance_id}: login prompt")
+        if now >= vm.ended:
+            lines.append(f"[{vm.ended:12.3f}] {instance_id}: powering off")
+        return "\n".join(lines) + "\n"
+
+    # --- what the simulator and POWERSAVE do to the node --------------------------------------------
+
+    def running_at(self, instance_id: str) -> float:
+        """When the instance reaches (or reached) Running."""
+        return self._live(instance_id).running
+
+    def live_instances(self) -> list[str]:
+        """Instances not in Teardown (those a failure of the node loses)."""
+        return [i for i, vm in self._vms.items() if vm.ended == float("inf")]
+
+    def watts(self) -> float:
+        s = self.shape
+        if self.state == DOWN:
+            return 0.0
+        if self.state == ASLEEP:
+            return s.watts_asleep
+        return s.watts_idle + (s.watts_busy - s.watts_idle) * self.used_cores / s.cores
+
+    def power_down(self) -> None:
+        """``ncPowerDown``: the node runs powernap-now and sleeps after its power-down delay."""
+        if self.used_cores or self.live_instances():
+            raise NodeError(f"node {self.name} still runs instances and cannot power down")
+        self.state = ASLEEP
+        self.asleep_at = self.clock() + self.shape.power_down
+
+    def power_up(self) -> float:
+        """Wake-on-LAN: returns when the node will answer (after it finished powering down, if it had not)."""
+        if self.state != ASLEEP:
+            raise NodeError(f"node {self.name} is {self.state}, not ASLEEP")
+        self.state = WAKING
+        self.awake_at = max(self.clock(), self.asleep_at) + self.shape.power_up
+        return self.awake_at
+
+    def awake(self) -> None:
+        """A woken node answers its first poll."""
+        if self.state == WAKING:
+            self.state = UP
+
+    def fail(self) -> list[str]:
+        """The host died: every instance on it is lost. Returns their ids."""
+        lost = self.live_instances()
+        self._vms.clear()
+        self._teardown.clear()
+        self.used_cores = self.used_memory = self.used_disk = 0
+        self.state = DOWN
+        return lost
+
+    def recover(self) -> None:
+        """Repaired and rebooted: UP and empty."""
+        self.state = UP
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _live(self, instance_id: str) -> _Vm:
+        vm = self._vms.get(instance_id)
+        if vm is None or vm.ended != float("inf"):
+            raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
+        return vm
+
+    def _forget(self, now: float) -> None:
+        while self._teardown and now - self._teardown[0][0] >= TEARDOWN_FORGET:
+            _, instance_id = self._teardown.popleft()
+            self._vms.pop(instance_id, None)
+
+    @staticmethod
+    def _state(vm: _Vm, now: float) -> NcState:
+        if now >= vm.ended:
+            return NcState.TEARDOWN
+        if now >= vm.running:
+            return NcState.RUNNING
+        if now >= vm.staged:
+            return NcState.BOOTING
+        return NcState.STAGING

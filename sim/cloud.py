@@ -1,0 +1,313 @@
+"""One availability zone under simulation: the real cluster controller driving simulated nodes.
+
+The CC (``euca.cluster.ClusterController``) places every reservation, hands out VLAN tags, private
+and public addresses and keeps the image cache index, exactly as it does for the API; nothing here
+chooses a node. Around it this module models what the CC does not: the nodes (``drivers.sim``),
+image downloads from Walrus over one shared link and a link per node, boot times, power-state
+delays and failures.
+
+Per instance the model costs one SimPy timeout (its end of life) and a few calls into the CC: the
+times an instance reaches Booting and Running follow from link and node state when it starts, and
+the node reads its instances' states off the clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import cast
+
+import numpy as np
+import simpy
+
+from drivers.protocol import InstanceSpec
+from drivers.sim import ASLEEP, DOWN, WAKING, SimNode
+from euca.cluster import ClusterController, ResourceReport, RunRequest
+from pyx.errors import KernelError
+from sim.metrics import Meter
+from sim.scenario import Scenario
+from sim.trace import Demand
+
+MB = 1024 * 1024
+ACCOUNT = "sim"
+
+
+@dataclass
+class _Instance:
+    node: int
+    cores: int
+    memory: int
+    disk: int
+    public_ip: str | None
+
+
+@dataclass
+class _Fetch:
+    """A download of one image to one node: instances starting meanwhile wait for it (``-staging``)."""
+
+    done: float
+    epoch: int
+    waiting: list[str]
+
+
+class Cloud:
+    """The CC, its nodes and links, and the meter; ``reserve`` is what a RunInstances request does."""
+
+    def __init__(self, env: simpy.Environment, scenario: Scenario, demand: Demand, image_sizes: list[int]) -> None:
+        self.env = env
+        self.scenario = scenario
+        self.demand = demand
+        self.cc = ClusterController(scenario.config(), demand.vmtypes, clock=lambda: env.now)
+        self.vmtypes = list(demand.vmtypes)
+        self.image_ids = list(demand.images)
+        self.image_sizes = image_sizes  # bytes
+        self.groups = list(demand.groups)
+        self.auto_public = scenario.public_ip_per_instance and self.cc.network.mode in ("MANAGED", "MANAGED-NOVLAN")
+        self.all_or_none = scenario.workload.min_count == "all"
+        self.nodes: list[SimNode] = []
+        self.link_bps: list[float] = []
+        self.watts_per_core: list[float] = []
+        clock = self.cc.clock
+        for node_class in scenario.nodes:
+            shape = node_class.shape()
+            for _ in range(node_class.count):
+                node = SimNode(f"{node_class.name}{len(self.nodes) + 1:05d}", shape, clock)
+                self.cc.nodes.register(node.name, report=ResourceReport(**vars(node.describe_resources())))
+                self.nodes.append(node)
+                self.link_bps.append(node_class.link_mbps * 1e6 / 8)
+                self.watts_per_core.append((shape.watts_busy - shape.watts_idle) / shape.cores)
+        self.walrus_bps = scenario.images.walrus_mbps * 1e6 / 8
+        self.walrus_free = 0.0
+        self.link_free = [0.0] * len(self.nodes)
+        self.epoch = [0] * len(self.nodes)  # bumped when a node fails: downloads to it are void
+        self.fetching: dict[tuple[int, int], _Fetch] = {}
+        self.live: dict[str, _Instance] = {}
+        self._next_id = 0
+        self.meter = Meter(
+            scenario.total_cores, sum(c.count * c.memory_mb for c in scenario.nodes),
+            sum(c.count * c.disk_gb for c in scenario.nodes), len(self.nodes),
+            sum(n.watts() for n in self.nodes), 1.0, self.cc.network.usage)
+
+    # --- a reservation ------------------------------------------------------------------------------
+
+    def reserve(self, vmtype: int, image: int, group: int, lifetimes: list[float], counted: bool) -> None:
+        """RunInstances: the CC places the VMs and gives them networks, each gets a public address
+        (doDynamicPublicAddresses), then each node stages the image and boots the instance."""
+        now = self.env.now
+        meter = self.meter
+        meter.advance(now)
+        count = len(lifetimes)
+        if counted:
+            meter.requested += count
+        else:
+            meter.prefill_requested += count
+        t = self.vmtypes[vmtype]
+        image_id = self.image_ids[image]
+        ids = [self._instance_id() for _ in range(count)]
+        request = RunRequest(ids, t.name, count if self.all_or_none else 1, ACCOUNT, self.groups[group], image_id)
+        try:
+            launches = self.cc.run(request)
+        except KernelError as exc:
+            meter.reject(count, str(exc), now, counted)
+            return
+        if len(launches) < count:
+            meter.reject(count - len(launches), self._why_short(request, len(launches)), now, counted)
+        publics: list[str | None] = [None] * len(launches)
+        if self.auto_public:
+            network = self.cc.network
+            for k, launch in enumerate(launches):
+                try:
+                    ip = network.allocate_public()
+                except KernelError as exc:
+                    for surplus in launches[k:]:
+                        self.cc.terminate(surplus.instance_id)
+                    meter.reject(len(launches) - k, str(exc), now, counted)
+                    launches = launches[:k]
+                    break
+                network.associate(ip, launch.instance_id)
+                publics[k] = ip
+            if self.all_or_none and len(launches) < count:
+                for launch, held in zip(launches, publics, strict=False):
+                    self._release(launch.instance_id, held)
+                meter.reject(len(launches), "Not enough resources available: public addresses", now, counted)
+                return
+        images = self.cc.images
+        size = self.image_sizes[image]
+        for launch, life, public_ip in zip(launches, lifetimes, publics, strict=False):
+            iid, n = launch.instance_id, launch.node_index
+            node = self.nodes[n]
+            if node.state == ASLEEP:
+                self._wake(n)
+            ready = node.awake_at if node.state == WAKING else now
+            hit = images.hit(n, image_id, now)
+            if hit:
+                staged = ready
+            elif not counted:  # a VM already running when the observation starts has its image
+                staged = ready
+                if images.fetched(n, image_id, size, now) is not None:
+                    images.pin(n, image_id)
+            else:
+                staged = self._fetch(n, image, ready, iid)
+            net = launch.net
+            node.start(InstanceSpec(iid, "r-" + iid[2:], ACCOUNT, t.name, t.cores, t.memory, t.disk, image_id,
+                                    mac=net.mac, private_ip=net.private_ip, vlan=net.vlan), staged=staged)
+            running = staged + node.shape.boot_time if counted else now
+            if counted:
+                (meter.hit_latency if hit else meter.miss_latency).append(running - now)
+            self.live[iid] = _Instance(n, t.cores, t.memory, t.disk, public_ip)
+            meter.cores += t.cores
+            meter.memory += t.memory
+            meter.disk += t.disk
+            meter.watts += self.watts_per_core[n] * t.cores
+            self.env.timeout(running + life - now, iid).callbacks.append(self._instance_ends)
+        meter.instances = len(self.live)
+        meter.accepted += len(launches) if counted else 0
+
+    def _instance_id(self) -> str:
+        self._next_id += 1
+        return f"i-{self._next_id:08X}"
+
+    def _why_short(self, request: RunRequest, started: int) -> str:
+        """The reason the rest of a partly started reservation was skipped: what one more would hit."""
+        probe = RunRequest([self._instance_id()], request.vmtype, 1, request.account, request.group, request.image_id)
+        try:
+            launches = self.cc.run(probe)
+        except KernelError as exc:
+            return str(exc)
+        self.cc.terminate(launches[0].instance_id)
+        return "Not enough resources available: vm instances"
+
+    def _fetch(self, n: int, image: int, start: float, instance_id: str) -> float:
+        """Download an image from Walrus to node ``n``, or join the download already under way.
+        Downloads queue first come first served on Walrus's link and on the node's link, streaming
+        through both; returns when the image is on the node."""
+        key = (n, image)
+        fetch = self.fetching.get(key)
+        if fetch is not None and fetch.epoch == self.epoch[n]:
+            fetch.waiting.append(instance_id)
+            return fetch.done
+        size = self.image_sizes[image]
+        begin = max(start, self.walrus_free)
+        self.walrus_free = begin + size / self.walrus_bps
+        done = max(self.walrus_free, max(start, self.link_free[n]) + size / self.link_bps[n])
+        self.link_free[n] = done
+        self.fetching[key] = _Fetch(done, self.epoch[n], [instance_id])
+        self.meter.fetches += 1
+        self.env.timeout(done - self.env.now, key).callbacks.append(self._image_arrived)
+        return done
+
+    def _image_arrived(self, event: simpy.Event) -> None:
+        n, image = cast(tuple[int, int], event.value)
+        fetch = self.fetching.get((n, image))
+        if fetch is None or fetch.done != self.env.now or fetch.epoch != self.epoch[n]:
+            return
+        del self.fetching[(n, image)]
+        image_id = self.image_ids[image]
+        evicted = self.cc.images.fetched(n, image_id, self.image_sizes[image], self.env.now)
+        if evicted is None:
+            return
+        self.meter.evictions += len(evicted)
+        for instance_id in fetch.waiting:
+            if instance_id in self.live:
+                self.cc.images.pin(n, image_id)
+
+    def _instance_ends(self, event: simpy.Event) -> None:
+        """An instance's life is over: the user terminates it, the CC takes everything back."""
+        instance_id = cast(str, event.value)
+        instance = self.live.pop(instance_id, None)
+        if instance is None:
+            return  # lost with its node earlier
+        meter = self.meter
+        meter.advance(self.env.now)
+        self._release(instance_id, instance.public_ip)
+        self.nodes[instance.node].terminate(instance_id)
+        meter.cores -= instance.cores
+        meter.memory -= instance.memory
+        meter.disk -= instance.disk
+        meter.watts -= self.watts_per_core[instance.node] * instance.cores
+        meter.instances = len(self.live)
+
+    def _release(self, instance_id: str, public_ip: str | None) -> None:
+        self.cc.terminate(instance_id)
+        if public_ip is not None:
+            self.cc.network.release_public(public_ip)
+
+    # --- power and failures ------------------------------------------------------------------------
+
+    def _wake(self, n: int) -> None:
+        """The CC chose an ASLEEP node (POWERSAVE): wake-on-LAN, and it answers after its power-up delay."""
+        node = self.nodes[n]
+        self.meter.watts += node.shape.watts_idle - node.shape.watts_asleep
+        self.meter.powered += 1
+        self.meter.wakes += 1
+        awake_at = node.power_up()
+        self.env.timeout(awake_at - self.env.now, n).callbacks.append(self._node_answers)
+
+    def _node_answers(self, event: simpy.Event) -> None:
+        node = self.nodes[cast(int, event.value)]
+        if node.state != WAKING or node.awake_at != self.env.now:
+            return
+        node.awake()
+        self.cc.nodes.report(node.name, ResourceReport(**vars(node.describe_resources())), self.env.now)
+
+    def apply_power_plan(self) -> None:
+        """POWERSAVE's periodic check: idle nodes power down; woken nodes silent too long were given up."""
+        now = self.env.now
+        plan = self.cc.tick()
+        if not plan.sleep and not plan.down:
+            return
+        self.meter.advance(now)
+        for n in plan.sleep:
+            node = self.nodes[n]
+            node.power_down()
+            shape = node.shape
+            self.meter.watts -= shape.watts_idle - shape.watts_asleep
+            self.meter.joules += (shape.watts_idle - shape.watts_asleep) * shape.power_down
+            self.meter.powered -= 1
+            self.meter.sleeps += 1
+        self.meter.wake_timeouts += len(plan.down)
+
+    def node_fails(self, n: int) -> None:
+        """The node's host dies: its instances are lost, the CC stops placing on it."""
+        node = self.nodes[n]
+        if node.state == DOWN:
+            return
+        meter = self.meter
+        meter.advance(self.env.now)
+        meter.failures += 1
+        if node.state != ASLEEP:
+            meter.powered -= 1
+        meter.watts -= node.watts()
+        for instance_id in node.fail():
+            instance = self.live.pop(instance_id)
+            self._release(instance_id, instance.public_ip)
+            meter.cores -= instance.cores
+            meter.memory -= instance.memory
+            meter.disk -= instance.disk
+            meter.lost += 1
+        meter.instances = len(self.live)
+        self.epoch[n] += 1
+        self.link_free[n] = self.env.now
+        self.cc.nodes.unreachable(node.name, self.env.now, "host failed")
+
+    def node_repaired(self, n: int) -> None:
+        """Repaired and rebooted: the node answers the CC's next poll, empty."""
+        node = self.nodes[n]
+        if node.state != DOWN:
+            return
+        self.meter.advance(self.env.now)
+        node.recover()
+        self.meter.powered += 1
+        self.meter.watts += node.watts()
+        self.cc.nodes.report(node.name, ResourceReport(**vars(node.describe_resources())), self.env.now)
+
+    def prestage(self, images: list[int]) -> None:
+        """Images already in every node's cache when the observation starts."""
+        for n in range(len(self.nodes)):
+            for image in images:
+                self.cc.images.fetched(n, self.image_ids[image], self.image_sizes[image], 0.0)
+
+
+def image_sizes(rng: np.random.Generator, count: int, low_mb: float, high_mb: float) -> list[int]:
+    """Image sizes in bytes, log-uniform between ``low_mb`` and ``high_mb``."""
+    mb = np.exp(rng.uniform(np.log(low_mb), np.log(high_mb), size=count))
+    return [int(v * MB) for v in mb]
