@@ -31,14 +31,30 @@ def outcome(call: Callable[..., object], *args: object) -> tuple[str, object]:
         return (type(error).__name__, str(error))
 
 
-def run_both(make: Callable[[Any], object], ops: Sequence[tuple[Any, ...]], snapshot: Callable[[Any], object]) -> None:
+def held_pick() -> st.SearchStrategy[tuple[str, int]]:
+    """An argument run_both replaces with one of the items the pool holds at that moment, so that
+    releases and conflicting takes of held items are as common as the misses."""
+    return st.tuples(st.just("@held"), st.integers(0, 1000))
+
+
+def run_both(
+    make: Callable[[Any], object],
+    ops: Sequence[tuple[Any, ...]],
+    snapshot: Callable[[Any], object],
+    holding: Callable[[Any], list[Any]] = lambda pool: list(pool.in_use()),
+) -> None:
     """Build the pool with both implementations, apply ops to each, demand identical results throughout."""
     built = outcome(lambda: make(kernel)), outcome(lambda: make(twin))
     assert (built[0][0], built[0][0] == "ok" or built[0][1]) == (built[1][0], built[1][0] == "ok" or built[1][1])
     if built[0][0] != "ok":
         return
     pools = (built[0][1], built[1][1])
-    for step, (name, *args) in enumerate(ops):
+    for step, (name, *drawn) in enumerate(ops):
+        held = holding(pools[0])
+        args = [
+            (held[arg[1] % len(held)] if held else 0) if isinstance(arg, tuple) and arg[0] == "@held" else arg
+            for arg in drawn
+        ]
         got = [outcome(getattr(pool, name), *args) for pool in pools]
         assert got[0] == got[1], (step, name, args)
         assert snapshot(pools[0]) == snapshot(pools[1]), (step, name, args)
@@ -53,12 +69,13 @@ def vlan_case(draw: st.DrawFn) -> tuple[int, int, list[tuple[Any, ...]]]:
     tag = st.one_of(st.integers(lo - 2, hi + 2), st.sampled_from([0, -1, 4096, 2**70, -(2**70)]))
     op = st.one_of(
         st.just(("allocate",)),
-        st.tuples(st.just("take"), tag),
+        st.tuples(st.just("take"), tag | held_pick()),
         st.tuples(st.just("release"), tag),
-        st.tuples(st.just("held"), tag),
+        st.tuples(st.just("release"), held_pick()),
+        st.tuples(st.just("held"), tag | held_pick()),
         st.tuples(st.just("load"), st.lists(tag, max_size=12)),
     )
-    return lo, hi, draw(st.lists(op, max_size=60))
+    return lo, hi, draw(st.lists(op, min_size=5, max_size=60))
 
 
 def vlan_snapshot(pool: Any) -> object:
@@ -143,25 +160,33 @@ def plan_case(draw: st.DrawFn) -> tuple[tuple[int, int, int, int, int], list[tup
     prefix = draw(st.integers(24, 27))
     size = 1 << (32 - prefix)
     a = draw(st.sampled_from([16, 32, 64]).filter(lambda a: a <= size))
-    lo = draw(st.integers(1, 4))
-    hi = draw(st.integers(lo, 20))
-    if max(lo, 2) > min(hi, 1 + size // a):
-        hi = 4095
-    v = st.integers(0, 2 + size // a + 1)
-    address = st.one_of(st.integers(subnet - 3, subnet + size + 3), st.sampled_from([-1, 2**40]))
+    top = 1 + size // a
+    lo = draw(st.integers(1, min(4, top)))
+    first = max(lo, 2)
+    hi = draw(st.integers(first, 20) | st.just(4095))
+    last = min(hi, top)
+    # Mostly networks and addresses the plan holds, some just outside it.
+    v = st.integers(first, last) | st.integers(0, top + 2)
+    address = st.one_of(
+        st.builds(lambda v, i: subnet + (v - 2) * a + i, st.integers(first, last), st.integers(0, a - 1)),
+        st.integers(subnet - 3, subnet + size + 3),
+        st.sampled_from([-1, 2**40]),
+    )
     op = st.one_of(
         st.tuples(st.just("allocate_host"), v),
-        st.tuples(st.just("take_host"), address),
+        st.tuples(st.just("allocate_host"), st.integers(first, last)),
+        st.tuples(st.just("take_host"), address | held_pick()),
         st.tuples(st.just("release_host"), address),
-        st.tuples(st.just("held"), address),
-        st.tuples(st.just("network_of"), address),
+        st.tuples(st.just("release_host"), held_pick()),
+        st.tuples(st.just("held"), address | held_pick()),
+        st.tuples(st.just("network_of"), address | held_pick()),
         st.tuples(st.just("network"), v),
         st.tuples(st.just("hosts_in_use"), v),
         st.tuples(st.just("release_network"), v),
         st.tuples(st.just("load"), st.lists(address, max_size=10)),
     )
     mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF
-    return (subnet, mask, a, lo, hi), draw(st.lists(op, max_size=80))
+    return (subnet, mask, a, lo, hi), draw(st.lists(op, min_size=5, max_size=80))
 
 
 def plan_snapshot(plan: Any) -> object:
@@ -173,11 +198,15 @@ def plan_snapshot(plan: Any) -> object:
     )
 
 
+def plan_holding(plan: Any) -> list[int]:
+    return [host for v in range(plan.min_vlan, plan.max_vlan + 1) for host in plan.hosts_in_use(v)]
+
+
 @SETTINGS
 @given(plan_case())
 def test_address_plan_matches_twin(case: tuple[tuple[int, int, int, int, int], list[tuple[Any, ...]]]) -> None:
     args, ops = case
-    run_both(lambda impl: impl.AddressPlan(*args), ops, plan_snapshot)
+    run_both(lambda impl: impl.AddressPlan(*args), ops, plan_snapshot, plan_holding)
 
 
 @SETTINGS
@@ -251,15 +280,17 @@ UNIVERSE = [ip("203.0.113.0") + i for i in range(40)]
 @st.composite
 def public_case(draw: st.DrawFn) -> tuple[list[int], list[tuple[Any, ...]]]:
     addresses = draw(st.lists(st.sampled_from(UNIVERSE), unique=True, max_size=30))
-    address = st.one_of(st.sampled_from(UNIVERSE), st.sampled_from([-1, 0, 2**32, 2**80]))
+    listed = st.sampled_from(addresses) if addresses else st.nothing()
+    address = st.one_of(listed, st.sampled_from(UNIVERSE), st.sampled_from([-1, 0, 2**32, 2**80]))
     op = st.one_of(
         st.just(("allocate",)),
-        st.tuples(st.just("take"), address),
+        st.tuples(st.just("take"), address | held_pick()),
         st.tuples(st.just("release"), address),
+        st.tuples(st.just("release"), held_pick()),
         st.tuples(st.just("held"), address),
         st.tuples(st.just("load"), st.lists(address, max_size=12)),
     )
-    return addresses, draw(st.lists(op, max_size=60))
+    return addresses, draw(st.lists(op, min_size=5, max_size=60))
 
 
 def public_snapshot(pool: Any) -> object:
@@ -341,19 +372,21 @@ def case_variants(mac: str) -> st.SearchStrategy[str]:
 def mac_case(draw: st.DrawFn) -> tuple[list[tuple[str, int]], list[tuple[Any, ...]]]:
     macs = draw(st.lists(st.sampled_from(MACS), unique=True, max_size=10))
     pairs = [(draw(case_variants(mac)), ip("192.168.1.10") + i) for i, mac in enumerate(macs)]
+    listed = st.sampled_from(macs).flatmap(case_variants) if macs else st.nothing()
     mac = st.one_of(
+        listed,
         st.sampled_from(MACS).flatmap(case_variants),
-        st.sampled_from(["d0:0d:00:00:00", "zz:0d:00:00:00:01", "d0-0d-00-00-00-01", "", "d0:0d:00:00:00:01\n"]),
+        st.sampled_from(["d0:0d:00:00:00", "zz:0d:00:00:00:01", "d0-0d-00-00-00-01", "", "d0:0d:00:00:00:01\n", 7]),
     )
     op = st.one_of(
         st.just(("allocate",)),
-        st.tuples(st.just("take"), mac),
+        st.tuples(st.just("take"), mac | held_pick()),
         st.tuples(st.just("release"), mac),
+        st.tuples(st.just("release"), held_pick()),
         st.tuples(st.just("held"), mac),
         st.tuples(st.just("load"), st.lists(mac, max_size=8)),
-        st.just(("take", 7)),
     )
-    return pairs, draw(st.lists(op, max_size=60))
+    return pairs, draw(st.lists(op, min_size=5, max_size=60))
 
 
 def mac_snapshot(pool: Any) -> object:
