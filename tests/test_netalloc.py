@@ -212,7 +212,7 @@ def test_address_plan_matches_twin(case: tuple[tuple[int, int, int, int, int], l
 @SETTINGS
 @given(plan_args())
 def test_address_plan_validation_matches_twin(args: tuple[int, int, int, int, int]) -> None:
-    run_both(lambda impl: impl.AddressPlan(*args), [("network", 2), ("allocate_host", 2)], plan_snapshot)
+    run_both(lambda impl: impl.AddressPlan(*args), [("network", 2), ("allocate_host", 2)], plan_snapshot, plan_holding)
 
 
 def test_address_plan_known_answers() -> None:
