@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
                                 add_help=False)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
 
+    sim = commands.add_parser("sim", help="plan capacity: simulate the cluster controller (run, sweep)",
+                              add_help=False)
+    sim.add_argument("rest", nargs=argparse.REMAINDER)
+
     config = commands.add_parser("config", help="check an eucalyptus.conf file")
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     check = config_commands.add_parser("check", help="print the settings in effect, or the error")
@@ -47,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         from bench.__main__ import main as bench_main
 
         return bench_main(args.rest)
+    if args.command == "sim":
+        from sim.cli import main as sim_main
+
+        return sim_main(args.rest)
     if args.command == "config":
         return _config_check(args)
     parser.print_help()
