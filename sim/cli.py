@@ -65,8 +65,9 @@ def _run(args: argparse.Namespace) -> int:
     from sim.report import write_run_report
 
     scenario = _scenario(args)
-    print(f"simulating {scenario.workload.requests:,} requests on {scenario.n_nodes} nodes with {scenario.policy}",
-          file=sys.stderr)
+    w = scenario.workload
+    what = f"the trace {w.trace}" if w.kind == "trace" else f"{w.requests:,} {w.kind} requests"
+    print(f"simulating {what} on {scenario.n_nodes} nodes with {scenario.policy}", file=sys.stderr)
     result = run_scenario(scenario, args.replication)
     written = write_run_report(Path(args.out), result, scenario.to_dict())
     s = result.summary

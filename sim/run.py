@@ -9,18 +9,20 @@ size, so runs that compare policies or sizes see the same requests: common rando
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import simpy
 
+from euca.cluster import DEFAULT_VMTYPES
 from sim.cloud import Cloud, image_sizes
 from sim.metrics import SERIES_COLUMNS, latency_cdf, latency_summary
 from sim.processes import Reservation, node_host, power_manager, users
 from sim.scenario import Scenario
 from sim.trace import Demand, read_trace
-from sim.workload import AZURE_SIZES, exponential_workload, mean_lifetime, nhpp_workload, poisson_workload
+from sim.workload import AZURE_SIZES, VmRequests, exponential_workload, mean_lifetime, nhpp_workload, poisson_workload
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,9 @@ def make_demand(scenario: Scenario, rng: np.random.Generator) -> Demand:
     if w.kind == "trace":
         return read_trace(w.trace, vmtypes)
     cores = w.reference_cores or scenario.total_cores
-    sizes = AZURE_SIZES if w.vm_types == "azure" else tuple((t.cores, t.memory, 1.0) for t in vmtypes)
+    # Synthetic size classes are VM types: the Azure ones follow Eucalyptus's in the table.
+    first = len(DEFAULT_VMTYPES) if w.vm_types == "azure" else 0
+    sizes = AZURE_SIZES if first else tuple((t.cores, t.memory, 1.0) for t in DEFAULT_VMTYPES)
     n_images = scenario.images.count
     groups: tuple[str, ...] = ("default",)
     if w.kind == "exponential":
@@ -61,9 +65,9 @@ def make_demand(scenario: Scenario, rng: np.random.Generator) -> Demand:
                                  sizes=sizes, lifetime_mean=mean_lifetime() * w.lifetime_scale,
                                  warm_start=w.warm_start)
         groups = tuple(f"g{k}" for k in range(w.groups))
-    if w.lifetime_scale != 1.0 and w.kind != "exponential":
-        requests = type(requests)(requests.arrival, requests.size, requests.lifetime * w.lifetime_scale,
-                                  requests.deployment, requests.image, requests.prefill, requests.group)
+    scale = w.lifetime_scale if w.kind != "exponential" else 1.0
+    requests = VmRequests(requests.arrival, requests.size + first, requests.lifetime * scale,
+                          requests.deployment, requests.image, requests.prefill, requests.group)
     images = tuple(f"emi-{k + 1:08X}" for k in range(n_images))
     return Demand(requests, vmtypes, images, groups)
 
@@ -95,8 +99,9 @@ def _draw(rng: np.random.Generator, mean: float, distribution: str, shape: float
     return float(rng.exponential(mean))
 
 
-def run_scenario(scenario: Scenario, replication: int = 0) -> RunResult:
-    """Simulate the scenario from its first request to its last and summarise what happened."""
+def run_scenario(scenario: Scenario, replication: int = 0, observe: Callable[[Cloud], None] | None = None) -> RunResult:
+    """Simulate the scenario from its first request to its last and summarise what happened.
+    ``observe`` sees the model before the first request (to watch or log what the CC is asked)."""
     started = time.perf_counter()
     scenario.validate()
     workload_rng, image_rng, failure_seq = streams(scenario.seed, replication)
@@ -108,6 +113,8 @@ def run_scenario(scenario: Scenario, replication: int = 0) -> RunResult:
     cloud = Cloud(env, scenario, demand, sizes)
     if im.prestaged:
         cloud.prestage(list(range(min(im.prestaged, n_images))))
+    if observe is not None:
+        observe(cloud)
     plan = reservations(demand)
     horizon = plan[-1][0] if plan else 0.0
     cloud.meter.sample_every = horizon / (scenario.samples - 1) if horizon > 0 else 1.0

@@ -44,6 +44,9 @@ DEFAULT_CONF: tuple[tuple[str, str], ...] = (
 )
 
 
+AZURE_VMTYPES = tuple(VmType(f"az.c{c}m{m}", c, m, 10 * c) for c, m, _ in AZURE_SIZES)
+
+
 class ScenarioError(ValueError):
     """A scenario the planner cannot run; the message names the setting."""
 
@@ -148,9 +151,9 @@ class Scenario:
             raise ScenarioError(f"eucalyptus_conf: {exc}") from None
 
     def vmtypes(self) -> VmTypes:
-        if self.workload.vm_types == "eucalyptus":
-            return VmTypes(DEFAULT_VMTYPES)
-        return VmTypes(VmType(f"az.c{c}m{m}", c, m, 10 * c) for c, m, _ in AZURE_SIZES)
+        """Eucalyptus's default VM types, then one per published Azure size (``az.c2m3584``): a trace
+        may name any of them; ``workload.vm_types`` picks the ones synthetic requests ask for."""
+        return VmTypes((*DEFAULT_VMTYPES, *AZURE_VMTYPES))
 
     def with_nodes(self, n: int) -> Scenario:
         """The same cluster scaled to ``n`` nodes, each class keeping its share (largest remainder)."""
@@ -172,8 +175,8 @@ class Scenario:
             except ValueError as exc:
                 raise ScenarioError(f"nodes[{i}]: {exc}") from None
         w = self.workload
-        if w.kind not in ("synthetic", "poisson", "trace"):
-            raise ScenarioError(f"workload.kind: {w.kind!r} is not synthetic, poisson or trace")
+        if w.kind not in ("synthetic", "poisson", "exponential", "trace"):
+            raise ScenarioError(f"workload.kind: {w.kind!r} is not synthetic, poisson, exponential or trace")
         if w.kind == "trace" and not w.trace:
             raise ScenarioError("workload.trace: a trace workload needs the path of its CSV file")
         if w.requests < 1 or w.load <= 0 or w.groups < 1 or w.lifetime_scale <= 0 or w.lifetime_mean_s <= 0:
