@@ -78,7 +78,9 @@ def _dask(base: Scenario, todo: list[Cell], address: str) -> Iterator[dict[str, 
             yield future.result()
 
 
-def progress(done: int, total: int, out: TextIO = sys.stderr) -> None:
+def progress(done: int, total: int, out: TextIO | None = None) -> None:
+    """A plain-text progress bar on stderr, redrawn in place."""
+    out = out or sys.stderr
     width = 30
     filled = width * done // max(total, 1)
     out.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs")
