@@ -1,0 +1,127 @@
+"""The capacity planner's speed: the full model against a bare SimPy model of the same requests.
+
+Both sides replay the same reservations (arrival times and lifetimes) on the same number of nodes
+in the same run. The full model is ``sim.cloud.Cloud``: the real cluster controller placing every
+reservation with GREEDY, MANAGED networking (a VLAN and a private address per instance), the
+image cache index, Walrus downloads and boot times. The bare model is what one would write in
+plain SimPy with trivial placement: one process per VM holding its cores, for its lifetime, on the
+next node round robin that has room. Rates are requests (VMs asked for) per second of wall-clock time spent in
+``env.run``. ``sim_1m`` runs a million requests on 10,000 nodes in a child process and reports
+its rate and peak resident memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import resource
+import time
+from collections.abc import Generator
+from typing import Any
+
+import simpy
+
+from bench.table import Row
+from sim.cloud import Cloud, image_sizes
+from sim.processes import Reservation, users
+from sim.run import make_demand, reservations, streams
+from sim.scenario import NodeClass, Scenario, Workload
+
+UNIT = "req/s (full vs bare SimPy)"
+
+
+def scenario(n_nodes: int, n_requests: int) -> Scenario:
+    """MANAGED networking and image caching on, auto-assigned public addresses off (see the report), and a
+    warm start: the cluster begins at its steady state, so instances end as fast as new ones arrive."""
+    return Scenario(
+        name="bench", seed=2, policy="GREEDY", nodes=(NodeClass(count=n_nodes),), public_ip_per_instance=False,
+        workload=Workload(kind="poisson", requests=n_requests, load=0.9, lifetime_scale=0.02),
+    )
+
+
+def full_model(s: Scenario) -> tuple[int, float]:
+    """(requests, seconds in env.run) of the full model."""
+    workload_rng, image_rng, _ = streams(s.seed, 0)
+    demand = make_demand(s, workload_rng)
+    env = simpy.Environment()
+    cloud = Cloud(env, s, demand, image_sizes(image_rng, s.images.count, s.images.size_mb_min, s.images.size_mb_max))
+    plan = reservations(demand)
+    cloud.meter.sample_every = max(plan[-1][0] / 400, 1.0)
+    done = env.process(users(env, cloud, plan))
+    started = time.perf_counter()
+    env.run(until=done)
+    return len(demand.requests), time.perf_counter() - started
+
+
+def bare_model(s: Scenario) -> tuple[int, float]:
+    """(requests, seconds in env.run) of plain SimPy with trivial placement, on the same requests."""
+    workload_rng, _, _ = streams(s.seed, 0)
+    demand = make_demand(s, workload_rng)
+    cores = [t.cores for t in demand.vmtypes]
+    plan = reservations(demand)
+    free = [s.nodes[0].cores] * s.n_nodes
+    cursor = [0]
+    env = simpy.Environment()
+
+    def vm(env: simpy.Environment, node: int, need: int, lifetime: float) -> Generator[simpy.Event, Any, None]:
+        yield env.timeout(lifetime)
+        free[node] += need
+
+    def arrivals(env: simpy.Environment, plan: list[Reservation]) -> Generator[simpy.Event, Any, None]:
+        for when, vmtype, _, _, lifetimes, _ in plan:
+            if when > env.now:
+                yield env.timeout(when - env.now)
+            need = cores[vmtype]
+            for lifetime in lifetimes:
+                for _ in range(len(free)):  # round robin from where the last VM went
+                    node = cursor[0] = (cursor[0] + 1) % len(free)
+                    if free[node] >= need:
+                        free[node] -= need
+                        env.process(vm(env, node, need, lifetime))
+                        break
+
+    done = env.process(arrivals(env, plan))
+    started = time.perf_counter()
+    env.run(until=done)
+    return len(demand.requests), time.perf_counter() - started
+
+
+def _rate(model: Any, s: Scenario) -> float:
+    n, seconds = model(s)
+    return float(n / seconds)
+
+
+def rows(quick: bool = False) -> list[Row]:
+    n_nodes, n_requests = (1_000, 5_000) if quick else (10_000, 200_000)
+    s = scenario(n_nodes, n_requests)
+    out = [Row("sim: full model vs bare SimPy", f"{n_nodes:,} nodes, {n_requests // 1000}k req",
+               _rate(full_model, s), _rate(bare_model, s), UNIT)]
+    if not quick:
+        rate, peak_mb = sim_1m()
+        out.append(Row("sim: 1M requests (full)", f"10,000 nodes, peak {peak_mb:,.0f} MB RSS", rate, rate,
+                       "req/s (full, child process)"))
+    return out
+
+
+def _child(queue: Any) -> None:
+    n, seconds = full_model(scenario(10_000, 1_000_000))
+    queue.put((n / seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+
+
+def sim_1m() -> tuple[float, float]:
+    """Requests per second and peak resident memory (MB) of the full model on a million requests,
+    measured in a fresh process so the peak is the simulation's own."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child, args=(queue,))
+    child.start()
+    rate, peak = queue.get()
+    child.join()
+    return float(rate), float(peak)
+
+
+if __name__ == "__main__":
+    from bench.table import format_rows
+
+    print(format_rows(rows(quick=True)))
+    rate, peak = sim_1m()
+    print(f"1,000,000 requests on 10,000 nodes: {rate:,.0f} req/s, peak RSS {peak:,.0f} MB")
