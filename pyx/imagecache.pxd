@@ -27,7 +27,8 @@ cdef class CacheIndex:
     # Every cached image, unordered, so images() costs the cache's size and not the largest id.
     cdef Py_ssize_t* members
     cdef Py_ssize_t n_members
-    # A binary min-heap of the unpinned images on their LRU key: the root is the next victim.
+    # A binary min-heap of the unpinned images on their LRU key. An entry's last use may lag the
+    # image's (a lookup moved it later); a fresh root is the next victim.
     cdef lru_key_t* heap
     cdef Py_ssize_t heap_len
     cdef Py_ssize_t heap_cap

@@ -8,9 +8,10 @@ image that does not fit evicts the least recently used ones, smaller first on ti
 starting from an image pins it, so it cannot vanish under a running ``dd``.
 
 Images are dense non-negative integers (the cluster controller maps ``emi-``/``eki-``/``eri-`` ids
-onto them). Every operation is O(log n) in the cached images: unpinned images live in a binary
-min-heap on (last use, size, image), which keeps the exact tie-break even when an injected clock
-hands out equal or out-of-order times. Given a :class:`~pyx.presence.PresenceMap`, the index
+onto them). Unpinned images live in a binary min-heap on (last use, size, image), which keeps the
+exact tie-break even when an injected clock hands out equal or out-of-order times. A lookup hit
+only records its time (O(1)); the heap entry catches up when it reaches the root, so an eviction
+costs O(log n) amortised and everything else O(log n). Given a :class:`~pyx.presence.PresenceMap`, the index
 mirrors its contents into the node's row so the CACHEAWARE scheduler sees them.
 """
 from libc.stdint cimport int64_t
@@ -231,6 +232,10 @@ cdef class CacheIndex:
         cdef Py_ssize_t victim
         while self.heap_len > 0 and (self._used + incoming > capacity or capacity == 0):
             victim = self.heap[0].image
+            if self.heap[0].last_use != self.last_use[victim]:
+                self.heap[0].last_use = self.last_use[victim]
+                self._sift_down(0)
+                continue
             self._heap_remove(victim)
             self._drop(victim)
             evicted.append(victim)
@@ -253,12 +258,12 @@ cdef class CacheIndex:
             return False
         self.last_use[image] = now
         i = self.heap_pos[image]
-        if i >= 0:
+        # A later use leaves the heap entry stale, to be re-sifted only if it reaches the root:
+        # a hit costs O(1) however large the cache. An earlier one (the clock went back) must move
+        # the entry up at once, or it would be evicted late.
+        if i >= 0 and now < self.heap[i].last_use:
             self.heap[i].last_use = now
-            if i > 0 and _before(&self.heap[i], &self.heap[(i - 1) >> 1]):
-                self._sift_up(i)
-            else:
-                self._sift_down(i)
+            self._sift_up(i)
         return True
 
     def insert(self, Py_ssize_t image, int64_t size, double now) -> list[int] | None:

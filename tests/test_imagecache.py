@@ -50,6 +50,9 @@ def test_lookup_miss_changes_nothing_and_hit_refreshes() -> None:
     # An injected clock may go backwards; the order follows the times given.
     assert cache.lookup(1, now=0.5)
     assert cache.images() == [1, 2]
+    cache.insert(3, 10, now=4.0)
+    cache.lookup(3, now=0.1)
+    assert cache.insert(4, 30, now=5.0) == [3]
 
 
 def test_image_larger_than_cache_is_not_cached_and_evicts_nothing() -> None:
@@ -199,6 +202,7 @@ def test_matches_twin(capacity: int, with_presence: bool, steps: list[tuple[Any,
         assert kernel.used == oracle.used and kernel.capacity == oracle.capacity
         assert len(kernel) == len(oracle)
         assert kernel.used <= kernel.capacity
+        assert kernel.used == sum(kernel.size_of(i) for i in kernel.images())
         assert [kernel.pins(i) for i in range(N_IMAGES)] == [oracle.pins(i) for i in range(N_IMAGES)]
         if presence is not None and twin_presence is not None:
             held = [i for i in range(N_IMAGES) if presence.has(NODE, i)]

@@ -43,6 +43,8 @@ class CacheIndex:
             raise ValueError("a presence map needs this node's position (node >= 0)")
         self._capacity = capacity
         self._entries: dict[int, _Entry] = {}
+        self._used = 0
+        self._pinned_bytes = 0
         self._presence = presence
         self._node = node
         if presence is not None:
@@ -52,23 +54,21 @@ class CacheIndex:
         entry = self._entries[image]
         return (entry.last_use, entry.size, image)
 
-    def _pinned_bytes(self) -> int:
-        return sum(e.size for e in self._entries.values() if e.pins)
-
     def _announce(self, image: int, present: bool) -> None:
         if self._presence is not None:
             self._presence.set(self._node, image, present)
 
     def _evict_until(self, capacity: int, incoming: int) -> list[int]:
         evicted: list[int] = []
-        while True:
+        while self._used + incoming > capacity or capacity == 0:
             candidates = [image for image, e in self._entries.items() if not e.pins]
-            if not candidates or (self.used + incoming <= capacity and capacity != 0):
-                return evicted
+            if not candidates:
+                break
             victim = min(candidates, key=self._key)
-            del self._entries[victim]
+            self._used -= self._entries.pop(victim).size
             evicted.append(victim)
             self._announce(victim, False)
+        return evicted
 
     def lookup(self, image: int, now: float) -> bool:
         _check_image(image)
@@ -84,16 +84,20 @@ class CacheIndex:
             raise ValueError(f"image size must be >= 0 bytes, got {size}")
         if image in self._entries:
             raise ValueError(f"image {image} is already cached")
-        if self._capacity == 0 or self._pinned_bytes() + size > self._capacity:
+        if self._capacity == 0 or self._pinned_bytes + size > self._capacity:
             return None
         evicted = self._evict_until(self._capacity, size)
         self._entries[image] = _Entry(size, float(now))
+        self._used += size
         self._announce(image, True)
         return evicted
 
     def pin(self, image: int) -> None:
         _check_image(image)
-        self._entries[image].pins += 1
+        entry = self._entries[image]
+        if entry.pins == 0:
+            self._pinned_bytes += entry.size
+        entry.pins += 1
 
     def unpin(self, image: int) -> None:
         _check_image(image)
@@ -101,6 +105,8 @@ class CacheIndex:
         if entry is None or entry.pins == 0:
             raise ValueError(f"image {image} is not pinned")
         entry.pins -= 1
+        if entry.pins == 0:
+            self._pinned_bytes -= entry.size
 
     def remove(self, image: int) -> None:
         _check_image(image)
@@ -108,13 +114,14 @@ class CacheIndex:
         if entry.pins:
             raise ValueError(f"image {image} is pinned by {entry.pins} instance(s)")
         del self._entries[image]
+        self._used -= entry.size
         self._announce(image, False)
 
     def set_capacity(self, capacity: int) -> list[int] | None:
         if capacity < 0:
             raise ValueError(f"capacity must be >= 0 bytes, got {capacity}")
-        pinned = [e.size for e in self._entries.values() if e.pins]
-        if (capacity == 0 and pinned) or sum(pinned) > capacity:
+        pinned = any(e.pins for e in self._entries.values())
+        if (capacity == 0 and pinned) or self._pinned_bytes > capacity:
             return None
         evicted = self._evict_until(capacity, 0)
         self._capacity = capacity
@@ -138,7 +145,7 @@ class CacheIndex:
 
     @property
     def used(self) -> int:
-        return sum(e.size for e in self._entries.values())
+        return self._used
 
     @property
     def capacity(self) -> int:
