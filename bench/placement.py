@@ -48,15 +48,19 @@ def prefill(scheduler: Scheduler, nodes: int, presence: PresenceMap) -> None:
     for node in range(nodes):
         free = list(NODE)
         count = 0
-        while used < target:
+        misses = 0
+        # Fill the node until no type in the mix fits, so a full node is full for every type.
+        while used < target and misses < len(VMTYPES):
             need = VMTYPES[kind % len(VMTYPES)]
+            kind += 1
             if any(free[d] < need[d] for d in range(3)):
-                break
+                misses += 1
+                continue
+            misses = 0
             for d in range(3):
                 free[d] -= need[d]
             used += need[0]
             count += 1
-            kind += 1
         if count:
             scheduler.report(node, free[0], free[1], free[2], count)
     scheduler.attach_presence(presence)

@@ -27,6 +27,9 @@ cdef class Placement:
     cdef Py_ssize_t _n
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _ntypes
+    # Distinct (cores, memory, disk) rows among the VM types; per-type structures are per shape.
+    cdef Py_ssize_t _nshapes
+    cdef Py_ssize_t* _shape
     cdef Py_ssize_t _leaves
     cdef Py_ssize_t _rr
     cdef Py_ssize_t _tree_cap
@@ -40,11 +43,11 @@ cdef class Placement:
     cdef double* _waking_since
     cdef double* _key
 
-    # Per node and VM type (node * ntypes + type): copies that fit in free / max capacity.
+    # Per node and shape (node * nshapes + shape): copies that fit in free / max capacity.
     cdef int64_t* _fcnt
     cdef int64_t* _mcnt
 
-    # Per VM type.
+    # Per shape (distinct VM type row).
     cdef res_t* _need
     cdef int64_t* _totals
     cdef bitset_t* _awake

@@ -132,7 +132,8 @@ cdef class Placement:
     """
 
     def __cinit__(self, *args, **kwargs):
-        self._n = self._cap = self._ntypes = self._leaves = self._rr = 0
+        self._n = self._cap = self._ntypes = self._nshapes = self._leaves = self._rr = 0
+        self._shape = NULL
         self._maxr = self._freer = NULL
         self._st = NULL
         self._inst = NULL
@@ -182,10 +183,10 @@ cdef class Placement:
     cdef void _free_types(self) noexcept nogil:
         cdef Py_ssize_t t
         if self._awake != NULL:
-            for t in range(self._ntypes):
+            for t in range(self._nshapes):
                 bs_free(&self._awake[t])
         if self._asleep != NULL:
-            for t in range(self._ntypes):
+            for t in range(self._nshapes):
                 bs_free(&self._asleep[t])
         c_free(self._awake)
         c_free(self._asleep)
@@ -194,33 +195,43 @@ cdef class Placement:
         c_free(self._fcnt)
         c_free(self._mcnt)
         c_free(self._tree)
+        c_free(self._shape)
+        self._shape = NULL
+        self._ntypes = 0
         self._awake = self._asleep = NULL
         self._need = NULL
         self._totals = self._fcnt = self._mcnt = NULL
         self._tree = NULL
         self._tree_cap = 0
         self._leaves = 0
-        self._ntypes = 0
+        self._nshapes = 0
 
     cdef int _set_types(self, list types) except -1:
-        cdef Py_ssize_t t, i, nt = len(types)
+        # VM types with the same (cores, memory, disk) share one shape: Eucalyptus's own defaults
+        # repeat rows (c1.medium and m1.large are both 2/512/10), and every structure here is per shape.
+        cdef list shapes = list(dict.fromkeys(types))
+        cdef Py_ssize_t t, i, nt = len(shapes)
         cdef Py_ssize_t nbits = self._cap if self._cap > 0 else 1
         self._free_types()
+        self._shape = <Py_ssize_t*>malloc(len(types) * sizeof(Py_ssize_t))
         self._need = <res_t*>malloc(3 * nt * sizeof(res_t))
         self._totals = <int64_t*>calloc(2 * nt, sizeof(int64_t))
         self._fcnt = <int64_t*>calloc(nbits * nt, sizeof(int64_t))
         self._mcnt = <int64_t*>calloc(nbits * nt, sizeof(int64_t))
         self._awake = <bitset_t*>calloc(nt, sizeof(bitset_t))
         self._asleep = <bitset_t*>calloc(nt, sizeof(bitset_t))
-        if (self._need == NULL or self._totals == NULL or self._fcnt == NULL or self._mcnt == NULL
-                or self._awake == NULL or self._asleep == NULL):
+        if (self._shape == NULL or self._need == NULL or self._totals == NULL or self._fcnt == NULL
+                or self._mcnt == NULL or self._awake == NULL or self._asleep == NULL):
             self._free_types()
             raise MemoryError()
-        self._ntypes = nt
+        self._nshapes = nt
+        self._ntypes = len(types)
+        for t in range(self._ntypes):
+            self._shape[t] = shapes.index(types[t])
         for t in range(nt):
-            self._need[3 * t] = types[t][0]
-            self._need[3 * t + 1] = types[t][1]
-            self._need[3 * t + 2] = types[t][2]
+            self._need[3 * t] = shapes[t][0]
+            self._need[3 * t + 1] = shapes[t][1]
+            self._need[3 * t + 2] = shapes[t][2]
             if bs_init(&self._awake[t], nbits) != 0 or bs_init(&self._asleep[t], nbits) != 0:
                 raise MemoryError()
         self._dirty = True
@@ -231,7 +242,7 @@ cdef class Placement:
 
     cdef int _grow(self) except -1:
         cdef Py_ssize_t cap = self._cap * 2 if self._cap >= 16 else 16
-        cdef Py_ssize_t t, nt = self._ntypes
+        cdef Py_ssize_t t, nt = self._nshapes
         cdef void* p
         p = realloc(self._maxr, 3 * cap * sizeof(res_t))
         if p == NULL:
@@ -304,17 +315,17 @@ cdef class Placement:
             leaves *= 2
         self._leaves = leaves
         if self._tree_kind != 0:
-            if self._tree == NULL or 2 * leaves * self._ntypes > self._tree_cap:
-                p = realloc(self._tree, 2 * leaves * self._ntypes * sizeof(slot_t))
+            if self._tree == NULL or 2 * leaves * self._nshapes > self._tree_cap:
+                p = realloc(self._tree, 2 * leaves * self._nshapes * sizeof(slot_t))
                 if p == NULL:
                     raise MemoryError()
                 self._tree = <slot_t*>p
-                self._tree_cap = 2 * leaves * self._ntypes
-            for t in range(self._ntypes):
+                self._tree_cap = 2 * leaves * self._nshapes
+            for t in range(self._nshapes):
                 tree = &self._tree[2 * leaves * t]
                 for i in range(leaves):
                     tree[leaves + i].node = <node_t>i
-                    if i < self._n and _awake(self._st[i]) and self._fcnt[i * self._ntypes + t] > 0:
+                    if i < self._n and _awake(self._st[i]) and self._fcnt[i * self._nshapes + t] > 0:
                         tree[leaves + i].score = self._score(t, i)
                     else:
                         tree[leaves + i].score = INFINITY
@@ -343,12 +354,17 @@ cdef class Placement:
         cdef slot_t* tree = &self._tree[2 * self._leaves * t]
         cdef Py_ssize_t k = self._leaves + i
         cdef double score = self._score(t, i) if eligible else INFINITY
+        cdef const slot_t* winner
         if score == tree[k].score:
             return
         tree[k].score = score
         k >>= 1
         while k >= 1:
-            _play(tree, k)
+            winner = &tree[2 * k + 1] if tree[2 * k + 1].score < tree[2 * k].score else &tree[2 * k]
+            if winner.node == tree[k].node and winner.score == tree[k].score:
+                # The subtree's result is unchanged, so nothing above it can change either.
+                break
+            tree[k] = winner[0]
             k >>= 1
 
     cdef void _refresh(self, Py_ssize_t i, int old_state, bint max_changed) noexcept nogil:
@@ -359,7 +375,7 @@ cdef class Placement:
         cdef bint trees = self._tree_kind != 0 and not self._dirty
         cdef const res_t* f = &self._freer[3 * i]
         cdef const res_t* m = &self._maxr[3 * i]
-        cdef Py_ssize_t t, nt = self._ntypes, k = i * nt
+        cdef Py_ssize_t t, nt = self._nshapes, k = i * nt
         cdef int64_t c, old
         if not self._dirty:
             self._key[i] = _key_of(f, self._scale)
@@ -450,9 +466,9 @@ cdef class Placement:
         self._inst[i] = 0
         self._idle_since[i] = now
         self._waking_since[i] = now
-        for t in range(self._ntypes):
-            self._fcnt[i * self._ntypes + t] = 0
-            self._mcnt[i * self._ntypes + t] = 0
+        for t in range(self._nshapes):
+            self._fcnt[i * self._nshapes + t] = 0
+            self._mcnt[i * self._nshapes + t] = 0
         self._n = i + 1
         # Adding a node can only raise the scale, so no scan over the others is needed.
         if c > self._scale_raw[0]:
@@ -644,7 +660,7 @@ cdef class Placement:
         """
         if vmtype < 0 or vmtype >= self._ntypes:
             self._check_type(vmtype)
-        return self._place(vmtype, image, now, NULL)
+        return self._place(self._shape[vmtype], image, now, NULL)
 
     def place_many(self, Py_ssize_t vmtype, Py_ssize_t min_count, Py_ssize_t max_count,
                    Py_ssize_t image=-1, double now=0.0):
@@ -654,10 +670,11 @@ cdef class Placement:
         cdef list placed = []
         cdef undo_t* undo = NULL
         cdef undo_t* grown
-        cdef Py_ssize_t i, k, room = 0, saved_rr = self._rr
+        cdef Py_ssize_t i, k, shape, room = 0, saved_rr = self._rr
         if not 0 <= min_count <= max_count:
             raise ValueError(f"need 0 <= min_count <= max_count, got {min_count} and {max_count}")
         self._check_type(vmtype)
+        shape = self._shape[vmtype]
         try:
             while len(placed) < max_count:
                 k = len(placed)
@@ -667,13 +684,13 @@ cdef class Placement:
                     if grown == NULL:
                         raise MemoryError()
                     undo = grown
-                i = self._place(vmtype, image, now, &undo[k])
+                i = self._place(shape, image, now, &undo[k])
                 if i < 0:
                     break
                 placed.append(i)
             if len(placed) < min_count:
                 for k in range(len(placed) - 1, -1, -1):
-                    self._unplace(vmtype, &undo[k])
+                    self._unplace(shape, &undo[k])
                 self._rr = saved_rr
                 raise InsufficientCapacity()
         finally:
@@ -688,8 +705,9 @@ cdef class Placement:
             self._check_node(node)
         if vmtype < 0 or vmtype >= self._ntypes:
             self._check_type(vmtype)
+        cdef const res_t* need = &self._need[3 * self._shape[vmtype]]
         for d in range(3):
-            f = self._freer[3 * node + d] + self._need[3 * vmtype + d]
+            f = self._freer[3 * node + d] + need[d]
             self._freer[3 * node + d] = f if f < self._maxr[3 * node + d] else self._maxr[3 * node + d]
         if self._inst[node] > 0:
             self._inst[node] -= 1
@@ -704,10 +722,11 @@ cdef class Placement:
         doDescribeResources behind ``describe-availability-zones verbose``."""
         out = np.empty((self._ntypes, 2), dtype=np.int64)
         cdef int64_t[:, ::1] view = out
-        cdef Py_ssize_t t
+        cdef Py_ssize_t t, shape
         for t in range(self._ntypes):
-            view[t, 0] = self._totals[2 * t]
-            view[t, 1] = self._totals[2 * t + 1]
+            shape = self._shape[t]
+            view[t, 0] = self._totals[2 * shape]
+            view[t, 1] = self._totals[2 * shape + 1]
         return out
 
     def power_tick(self, double now, double idle_thresh, double wake_thresh):
