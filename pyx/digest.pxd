@@ -35,7 +35,7 @@ ctypedef struct batch_t:
 
 ctypedef struct worker_t:
     batch_t* batch
-    unsigned char* buf           # CHUNK_SIZE bytes for pread, NULL for in-memory data
+    unsigned char* buf           # a piece of a chunk read with pread; NULL for in-memory data
     EVP_MD_CTX* ctx
     int err                      # errno of a failed read, SHORT_READ, or HASH_FAILED
     pthread_t thread

@@ -41,6 +41,7 @@ CHUNK_SIZE = 4 * 1024 * 1024
 cdef enum:
     _CHUNK = 4 * 1024 * 1024
     _DIGEST = 32
+    _PIECE = 256 * 1024
     # At least this many chunks per batch: enough that a batch's stragglers idle a core for a few
     # per cent of the batch, few enough that progress is reported every 128 MiB.
     _BATCH_CHUNKS = 32
@@ -76,8 +77,7 @@ cdef void* run_worker(void* arg) noexcept nogil:
     """Hash chunks of the batch until none is left unclaimed, or this worker fails."""
     cdef worker_t* w = <worker_t*>arg
     cdef batch_t* b = w.batch
-    cdef int64_t i, offset, n
-    cdef const unsigned char* src
+    cdef int64_t i, offset, n, done, piece
     while True:
         i = __atomic_fetch_add(&b.next, 1, __ATOMIC_RELAXED)
         if i >= b.end:
@@ -86,16 +86,28 @@ cdef void* run_worker(void* arg) noexcept nogil:
         n = b.total - offset
         if n > _CHUNK:
             n = _CHUNK
+        if EVP_DigestInit_ex2(w.ctx, b.md, NULL) != 1:
+            w.err = _HASH_FAILED
+            return NULL
         if b.fd >= 0:
-            w.err = _read_fully(b.fd, w.buf, n, offset)
-            if w.err:
-                return NULL
-            src = w.buf
-        else:
-            src = b.data + offset
-        if (EVP_DigestInit_ex2(w.ctx, b.md, NULL) != 1
-                or EVP_DigestUpdate(w.ctx, src, <size_t>n) != 1
-                or EVP_DigestFinal_ex(w.ctx, b.digests + (i - b.first) * _DIGEST, NULL) != 1):
+            # Read in pieces that stay in the core's L2 cache: SHA-256 then reads back what the
+            # copy out of the page cache just wrote, instead of fetching 4 MiB from memory again.
+            done = 0
+            while done < n:
+                piece = n - done
+                if piece > _PIECE:
+                    piece = _PIECE
+                w.err = _read_fully(b.fd, w.buf, piece, offset + done)
+                if w.err:
+                    return NULL
+                if EVP_DigestUpdate(w.ctx, w.buf, <size_t>piece) != 1:
+                    w.err = _HASH_FAILED
+                    return NULL
+                done += piece
+        elif EVP_DigestUpdate(w.ctx, b.data + offset, <size_t>n) != 1:
+            w.err = _HASH_FAILED
+            return NULL
+        if EVP_DigestFinal_ex(w.ctx, b.digests + (i - b.first) * _DIGEST, NULL) != 1:
             w.err = _HASH_FAILED
             return NULL
 
@@ -155,7 +167,7 @@ cdef class _Tree:
             if self.workers[t].ctx == NULL:
                 raise MemoryError()
             if buffered:
-                if posix_memalign(&p, 4096, _CHUNK) != 0:
+                if posix_memalign(&p, 4096, _PIECE) != 0:
                     raise MemoryError()
                 self.workers[t].buf = <unsigned char*>p
         if EVP_DigestInit_ex2(self.outer, self.md, NULL) != 1:
