@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +22,15 @@ from sim.metrics import SERIES_COLUMNS, latency_cdf, latency_summary
 from sim.processes import Reservation, node_host, power_manager, users
 from sim.scenario import Scenario
 from sim.trace import Demand, read_trace
-from sim.workload import AZURE_SIZES, VmRequests, exponential_workload, mean_lifetime, nhpp_workload, poisson_workload
+from sim.workload import (
+    AZURE_SIZES,
+    VmRequests,
+    exponential_workload,
+    mean_lifetime,
+    nhpp_workload,
+    poisson_workload,
+    zipf_choice,
+)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,10 @@ def make_demand(scenario: Scenario, rng: np.random.Generator) -> Demand:
         requests = poisson_workload(rng, w.requests, cores, w.load, n_images=n_images, image_skew=scenario.images.skew,
                                     sizes=sizes, lifetime_mean=mean_lifetime() * w.lifetime_scale,
                                     warm_start=w.warm_start)
+        deployments, member = np.unique(requests.deployment, return_inverse=True)
+        group_of = zipf_choice(rng, w.groups, w.group_skew, deployments.shape[0])[member]
+        requests = replace(requests, group=group_of)
+        groups = tuple(f"g{k}" for k in range(w.groups))
     else:
         requests = nhpp_workload(rng, w.requests, cores, w.load, daily=w.daily, weekly=w.weekly, n_images=n_images,
                                  image_skew=scenario.images.skew, n_groups=w.groups, group_skew=w.group_skew,
