@@ -9,6 +9,7 @@ timed loop is the steady state of a busy cloud: an instance starts (``place``) a
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -38,13 +39,14 @@ class Scheduler(Protocol):
     def release(self, node: int, vmtype: int, now: float = 0.0) -> None: ...
 
 
-def prefill(scheduler: Scheduler, nodes: int, presence: PresenceMap) -> None:
-    """Nodes up, then filled first to last with the VM type mix until FILL of all cores are in use."""
-    for _ in range(nodes):
-        scheduler.add_node(*NODE)
+@functools.cache
+def fill_plan(nodes: int) -> tuple[tuple[int, int, int, int, int], ...]:
+    """(node, free cores, free MB, free GB, instances) for every node the prefill leaves in use:
+    nodes filled first to last with the VM type mix until FILL of all cores are in use."""
     target = int(FILL * nodes * NODE[0])
     used = 0
     kind = 0
+    plan = []
     for node in range(nodes):
         free = list(NODE)
         count = 0
@@ -62,7 +64,16 @@ def prefill(scheduler: Scheduler, nodes: int, presence: PresenceMap) -> None:
             used += need[0]
             count += 1
         if count:
-            scheduler.report(node, free[0], free[1], free[2], count)
+            plan.append((node, free[0], free[1], free[2], count))
+    return tuple(plan)
+
+
+def prefill(scheduler: Scheduler, nodes: int, presence: PresenceMap) -> None:
+    """A cluster of identical nodes, all UP, in use as ``fill_plan`` says; CACHEAWARE reads ``presence``."""
+    for _ in range(nodes):
+        scheduler.add_node(*NODE)
+    for node, cores, mem, disk, count in fill_plan(nodes):
+        scheduler.report(node, cores, mem, disk, count)
     scheduler.attach_presence(presence)
 
 
