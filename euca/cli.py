@@ -46,7 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     check = config_commands.add_parser("check", help="print the settings in effect, or the error")
     check.add_argument("file", help="path of eucalyptus.conf")
 
+    from euca import admin, up
+
+    up.add_arguments(commands.add_parser("up", help="start the cloud in a box (EC2 API, cluster, nodes)"))
+    admin.add_arguments(commands)
+
     args = parser.parse_args(argv)
+    if args.command == "up":
+        return up.main(args)
+    if args.command in ("account", "node", "image", "vmtype"):
+        return admin.main(args)
     if args.command == "bench":
         from bench.__main__ import main as bench_main
 

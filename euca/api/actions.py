@@ -1,0 +1,193 @@
+"""One thin handler per EC2 action: parsed parameters in, the output shape's dict out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from euca.api.errors import MissingParameter
+from euca.services.cloud import Cloud
+from euca.services.common import Caller
+
+Params = dict[str, Any]
+Result = dict[str, Any]
+Handler = Callable[[Cloud, Caller, Params], Result]
+
+OK: Result = {"Return": True}
+
+
+def _need(p: Params, name: str) -> Any:
+    value = p.get(name)
+    if value is None or value == "":
+        raise MissingParameter(f"The request must contain the parameter {name}")
+    return value
+
+
+def describe_availability_zones(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"AvailabilityZones": c.zones.describe(who, p.get("ZoneNames"), p.get("Filters"))}
+
+
+def describe_regions(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"Regions": c.zones.regions(p.get("RegionNames"))}
+
+
+def create_key_pair(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.keypairs.create(who, p["KeyName"])
+
+
+def import_key_pair(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.keypairs.import_(who, p["KeyName"], p["PublicKeyMaterial"])
+
+
+def describe_key_pairs(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"KeyPairs": c.keypairs.describe(who, p.get("KeyNames"), p.get("Filters"))}
+
+
+def delete_key_pair(c: Cloud, who: Caller, p: Params) -> Result:
+    c.keypairs.delete(who, _need(p, "KeyName"))
+    return OK
+
+
+def create_security_group(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.groups.create(who, p["GroupName"], p["Description"])
+
+
+def delete_security_group(c: Cloud, who: Caller, p: Params) -> Result:
+    c.groups.delete(who, p.get("GroupName"), p.get("GroupId"))
+    return OK
+
+
+def describe_security_groups(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"SecurityGroups": c.groups.describe(who, p.get("GroupNames"), p.get("GroupIds"), p.get("Filters"))}
+
+
+def authorize_security_group_ingress(c: Cloud, who: Caller, p: Params) -> Result:
+    c.groups.authorize(who, p)
+    return OK
+
+
+def revoke_security_group_ingress(c: Cloud, who: Caller, p: Params) -> Result:
+    c.groups.revoke(who, p)
+    return OK
+
+
+def allocate_address(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.addresses.allocate(who)
+
+
+def release_address(c: Cloud, who: Caller, p: Params) -> Result:
+    c.addresses.release(who, p.get("PublicIp"))
+    return OK
+
+
+def associate_address(c: Cloud, who: Caller, p: Params) -> Result:
+    c.addresses.associate(who, p.get("PublicIp"), p.get("InstanceId"))
+    return OK
+
+
+def disassociate_address(c: Cloud, who: Caller, p: Params) -> Result:
+    c.addresses.disassociate(who, p.get("PublicIp"))
+    return OK
+
+
+def describe_addresses(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"Addresses": c.addresses.describe(who, p.get("PublicIps"), p.get("Filters"))}
+
+
+def run_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.instances.run(who, p)
+
+
+def describe_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.instances.describe(who, p)
+
+
+def terminate_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"TerminatingInstances": c.instances.terminate(who, _need(p, "InstanceIds"))}
+
+
+def reboot_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    c.instances.reboot(who, _need(p, "InstanceIds"))
+    return OK
+
+
+def get_console_output(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.instances.console(who, p["InstanceId"])
+
+
+def describe_images(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"Images": c.images.describe(who, p.get("ImageIds"), p.get("Owners"), p.get("ExecutableUsers"),
+                                        p.get("Filters"))}
+
+
+def register_image(c: Cloud, who: Caller, p: Params) -> Result:
+    image_id = c.images.register(who, _need(p, "ImageLocation"), p.get("Name"), p.get("Description") or "",
+                                 p.get("Architecture"), p.get("KernelId"), p.get("RamdiskId"))
+    return {"ImageId": image_id}
+
+
+def deregister_image(c: Cloud, who: Caller, p: Params) -> Result:
+    c.images.deregister(who, p["ImageId"])
+    return OK
+
+
+def describe_image_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.images.attribute(who, p["ImageId"], p["Attribute"])
+
+
+def modify_image_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    c.images.modify(who, p)
+    return OK
+
+
+def reset_image_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    c.images.reset(who, p["ImageId"], p["Attribute"])
+    return OK
+
+
+def create_tags(c: Cloud, who: Caller, p: Params) -> Result:
+    c.tags.create(who, p["Resources"], p["Tags"])
+    return OK
+
+
+def delete_tags(c: Cloud, who: Caller, p: Params) -> Result:
+    c.tags.delete(who, p["Resources"], p.get("Tags"))
+    return OK
+
+
+def describe_tags(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"Tags": c.tags.describe(who, p.get("Filters"), c.resource_type)}
+
+
+ACTIONS: dict[str, Handler] = {
+    "DescribeAvailabilityZones": describe_availability_zones,
+    "DescribeRegions": describe_regions,
+    "CreateKeyPair": create_key_pair,
+    "ImportKeyPair": import_key_pair,
+    "DescribeKeyPairs": describe_key_pairs,
+    "DeleteKeyPair": delete_key_pair,
+    "CreateSecurityGroup": create_security_group,
+    "DeleteSecurityGroup": delete_security_group,
+    "DescribeSecurityGroups": describe_security_groups,
+    "AuthorizeSecurityGroupIngress": authorize_security_group_ingress,
+    "RevokeSecurityGroupIngress": revoke_security_group_ingress,
+    "AllocateAddress": allocate_address,
+    "ReleaseAddress": release_address,
+    "AssociateAddress": associate_address,
+    "DisassociateAddress": disassociate_address,
+    "DescribeAddresses": describe_addresses,
+    "RunInstances": run_instances,
+    "DescribeInstances": describe_instances,
+    "TerminateInstances": terminate_instances,
+    "RebootInstances": reboot_instances,
+    "GetConsoleOutput": get_console_output,
+    "DescribeImages": describe_images,
+    "RegisterImage": register_image,
+    "DeregisterImage": deregister_image,
+    "DescribeImageAttribute": describe_image_attribute,
+    "ModifyImageAttribute": modify_image_attribute,
+    "ResetImageAttribute": reset_image_attribute,
+    "CreateTags": create_tags,
+    "DeleteTags": delete_tags,
+    "DescribeTags": describe_tags,
+}

@@ -1,0 +1,106 @@
+"""EC2 responses serialized by walking the operation's output shape.
+
+Member elements take the shape's ``locationName`` (``instancesSet``, ``reservationId``), lists wrap
+each member in its own ``locationName`` (``item`` throughout EC2), timestamps are ISO 8601 in UTC,
+booleans are lower case. A serializer is built once per shape and cached, so a request only pays
+for appending strings.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from xml.sax.saxutils import escape
+
+from botocore.model import OperationModel, Shape, StructureShape
+
+Emit = Callable[[Any, list[str]], None]
+
+
+def _timestamp(value: Any) -> str:
+    if isinstance(value, (int, float)):
+        value = datetime.fromtimestamp(value, UTC)
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def _scalar_emitter(kind: str) -> Callable[[Any], str]:
+    if kind == "boolean":
+        return lambda v: "true" if v else "false"
+    if kind == "timestamp":
+        return _timestamp
+    if kind == "blob":
+        return lambda v: base64.b64encode(v).decode() if isinstance(v, bytes) else escape(str(v))
+    return lambda v: escape(str(v))
+
+
+@cache
+def _emitter(shape: Shape) -> Emit:
+    kind = shape.type_name
+    if kind == "structure":
+        assert isinstance(shape, StructureShape)
+        members: list[tuple[str, str, str, Emit]] = []
+        for name, member in shape.members.items():
+            tag = str(member.serialization.get("name", name))
+            members.append((name, f"<{tag}>", f"</{tag}>", _emitter(member)))
+
+        def structure(value: Any, out: list[str]) -> None:
+            for name, open_tag, close_tag, emit in members:
+                item = value.get(name)
+                if item is None:
+                    continue
+                out.append(open_tag)
+                emit(item, out)
+                out.append(close_tag)
+        return structure
+    if kind == "list":
+        item_shape: Shape = shape.member
+        tag = str(item_shape.serialization.get("name", "member"))
+        open_tag, close_tag = f"<{tag}>", f"</{tag}>"
+        emit_member = _emitter(item_shape)
+
+        def listing(value: Any, out: list[str]) -> None:
+            for item in value:
+                out.append(open_tag)
+                emit_member(item, out)
+                out.append(close_tag)
+        return listing
+    if kind == "map":
+        key_emit, value_emit = _emitter(shape.key), _emitter(shape.value)
+
+        def mapping(value: Any, out: list[str]) -> None:
+            for k, v in value.items():
+                out.append("<entry><key>")
+                key_emit(k, out)
+                out.append("</key><value>")
+                value_emit(v, out)
+                out.append("</value></entry>")
+        return mapping
+    convert = _scalar_emitter(kind)
+
+    def scalar(value: Any, out: list[str]) -> None:
+        out.append(convert(value))
+    return scalar
+
+
+def response(operation: OperationModel, result: dict[str, Any], request_id: str, version: str) -> bytes:
+    """The whole ``<XResponse xmlns=...>`` document for one answered request."""
+    root = f"{operation.name}Response"
+    out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="http://ec2.amazonaws.com/doc/{version}/">',
+           f"<requestId>{request_id}</requestId>"]
+    shape = operation.output_shape
+    if shape is not None:
+        _emitter(shape)(result, out)
+    elif "Return" not in result:
+        out.append("<return>true</return>")
+    out.append(f"</{root}>")
+    return "".join(out).encode()
+
+
+def error(code: str, message: str, request_id: str) -> bytes:
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{escape(code)}</Code>'
+            f"<Message>{escape(message)}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
+            ).encode()

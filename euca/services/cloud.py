@@ -1,0 +1,86 @@
+"""The cloud controller: every service, built once over one store and one cluster controller."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from euca.box import BoxNodes, NodeSpec, Timings
+from euca.cluster import ClusterController, VmType, VmTypes
+from euca.config import Config
+from euca.services.accounts import Accounts
+from euca.services.addresses import Addresses
+from euca.services.common import ADMIN, Caller, Ids
+from euca.services.groups import Groups
+from euca.services.images import Images
+from euca.services.instances import Instances
+from euca.services.keypairs import KeyPairs
+from euca.services.tags import Tags
+from euca.services.zones import Zones
+from euca.store import Store
+
+log = logging.getLogger("euca.cloud")
+
+
+def stored_vmtypes(store: Store) -> VmTypes:
+    types = VmTypes()
+    for name, _, body in store.load("vmtype"):
+        types = types.replaced(VmType(name, body["cores"], body["memory"], body["disk"]))
+    return types
+
+
+def stored_nodes(store: Store) -> list[NodeSpec]:
+    return [NodeSpec(name, b["cores"], b["memory"], b["disk"]) for name, _, b in store.load("node")]
+
+
+@dataclass
+class Cloud:
+    store: Store
+    cc: ClusterController
+    box: BoxNodes
+    accounts: Accounts
+    tags: Tags
+    keypairs: KeyPairs
+    groups: Groups
+    addresses: Addresses
+    images: Images
+    instances: Instances
+    zones: Zones
+
+    @classmethod
+    def open(cls, store: Store, config: Config | None = None, timings: Timings | None = None,
+             endpoint: str = "") -> Cloud:
+        """Load every record, register the nodes, and rebuild the cluster controller from the store."""
+        cc = ClusterController(config, stored_vmtypes(store))
+        box = BoxNodes(timings or Timings())
+        box.register(cc, stored_nodes(store))
+        ids = Ids(store)
+        accounts = Accounts(store)
+        tags = Tags(store)
+        keypairs = KeyPairs(store)
+        groups = Groups(store, ids, accounts, tags)
+        addresses = Addresses(store, cc)
+        images = Images(store, ids, accounts, tags)
+        instances = Instances(store, ids, cc, box, accounts, images, keypairs, groups, addresses, tags)
+        cloud = cls(store, cc, box, accounts, tags, keypairs, groups, addresses, images, instances,
+                    Zones(cc, endpoint=endpoint))
+        for problem in instances.restore():
+            log.warning("restore: %s", problem)
+        if accounts.get(ADMIN) is None:
+            accounts.create(ADMIN, admin=True)
+        return cloud
+
+    def caller(self, access_key: str) -> Caller:
+        caller = self.accounts.caller(access_key)
+        self.groups.ensure_default(caller.account)
+        return caller
+
+    def tick(self) -> None:
+        """Periodic work: bury long-terminated instances, and POWERSAVE's idle check."""
+        self.instances.bury()
+        self.cc.tick()
+
+    def resource_type(self, resource: str) -> str:
+        prefix = resource.split("-", 1)[0]
+        return {"i": "instance", "sg": "security-group", "emi": "image", "eki": "image", "eri": "image"}.get(
+            prefix, "unknown")

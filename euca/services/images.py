@@ -1,0 +1,255 @@
+"""Images: machine images (emi-), kernels (eki-) and ramdisks (eri-), with launch permissions.
+
+Only administrators register kernels and ramdisks. Until Walrus lands, an image's location is
+recorded as given (a bundle manifest path, or the files ``euca image import`` copied into the
+data directory); the image type is read from the manifest's name as euca-bundle-image names them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from euca.api.errors import (
+    InvalidAMIAttributeItemValue,
+    InvalidAMIIDMalformed,
+    InvalidAMIIDNotFound,
+    InvalidAMINameDuplicate,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    MissingParameter,
+    UnauthorizedOperation,
+)
+from euca.services.accounts import Accounts
+from euca.services.common import Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
+from euca.services.tags import Tags
+from euca.store import Store
+
+PREFIX = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
+ATTRIBUTES = ("launchPermission", "description", "kernel", "ramdisk", "productCodes", "blockDeviceMapping")
+
+
+@dataclass
+class Image:
+    image_id: str
+    account: str
+    kind: str
+    location: str
+    name: str
+    description: str = ""
+    architecture: str = "x86_64"
+    kernel_id: str = ""
+    ramdisk_id: str = ""
+    public: bool = False
+    launch: list[str] = field(default_factory=list)  # account ids allowed to launch
+    created: float = 0.0
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def kind_of_location(location: str) -> str:
+    base = location.rsplit("/", 1)[-1].lower()
+    if base.startswith("vmlinu") or "kernel" in base:
+        return "kernel"
+    if base.startswith("initrd") or "ramdisk" in base or base.startswith("initramfs"):
+        return "ramdisk"
+    return "machine"
+
+
+class Images:
+    def __init__(self, store: Store, ids: Ids, accounts: Accounts, tags: Tags) -> None:
+        self._store, self._ids, self._accounts, self._tags = store, ids, accounts, tags
+        self._images: dict[str, Image] = {}
+        for _, _, body in store.load("image"):
+            img = Image(**body)
+            self._images[img.image_id] = img
+        tags.add_resolver(self._resolve)
+
+    def reload(self) -> None:
+        self._images = {b["image_id"]: Image(**b) for _, _, b in self._store.load("image")}
+
+    def _resolve(self, caller: Caller, resource: str) -> tuple[str, str] | None:
+        img = self._images.get(resource)
+        return (img.account, "image") if img is not None and caller.sees(img.account) else None
+
+    def _may_launch(self, caller: Caller, img: Image) -> bool:
+        return caller.sees(img.account) or img.public or caller.account_id in img.launch
+
+    def visible(self, caller: Caller, image_id: str, kind: str | None = None) -> Image:
+        """An image the caller may launch, or the NotFound error EC2 gives."""
+        if not well_formed(image_id, "emi", "eki", "eri", "ami", "aki", "ari"):
+            raise InvalidAMIIDMalformed(f"Invalid id: \"{image_id[:64]}\"")
+        img = self._images.get(image_id)
+        if img is None or not self._may_launch(caller, img) or (kind is not None and img.kind != kind):
+            raise InvalidAMIIDNotFound(f"The image id '[{image_id}]' does not exist")
+        return img
+
+    def _owned(self, caller: Caller, image_id: str) -> Image:
+        img = self.visible(caller, image_id)
+        if not caller.sees(img.account):
+            raise UnauthorizedOperation(f"You are not the owner of {image_id}")
+        return img
+
+    def register(self, caller: Caller, location: str, name: str | None = None, description: str = "",
+                 architecture: str | None = None, kernel_id: str | None = None, ramdisk_id: str | None = None,
+                 kind: str | None = None, public: bool = False) -> str:
+        if not location or len(location) > 1024 or not location.isprintable():
+            raise MissingParameter("The request must contain the parameter ImageLocation")
+        kind = kind or kind_of_location(location)
+        if kind != "machine" and not caller.admin:
+            raise UnauthorizedOperation(f"Only administrators can register {kind} images")
+        name = name or location.rsplit("/", 1)[-1].removesuffix(".manifest.xml")
+        if not 3 <= len(name) <= 128 or not name.isprintable():
+            raise InvalidParameterValue("image names are 3-128 printable characters")
+        if any(i.name == name and i.account == caller.account for i in self._images.values()):
+            raise InvalidAMINameDuplicate(f"AMI name {name} is already in use by {caller.account}")
+        if len(description) > 255:
+            raise InvalidParameterValue("descriptions are at most 255 characters")
+        architecture = architecture or "x86_64"
+        if architecture not in ("i386", "x86_64"):
+            raise InvalidParameterValue(f"architecture {architecture[:32]}: i386 or x86_64")
+        if kind != "machine" and (kernel_id or ramdisk_id):
+            raise InvalidParameterCombination("kernels and ramdisks take no kernel or ramdisk")
+        if kernel_id:
+            self.visible(caller, kernel_id, "kernel")
+        if ramdisk_id:
+            self.visible(caller, ramdisk_id, "ramdisk")
+        with self._store.transaction() as tx:
+            img = Image(self._ids.new(PREFIX[kind], tx), caller.account, kind, location, name, description,
+                        architecture, kernel_id or "", ramdisk_id or "", public, [], time.time())
+            tx.put("image", img.image_id, img.account, img.body())
+        self._images[img.image_id] = img
+        return img.image_id
+
+    def deregister(self, caller: Caller, image_id: str) -> None:
+        img = self._owned(caller, image_id)
+        with self._store.transaction() as tx:
+            tx.delete("image", img.image_id)
+        del self._images[img.image_id]
+        self._tags.drop(img.image_id)
+
+    def describe(self, caller: Caller, image_ids: list[str] | None, owners: list[str] | None,
+                 executable_by: list[str] | None, filters: Any) -> list[dict[str, Any]]:
+        chosen = wanted(filters, ("image-id", "image-type", "name", "owner-id", "state", "is-public", "architecture",
+                                  "kernel-id", "ramdisk-id", "manifest-location", "description",
+                                  "root-device-type", "owner-alias"))
+        images = [i for i in self._images.values() if self._may_launch(caller, i)]
+        if image_ids:
+            for id_ in image_ids:
+                if not any(i.image_id == id_ for i in images):
+                    if not well_formed(id_, "emi", "eki", "eri", "ami", "aki", "ari"):
+                        raise InvalidAMIIDMalformed(f"Invalid id: \"{id_[:64]}\"")
+                    raise InvalidAMIIDNotFound(f"The image id '[{id_}]' does not exist")
+            images = [i for i in images if i.image_id in image_ids]
+        if owners:
+            ids = {caller.account_id if o == "self" else o for o in owners}
+            images = [i for i in images if self._owner_id(i.account) in ids or i.account in ids]
+        if executable_by:
+            def runs(i: Image) -> bool:
+                for who in executable_by:
+                    if who == "all" and i.public:
+                        return True
+                    if who == "self" and (i.account == caller.account or caller.account_id in i.launch or i.public):
+                        return True
+                    if who in i.launch:
+                        return True
+                return False
+            images = [i for i in images if runs(i)]
+        out = []
+        for i in sorted(images, key=lambda i: i.image_id):
+            owner = self._owner_id(i.account)
+            tags = self._tags.of(i.image_id)
+            fields = {"image-id": [i.image_id], "image-type": [i.kind], "name": [i.name], "owner-id": [owner],
+                      "state": ["available"], "is-public": ["true" if i.public else "false"],
+                      "architecture": [i.architecture], "kernel-id": [i.kernel_id], "ramdisk-id": [i.ramdisk_id],
+                      "manifest-location": [i.location], "description": [i.description],
+                      "root-device-type": ["instance-store"], "owner-alias": [i.account]}
+            if matches(chosen, lambda n, f=fields, t=tags: f.get(n) or tag_fields(t, n)):  # type: ignore[misc]
+                out.append({
+                    "ImageId": i.image_id, "ImageLocation": i.location, "State": "available", "OwnerId": owner,
+                    "Public": i.public, "Architecture": i.architecture, "ImageType": i.kind,
+                    "KernelId": i.kernel_id or None, "RamdiskId": i.ramdisk_id or None, "Name": i.name,
+                    "Description": i.description or None, "RootDeviceType": "instance-store",
+                    "RootDeviceName": "/dev/sda1", "VirtualizationType": "paravirtual", "Hypervisor": "xen",
+                    "ImageOwnerAlias": i.account,
+                    "CreationDate": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(i.created)),
+                    "Tags": tag_list(tags)})
+        return out
+
+    def _owner_id(self, account: str) -> str:
+        a = self._accounts.get(account)
+        return a.account_id if a else account
+
+    # --- attributes --------------------------------------------------------------------------------
+
+    def attribute(self, caller: Caller, image_id: str, attribute: str) -> dict[str, Any]:
+        if attribute not in ATTRIBUTES:
+            raise InvalidParameterValue(f"Attribute {attribute[:64]} is not one of {', '.join(ATTRIBUTES)}")
+        img = self.visible(caller, image_id)
+        out: dict[str, Any] = {"ImageId": img.image_id}
+        if attribute == "launchPermission":
+            if not caller.sees(img.account):
+                raise UnauthorizedOperation(f"You are not the owner of {image_id}")
+            out["LaunchPermissions"] = ([{"Group": "all"}] if img.public else []) + [{"UserId": u} for u in img.launch]
+        elif attribute == "description":
+            out["Description"] = {"Value": img.description}
+        elif attribute == "kernel":
+            out["KernelId"] = {"Value": img.kernel_id} if img.kernel_id else {}
+        elif attribute == "ramdisk":
+            out["RamdiskId"] = {"Value": img.ramdisk_id} if img.ramdisk_id else {}
+        elif attribute == "productCodes":
+            out["ProductCodes"] = []
+        else:
+            out["BlockDeviceMappings"] = [{"DeviceName": "sda1", "VirtualName": "ami"},
+                                          {"DeviceName": "sda2", "VirtualName": "ephemeral0"},
+                                          {"DeviceName": "sda3", "VirtualName": "swap"}]
+        return out
+
+    def modify(self, caller: Caller, p: dict[str, Any]) -> None:
+        img = self._owned(caller, p["ImageId"])
+        public, launch, description = img.public, list(img.launch), img.description
+        attribute = p.get("Attribute")
+        if "Description" in p or attribute == "description":
+            value = (p.get("Description") or {}).get("Value", p.get("Value"))
+            if value is None or len(value) > 255:
+                raise InvalidParameterValue("a description of at most 255 characters is needed")
+            description = value
+        changes: list[tuple[str, dict[str, Any]]] = []
+        lp = p.get("LaunchPermission") or {}
+        changes += [("add", x) for x in lp.get("Add") or []] + [("remove", x) for x in lp.get("Remove") or []]
+        op = p.get("OperationType")
+        if attribute == "launchPermission" or p.get("UserIds") or p.get("UserGroups"):
+            if op not in ("add", "remove"):
+                raise InvalidParameterValue("OperationType must be add or remove")
+            changes += [(op, {"UserId": u}) for u in p.get("UserIds") or []]
+            changes += [(op, {"Group": g}) for g in p.get("UserGroups") or []]
+        if not changes and description == img.description:
+            raise MissingParameter("Nothing to modify: give LaunchPermission, UserId, UserGroup or Description")
+        for how, item in changes:
+            if "Group" in item and item["Group"] is not None:
+                if item["Group"] != "all":
+                    raise InvalidAMIAttributeItemValue(f"Invalid attribute item value \"{item['Group'][:32]}\"")
+                public = how == "add"
+            elif item.get("UserId"):
+                user = str(item["UserId"])
+                if not (user.isdigit() and len(user) == 12):
+                    raise InvalidAMIAttributeItemValue(f"Invalid attribute item value \"{user[:32]}\" for UserId")
+                if how == "add" and user not in launch:
+                    launch.append(user)
+                elif how == "remove" and user in launch:
+                    launch.remove(user)
+        self._replace(img, public=public, launch=launch, description=description)
+
+    def reset(self, caller: Caller, image_id: str, attribute: str) -> None:
+        img = self._owned(caller, image_id)
+        if attribute != "launchPermission":
+            raise InvalidParameterValue("only launchPermission can be reset")
+        self._replace(img, public=False, launch=[], description=img.description)
+
+    def _replace(self, img: Image, public: bool, launch: list[str], description: str) -> None:
+        body = img.body() | {"public": public, "launch": launch, "description": description}
+        with self._store.transaction() as tx:
+            tx.put("image", img.image_id, img.account, body)
+        img.public, img.launch, img.description = public, launch, description

@@ -1,0 +1,381 @@
+"""Instances and reservations: RunInstances asks the cluster controller to place and address them,
+records them, and answers; their state after that is the in-box nodes' (``euca.box``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from euca.api.errors import (
+    IdempotentParameterMismatch,
+    InstanceLimitExceeded,
+    InsufficientAddressCapacity,
+    InsufficientInstanceCapacity,
+    InvalidInstanceIDMalformed,
+    InvalidInstanceIDNotFound,
+    InvalidKeyPairNotFound,
+    InvalidPaginationToken,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    MissingParameter,
+)
+from euca.box import STATE_CODES, BoxNodes
+from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
+from euca.services.accounts import Accounts
+from euca.services.addresses import Addresses
+from euca.services.common import Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
+from euca.services.groups import DEFAULT, Groups
+from euca.services.images import Images
+from euca.services.keypairs import KeyPairs
+from euca.services.tags import Tags
+from euca.store import Store
+from pyx.errors import Exhausted, InsufficientCapacity, KernelError
+
+log = logging.getLogger("euca.services.instances")
+
+MAX_PER_REQUEST = 256  # the CC's MAXINSTANCES is 2048; one reservation asks for at most this many
+MAX_USER_DATA = 16384
+FILTERS = ("instance-id", "instance-state-name", "instance-state-code", "instance-type", "image-id", "kernel-id",
+           "ramdisk-id", "key-name", "reservation-id", "availability-zone", "private-ip-address", "ip-address",
+           "group-name", "instance.group-name", "owner-id", "launch-index", "client-token", "private-dns-name",
+           "dns-name", "architecture", "root-device-type")
+
+
+@dataclass
+class Instance:
+    instance_id: str
+    reservation_id: str
+    account: str
+    image_id: str
+    vmtype: str
+    node: str
+    mac: str
+    private_ip: str
+    vlan: int
+    netgroup: str
+    launched: float
+    zone: str
+    groups: list[str] = field(default_factory=list)
+    kernel_id: str = ""
+    ramdisk_id: str = ""
+    key_name: str = ""
+    user_data: str = ""
+    launch_index: int = 0
+    client_token: str = ""
+    terminated: float | None = None
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def placed(self) -> Placed:
+        return Placed(self.instance_id, self.node, self.vmtype,
+                      NetAssignment(self.instance_id, self.mac, self.private_ip, self.vlan, self.netgroup),
+                      self.image_id)
+
+
+class Instances:
+    def __init__(self, store: Store, ids: Ids, cc: ClusterController, box: BoxNodes, accounts: Accounts,
+                 images: Images, keypairs: KeyPairs, groups: Groups, addresses: Addresses, tags: Tags) -> None:
+        self._store, self._ids, self._cc, self._box = store, ids, cc, box
+        self._accounts, self._images, self._keypairs = accounts, images, keypairs
+        self._groups, self._addresses, self._tags = groups, addresses, tags
+        self._instances: dict[str, Instance] = {}
+        for _, _, body in store.load("instance"):
+            inst = Instance(**body)
+            self._instances[inst.instance_id] = inst
+        groups.in_use = self._group_in_use
+        addresses.live = self._live
+        tags.add_resolver(self._resolve)
+
+    # --- start-up -------------------------------------------------------------------------------------
+
+    def restore(self) -> list[str]:
+        """Rebuild the cluster controller's placements and networks from the store. An instance the
+        CC cannot take back (its node is gone) is recorded as terminated, so nothing leaks."""
+        live = [i.placed() for i in self._instances.values() if i.terminated is None]
+        problems = self._cc.restore(live, self._addresses.restore_list())
+        lost = [i for i in self._instances.values()
+                if i.terminated is None and self._cc.instance(i.instance_id) is None]
+        if lost:
+            now = self._box.clock()
+            with self._store.transaction() as tx:
+                for inst in lost:
+                    self._addresses.unbind(tx, inst.instance_id)
+                    tx.put("instance", inst.instance_id, inst.account, inst.body() | {"terminated": now})
+            for inst in lost:
+                inst.terminated = now
+                self._addresses.unbound([ip for ip, owner in self._addresses.restore_list()
+                                         if owner == inst.instance_id])
+        return problems
+
+    # --- lookups other services use -----------------------------------------------------------------
+
+    def _group_in_use(self, account: str, name: str) -> bool:
+        return any(i.account == account and name in i.groups and i.terminated is None
+                   for i in self._instances.values())
+
+    def _live(self, instance_id: str) -> tuple[str, str] | None:
+        inst = self._instances.get(instance_id)
+        if inst is None or inst.terminated is not None:
+            return None
+        return inst.account, inst.private_ip
+
+    def _resolve(self, caller: Caller, resource: str) -> tuple[str, str] | None:
+        inst = self._instances.get(resource)
+        return (inst.account, "instance") if inst is not None and caller.sees(inst.account) else None
+
+    def _visible(self, caller: Caller, ids: list[str]) -> list[Instance]:
+        out = []
+        for id_ in ids:
+            if not well_formed(id_, "i"):
+                raise InvalidInstanceIDMalformed(f"Invalid id: \"{id_[:64]}\" (expecting \"i-...\")")
+            inst = self._instances.get(id_)
+            if inst is None or not caller.sees(inst.account) or self._box.state(inst.launched, inst.terminated) is None:
+                raise InvalidInstanceIDNotFound(f"The instance ID '{id_}' does not exist")
+            out.append(inst)
+        return out
+
+    # --- RunInstances ---------------------------------------------------------------------------------
+
+    def run(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
+        image_id = p.get("ImageId")
+        if not image_id:
+            raise MissingParameter("The request must contain the parameter ImageId")
+        low, high = p["MinCount"], p["MaxCount"]
+        if low < 1 or high < 1:
+            raise InvalidParameterValue("MinCount and MaxCount must be at least 1")
+        if low > high:
+            raise InvalidParameterValue(f"MinCount ({low}) must not exceed MaxCount ({high})")
+        if low > MAX_PER_REQUEST:
+            raise InstanceLimitExceeded(f"at most {MAX_PER_REQUEST} instances per request")
+        high = min(high, MAX_PER_REQUEST)
+        token = p.get("ClientToken") or ""
+        if len(token) > 64:
+            raise InvalidParameterValue("ClientToken is at most 64 characters")
+        vmtype = p.get("InstanceType") or "m1.small"
+        if vmtype not in self._cc.vmtypes:
+            raise InvalidParameterValue(f"Invalid value '{vmtype[:32]}' for InstanceType")
+        image = self._images.visible(caller, image_id, "machine")
+        kernel_id = p.get("KernelId") or image.kernel_id
+        ramdisk_id = p.get("RamdiskId") or image.ramdisk_id
+        if kernel_id:
+            self._images.visible(caller, kernel_id, "kernel")
+        if ramdisk_id:
+            self._images.visible(caller, ramdisk_id, "ramdisk")
+        key_name = p.get("KeyName") or ""
+        if key_name and self._keypairs.get(caller.account, key_name) is None:
+            raise InvalidKeyPairNotFound(f"The key pair '{key_name[:255]}' does not exist")
+        self._groups.ensure_default(caller.account)
+        names = list(p.get("SecurityGroups") or [])
+        names += [self._groups.find(caller, group_id=g).name for g in p.get("SecurityGroupIds") or []]
+        for name in names:
+            self._groups.find(caller, name)
+        names = list(dict.fromkeys(names)) or [DEFAULT]
+        zone = (p.get("Placement") or {}).get("AvailabilityZone") or self._cc.name
+        if zone != self._cc.name:
+            raise InvalidParameterValue(f"Invalid availability zone: [{zone[:64]}]")
+        user_data = p.get("UserData") or ""
+        try:
+            if len(base64.b64decode(user_data, validate=True)) > MAX_USER_DATA:
+                raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes")
+        except (binascii.Error, ValueError):
+            raise InvalidParameterValue("UserData must be base64 encoded") from None
+        request_shape = (image_id, vmtype, key_name, tuple(names), low, high)
+        if token:
+            same = [i for i in self._instances.values() if i.account == caller.account and i.client_token == token]
+            if same:
+                first = same[0]
+                if (first.image_id, first.vmtype, first.key_name, tuple(first.groups)) != request_shape[:4]:
+                    raise IdempotentParameterMismatch("The client token was used with different parameters")
+                return self._reservation(caller, [i for i in same])
+
+        drawn: list[str] = []
+        launches = []
+        try:
+            with self._store.transaction() as tx:
+                reservation_id = self._ids.new("r", tx)
+                instance_ids = [self._ids.new("i", tx) for _ in range(high)]
+                drawn = [reservation_id, *instance_ids]
+                try:
+                    launches = self._cc.run(RunRequest(instance_ids, vmtype, low, caller.account, names[0], image_id))
+                except Exhausted as exc:
+                    raise InsufficientAddressCapacity(str(exc)) from None
+                except InsufficientCapacity as exc:
+                    raise InsufficientInstanceCapacity(str(exc)) from None
+                except KernelError as exc:
+                    raise InsufficientInstanceCapacity(str(exc)) from None
+                now = self._box.clock()
+                created = [Instance(
+                    launch.instance_id, reservation_id, caller.account, image_id, vmtype, launch.node,
+                    launch.net.mac, launch.net.private_ip, launch.net.vlan, launch.net.group, now, self._cc.name,
+                    names, kernel_id, ramdisk_id, key_name, user_data, index, token)
+                    for index, launch in enumerate(launches)]
+                for inst in created:
+                    tx.put("instance", inst.instance_id, inst.account, inst.body())
+        except BaseException:
+            self._ids.forget_unwritten(drawn)
+            for launch in launches:
+                self._cc.terminate(launch.instance_id)
+            raise
+        for inst in created:
+            self._instances[inst.instance_id] = inst
+        for spec in p.get("TagSpecifications") or []:
+            if spec.get("ResourceType") in (None, "instance") and spec.get("Tags"):
+                self._tags.create(caller, [i.instance_id for i in created], spec["Tags"])
+        return self._reservation(caller, created)
+
+    # --- TerminateInstances / RebootInstances / GetConsoleOutput -------------------------------------------
+
+    def terminate(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
+        chosen = self._visible(caller, ids)
+        now = self._box.clock()
+        before = {i.instance_id: self._box.state(i.launched, i.terminated, now) or "terminated" for i in chosen}
+        ending = list({i.instance_id: i for i in chosen if i.terminated is None}.values())
+        unbound: list[str] = []
+        if ending:
+            with self._store.transaction() as tx:
+                for inst in ending:
+                    unbound += self._addresses.unbind(tx, inst.instance_id)
+                    tx.put("instance", inst.instance_id, inst.account, inst.body() | {"terminated": now})
+            for inst in ending:
+                inst.terminated = now
+                try:
+                    self._cc.terminate(inst.instance_id)
+                except KeyError:
+                    log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
+            self._addresses.unbound(unbound)
+        out = []
+        for inst in chosen:
+            state = self._box.state(inst.launched, inst.terminated, now) or "terminated"
+            out.append({"InstanceId": inst.instance_id,
+                        "CurrentState": {"Code": STATE_CODES[state], "Name": state},
+                        "PreviousState": {"Code": STATE_CODES[before[inst.instance_id]],
+                                          "Name": before[inst.instance_id]}})
+        return out
+
+    def reboot(self, caller: Caller, ids: list[str]) -> None:
+        self._visible(caller, ids)
+
+    def console(self, caller: Caller, instance_id: str) -> dict[str, Any]:
+        inst = self._visible(caller, [instance_id])[0]
+        text = self._box.console(inst.instance_id, inst.node, inst.vmtype, inst.private_ip, inst.launched)
+        return {"InstanceId": inst.instance_id, "Timestamp": self._box.clock(),
+                "Output": base64.b64encode(text.encode()).decode()}
+
+    # --- DescribeInstances ------------------------------------------------------------------------------
+
+    def describe(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
+        ids = p.get("InstanceIds") or []
+        limit, token = p.get("MaxResults"), p.get("NextToken")
+        if ids and limit is not None:
+            raise InvalidParameterCombination("MaxResults cannot be used with InstanceIds")
+        if limit is not None and not 5 <= limit <= 1000:
+            raise InvalidParameterValue("MaxResults must be between 5 and 1000")
+        chosen = wanted(p.get("Filters"), FILTERS)
+        now = self._box.clock()
+        candidates = self._visible(caller, ids) if ids else [
+            i for i in self._instances.values() if caller.sees(i.account)]
+        rows: list[tuple[Instance, str]] = []
+        for inst in candidates:
+            state = self._box.state(inst.launched, inst.terminated, now)
+            if state is None:
+                continue
+            if chosen and not matches(chosen, lambda name, i=inst, s=state: self._fields(i, s, name)):  # type: ignore[misc]
+                continue
+            rows.append((inst, state))
+        start = 0
+        if token:
+            try:
+                start = int(base64.urlsafe_b64decode(token.encode()).decode())
+            except (ValueError, binascii.Error):
+                raise InvalidPaginationToken(f"Invalid pagination token {token[:64]}") from None
+            if not 0 <= start <= len(rows):
+                raise InvalidPaginationToken(f"Invalid pagination token {token[:64]}")
+        end = len(rows) if limit is None else min(len(rows), start + limit)
+        page = rows[start:end]
+        reservations: dict[str, list[tuple[Instance, str]]] = {}
+        for inst, state in page:
+            reservations.setdefault(inst.reservation_id, []).append((inst, state))
+        out: dict[str, Any] = {"Reservations": [self._reservation_of(caller, items) for items in reservations.values()]}
+        if end < len(rows):
+            out["NextToken"] = base64.urlsafe_b64encode(str(end).encode()).decode()
+        return out
+
+    def _fields(self, inst: Instance, state: str, name: str) -> list[str]:
+        simple = {
+            "instance-id": inst.instance_id, "instance-state-name": state,
+            "instance-state-code": str(STATE_CODES[state]), "instance-type": inst.vmtype, "image-id": inst.image_id,
+            "kernel-id": inst.kernel_id, "ramdisk-id": inst.ramdisk_id, "key-name": inst.key_name,
+            "reservation-id": inst.reservation_id, "availability-zone": inst.zone,
+            "private-ip-address": inst.private_ip, "launch-index": str(inst.launch_index),
+            "client-token": inst.client_token, "private-dns-name": inst.private_ip, "architecture": "x86_64",
+            "root-device-type": "instance-store",
+        }
+        if name in simple:
+            return [simple[name]]
+        if name in ("ip-address", "dns-name"):
+            public = self._addresses.public_of(inst.instance_id) if inst.terminated is None else None
+            return [public] if public else []
+        if name in ("group-name", "instance.group-name"):
+            return inst.groups
+        if name == "owner-id":
+            account = self._accounts.get(inst.account)
+            return [account.account_id if account else inst.account]
+        return tag_fields(self._tags.of(inst.instance_id), name)
+
+    def _reservation(self, caller: Caller, instances: list[Instance]) -> dict[str, Any]:
+        now = self._box.clock()
+        return self._reservation_of(caller, [(i, self._box.state(i.launched, i.terminated, now) or "terminated")
+                                             for i in instances])
+
+    def _reservation_of(self, caller: Caller, items: list[tuple[Instance, str]]) -> dict[str, Any]:
+        first = items[0][0]
+        account = self._accounts.get(first.account)
+        groups = []
+        for name in first.groups:
+            g = self._groups.get(first.account, name)
+            groups.append({"GroupName": name, "GroupId": g.group_id if g else None})
+        return {"ReservationId": first.reservation_id, "OwnerId": account.account_id if account else first.account,
+                "Groups": groups, "Instances": [self._instance(i, state, groups) for i, state in items]}
+
+    def _instance(self, inst: Instance, state: str, groups: list[dict[str, Any]]) -> dict[str, Any]:
+        live = state in ("pending", "running")
+        public = self._addresses.public_of(inst.instance_id) if inst.terminated is None else None
+        return {
+            "InstanceId": inst.instance_id, "ImageId": inst.image_id,
+            "State": {"Code": STATE_CODES[state], "Name": state},
+            "PrivateDnsName": inst.private_ip if live else "", "PublicDnsName": (public or "") if live else "",
+            "KeyName": inst.key_name or None, "AmiLaunchIndex": inst.launch_index, "InstanceType": inst.vmtype,
+            "LaunchTime": inst.launched, "Placement": {"AvailabilityZone": inst.zone, "Tenancy": "default"},
+            "KernelId": inst.kernel_id or None, "RamdiskId": inst.ramdisk_id or None,
+            "Monitoring": {"State": "disabled"},
+            "PrivateIpAddress": inst.private_ip if live else None, "PublicIpAddress": public if live else None,
+            "Architecture": "x86_64", "RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1",
+            "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
+            "SecurityGroups": groups, "Tags": tag_list(self._tags.of(inst.instance_id)),
+            "StateTransitionReason": "User initiated" if inst.terminated is not None else "",
+        }
+
+    # --- housekeeping ----------------------------------------------------------------------------------
+
+    def bury(self) -> int:
+        """Forget instances terminated longer ago than BURY_TIME (their ids stay issued)."""
+        now = self._box.clock()
+        gone = [i for i in self._instances.values()
+                if i.terminated is not None and self._box.state(i.launched, i.terminated, now) is None]
+        if not gone:
+            return 0
+        with self._store.transaction() as tx:
+            for inst in gone:
+                tx.delete("instance", inst.instance_id)
+        for inst in gone:
+            del self._instances[inst.instance_id]
+            self._tags.drop(inst.instance_id)
+        return len(gone)
+
+    def live_count(self) -> int:
+        return sum(1 for i in self._instances.values() if i.terminated is None)

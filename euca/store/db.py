@@ -1,0 +1,177 @@
+"""The state store: every record the cloud controller keeps, in SQLite (WAL) or PostgreSQL.
+
+Records are rows of one table keyed by (kind, id), with the owning account and a JSON body; tags and
+access keys have their own tables, and every identifier ever issued is kept in ``issued`` so none
+is handed out twice. Services write a change in one transaction and only then answer; after a
+crash they load everything back with ``load``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import orjson
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, id TEXT NOT NULL, account TEXT NOT NULL, "
+    "body TEXT NOT NULL, PRIMARY KEY (kind, id))",
+    "CREATE TABLE IF NOT EXISTS issued (id TEXT PRIMARY KEY)",
+    "CREATE TABLE IF NOT EXISTS tags (resource TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, "
+    "account TEXT NOT NULL, PRIMARY KEY (resource, key))",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+)
+
+Row = tuple[Any, ...]
+
+
+class _Connection(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+
+
+class Tx:
+    """One transaction: every write of one request."""
+
+    def __init__(self, conn: _Connection, placeholder: str) -> None:
+        self._conn = conn
+        self._ph = placeholder
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._ph == "?" else sql.replace("?", self._ph)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self._conn.execute(self._sql(sql), params)
+
+    def put(self, kind: str, id_: str, account: str, body: dict[str, Any]) -> None:
+        self.execute("INSERT INTO records (kind, id, account, body) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (kind, id) DO UPDATE SET account = excluded.account, body = excluded.body",
+                     (kind, id_, account, orjson.dumps(body).decode()))
+
+    def delete(self, kind: str, id_: str) -> None:
+        self.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, id_))
+
+    def issue(self, id_: str) -> None:
+        """Record an identifier as handed out; raises if it ever was (the caller draws another)."""
+        self.execute("INSERT INTO issued (id) VALUES (?)", (id_,))
+
+    def tag(self, resource: str, key: str, value: str, account: str) -> None:
+        self.execute("INSERT INTO tags (resource, key, value, account) VALUES (?, ?, ?, ?) "
+                     "ON CONFLICT (resource, key) DO UPDATE SET value = excluded.value",
+                     (resource, key, value, account))
+
+    def untag(self, resource: str, key: str) -> None:
+        self.execute("DELETE FROM tags WHERE resource = ? AND key = ?", (resource, key))
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
+                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+
+
+class Store:
+    """A connection to the state store. ``url`` is a file path (SQLite) or ``postgresql://...``."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.RLock()
+        self.is_postgres = url.startswith(("postgresql://", "postgres://"))
+        self._conn: _Connection
+        if self.is_postgres:
+            try:
+                import psycopg  # type: ignore[import-not-found, unused-ignore]
+            except ImportError:
+                raise RuntimeError("a PostgreSQL store needs psycopg: pip install 'euca[postgres]'") from None
+            self._conn = psycopg.connect(url)
+            self._placeholder = "%s"
+        else:
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(url, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode: a committed transaction survives the process being killed; only a
+            # power cut can lose the last ones. FULL (--sync full) pays an fsync per request for that.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._conn = _SqliteConnection(conn)
+            self._placeholder = "?"
+        with self.transaction() as tx:
+            for statement in SCHEMA:
+                tx.execute(statement)
+
+    def set_synchronous(self, mode: str) -> None:
+        if not self.is_postgres and mode.upper() in ("OFF", "NORMAL", "FULL"):
+            self._conn.execute(f"PRAGMA synchronous={mode.upper()}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        """Commit when the block ends, roll back if it raises."""
+        with self._lock:
+            if not self.is_postgres:
+                self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Tx(self._conn, self._placeholder)
+            except BaseException:
+                self._conn.rollback()
+                raise
+            self._conn.commit()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._lock:
+            if self._placeholder != "?":
+                sql = sql.replace("?", self._placeholder)
+            rows = list(self._conn.execute(sql, params).fetchall())
+            if self.is_postgres:
+                self._conn.commit()
+            return rows
+
+    def load(self, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """Every record of a kind: (id, account, body)."""
+        rows = self._query("SELECT id, account, body FROM records WHERE kind = ? ORDER BY id", (kind,))
+        return [(r[0], r[1], orjson.loads(r[2])) for r in rows]
+
+    def get(self, kind: str, id_: str) -> dict[str, Any] | None:
+        rows = self._query("SELECT body FROM records WHERE kind = ? AND id = ?", (kind, id_))
+        return orjson.loads(rows[0][0]) if rows else None
+
+    def issued(self) -> set[str]:
+        return {r[0] for r in self._query("SELECT id FROM issued")}
+
+    def is_issued(self, id_: str) -> bool:
+        return bool(self._query("SELECT 1 FROM issued WHERE id = ?", (id_,)))
+
+    def tags(self) -> list[tuple[str, str, str, str]]:
+        return [(r[0], r[1], r[2], r[3]) for r in self._query("SELECT resource, key, value, account FROM tags")]
+
+    def meta(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+
+class _SqliteConnection:
+    """sqlite3 in autocommit mode, with transactions opened explicitly (BEGIN IMMEDIATE)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        return self._conn.execute(sql, params)
+
+    def commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._conn.close()

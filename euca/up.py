@@ -1,0 +1,113 @@
+"""``euca up``: the cloud in a box — the EC2 API, the cluster controller and simulated nodes in one process.
+
+State lives in a data directory (``euca.db``, SQLite in WAL mode, unless ``--database`` names a
+PostgreSQL URL). On first start the admin account and its access key are created, printed, and
+written to ``eucarc`` and ``aws-profile`` beside the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from euca.box import Timings
+from euca.config import ConfigError, load_config
+from euca.services.cloud import Cloud, stored_nodes
+from euca.services.common import ADMIN
+from euca.store import Store
+
+log = logging.getLogger("euca.up")
+
+
+def database_url(data_dir: Path, database: str | None) -> str:
+    return database or str(data_dir / "euca.db")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default="./euca-data", help="where state and credentials live (./euca-data)")
+    parser.add_argument("--database", help="postgresql://... instead of the SQLite file in the data dir")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8773)
+    parser.add_argument("--config", help="an eucalyptus.conf for the cluster controller")
+    parser.add_argument("--nodes", type=int, default=4, help="simulated nodes to create on first start (4)")
+    parser.add_argument("--node-cores", type=int, default=8)
+    parser.add_argument("--node-memory", type=int, default=16384, help="MB")
+    parser.add_argument("--node-disk", type=int, default=500, help="GB")
+    parser.add_argument("--boot-time", type=float, default=Timings.boot, help="seconds pending before running")
+    parser.add_argument("--shutdown-time", type=float, default=Timings.shutdown,
+                        help="seconds shutting-down before terminated")
+    parser.add_argument("--bury-time", type=float, default=Timings.bury,
+                        help="seconds a terminated instance stays visible (BURY_TIME)")
+    parser.add_argument("--sync", choices=("normal", "full"), default="normal",
+                        help="SQLite synchronous mode: normal survives a killed server, full a power cut")
+    parser.add_argument("--log-level", default="info")
+
+
+def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, account_id: str) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    eucarc = data_dir / "eucarc"
+    eucarc.write_text(
+        f"export EC2_URL={url}/services/Eucalyptus\n"
+        f"export S3_URL={url}/services/Walrus\n"
+        f"export EC2_ACCESS_KEY={access_key}\n"
+        f"export EC2_SECRET_KEY={secret}\n"
+        f"export EC2_ACCOUNT_ID={account_id}\n"
+        f"export AWS_ACCESS_KEY_ID={access_key}\n"
+        f"export AWS_SECRET_ACCESS_KEY={secret}\n"
+        f"export AWS_DEFAULT_REGION=eucalyptus\n")
+    (data_dir / "aws-profile").write_text(
+        "# append to ~/.aws/credentials and use: aws --profile euca --endpoint-url "
+        f"{url} ec2 ...\n[euca]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret}\n"
+        "region = eucalyptus\n")
+    for path in (eucarc, data_dir / "aws-profile"):
+        os.chmod(path, 0o600)
+
+
+def first_start(store: Store, args: argparse.Namespace) -> bool:
+    """Create the nodes on a fresh store. Returns whether this is the first start."""
+    if store.meta("initialised") is not None:
+        return False
+    fresh = not stored_nodes(store)
+    with store.transaction() as tx:
+        if fresh:
+            for i in range(1, args.nodes + 1):
+                tx.put("node", f"node{i:02d}", ADMIN,
+                       {"cores": args.node_cores, "memory": args.node_memory, "disk": args.node_disk})
+        tx.set_meta("initialised", "1")
+    return True
+
+
+def main(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from euca.api.app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    data_dir = Path(args.data_dir)
+    try:
+        config = load_config(args.config) if args.config else None
+    except ConfigError as exc:
+        print(f"euca: {exc}", file=sys.stderr)
+        return 2
+    store = Store(database_url(data_dir, args.database))
+    store.set_synchronous(args.sync)
+    first = first_start(store, args)
+    url = f"http://{args.host}:{args.port}"
+    cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url)
+    admin = cloud.accounts.get(ADMIN)
+    assert admin is not None
+    key = cloud.accounts.keys_of(ADMIN)[0]
+    if first or not (data_dir / "eucarc").exists():
+        write_credentials(data_dir, url, key.access_key, key.secret_key, admin.account_id)
+        print(f"admin account {admin.account_id}\n  access key {key.access_key}\n  secret key {key.secret_key}")
+        print(f"credentials written to {data_dir / 'eucarc'} and {data_dir / 'aws-profile'}")
+    print(f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})", flush=True)
+    try:
+        uvicorn.run(create_app(cloud), host=args.host, port=args.port, loop="uvloop",
+                    log_level="warning", lifespan="on", access_log=False)
+    finally:
+        store.close()
+    return 0
