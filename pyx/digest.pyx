@@ -149,9 +149,10 @@ cdef class _Tree:
         self.outer = EVP_MD_CTX_new()
         if self.outer == NULL:
             raise MemoryError()
+        threads = min(threads, _MAX_THREADS)
         self.batch_chunks = max(_BATCH_CHUNKS, 4 * threads)
         # More threads than a batch has chunks (or than the image has) would only sit idle.
-        self.n_workers = <int>min(threads, _MAX_THREADS, max(1, min(n_chunks, self.batch_chunks)))
+        self.n_workers = <int>min(threads, max(1, min(n_chunks, self.batch_chunks)))
         self.workers = <worker_t*>calloc(self.n_workers, sizeof(worker_t))
         self.digests = <unsigned char*>calloc(self.batch_chunks, _DIGEST)
         if self.workers == NULL or self.digests == NULL:
