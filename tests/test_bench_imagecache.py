@@ -27,7 +27,7 @@ def test_cache_lookup_insert_mix(benchmark: BenchmarkFixture, n_images: int) -> 
         _replay(cache, fill)
         return (cache,), {}
 
-    benchmark.pedantic(lambda cache: _replay(cache, ops), setup=setup, rounds=5)
+    benchmark.pedantic(lambda cache: _replay(cache, ops), setup=setup, rounds=5)  # type: ignore[no-untyped-call]
 
 
 def test_cache_lookup_insert_mix_twin(benchmark: BenchmarkFixture) -> None:
@@ -38,7 +38,7 @@ def test_cache_lookup_insert_mix_twin(benchmark: BenchmarkFixture) -> None:
         _replay(cache, fill)
         return (cache,), {}
 
-    benchmark.pedantic(lambda cache: _replay(cache, ops), setup=setup, rounds=5)
+    benchmark.pedantic(lambda cache: _replay(cache, ops), setup=setup, rounds=5)  # type: ignore[no-untyped-call]
 
 
 @pytest.fixture(scope="module")
