@@ -1,0 +1,81 @@
+"""A real EC2 server on 127.0.0.1 for the end-to-end tests: uvicorn in a background thread, and
+boto3 clients signed with an account's keys."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import uvicorn
+
+from euca.api.app import create_app
+from euca.box import Timings
+from euca.services.cloud import Cloud
+from euca.services.common import ADMIN
+from euca.store import Store
+from euca.up import first_start
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Box:
+    cloud: Cloud
+    url: str
+    data_dir: Path
+
+    def keys(self, account: str = ADMIN) -> tuple[str, str]:
+        if self.cloud.accounts.get(account) is None:
+            self.cloud.accounts.create(account)
+        key = self.cloud.accounts.keys_of(account)[0]
+        return key.access_key, key.secret_key
+
+    def client(self, account: str = ADMIN, **kw: Any) -> Any:
+        access, secret = self.keys(account)
+        return boto3.client("ec2", endpoint_url=self.url, aws_access_key_id=access, aws_secret_access_key=secret,
+                            region_name="eucalyptus", **kw)
+
+    def image(self, kernel: bool = True) -> str:
+        admin = self.cloud.accounts.get(ADMIN)
+        assert admin is not None
+        eki = self.cloud.images.register(admin.caller, "images/vmlinuz-2.6.28", kind="kernel", public=True)
+        eri = self.cloud.images.register(admin.caller, "images/initrd-2.6.28", kind="ramdisk", public=True)
+        return self.cloud.images.register(admin.caller, f"images/ubuntu-{eki}.manifest.xml", public=True,
+                                          kernel_id=eki if kernel else None, ramdisk_id=eri if kernel else None)
+
+
+@contextmanager
+def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 4096, disk: int = 100,
+                timings: Timings | None = None) -> Iterator[Box]:
+    store = Store(str(data_dir / "euca.db"))
+    first_start(store, argparse.Namespace(nodes=nodes, node_cores=cores, node_memory=memory, node_disk=disk))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    cloud = Cloud.open(store, None, timings or Timings(0.3, 0.3, 60), endpoint=url)
+    server = uvicorn.Server(uvicorn.Config(create_app(cloud, tick_seconds=0.2), host="127.0.0.1", port=port,
+                                           log_level="warning", loop="asyncio", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="ec2-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        time.sleep(0.02)
+    try:
+        yield Box(cloud, url, data_dir)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
