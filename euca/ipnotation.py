@@ -17,15 +17,31 @@ MAX_PUBLIC_IPS = 2048
 
 
 def ip_to_int(text: str) -> int:
-    """A dotted quad as an int; anything else is a ValueError naming it."""
-    try:
-        return int(ipaddress.IPv4Address(text.strip()))
-    except ValueError:
-        raise ValueError(f"{text!r} is not an IPv4 address") from None
+    """A dotted quad as an int; anything else is a ValueError naming it.
+
+    Written out by hand because the cluster converts an address per instance start and stop, and
+    ``ipaddress.IPv4Address`` costs ten times as much.
+    """
+    parts = text.strip().split(".")
+    if len(parts) == 4:
+        value = 0
+        for part in parts:
+            # Decimal digits only, no leading zeros (which some tools read as octal), at most 255.
+            if not (part.isdigit() and part.isascii()) or (len(part) > 1 and part[0] == "0") or len(part) > 3:
+                break
+            octet = int(part)
+            if octet > 255:
+                break
+            value = (value << 8) | octet
+        else:
+            return value
+    raise ValueError(f"{text!r} is not an IPv4 address")
 
 
 def int_to_ip(value: int) -> str:
-    return str(ipaddress.IPv4Address(value))
+    if not 0 <= value <= 0xFFFFFFFF:
+        raise ValueError(f"{value} is not an IPv4 address")
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
 
 
 def netmask_bits(text: str) -> int:

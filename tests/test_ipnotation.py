@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from euca.ipnotation import int_to_ip, ip_to_int, netmask_bits, parse_macmap, parse_public_ips
 
@@ -45,3 +49,33 @@ def test_netmask_bits() -> None:
     assert netmask_bits("255.255.0.0") == 16
     assert netmask_bits("255.255.255.255") == 32
     assert netmask_bits("0.0.0.0") == 0
+
+
+@given(st.integers(0, 2**32 - 1))
+def test_conversions_agree_with_ipaddress(value: int) -> None:
+    text = int_to_ip(value)
+    assert text == str(ipaddress.IPv4Address(value))
+    assert ip_to_int(text) == value
+
+
+def _agrees_with_ipaddress(text: str) -> None:
+    try:
+        expected: int | None = int(ipaddress.IPv4Address(text.strip()))
+    except ValueError:
+        expected = None
+    try:
+        got: int | None = ip_to_int(text)
+    except ValueError:
+        got = None
+    assert got == expected
+
+
+@given(st.text(max_size=20))
+def test_ip_to_int_accepts_exactly_what_ipaddress_accepts(text: str) -> None:
+    _agrees_with_ipaddress(text)
+
+
+@given(st.lists(st.one_of(st.integers(0, 300).map(str), st.sampled_from(["00", "01", "007", "", "x", "1 "])),
+                min_size=3, max_size=5))
+def test_dotted_lookalikes_agree_with_ipaddress(parts: list[str]) -> None:
+    _agrees_with_ipaddress(".".join(parts))

@@ -60,6 +60,7 @@ class NetworkManager:
         self._members: dict[str, set[str]] = {}  # group -> instance ids
         self._group_vlan: dict[str, int] = {}
         self._public_owner: dict[int, str | None] = {}  # held public ip -> instance it is associated with
+        self._public_of: dict[str, int] = {}  # instance -> its public ip (the reverse of the above)
         self._macs: MacPool | None = None
         self._plan: AddressPlan | None = None
         self._vlans: VlanPool | None = None
@@ -122,10 +123,11 @@ class NetworkManager:
                 del self._group_vlan[assignment.group]
         if not members:
             del self._members[assignment.group]
-        freed = [ip for ip, owner in self._public_owner.items() if owner == instance_id]
-        for ip in freed:
-            self._public_owner[ip] = None
-        return [int_to_ip(ip) for ip in freed]
+        public = self._public_of.pop(instance_id, None)
+        if public is None:
+            return []
+        self._public_owner[public] = None
+        return [int_to_ip(public)]
 
     def assignment(self, instance_id: str) -> NetAssignment | None:
         return self._instances.get(instance_id)
@@ -155,7 +157,9 @@ class NetworkManager:
     def release_public(self, ip: str) -> None:
         value = ip_to_int(ip)
         self._public.release(value)
-        self._public_owner.pop(value, None)
+        owner = self._public_owner.pop(value, None)
+        if owner is not None:
+            del self._public_of[owner]
 
     def associate(self, ip: str, instance_id: str) -> str | None:
         """Point a held public address at an instance (DNAT/SNAT). Returns the instance it pointed at before."""
@@ -165,7 +169,14 @@ class NetworkManager:
         if instance_id not in self._instances:
             raise KernelError(f"{instance_id} has no network assignment")
         before = self._public_owner[value]
+        if before is not None:
+            del self._public_of[before]
+        # An instance has one public address: associating another frees the old one.
+        old = self._public_of.pop(instance_id, None)
+        if old is not None:
+            self._public_owner[old] = None
         self._public_owner[value] = instance_id
+        self._public_of[instance_id] = value
         return before
 
     def disassociate(self, ip: str) -> str | None:
@@ -174,13 +185,13 @@ class NetworkManager:
             raise KernelError(f"public address {ip} is not allocated")
         before = self._public_owner[value]
         self._public_owner[value] = None
+        if before is not None:
+            del self._public_of[before]
         return before
 
     def public_of(self, instance_id: str) -> str | None:
-        for ip, owner in self._public_owner.items():
-            if owner == instance_id:
-                return int_to_ip(ip)
-        return None
+        value = self._public_of.get(instance_id)
+        return None if value is None else int_to_ip(value)
 
     # --- state store ------------------------------------------------------------------------------
 
@@ -192,7 +203,8 @@ class NetworkManager:
         """Rebuild every pool from what the state store holds. Assignments that clash with one
         already loaded (a second owner of an address, tag or MAC) are skipped and reported."""
         problems: list[str] = []
-        self._instances, self._members, self._group_vlan, self._public_owner = {}, {}, {}, {}
+        self._instances, self._members, self._group_vlan = {}, {}, {}
+        self._public_owner, self._public_of = {}, {}
         if self._macs is not None:
             self._macs.load([])
         if self._plan is not None and self._vlans is not None:
@@ -210,9 +222,18 @@ class NetworkManager:
             except (KernelError, ValueError) as exc:
                 problems.append(f"public address {ip}: {exc}")
                 continue
-            self._public_owner[value] = owner if owner in self._instances else None
-            if owner is not None and owner not in self._instances:
+            if owner is None:
+                self._public_owner[value] = None
+            elif owner not in self._instances:
+                self._public_owner[value] = None
                 problems.append(f"public address {ip}: instance {owner} has no network assignment")
+            elif owner in self._public_of:
+                self._public_owner[value] = None
+                held = int_to_ip(self._public_of[owner])
+                problems.append(f"public address {ip}: instance {owner} already has {held}")
+            else:
+                self._public_owner[value] = owner
+                self._public_of[owner] = value
         return problems
 
     def _restore(self, a: NetAssignment) -> None:
