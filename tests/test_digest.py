@@ -44,7 +44,7 @@ boundary_lengths = st.sampled_from([0, 1, CHUNK_SIZE - 1, CHUNK_SIZE, CHUNK_SIZE
                                     3 * CHUNK_SIZE - 1, 3 * CHUNK_SIZE + 1])
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(length=boundary_lengths | st.integers(0, 3 * CHUNK_SIZE), seed=st.integers(0, 2**32),
        threads=st.integers(1, 4))
 def test_bytes_match_twin(length: int, seed: int, threads: int) -> None:
@@ -60,7 +60,7 @@ def test_small_inputs_match_twin(data: bytes) -> None:
     assert tree_digest_bytes(data) == twin.tree_digest_bytes(data)
 
 
-@settings(max_examples=12, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(length=boundary_lengths | st.integers(0, 3 * CHUNK_SIZE), seed=st.integers(0, 2**32),
        threads=st.integers(1, 3))
 def test_file_matches_twin_and_bytes(tmp_path_factory: pytest.TempPathFactory, length: int, seed: int,

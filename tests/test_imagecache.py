@@ -187,7 +187,7 @@ def _outcome(method: Callable[..., Any], args: list[Any]) -> tuple[str, Any]:
         return ("raised", type(exc))
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(capacity=st.integers(0, 100), with_presence=st.booleans(), steps=st.lists(ops, max_size=60))
 def test_matches_twin(capacity: int, with_presence: bool, steps: list[tuple[Any, ...]]) -> None:
     presence = PresenceMap(NODE + 2, 2) if with_presence else None
