@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from euca.cluster.images import ImageCacheView
 from euca.cluster.network import NetAssignment, NetworkManager
@@ -34,9 +35,8 @@ class RunRequest:
     image_id: str = ""
 
 
-@dataclass(frozen=True)
-class Launch:
-    """Where one instance of a reservation goes, and its network assignment."""
+class Launch(NamedTuple):
+    """Where one instance of a reservation goes, and its network assignment (a named tuple: one per start)."""
 
     instance_id: str
     node: str
@@ -46,8 +46,7 @@ class Launch:
     image_cached: bool
 
 
-@dataclass(frozen=True)
-class Placed:
+class Placed(NamedTuple):
     """An instance the CC is running, as the state store records it (enough to rebuild the CC)."""
 
     instance_id: str
@@ -88,31 +87,37 @@ class ClusterController:
     def run(self, request: RunRequest) -> list[Launch]:
         """Place a reservation and give each instance its network. Between ``min_count`` and
         ``len(instance_ids)`` instances start; fewer than ``min_count`` raises and changes nothing."""
-        if request.vmtype not in self.vmtypes:
-            raise KeyError(f"unknown VM type {request.vmtype!r}")
-        ids = list(request.instance_ids)
-        if len(set(ids)) != len(ids) or any(i in self._running for i in ids):
+        vmtype, image_id = request.vmtype, request.image_id
+        if vmtype not in self.vmtypes:
+            raise KeyError(f"unknown VM type {vmtype!r}")
+        ids = request.instance_ids
+        running = self._running
+        if len(ids) == 1:
+            if ids[0] in running:
+                raise Conflict("instance ids must be new and unique")
+        elif len(set(ids)) != len(ids) or any(i in running for i in ids):
             raise Conflict("instance ids must be new and unique")
-        image = self.images.slot(request.image_id) if request.image_id else -1
-        nodes = self.scheduler.place(request.vmtype, request.min_count, len(ids), image)
+        images = self.images
+        image = images.slot(image_id) if image_id else -1
+        nodes = self.scheduler.place(vmtype, request.min_count, len(ids), image)
         launches: list[Launch] = []
+        attach, node_at = self.network.attach, self.nodes.at
         try:
             for instance_id, node in zip(ids, nodes, strict=False):
-                net = self.network.attach(instance_id, request.account, request.group)
-                cached = bool(request.image_id) and self.images.holds(node, request.image_id)
-                launches.append(Launch(instance_id, self.nodes.at(node).name, node, request.vmtype, net, cached))
+                net = attach(instance_id, request.account, request.group)
+                cached = bool(image_id) and images.holds(node, image_id)
+                launches.append(Launch(instance_id, node_at(node).name, node, vmtype, net, cached))
         except KernelError:
             if len(launches) < request.min_count:
-                self._undo(launches, nodes, request.vmtype)
+                self._undo(launches, nodes, vmtype)
                 raise
             # Enough instances have addresses: the rest are skipped, as Eucalyptus skips them.
         for surplus in nodes[len(launches):]:
-            self.scheduler.release(surplus, request.vmtype)
+            self.scheduler.release(surplus, vmtype)
         for launch in launches:
-            self._running[launch.instance_id] = Placed(
-                launch.instance_id, launch.node, launch.vmtype, launch.net, request.image_id)
-            if request.image_id:
-                self.images.pin(launch.node_index, request.image_id)
+            running[launch.instance_id] = Placed(launch.instance_id, launch.node, vmtype, launch.net, image_id)
+            if image_id:
+                images.pin(launch.node_index, image_id)
         return launches
 
     def _undo(self, launches: list[Launch], nodes: list[int], vmtype: str) -> None:

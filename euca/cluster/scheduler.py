@@ -75,7 +75,7 @@ class Scheduler:
         """
         type_index = self.vmtypes.index(vmtype)
         try:
-            return list(self.placement.place_many(type_index, min_count, max_count, image, self.clock()))
+            return self.placement.place_many(type_index, min_count, max_count, image, self.clock())
         except InsufficientCapacity:
             free, total = (int(v) for v in self.placement.availability()[type_index])
             log.info("%s: no room for %d x %s (%d free of %d on nodes that are not DOWN)",
