@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only these parts: placement, netalloc, imagecache, digest, packing")
+                        help="run only these parts: placement, netalloc, imagecache, digest, packing, api")
     args = parser.parse_args(argv)
     wanted = set(args.only)
 
@@ -43,6 +43,14 @@ def main(argv: list[str] | None = None) -> int:
         quality = quality_table(n_nodes=50, n_vms=6_000) if args.quick else quality_table()
         print("Packing quality: the same Azure-shaped requests for every policy (32-core, 64 GB nodes)")
         print(format_quality(quality))
+    if "api" in wanted or (not wanted and not args.quick):
+        # Starts two servers; left out of --quick unless asked for with --only api.
+        from bench.api import format_table, measure
+
+        print("measuring the EC2 API against moto ...", file=sys.stderr, flush=True)
+        print()
+        print("EC2 API: euca beside moto's server, one worker each, same workloads (127.0.0.1)")
+        print(format_table(measure(args.quick)))
     return 0
 
 
