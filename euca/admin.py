@@ -13,6 +13,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from euca.api.errors import ApiError
 from euca.cluster import VmType
 from euca.services.accounts import Accounts
 from euca.services.cloud import stored_nodes, stored_vmtypes
@@ -81,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     try:
         return _dispatch(args, store)
-    except (ValueError, OSError, KeyError) as exc:
+    except (ValueError, OSError, KeyError, ApiError) as exc:
         print(f"euca: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -152,9 +153,10 @@ def _import(args: argparse.Namespace, store: Store) -> int:
         stored = target / f"{digest}-{path.name}"
         shutil.copyfile(path, stored)
         name = (args.name or path.name) if kind == "machine" else f"{path.name}-{digest[:8]}"
+        machine = kind == "machine"
         registered[kind] = images.register(
             admin.caller, str(stored), name=name, kind=kind, public=not args.private,
-            kernel_id=registered.get("kernel"), ramdisk_id=registered.get("ramdisk"))
+            kernel_id=registered["kernel"] if machine else None, ramdisk_id=registered["ramdisk"] if machine else None)
     print(f"IMAGE\t{registered['kernel']}\tkernel\nIMAGE\t{registered['ramdisk']}\tramdisk\n"
           f"IMAGE\t{registered['machine']}\tmachine")
     return 0

@@ -1,0 +1,78 @@
+"""``euca account / node / image / vmtype`` against a data directory, and the store underneath."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from euca.cli import main
+from euca.services.cloud import Cloud, stored_nodes, stored_vmtypes
+from euca.services.common import Ids
+from euca.store import Store
+
+
+def test_account_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = ["--data-dir", str(tmp_path)]
+    assert main(["account", "add", "alice", *d]) == 0
+    name, account_id, access, secret = capsys.readouterr().out.split()
+    assert name == "alice" and len(account_id) == 12 and access.startswith("AKI") and len(secret) == 40
+    assert main(["account", "add", "alice", *d]) == 1
+    assert "already exists" in capsys.readouterr().err
+    assert main(["account", "list", *d]) == 0
+    assert "alice" in capsys.readouterr().out
+    assert main(["account", "keys", "alice", *d]) == 0
+    assert capsys.readouterr().out.split() == [access, secret]
+    assert main(["account", "keys", "nobody", *d]) == 1
+
+
+def test_node_vmtype_and_image_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    d = ["--data-dir", str(tmp_path)]
+    assert main(["node", "add", "node07", "--cores", "2", "--memory", "2048", "--disk", "50", *d]) == 0
+    assert main(["node", "add", "node07", *d]) == 1
+    assert main(["vmtype", "set", "m1.small", "--cores", "1", "--memory", "128", "--disk", "2", *d]) == 0
+    assert main(["vmtype", "set", "BAD", "--cores", "1", "--memory", "128", "--disk", "2", *d]) == 1
+    for name in ("vmlinuz", "initrd", "root.img"):
+        (tmp_path / name).write_bytes(name.encode() * 100)
+    assert main(["image", "import", "--kernel", str(tmp_path / "vmlinuz"), "--ramdisk", str(tmp_path / "initrd"),
+                 "--root", str(tmp_path / "root.img"), *d]) == 0
+    out = capsys.readouterr().out
+    assert "eki-" in out and "eri-" in out and "emi-" in out
+    assert main(["image", "import", "--kernel", "/no/such", "--ramdisk", "x", "--root", "y", *d]) == 1
+
+    store = Store(str(tmp_path / "euca.db"))
+    try:
+        assert [n.name for n in stored_nodes(store)] == ["node07"]
+        assert stored_vmtypes(store)["m1.small"].memory == 128
+        cloud = Cloud.open(store)
+        assert [n.name for n in cloud.cc.nodes] == ["node07"]
+        admin = cloud.accounts.get("admin")
+        assert admin is not None
+        images = cloud.images.describe(admin.caller, None, None, None, None)
+        machine = next(i for i in images if i["ImageType"] == "machine")
+        assert machine["KernelId"].startswith("eki-") and machine["Public"] is True
+        assert Path(machine["ImageLocation"]).is_file()
+    finally:
+        store.close()
+
+
+def test_store_is_wal_and_ids_never_repeat(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "euca.db"))
+    try:
+        assert store._query("PRAGMA journal_mode")[0][0] == "wal"
+        ids = Ids(store)
+        with store.transaction() as tx:
+            first = ids.new("i", tx)
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.put("instance", "x", "a", {})
+            raise RuntimeError("rolled back")
+        assert store.get("instance", "x") is None
+        assert first in Ids(store)
+        with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 - the driver's IntegrityError
+            tx.issue(first)
+    finally:
+        store.close()
+
+
+def test_postgresql_store() -> None:
+    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'euca[postgres]')")
