@@ -12,6 +12,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from drivers.protocol import NodeResources
 from pyx.placement import ASLEEP, DOWN, UP, WAKING, Placement
 
 log = logging.getLogger("euca.cluster.nodes")
@@ -32,17 +33,8 @@ class Overrides:
         return (self.cores or c, self.memory or m, self.disk or d)
 
 
-@dataclass(frozen=True)
-class ResourceReport:
-    """What a node controller answers to describe-resource: its maximum and available resources."""
-
-    max_cores: int
-    max_memory: int
-    max_disk: int
-    free_cores: int
-    free_memory: int
-    free_disk: int
-    instances: int = 0
+# What a node controller answers to describe-resource: the driver protocol's record, under the CC's name.
+ResourceReport = NodeResources
 
 
 @dataclass
