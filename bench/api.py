@@ -184,7 +184,8 @@ def _workloads(target: Target, mode: str, n_run: int, n_describe: int, present: 
         out[f"DescribeInstances ({len(ids)} present)"] = _timed([client.describe_instances] * n_describe)
         out["TerminateInstances"] = _timed(
             [lambda i=i: client.terminate_instances(InstanceIds=[i]) for i in ids[:n_run]])  # type: ignore[misc]
-        client.terminate_instances(InstanceIds=ids[n_run:])
+        if ids[n_run:]:
+            client.terminate_instances(InstanceIds=ids[n_run:])
         client.close()
         return out
     raw = RawClient(target)
