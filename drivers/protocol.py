@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
 
 
@@ -81,6 +82,44 @@ class InstanceStatus:
     instance_id: str
     state: NcState
     launched_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class InstanceFiles:
+    """Where a node keeps one instance's files: ``INSTANCE_PATH/<account>/<instance>/`` holds the root
+    disk (made from the cached emi), the kernel and ramdisk (from the cached eki/eri), the ephemeral
+    and swap disks sized from the VM type, and the serial console's log. The node controller writes
+    them and the hypervisor driver names them in the domain it defines, so both read the layout here."""
+
+    directory: Path
+
+    @classmethod
+    def of(cls, instance_path: str | Path, account: str, instance_id: str) -> InstanceFiles:
+        return cls(Path(instance_path) / account / instance_id)
+
+    @property
+    def root(self) -> Path:
+        return self.directory / "root"
+
+    @property
+    def kernel(self) -> Path:
+        return self.directory / "kernel"
+
+    @property
+    def ramdisk(self) -> Path:
+        return self.directory / "ramdisk"
+
+    @property
+    def ephemeral(self) -> Path:
+        return self.directory / "ephemeral"
+
+    @property
+    def swap(self) -> Path:
+        return self.directory / "swap"
+
+    @property
+    def console_log(self) -> Path:
+        return self.directory / "console.log"
 
 
 class NodeError(Exception):
