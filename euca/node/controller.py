@@ -1,0 +1,225 @@
+"""The node controller (NC): one host's instances, from ncRunInstance to Teardown.
+
+A :class:`NodeController` wraps a hypervisor driver (``drivers.libvirt`` on a KVM or Xen host,
+``drivers.sim`` in the cloud in a box) and, when it has :class:`NodeStorage`, does what Eucalyptus's
+NC does before the hypervisor sees an instance: stage its images into the node's cache and build
+its disks (the instance is Staging meanwhile, and a terminate then cancels it). When the driver
+reports a domain Shutoff or Crashed, the NC tears it down at once and reports Teardown from the
+next poll, so the cloud sees the instance end. Plain synchronous code with an injected clock:
+the HTTP service (``euca.node.service``) and the in-process cloud in a box call the same object.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from drivers.protocol import Driver, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from euca.node.disks import InstanceDisks
+from euca.node.images import ImageCache, ImageSource, Progress
+
+log = logging.getLogger("euca.node")
+
+# A failed or cancelled start is reported in Teardown this long before it is forgotten (Eucalyptus 2.0).
+TEARDOWN_FORGET = 180.0
+ENDED = (NcState.SHUTOFF, NcState.CRASHED)
+
+
+class NodeStorage:
+    """A node's INSTANCE_PATH: the image cache under ``eucalyptus/cache`` and the instances' disks,
+    with CONCURRENT_DISK_OPS bounding the copies and digests that run at once."""
+
+    def __init__(self, instance_path: str | Path, source: ImageSource, *, cache_size_mb: int = 999999,
+                 concurrent_disk_ops: int = 4, swap_mb: int = 512, clock: Callable[[], float] = time.time,
+                 progress: Progress | None = None) -> None:
+        if concurrent_disk_ops < 1:
+            raise ValueError("CONCURRENT_DISK_OPS must be at least 1")
+        path = Path(instance_path)
+        self.disk_ops = threading.Semaphore(concurrent_disk_ops)
+        self.cache = ImageCache(path / "eucalyptus" / "cache", cache_size_mb, source, self.disk_ops, clock, progress)
+        self.disks = InstanceDisks(path, swap_mb)
+
+    def stage(self, spec: InstanceSpec, locations: Mapping[str, str]) -> None:
+        """Fetch (or verify) the instance's emi, eki and eri and build its directory."""
+        wanted = [i for i in (spec.image_id, spec.kernel_id, spec.ramdisk_id) if i]
+        missing = [i for i in wanted if not locations.get(i)]
+        if missing:
+            raise NodeError(f"{spec.instance_id}: no location given for {', '.join(missing)}")
+        files = self.disks.files(spec.account, spec.instance_id)
+        acquired: list[str] = []
+        try:
+            paths = {}
+            for image_id in wanted:
+                paths[image_id] = self.cache.acquire(image_id, locations[image_id])
+                acquired.append(image_id)
+            with self.disk_ops:
+                self.disks.create(files, spec.disk, paths[spec.image_id],
+                                  paths.get(spec.kernel_id), paths.get(spec.ramdisk_id))
+        except BaseException:
+            for image_id in acquired:
+                self.cache.release(image_id)
+            self.disks.remove(files)
+            raise
+
+    def teardown(self, spec: InstanceSpec) -> None:
+        self.disks.remove(self.disks.files(spec.account, spec.instance_id))
+        for image_id in (spec.image_id, spec.kernel_id, spec.ramdisk_id):
+            if image_id:
+                self.cache.release(image_id)
+
+
+@dataclass
+class _Starting:
+    spec: InstanceSpec
+    state: NcState
+    since: float
+    ended: float = float("inf")
+    error: str = ""
+
+
+class NodeController:
+    """ncRunInstance, ncTerminateInstance, ncRebootInstance, ncGetConsoleOutput, ncDescribeResource and
+    ncDescribeInstances over one driver."""
+
+    def __init__(self, driver: Driver, storage: NodeStorage | None = None, *,
+                 clock: Callable[[], float] = time.time, name: str = "node") -> None:
+        self.driver = driver
+        self.storage = storage
+        self.clock = clock
+        self.name = name
+        self._lock = threading.RLock()
+        self._starting: dict[str, _Starting] = {}
+        self._specs: dict[str, InstanceSpec] = {}
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"nc-{name}") if storage else None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- requests from the cluster controller -------------------------------------------------------
+
+    def run(self, spec: InstanceSpec, locations: Mapping[str, str] | None = None, *, wait: bool = False) -> None:
+        """ncRunInstance. With storage the instance is Staging while its images and disks are made
+        in the background (``wait`` makes that synchronous); without it the driver starts it now."""
+        with self._lock:
+            if spec.instance_id in self._starting or spec.instance_id in self._specs:
+                raise NodeError(f"{spec.instance_id}: already on node {self.name}")
+            if self._pool is None:
+                self.driver.start(spec)
+                self._specs[spec.instance_id] = spec
+                return
+            self._starting[spec.instance_id] = _Starting(spec, NcState.STAGING, self.clock())
+        future = self._pool.submit(self._stage_and_start, spec, dict(locations or {}))
+        if wait:
+            future.result()
+
+    def terminate(self, instance_id: str) -> None:
+        """ncTerminateInstance: a staging instance is cancelled; a running one is destroyed and its
+        disks removed and images unpinned."""
+        with self._lock:
+            starting = self._starting.get(instance_id)
+            if starting is not None:
+                if starting.state is not NcState.STAGING:
+                    raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
+                starting.state = NcState.CANCELED
+                return
+            self.driver.terminate(instance_id)
+            spec = self._specs.pop(instance_id, None)
+        if spec is not None and self.storage is not None:
+            self.storage.teardown(spec)
+
+    def reboot(self, instance_id: str) -> None:
+        with self._lock:
+            if instance_id in self._starting:
+                raise NodeError(f"{instance_id}: cannot reboot an instance that is still staging")
+            self.driver.reboot(instance_id)
+
+    def console(self, instance_id: str) -> str:
+        with self._lock:
+            if instance_id in self._starting:
+                return ""
+        return self.driver.console_output(instance_id)
+
+    def describe_resources(self) -> NodeResources:
+        """The driver's report, less what staging instances will take (the hypervisor does not know
+        them yet, and the CC must not place onto their room)."""
+        report = self.driver.describe_resources()
+        with self._lock:
+            staging = [s.spec for s in self._starting.values() if s.state in (NcState.STAGING, NcState.CANCELED)]
+        if not staging:
+            return report
+        return replace(report,
+                       free_cores=max(0, report.free_cores - sum(s.cores for s in staging)),
+                       free_memory=max(0, report.free_memory - sum(s.memory for s in staging)),
+                       free_disk=max(0, report.free_disk - sum(s.disk for s in staging)),
+                       instances=report.instances + len(staging))
+
+    def describe_instances(self) -> list[InstanceStatus]:
+        """Every instance on the node. One that the hypervisor reports Shutoff or Crashed is torn
+        down now (Eucalyptus's monitor) and shows Teardown from the next poll on."""
+        statuses = self.driver.instances()
+        for status in statuses:
+            if status.state in ENDED:
+                log.info("%s: %s on node %s; tearing it down", status.instance_id, status.state.value, self.name)
+                try:
+                    self.terminate(status.instance_id)
+                except NodeError as exc:
+                    log.warning("%s", exc)
+        now = self.clock()
+        with self._lock:
+            for instance_id, s in list(self._starting.items()):
+                if s.state is NcState.TEARDOWN and now - s.ended >= TEARDOWN_FORGET:
+                    del self._starting[instance_id]
+            known = {s.instance_id for s in statuses}
+            extra = [InstanceStatus(i, s.state, s.since) for i, s in self._starting.items() if i not in known]
+        return statuses + extra
+
+    def recover(self) -> list[str]:
+        """At start-up: remove the directories of instances the hypervisor no longer runs (the node
+        controller or the host died with them). Returns their instance ids."""
+        if self.storage is None:
+            return []
+        live = {s.instance_id for s in self.driver.instances() if s.state is not NcState.TEARDOWN}
+        swept = []
+        for files in self.storage.disks.leftovers(live):
+            log.info("removing %s: its instance is no longer running", files.directory)
+            self.storage.disks.remove(files)
+            swept.append(files.directory.name)
+        return swept
+
+    # --- internals ----------------------------------------------------------------------------------
+
+    def _stage_and_start(self, spec: InstanceSpec, locations: dict[str, str]) -> None:
+        assert self.storage is not None
+        try:
+            self.storage.stage(spec, locations)
+        except Exception as exc:
+            self._failed(spec, str(exc))
+            return
+        with self._lock:
+            starting = self._starting[spec.instance_id]
+            if starting.state is NcState.CANCELED:
+                self.storage.teardown(spec)
+                starting.state, starting.ended = NcState.TEARDOWN, self.clock()
+                return
+            starting.state = NcState.BOOTING
+            try:
+                self.driver.start(spec)
+            except NodeError as exc:
+                self.storage.teardown(spec)
+                starting.state, starting.ended, starting.error = NcState.TEARDOWN, self.clock(), str(exc)
+                log.warning("%s", exc)
+                return
+            del self._starting[spec.instance_id]
+            self._specs[spec.instance_id] = spec
+
+    def _failed(self, spec: InstanceSpec, error: str) -> None:
+        log.warning("%s: staging failed on node %s: %s", spec.instance_id, self.name, error)
+        with self._lock:
+            starting = self._starting[spec.instance_id]
+            starting.state, starting.ended, starting.error = NcState.TEARDOWN, self.clock(), error
