@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from euca.cluster.images import ImageCacheView
@@ -23,8 +22,7 @@ from pyx.errors import Conflict, InsufficientCapacity, KernelError
 from pyx.placement import Placement
 
 
-@dataclass(frozen=True)
-class RunRequest:
+class RunRequest(NamedTuple):
     """One reservation as the CLC hands it to the CC: ids already chosen, one per instance it may start."""
 
     instance_ids: Sequence[str]
@@ -101,12 +99,11 @@ class ClusterController:
         image = images.slot(image_id) if image_id else -1
         nodes = self.scheduler.place(vmtype, request.min_count, len(ids), image)
         launches: list[Launch] = []
-        attach, node_at = self.network.attach, self.nodes.at
+        attach, node_at, holds = self.network.attach, self.nodes.at, images.holds_slot
         try:
             for instance_id, node in zip(ids, nodes, strict=False):
                 net = attach(instance_id, request.account, request.group)
-                cached = bool(image_id) and images.holds(node, image_id)
-                launches.append(Launch(instance_id, node_at(node).name, node, vmtype, net, cached))
+                launches.append(Launch(instance_id, node_at(node).name, node, vmtype, net, holds(node, image)))
         except KernelError:
             if len(launches) < request.min_count:
                 self._undo(launches, nodes, vmtype)
@@ -116,8 +113,8 @@ class ClusterController:
             self.scheduler.release(surplus, vmtype)
         for launch in launches:
             running[launch.instance_id] = Placed(launch.instance_id, launch.node, vmtype, launch.net, image_id)
-            if image_id:
-                images.pin(launch.node_index, image_id)
+            if launch.image_cached:
+                images.pin_slot(launch.node_index, image)
         return launches
 
     def _undo(self, launches: list[Launch], nodes: list[int], vmtype: str) -> None:

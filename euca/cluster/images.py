@@ -45,7 +45,16 @@ class ImageCacheView:
 
     def holds(self, node: int, image_id: str) -> bool:
         slot = self._slots.get(image_id)
-        return slot is not None and self.cache(node).contains(slot)
+        return slot is not None and self.holds_slot(node, slot)
+
+    def holds_slot(self, node: int, slot: int) -> bool:
+        """The node's cache holds the image numbered ``slot`` (-1: no image, never held)."""
+        cache = self._caches.get(node)
+        return cache is not None and slot >= 0 and cache.contains(slot)
+
+    def pin_slot(self, node: int, slot: int) -> None:
+        """An instance starts from a cached image: it stays until the instance ends."""
+        self._caches[node].pin(slot)
 
     def hit(self, node: int, image_id: str, now: float) -> bool:
         """An instance starts on the node: True if its image is cached (and now recently used)."""

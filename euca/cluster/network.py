@@ -15,6 +15,7 @@ naming it, and nothing stays allocated.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -25,6 +26,7 @@ from pyx.errors import Conflict, KernelError
 from pyx.netalloc import AddressPlan, MacPool, PublicPool, VlanPool, mac_for_instance
 
 MANAGED_MODES = ("MANAGED", "MANAGED-NOVLAN")
+_HEX8 = re.compile(r"i-[0-9a-fA-F]{8}")
 NO_ADDRESS = "0.0.0.0"
 
 
@@ -59,6 +61,7 @@ class NetworkManager:
     def __init__(self, config: Config) -> None:
         self.mode = config.vnet_mode
         self.mac_prefix = config.vnet_macprefix
+        self._prefix = mac_for_instance("i-00000000", self.mac_prefix)[:5]
         self.tagged = self.mode == "MANAGED"
         self._instances: dict[str, NetAssignment] = {}
         self._members: dict[str, set[str]] = {}  # group -> instance ids
@@ -85,7 +88,7 @@ class NetworkManager:
         if instance_id in self._instances:
             raise Conflict(f"{instance_id} already has a network assignment")
         key = f"{account}-{group}"
-        mac = mac_for_instance(instance_id, self.mac_prefix)
+        mac = self._mac(instance_id)
         if self.mode == "SYSTEM":
             assignment = NetAssignment(instance_id, mac, NO_ADDRESS, -1, key)
         elif self._macs is not None:
@@ -108,6 +111,13 @@ class NetworkManager:
         self._instances[instance_id] = assignment
         self._members.setdefault(key, set()).add(instance_id)
         return assignment
+
+    def _mac(self, instance_id: str) -> str:
+        """Eucalyptus's instId2mac, with the prefix checked once at start-up rather than per instance."""
+        if len(instance_id) != 10 or not _HEX8.fullmatch(instance_id):
+            return mac_for_instance(instance_id, self.mac_prefix)  # raises, naming the bad id
+        d = instance_id[2:].lower()
+        return f"{self._prefix}:{d[0:2]}:{d[2:4]}:{d[4:6]}:{d[6:8]}"
 
     def detach(self, instance_id: str) -> list[str]:
         """An instance is gone: free its address, its group's network if it was the last member, and
