@@ -137,6 +137,9 @@ class SimNode:
             lines.append(f"[{vm.running:12.3f}] {instance_id}: login prompt")
         if now >= vm.ended:
             lines.append(f"[{vm.ended:12.3f}] {instance_id}: powering off")
+        elif now >= vm.running:
+            # What a guest's getty leaves last on the serial console: its login prompt.
+            return "\n".join(lines) + f"\n{instance_id} login: "
         return "\n".join(lines) + "\n"
 
     # --- what the simulator and POWERSAVE do to the node --------------------------------------------

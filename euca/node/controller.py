@@ -118,6 +118,12 @@ class NodeController:
         if wait:
             future.result()
 
+    def adopt(self, spec: InstanceSpec) -> None:
+        """An instance the hypervisor already runs (it outlived a restart of this controller): its
+        files are kept and it is torn down like any other."""
+        with self._lock:
+            self._specs[spec.instance_id] = spec
+
     def terminate(self, instance_id: str) -> None:
         """ncTerminateInstance: a staging instance is cancelled; a running one is destroyed and its
         disks removed and images unpinned."""
