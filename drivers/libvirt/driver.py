@@ -230,9 +230,11 @@ class LibvirtDriver:
                 dom = None
             if dom is not None:
                 try:
+                    # A transient domain is gone once destroyed, so ask about persistence first.
+                    persistent = dom.isPersistent()
                     if dom.isActive():
                         dom.destroy()
-                    if dom.isPersistent():
+                    if persistent:
                         dom.undefine()
                 except libvirt.libvirtError as exc:
                     raise NodeError(f"{instance_id}: cannot terminate: {_message(exc)}") from None
