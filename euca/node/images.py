@@ -134,8 +134,9 @@ class ImageCache:
         marker = self.root / image_id / STAGING
         try:
             source = self.source.open(image_id, location)
+            carried = 0  # pins of running instances, kept across a purge (each has its own disk copy)
             if cached and not self._intact(image_id, source):
-                self._purge(image_id)
+                carried = self._purge(image_id)
                 cached = False
             if not cached:
                 marker.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,8 @@ class ImageCache:
                     if evicted is None:
                         self._uncached[image_id] = self._uncached.get(image_id, 0) + 1
                     else:
-                        self.index.pin(slot)
+                        for _ in range(carried + 1):
+                            self.index.pin(slot)
                         for gone in evicted:
                             self._remove_files(self._image_of(gone))
         except BaseException:
@@ -227,13 +229,19 @@ class ImageCache:
             return tree_digest_file(path)
         return tree_digest_file(path, progress=lambda done, total: self.progress(image_id, done, total))
 
-    def _purge(self, image_id: str) -> None:
+    def _purge(self, image_id: str) -> int:
+        """Drop the image from the index and the disk; returns the pins it had."""
         self.purges += 1
+        pins = 0
         with self._cond:
             slot = self._slots[image_id]
             if self.index.contains(slot):
+                pins = self.index.pins(slot)
+                for _ in range(pins):
+                    self.index.unpin(slot)
                 self.index.remove(slot)
         self._remove_files(image_id)
+        return pins
 
     def _remove_files(self, image_id: str) -> None:
         shutil.rmtree(self.root / image_id, ignore_errors=True)
