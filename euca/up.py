@@ -106,7 +106,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"credentials written to {data_dir / 'eucarc'} and {data_dir / 'aws-profile'}")
     print(f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})", flush=True)
     try:
-        uvicorn.run(create_app(cloud), host=args.host, port=args.port, loop="uvloop",
+        uvicorn.run(create_app(cloud), host=args.host, port=args.port, loop="uvloop", http="httptools",
                     log_level="warning", lifespan="on", access_log=False)
     finally:
         store.close()

@@ -13,6 +13,7 @@ import base64
 import binascii
 import math
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from botocore.model import Shape, StructureShape
@@ -66,19 +67,32 @@ def _name(member: Shape, default: str) -> str:
     return default
 
 
-def _structure(shape: StructureShape, node: Tree, path: str) -> dict[str, Any]:
-    out: dict[str, Any] = {}
+@cache
+def _members(shape: StructureShape) -> tuple[dict[str, tuple[str, Shape, str]], tuple[tuple[str, str], ...]]:
+    """Serialized name -> (member name, shape), with the member name itself as a second key (older
+    tools send it); and the required members with their serialized names. Built once per shape:
+    botocore's member and serialization lookups were most of the cost of parsing a request."""
+    by_key: dict[str, tuple[str, Shape, str]] = {}
     for member_name, member in shape.members.items():
-        key = _name(member, member_name)
-        child = node.get(key)
-        if child is None and key != member_name:
-            child = node.get(member_name)  # older tools send the member name itself
-        if child is None:
+        by_key[_name(member, member_name)] = (member_name, member, "")
+    for member_name, member in shape.members.items():
+        # the serialized name wins when a request has both
+        by_key.setdefault(member_name, (member_name, member, _name(member, member_name)))
+    required = tuple((name, _name(shape.members[name], name)) for name in shape.required_members)
+    return by_key, required
+
+
+def _structure(shape: StructureShape, node: Tree, path: str) -> dict[str, Any]:
+    by_key, required = _members(shape)
+    out: dict[str, Any] = {}
+    # Walk the request's keys, not the shape's: a request names a few of RunInstances' ~40 members.
+    for key, child in node.items():
+        found = by_key.get(key)
+        if found is None or (found[2] and found[2] in node):
             continue
-        out[member_name] = _value(member, child, f"{path}{key}")
-    for required in shape.required_members:
-        if required not in out:
-            key = _name(shape.members[required], required)
+        out[found[0]] = _value(found[1], child, f"{path}{key}")
+    for name, key in required:
+        if name not in out:
             raise MissingParameter(f"The request must contain the parameter {path}{key}")
     return out
 

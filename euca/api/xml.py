@@ -20,11 +20,27 @@ from botocore.model import OperationModel, Shape, StructureShape
 Emit = Callable[[Any, list[str]], None]
 
 
+class Frozen(dict[str, Any]):
+    """A result that will not change while it is held: its XML is built once and then reused.
+
+    A service hands out the same Frozen dict until the thing it describes changes (an instance's
+    state, address, tags), so describing 200 unchanged instances costs 200 appends."""
+
+    __slots__ = ("shape", "xml")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shape: Shape | None = None
+        self.xml = ""
+
+
 def _timestamp(value: Any) -> str:
     if isinstance(value, (int, float)):
         value = datetime.fromtimestamp(value, UTC)
     assert isinstance(value, datetime)
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    v = value.astimezone(UTC)
+    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}."
+            f"{v.microsecond // 1000:03d}Z")
 
 
 def _scalar_emitter(kind: str) -> Callable[[Any], str]:
@@ -54,7 +70,7 @@ def _emitter(shape: Shape) -> Emit:
             tag = str(member.serialization.get("name", name))
             members[name] = (f"<{tag}>", f"</{tag}>", _emitter(member))
 
-        def structure(value: Any, out: list[str]) -> None:
+        def walk(value: Any, out: list[str]) -> None:
             # Walk the value's keys, not the shape's (EC2's Instance has ~60 members, a record ~30);
             # clients match elements by name, not position. Keys the shape lacks are dropped.
             for name, item in value.items():
@@ -66,6 +82,17 @@ def _emitter(shape: Shape) -> Emit:
                 out.append(found[0])
                 found[2](item, out)
                 out.append(found[1])
+
+        def structure(value: Any, out: list[str]) -> None:
+            if type(value) is not Frozen:
+                walk(value, out)
+            elif value.shape is shape:
+                out.append(value.xml)
+            else:
+                part: list[str] = []
+                walk(value, part)
+                value.shape, value.xml = shape, "".join(part)
+                out.append(value.xml)
         return structure
     if kind == "list":
         item_shape: Shape = shape.member
@@ -104,14 +131,19 @@ def _emitter(shape: Shape) -> Emit:
     return scalar
 
 
+@cache
+def _document(operation: OperationModel) -> tuple[str, Emit | None]:
+    shape = operation.output_shape
+    return f"{operation.name}Response", _emitter(shape) if shape is not None else None
+
+
 def response(operation: OperationModel, result: dict[str, Any], request_id: str, version: str) -> bytes:
     """The whole ``<XResponse xmlns=...>`` document for one answered request."""
-    root = f"{operation.name}Response"
+    root, emit = _document(operation)
     out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="http://ec2.amazonaws.com/doc/{version}/">',
            f"<requestId>{request_id}</requestId>"]
-    shape = operation.output_shape
-    if shape is not None:
-        _emitter(shape)(result, out)
+    if emit is not None:
+        emit(result, out)
     elif "Return" not in result:
         out.append("<return>true</return>")
     out.append(f"</{root}>")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +24,7 @@ from euca.api.errors import (
     InvalidParameterValue,
     MissingParameter,
 )
+from euca.api.xml import Frozen
 from euca.box import STATE_CODES, BoxNodes
 from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
 from euca.services.accounts import Accounts
@@ -84,6 +86,8 @@ class Instances:
         self._accounts, self._images, self._keypairs = accounts, images, keypairs
         self._groups, self._addresses, self._tags = groups, addresses, tags
         self._instances: dict[str, Instance] = {}
+        # instance or reservation id -> (what it showed, its record)
+        self._memo: dict[str, tuple[tuple[Any, ...], Frozen]] = {}
         for _, _, body in store.load("instance"):
             inst = Instance(**body)
             self._instances[inst.instance_id] = inst
@@ -335,16 +339,38 @@ class Instances:
     def _reservation_of(self, caller: Caller, items: list[tuple[Instance, str]]) -> dict[str, Any]:
         first = items[0][0]
         account = self._accounts.get(first.account)
+        owner = account.account_id if account else first.account
         groups = []
         for name in first.groups:
             g = self._groups.get(first.account, name)
             groups.append({"GroupName": name, "GroupId": g.group_id if g else None})
-        return {"ReservationId": first.reservation_id, "OwnerId": account.account_id if account else first.account,
-                "Groups": groups, "Instances": [self._instance(i, state, groups) for i, state in items]}
+        instances = [self._instance(i, state, groups) for i, state in items]
+        # the instance records are held by the memo, so their ids cannot be reused while it is
+        key = (owner, tuple(g["GroupId"] for g in groups), *map(id, instances))
+        memo = self._memo.get(first.reservation_id)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        record = Frozen({"ReservationId": first.reservation_id, "OwnerId": owner, "Groups": groups,
+                         "Instances": instances})
+        self._memo[first.reservation_id] = (key, record)
+        return record
 
     def _instance(self, inst: Instance, state: str, groups: list[dict[str, Any]]) -> dict[str, Any]:
-        live = state in ("pending", "running")
+        """The same Frozen dict while nothing a client sees has changed, so its XML is built once."""
         public = self._addresses.public_of(inst.instance_id) if inst.terminated is None else None
+        tags = self._tags.of(inst.instance_id)
+        key = (state, public, inst.terminated, tuple(tags.items()) if tags else (),
+               tuple(g["GroupId"] for g in groups))
+        memo = self._memo.get(inst.instance_id)
+        if memo is not None and memo[0] == key:
+            return memo[1]
+        record = Frozen(self._instance_fields(inst, state, groups, public, tags))
+        self._memo[inst.instance_id] = (key, record)
+        return record
+
+    def _instance_fields(self, inst: Instance, state: str, groups: list[dict[str, Any]], public: str | None,
+                         tags: Mapping[str, str]) -> dict[str, Any]:
+        live = state in ("pending", "running")
         return {
             "InstanceId": inst.instance_id, "ImageId": inst.image_id,
             "State": {"Code": STATE_CODES[state], "Name": state},
@@ -356,7 +382,7 @@ class Instances:
             "PrivateIpAddress": inst.private_ip if live else None, "PublicIpAddress": public if live else None,
             "Architecture": "x86_64", "RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1",
             "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
-            "SecurityGroups": groups, "Tags": tag_list(self._tags.of(inst.instance_id)),
+            "SecurityGroups": groups, "Tags": tag_list(tags),
             "StateTransitionReason": "User initiated" if inst.terminated is not None else "",
         }
 
@@ -374,6 +400,8 @@ class Instances:
                 tx.delete("instance", inst.instance_id)
         for inst in gone:
             del self._instances[inst.instance_id]
+            self._memo.pop(inst.instance_id, None)
+            self._memo.pop(inst.reservation_id, None)
             self._tags.drop(inst.instance_id)
         return len(gone)
 
