@@ -1,3 +1,3 @@
 """Shared pytest configuration."""
 
-pytest_plugins = ["tests.guest.fixtures"]
+pytest_plugins = ["tests.guest.fixtures", "tests.postgres"]

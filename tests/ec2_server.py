@@ -58,8 +58,9 @@ class Box:
 
 @contextmanager
 def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 4096, disk: int = 100,
-                timings: Timings | None = None) -> Iterator[Box]:
-    store = Store(str(data_dir / "euca.db"))
+                timings: Timings | None = None, database: str | None = None) -> Iterator[Box]:
+    """``database``: a PostgreSQL URL instead of the SQLite file in ``data_dir``."""
+    store = Store(database or str(data_dir / "euca.db"))
     first_start(store, argparse.Namespace(nodes=nodes, node_cores=cores, node_memory=memory, node_disk=disk))
     port = free_port()
     url = f"http://127.0.0.1:{port}"

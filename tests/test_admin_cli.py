@@ -10,6 +10,7 @@ from euca.cli import main
 from euca.services.cloud import Cloud, stored_nodes, stored_vmtypes
 from euca.services.common import Ids
 from euca.store import Store
+from tests.postgres import Postgres
 
 
 def test_account_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -74,5 +75,33 @@ def test_store_is_wal_and_ids_never_repeat(tmp_path: Path) -> None:
         store.close()
 
 
-def test_postgresql_store() -> None:
-    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install 'euca[postgres]')")
+def test_postgresql_store(postgres: Postgres) -> None:
+    """The same contract as SQLite's: rollback on error, issued ids refused twice, bodies round-trip."""
+    url = postgres.database()
+    store = Store(url)
+    try:
+        ids = Ids(store)
+        with store.transaction() as tx:
+            first = ids.new("i", tx)
+            tx.put("instance", first, "alice", {"n": 1, "names": ["a", "b"], "at": 1.5, "gone": None})
+            tx.tag(first, "role", "db", "alice")
+            tx.set_meta("initialised", "1")
+        with pytest.raises(RuntimeError), store.transaction() as tx:
+            tx.put("instance", "x", "a", {})
+            raise RuntimeError("rolled back")
+        assert store.get("instance", "x") is None
+        with pytest.raises(Exception), store.transaction() as tx:  # noqa: B017 - the driver's IntegrityError
+            tx.issue(first)
+        # the connection is usable after a failed transaction
+        with store.transaction() as tx:
+            tx.put("instance", first, "alice", {"n": 2})
+    finally:
+        store.close()
+    again = Store(url)  # a second process's view
+    try:
+        assert again.load("instance") == [(first, "alice", {"n": 2})]
+        assert first in Ids(again) and again.is_issued(first)
+        assert again.tags() == [(first, "role", "db", "alice")]
+        assert again.meta("initialised") == "1"
+    finally:
+        again.close()

@@ -19,9 +19,17 @@ from tests.ec2_server import Box, running_box
 
 
 @pytest.fixture(scope="module")
-def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
-    with running_box(tmp_path_factory.mktemp("box")) as b:
+def box(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    """SQLite unless a test asks for ``both_stores``; the PostgreSQL box is a second cloud of its own."""
+    database = None
+    if getattr(request, "param", "sqlite") == "postgresql":
+        database = request.getfixturevalue("postgres").database()
+    with running_box(tmp_path_factory.mktemp("box"), database=database) as b:
         yield b
+
+
+# The same behaviour over the other store: run in file order against a second cloud on PostgreSQL.
+both_stores = pytest.mark.parametrize("box", ["sqlite", "postgresql"], indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +143,7 @@ def test_zones_and_verbose_table(ec2: Any, alice: Any) -> None:
 
 # --- key pairs ------------------------------------------------------------------------------------
 
+@both_stores
 def test_key_pairs(alice: Any, bob: Any) -> None:
     created = alice.create_key_pair(KeyName="mykey")
     private = serialization.load_pem_private_key(created["KeyMaterial"].encode(), None)
@@ -165,6 +174,7 @@ def test_key_pairs(alice: Any, bob: Any) -> None:
 
 # --- security groups ------------------------------------------------------------------------------
 
+@both_stores
 def test_security_groups(alice: Any, bob: Any, emi: str) -> None:
     gid = alice.create_security_group(GroupName="web", Description="web servers")["GroupId"]
     assert gid.startswith("sg-") and len(gid) == 11
@@ -219,6 +229,7 @@ def test_security_groups(alice: Any, bob: Any, emi: str) -> None:
 
 # --- addresses ------------------------------------------------------------------------------------
 
+@both_stores
 def test_addresses_and_limit(bob: Any, alice: Any, emi: str) -> None:
     ips = [bob.allocate_address()["PublicIp"] for _ in range(5)]
     assert len(set(ips)) == 5
@@ -251,6 +262,7 @@ def test_addresses_and_limit(bob: Any, alice: Any, emi: str) -> None:
 
 # --- instances ------------------------------------------------------------------------------------
 
+@both_stores
 def test_instance_lifecycle(alice: Any, bob: Any, emi: str, box: Box) -> None:
     user_data = "#!/bin/sh\necho hello\n"
     run = alice.run_instances(ImageId=emi, MinCount=2, MaxCount=2, InstanceType="m1.small", KeyName="mykey",
@@ -306,6 +318,7 @@ def test_client_token_is_idempotent(alice: Any, emi: str) -> None:
     alice.terminate_instances(InstanceIds=[a["Instances"][0]["InstanceId"]])
 
 
+@both_stores
 def test_describe_filters_and_pages(alice: Any, ec2: Any, emi: str) -> None:
     run = alice.run_instances(ImageId=emi, MinCount=6, MaxCount=6, InstanceType="t1.micro")
     ids = sorted(i["InstanceId"] for i in run["Instances"])
