@@ -46,6 +46,8 @@ def add_arguments(commands: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("--cores", type=int, default=8)
     p.add_argument("--memory", type=int, default=16384, help="MB")
     p.add_argument("--disk", type=int, default=500, help="GB")
+    p.add_argument("--url", help="a remote node controller, http://host:8775 (its capacity is what it reports)")
+    p.add_argument("--key", help="the key shared with that node controller")
     store_args(p)
     store_args(acts.add_parser("list", help="list nodes"))
 
@@ -111,12 +113,17 @@ def _dispatch(args: argparse.Namespace, store: Store) -> int:
                 raise ValueError(f"node {args.name!r} is already registered")
             if not args.name or any(c.isspace() for c in args.name):
                 raise ValueError("a node name is a host name without spaces")
+            body: dict[str, object] = {"cores": args.cores, "memory": args.memory, "disk": args.disk}
+            if args.url:
+                if not args.url.startswith("http://") or not args.key:
+                    raise ValueError("a remote node needs --url http://host:port and --key")
+                body |= {"url": args.url, "key": args.key}
             with store.transaction() as tx:
-                tx.put("node", args.name, ADMIN, {"cores": args.cores, "memory": args.memory, "disk": args.disk})
+                tx.put("node", args.name, ADMIN, body)
             print(f"node {args.name} added; the server picks it up when it next starts")
         else:
             for n in stored_nodes(store):
-                print(f"{n.name}\t{n.cores} cores\t{n.memory} MB\t{n.disk} GB")
+                print(f"{n.name}\t{n.url}" if n.url else f"{n.name}\t{n.cores} cores\t{n.memory} MB\t{n.disk} GB")
     elif command == "vmtype":
         if action == "set":
             vm = VmType(args.name, args.cores, args.memory, args.disk)

@@ -1,72 +1,144 @@
-"""The cloud in a box's nodes: simulated node controllers inside the server process.
+"""The cloud's nodes: node controllers inside the server process (the cloud in a box) or on other hosts.
 
-Until ``drivers.sim`` lands, a node is registered with the cluster controller straight from a
-resource report, and an instance's state is read off its timestamps: pending for the boot delay
-after launch, then running; shutting-down for the shutdown delay after termination, then
-terminated, and gone (buried) after BURY_TIME. This module is the one place to change when the
-in-box nodes become ``drivers.sim`` nodes on a real-time clock.
+An in-box node is a :class:`~euca.node.NodeController` over a ``drivers.sim`` node on the real
+clock: it boots an instance in the boot delay and holds it until it is terminated. A registered
+remote node (``euca node add NAME --url ... --key ...``, or a host in NODES) is an
+``euca node-controller`` reached over HTTP. Both sit in one :class:`~euca.node.Fleet`, and an
+instance's state is what its node last reported, mapped as Eucalyptus's cloud controller maps it:
+Staging/Booting are pending, the hypervisor's running states are running, Teardown is
+shutting-down. After TerminateInstances an instance is shutting-down for at least the shutdown
+delay, and while its node still reports it alive; then terminated, and gone (buried) after
+BURY_TIME. An instance its node stopped reporting keeps its last state until it has been unseen for
+INSTANCE_TIMEOUT + SHUT_DOWN_TIME, when the cloud ends it (:meth:`BoxNodes.lost`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from drivers.protocol import InstanceSpec, NcState, NodeError
+from drivers.sim import NodeShape, SimNode
 from euca.cluster import ClusterController, ResourceReport
+from euca.node import Fleet, NodeController
+
+log = logging.getLogger("euca.box")
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48}
 
 
 @dataclass(frozen=True)
 class Timings:
-    """Seconds. Eucalyptus 2.0: BURY_TIME 60 min; a KVM guest takes tens of seconds to boot."""
+    """Seconds. Eucalyptus 2.0: BURY_TIME 60 min, SHUT_DOWN_TIME 10 min; a KVM guest boots in tens of seconds."""
 
     boot: float = 20.0
     shutdown: float = 10.0
     bury: float = 3600.0
+    shut_down_time: float = 600.0
 
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """A simulated node's hardware: cores, memory (MB), disk (GB)."""
+    """A node as registered: an in-box node's hardware (cores, memory MB, disk GB), or a remote
+    node controller's URL and shared key (its hardware is what it reports)."""
 
     name: str
     cores: int = 8
     memory: int = 16384
     disk: int = 500
+    url: str = ""
+    key: str = ""
 
     def report(self) -> ResourceReport:
         return ResourceReport(self.cores, self.memory, self.disk, self.cores, self.memory, self.disk)
 
 
 class BoxNodes:
-    """Registers the in-box nodes and tells the state of their instances from timestamps."""
+    """The fleet of node controllers and the instance states read from their reports."""
 
-    def __init__(self, timings: Timings | None = None, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, timings: Timings | None = None, clock: Callable[[], float] = time.time,
+                 instance_timeout: float = 300.0, polling: float = 6.0) -> None:
         self.timings = timings or Timings()
         self.clock = clock
+        self.fleet = Fleet(instance_timeout=instance_timeout, polling=polling, clock=clock)
+        self.sims: dict[str, SimNode] = {}
+        self._ncs: dict[str, NodeController] = {}
+        self._last: dict[str, str] = {}
 
     def register(self, cc: ClusterController, nodes: list[NodeSpec]) -> None:
+        now = cc.clock()
         for spec in nodes:
-            cc.nodes.register(spec.name, report=spec.report(), now=cc.clock())
+            if spec.name in self.fleet.nodes:
+                continue
+            if spec.url:
+                self.fleet.add_remote(spec.name, spec.url, spec.key)
+                if spec.name not in cc.nodes:
+                    cc.nodes.register(spec.name, now=now)  # DOWN until its first poll answers
+                continue
+            sim = SimNode(spec.name, NodeShape(spec.cores, spec.memory, spec.disk, boot_time=self.timings.boot),
+                          clock=self.clock)
+            self.sims[spec.name] = sim
+            nc = self._ncs[spec.name] = NodeController(sim, clock=self.clock, name=spec.name)
+            self.fleet.add_local(nc)
+            if spec.name not in cc.nodes:
+                cc.nodes.register(spec.name, report=spec.report(), now=now)
 
-    def state(self, launched: float, terminated: float | None, now: float | None = None) -> str | None:
+    def start(self) -> None:
+        self.fleet.start()
+
+    def close(self) -> None:
+        self.fleet.close()
+
+    def resume(self, node: str, spec: InstanceSpec, launched: float) -> None:
+        """An instance the store says is live, after a restart. An in-box node lived and died with
+        the server, so it takes the instance back as booted at ``launched``; a remote node still
+        runs it and says so at its next poll."""
+        sim = self.sims.get(node)
+        if sim is not None:
+            try:
+                sim.start(spec, staged=launched)
+            except NodeError as exc:
+                log.warning("%s: cannot take it back: %s", spec.instance_id, exc)
+            else:
+                self._ncs[node].adopt(spec)
+        self.fleet.resume(spec.instance_id, launched)
+
+    def state(self, instance_id: str, launched: float, terminated: float | None,
+              now: float | None = None) -> str | None:
         """pending / running / shutting-down / terminated, or None once buried."""
         now = self.clock() if now is None else now
-        if terminated is None:
-            return "pending" if now < launched + self.timings.boot else "running"
-        if now < terminated + self.timings.shutdown:
-            return "shutting-down"
-        if now < terminated + self.timings.shutdown + self.timings.bury:
-            return "terminated"
-        return None
+        seen = self.fleet.sighting(instance_id)
+        t = self.timings
+        if terminated is not None:
+            if now < terminated + t.shutdown:
+                return "shutting-down"
+            still = (seen is not None and seen.seen > terminated and seen.state is not NcState.TEARDOWN
+                     and now < terminated + t.shut_down_time)
+            if still:
+                return "shutting-down"
+            return "terminated" if now < terminated + t.shutdown + t.bury else None
+        if seen is None:
+            return self._last.get(instance_id, "pending")
+        state = seen.state.cloud_state
+        if state == "pending" and self._last.get(instance_id) == "running":
+            # A reboot boots the domain again, but to EC2 the instance stays running throughout.
+            return "running"
+        self._last[instance_id] = state
+        return state
 
-    def console(self, instance_id: str, node: str, vmtype: str, private_ip: str, launched: float) -> str:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(launched))
-        return (f"[    0.000000] Linux version 2.6.28-11-generic (euca@{node}) #42 SMP\n"
-                f"[    0.000000] Command line: root=/dev/sda1 console=ttyS0\n"
-                f"[    0.120000] Memory and CPUs as {vmtype}\n"
-                f"[    1.500000] eth0: link up, {private_ip}\n"
-                f"Cloud-init: instance {instance_id} booted at {stamp} UTC\n"
-                f"{instance_id} login: ")
+    def ended(self, instance_id: str, now: float | None = None) -> bool:
+        """Has the node ended this instance on its own (Teardown without a TerminateInstances: it
+        shut down inside, crashed, or failed to start), or has it been unseen so long that the
+        cloud gives it up (INSTANCE_TIMEOUT + SHUT_DOWN_TIME)?"""
+        now = self.clock() if now is None else now
+        seen = self.fleet.sighting(instance_id)
+        if seen is not None and seen.state is NcState.TEARDOWN:
+            return True
+        unseen = now - self.fleet.last_seen(instance_id)
+        return unseen > self.fleet.instance_timeout + self.timings.shut_down_time
+
+    def forget(self, instance_id: str) -> None:
+        self.fleet.forget(instance_id)
+        self._last.pop(instance_id, None)

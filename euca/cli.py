@@ -49,11 +49,16 @@ def main(argv: list[str] | None = None) -> int:
     from euca import admin, up
 
     up.add_arguments(commands.add_parser("up", help="start the cloud in a box (EC2 API, cluster, nodes)"))
+    from euca.node import service as node_service
+
+    node_service.add_arguments(commands.add_parser("node-controller", help="run this host's node controller (NC)"))
     admin.add_arguments(commands)
 
     args = parser.parse_args(argv)
     if args.command == "up":
         return up.main(args)
+    if args.command == "node-controller":
+        return node_service.main(args)
     if args.command in ("account", "node", "image", "vmtype"):
         return admin.main(args)
     if args.command == "bench":

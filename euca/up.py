@@ -13,8 +13,8 @@ import os
 import sys
 from pathlib import Path
 
-from euca.box import Timings
-from euca.config import ConfigError, load_config
+from euca.box import NodeSpec, Timings
+from euca.config import Config, ConfigError, load_config
 from euca.services.cloud import Cloud, stored_nodes
 from euca.services.common import ADMIN
 from euca.store import Store
@@ -43,6 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds a terminated instance stays visible (BURY_TIME)")
     parser.add_argument("--sync", choices=("normal", "full"), default="normal",
                         help="SQLite synchronous mode: normal survives a killed server, full a power cut")
+    parser.add_argument("--node-key", help="the key shared with the node controllers named in NODES "
+                        "(or EUCA_NODE_KEY)")
     parser.add_argument("--log-level", default="info")
 
 
@@ -64,6 +66,14 @@ def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, ac
         "region = eucalyptus\n")
     for path in (eucarc, data_dir / "aws-profile"):
         os.chmod(path, 0o600)
+
+
+def remote_nodes(config: Config | None, args: argparse.Namespace) -> list[NodeSpec]:
+    """NODES from eucalyptus.conf: node controllers at http://<host>:NC_PORT, sharing --node-key."""
+    if config is None or not config.nodes:
+        return []
+    key = getattr(args, "node_key", None) or os.environ.get("EUCA_NODE_KEY", "")
+    return [NodeSpec(host, url=f"http://{host}:{config.nc_port}", key=key) for host in config.nodes]
 
 
 def first_start(store: Store, args: argparse.Namespace) -> bool:
@@ -92,11 +102,15 @@ def main(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"euca: {exc}", file=sys.stderr)
         return 2
+    extra = remote_nodes(config, args)
+    if extra:
+        args.nodes = 0  # NODES names the cluster's nodes: no simulated ones beside them
     store = Store(database_url(data_dir, args.database))
     store.set_synchronous(args.sync)
     first = first_start(store, args)
     url = f"http://{args.host}:{args.port}"
-    cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url)
+    cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url,
+                       extra_nodes=extra)
     admin = cloud.accounts.get(ADMIN)
     assert admin is not None
     key = cloud.accounts.keys_of(ADMIN)[0]
@@ -109,5 +123,6 @@ def main(args: argparse.Namespace) -> int:
         uvicorn.run(create_app(cloud), host=args.host, port=args.port, loop="uvloop", http="httptools",
                     log_level="warning", lifespan="on", access_log=False)
     finally:
+        cloud.close()
         store.close()
     return 0

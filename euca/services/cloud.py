@@ -30,7 +30,8 @@ def stored_vmtypes(store: Store) -> VmTypes:
 
 
 def stored_nodes(store: Store) -> list[NodeSpec]:
-    return [NodeSpec(name, b["cores"], b["memory"], b["disk"]) for name, _, b in store.load("node")]
+    return [NodeSpec(name, b["cores"], b["memory"], b["disk"], b.get("url", ""), b.get("key", ""))
+            for name, _, b in store.load("node")]
 
 
 @dataclass
@@ -49,11 +50,13 @@ class Cloud:
 
     @classmethod
     def open(cls, store: Store, config: Config | None = None, timings: Timings | None = None,
-             endpoint: str = "") -> Cloud:
-        """Load every record, register the nodes, and rebuild the cluster controller from the store."""
+             endpoint: str = "", extra_nodes: list[NodeSpec] | None = None) -> Cloud:
+        """Load every record, register the nodes (the stored ones, then ``extra_nodes``, e.g. NODES
+        from eucalyptus.conf), rebuild the cluster controller from the store, and start polling."""
         cc = ClusterController(config, stored_vmtypes(store))
-        box = BoxNodes(timings or Timings())
-        box.register(cc, stored_nodes(store))
+        box = BoxNodes(timings or Timings(), instance_timeout=cc.config.instance_timeout,
+                       polling=cc.config.nc_polling_frequency)
+        box.register(cc, stored_nodes(store) + list(extra_nodes or []))
         ids = Ids(store)
         accounts = Accounts(store)
         tags = Tags(store)
@@ -68,7 +71,12 @@ class Cloud:
             log.warning("restore: %s", problem)
         if accounts.get(ADMIN) is None:
             accounts.create(ADMIN, admin=True)
+        box.start()
         return cloud
+
+    def close(self) -> None:
+        """Stop polling the node controllers (the store is the caller's to close)."""
+        self.box.close()
 
     def caller(self, access_key: str) -> Caller:
         caller = self.accounts.caller(access_key)
@@ -76,7 +84,10 @@ class Cloud:
         return caller
 
     def tick(self) -> None:
-        """Periodic work: bury long-terminated instances, and POWERSAVE's idle check."""
+        """Periodic work: the nodes' latest reports to the cluster controller, instances their nodes
+        ended, burying long-terminated instances, and POWERSAVE's idle check."""
+        self.box.fleet.apply(self.cc)
+        self.instances.reconcile()
         self.instances.bury()
         self.cc.tick()
 

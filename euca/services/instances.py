@@ -1,5 +1,8 @@
 """Instances and reservations: RunInstances asks the cluster controller to place and address them,
-records them, and answers; their state after that is the in-box nodes' (``euca.box``).
+records them, hands each to its node controller (ncRunInstance), and answers. Their state after
+that is what the node controllers report (``euca.box``); Terminate, Reboot and GetConsoleOutput
+go to the node, and an instance its node ended on its own, or stopped reporting for good, is
+terminated by the periodic :meth:`Instances.reconcile`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.protocol import InstanceSpec, NodeError
 from euca.api.errors import (
     IdempotentParameterMismatch,
     InstanceLimitExceeded,
@@ -114,6 +118,9 @@ class Instances:
                 inst.terminated = now
                 self._addresses.unbound([ip for ip, owner in self._addresses.restore_list()
                                          if owner == inst.instance_id])
+        for inst in self._instances.values():
+            if inst.terminated is None:
+                self._box.resume(inst.node, self._spec(inst), inst.launched)
         return problems
 
     # --- lookups other services use -----------------------------------------------------------------
@@ -138,7 +145,8 @@ class Instances:
             if not well_formed(id_, "i"):
                 raise InvalidInstanceIDMalformed(f"Invalid id: \"{id_[:64]}\" (expecting \"i-...\")")
             inst = self._instances.get(id_)
-            if inst is None or not caller.sees(inst.account) or self._box.state(inst.launched, inst.terminated) is None:
+            if (inst is None or not caller.sees(inst.account)
+                    or self._box.state(inst.instance_id, inst.launched, inst.terminated) is None):
                 raise InvalidInstanceIDNotFound(f"The instance ID '{id_}' does not exist")
             out.append(inst)
         return out
@@ -166,10 +174,8 @@ class Instances:
         image = self._images.visible(caller, image_id, "machine")
         kernel_id = p.get("KernelId") or image.kernel_id
         ramdisk_id = p.get("RamdiskId") or image.ramdisk_id
-        if kernel_id:
-            self._images.visible(caller, kernel_id, "kernel")
-        if ramdisk_id:
-            self._images.visible(caller, ramdisk_id, "ramdisk")
+        kernel = self._images.visible(caller, kernel_id, "kernel") if kernel_id else None
+        ramdisk = self._images.visible(caller, ramdisk_id, "ramdisk") if ramdisk_id else None
         key_name = p.get("KeyName") or ""
         if key_name and self._keypairs.get(caller.account, key_name) is None:
             raise InvalidKeyPairNotFound(f"The key pair '{key_name[:255]}' does not exist")
@@ -227,6 +233,11 @@ class Instances:
             raise
         for inst in created:
             self._instances[inst.instance_id] = inst
+        # The records are durable before any node hears of them: a crash in between leaves instances
+        # that no node reports, which the cloud ends after INSTANCE_TIMEOUT + SHUT_DOWN_TIME.
+        locations = {i.image_id: i.location for i in (image, kernel, ramdisk) if i is not None}
+        for inst in created:
+            self._box.fleet.launch(inst.node, self._spec(inst), locations)
         for spec in p.get("TagSpecifications") or []:
             if spec.get("ResourceType") in (None, "instance") and spec.get("Tags"):
                 self._tags.create(caller, [i.instance_id for i in created], spec["Tags"])
@@ -236,37 +247,82 @@ class Instances:
 
     def terminate(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
         chosen = self._visible(caller, ids)
+        self._box.fleet.refresh()
         now = self._box.clock()
-        before = {i.instance_id: self._box.state(i.launched, i.terminated, now) or "terminated" for i in chosen}
+        before = {i.instance_id: self._box.state(i.instance_id, i.launched, i.terminated, now) or "terminated"
+                  for i in chosen}
         ending = list({i.instance_id: i for i in chosen if i.terminated is None}.values())
-        unbound: list[str] = []
-        if ending:
-            with self._store.transaction() as tx:
-                for inst in ending:
-                    unbound += self._addresses.unbind(tx, inst.instance_id)
-                    tx.put("instance", inst.instance_id, inst.account, inst.body() | {"terminated": now})
-            for inst in ending:
-                inst.terminated = now
-                try:
-                    self._cc.terminate(inst.instance_id)
-                except KeyError:
-                    log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
-            self._addresses.unbound(unbound)
+        self._end(ending, now)
+        for inst in ending:
+            self._box.fleet.terminate(inst.node, inst.instance_id)
         out = []
         for inst in chosen:
-            state = self._box.state(inst.launched, inst.terminated, now) or "terminated"
+            state = self._box.state(inst.instance_id, inst.launched, inst.terminated, now) or "terminated"
             out.append({"InstanceId": inst.instance_id,
                         "CurrentState": {"Code": STATE_CODES[state], "Name": state},
                         "PreviousState": {"Code": STATE_CODES[before[inst.instance_id]],
                                           "Name": before[inst.instance_id]}})
         return out
 
+    def _end(self, ending: list[Instance], now: float) -> None:
+        """Record the instances terminated (durably, first), then give back their capacity and addresses."""
+        if not ending:
+            return
+        unbound: list[str] = []
+        with self._store.transaction() as tx:
+            for inst in ending:
+                unbound += self._addresses.unbind(tx, inst.instance_id)
+                tx.put("instance", inst.instance_id, inst.account, inst.body() | {"terminated": now})
+        for inst in ending:
+            inst.terminated = now
+            try:
+                self._cc.terminate(inst.instance_id)
+            except KeyError:
+                log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
+        self._addresses.unbound(unbound)
+
+    def reconcile(self) -> int:
+        """Terminate the instances whose node ended them (Teardown without a TerminateInstances) or
+        that no node has reported for INSTANCE_TIMEOUT + SHUT_DOWN_TIME. Returns how many."""
+        self._box.fleet.refresh()
+        now = self._box.clock()
+        gone = [i for i in self._instances.values() if i.terminated is None and self._box.ended(i.instance_id, now)]
+        # Those still in the node's report as Teardown are gone there already; the others may come
+        # back with their node, which must then stop them.
+        unseen = [i for i in gone if self._box.fleet.sighting(i.instance_id) is None]
+        for inst in gone:
+            log.info("%s: its node no longer runs it; terminated", inst.instance_id)
+        self._end(gone, now)
+        for inst in unseen:
+            self._box.fleet.terminate(inst.node, inst.instance_id)
+        return len(gone)
+
+    def _spec(self, inst: Instance) -> InstanceSpec:
+        """ncRunInstance's arguments for a recorded instance."""
+        vm = self._cc.vmtypes[inst.vmtype]
+        key = self._keypairs.get(inst.account, inst.key_name) if inst.key_name else None
+        try:
+            user_data = base64.b64decode(inst.user_data) if inst.user_data else b""
+        except (binascii.Error, ValueError):
+            user_data = b""
+        return InstanceSpec(inst.instance_id, inst.reservation_id, inst.account, inst.vmtype, vm.cores, vm.memory,
+                            vm.disk, inst.image_id, inst.kernel_id, inst.ramdisk_id, inst.mac, inst.private_ip,
+                            inst.vlan, inst.key_name, key.public_key if key else "", user_data, inst.launch_index,
+                            tuple(inst.groups))
+
     def reboot(self, caller: Caller, ids: list[str]) -> None:
-        self._visible(caller, ids)
+        for inst in self._visible(caller, ids):
+            if inst.terminated is None:
+                self._box.fleet.reboot(inst.node, inst.instance_id)
 
     def console(self, caller: Caller, instance_id: str) -> dict[str, Any]:
+        """The node's console log (its newest 64 KiB); empty when the node cannot be asked."""
         inst = self._visible(caller, [instance_id])[0]
-        text = self._box.console(inst.instance_id, inst.node, inst.vmtype, inst.private_ip, inst.launched)
+        try:
+            text = self._box.fleet.console(inst.node, inst.instance_id)
+        except NodeError as exc:
+            log.warning("%s: console: %s", inst.instance_id, exc)
+            text = ""
         return {"InstanceId": inst.instance_id, "Timestamp": self._box.clock(),
                 "Output": base64.b64encode(text.encode()).decode()}
 
@@ -280,12 +336,13 @@ class Instances:
         if limit is not None and not 5 <= limit <= 1000:
             raise InvalidParameterValue("MaxResults must be between 5 and 1000")
         chosen = wanted(p.get("Filters"), FILTERS)
+        self._box.fleet.refresh()
         now = self._box.clock()
         candidates = self._visible(caller, ids) if ids else [
             i for i in self._instances.values() if caller.sees(i.account)]
         rows: list[tuple[Instance, str]] = []
         for inst in candidates:
-            state = self._box.state(inst.launched, inst.terminated, now)
+            state = self._box.state(inst.instance_id, inst.launched, inst.terminated, now)
             if state is None:
                 continue
             if chosen and not matches(chosen, lambda name, i=inst, s=state: self._fields(i, s, name)):  # type: ignore[misc]
@@ -333,8 +390,8 @@ class Instances:
 
     def _reservation(self, caller: Caller, instances: list[Instance]) -> dict[str, Any]:
         now = self._box.clock()
-        return self._reservation_of(caller, [(i, self._box.state(i.launched, i.terminated, now) or "terminated")
-                                             for i in instances])
+        states = [self._box.state(i.instance_id, i.launched, i.terminated, now) or "terminated" for i in instances]
+        return self._reservation_of(caller, list(zip(instances, states, strict=True)))
 
     def _reservation_of(self, caller: Caller, items: list[tuple[Instance, str]]) -> dict[str, Any]:
         first = items[0][0]
@@ -392,7 +449,7 @@ class Instances:
         """Forget instances terminated longer ago than BURY_TIME (their ids stay issued)."""
         now = self._box.clock()
         gone = [i for i in self._instances.values()
-                if i.terminated is not None and self._box.state(i.launched, i.terminated, now) is None]
+                if i.terminated is not None and self._box.state(i.instance_id, i.launched, i.terminated, now) is None]
         if not gone:
             return 0
         with self._store.transaction() as tx:
@@ -403,6 +460,7 @@ class Instances:
             self._memo.pop(inst.instance_id, None)
             self._memo.pop(inst.reservation_id, None)
             self._tags.drop(inst.instance_id)
+            self._box.forget(inst.instance_id)
         return len(gone)
 
     def live_count(self) -> int:
