@@ -10,7 +10,7 @@ import time
 from bench.table import Row, format_rows
 
 # Each module's rows(quick) measures a kernel and its twin side by side in one run.
-KERNEL_BENCHES = ("bench.placement", "bench.netalloc", "bench.imagecache", "bench.digest", "bench.sim")
+KERNEL_BENCHES = ("bench.placement", "bench.netalloc", "bench.imagecache", "bench.digest", "bench.sim", "bench.node")
 
 
 def main(argv: list[str] | None = None) -> int:
