@@ -18,6 +18,7 @@ import uvicorn
 
 from euca.api.app import create_app
 from euca.box import Timings
+from euca.config import Config
 from euca.services.cloud import Cloud
 from euca.services.common import ADMIN
 from euca.store import Store
@@ -58,13 +59,14 @@ class Box:
 
 @contextmanager
 def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 4096, disk: int = 100,
-                timings: Timings | None = None, database: str | None = None) -> Iterator[Box]:
+                timings: Timings | None = None, database: str | None = None,
+                config: Config | None = None) -> Iterator[Box]:
     """``database``: a PostgreSQL URL instead of the SQLite file in ``data_dir``."""
     store = Store(database or str(data_dir / "euca.db"))
     first_start(store, argparse.Namespace(nodes=nodes, node_cores=cores, node_memory=memory, node_disk=disk))
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cloud = Cloud.open(store, None, timings or Timings(0.3, 0.3, 60), endpoint=url)
+    cloud = Cloud.open(store, config, timings or Timings(0.3, 0.3, 60), endpoint=url)
     server = uvicorn.Server(uvicorn.Config(create_app(cloud, tick_seconds=0.2), host="127.0.0.1", port=port,
                                            log_level="warning", loop="asyncio", lifespan="on"))
     thread = threading.Thread(target=server.run, name="ec2-server", daemon=True)

@@ -40,6 +40,8 @@ MAX_BODY = 1 << 20
 XML = "text/xml;charset=UTF-8"
 PATHS = ("/", "/services/Eucalyptus", "/services/Eucalyptus/")
 _XML_HEADER = (b"content-type", XML.encode())
+# Parameters Eucalyptus's tools send that botocore's EC2 model does not have
+EXTENSIONS = {"RunInstances": ("AddressingType",)}
 
 _model: ServiceModel | None = None
 
@@ -113,6 +115,9 @@ class Ec2Api:
             if operation is None or handler is None:
                 raise InvalidAction(f"The action {action[:64]} is not valid for this web service.")
             parsed = query.parse(operation.input_shape, params)
+            for name in EXTENSIONS.get(action, ()):
+                if name in params:
+                    parsed[name] = params[name]
             result: dict[str, Any] = handler(self.cloud, caller, parsed)
             version = params.get("Version") or self.version
             if not (len(version) == 10 and version[4] == "-" and version.replace("-", "").isdigit()):

@@ -1,8 +1,15 @@
-"""Elastic (public) addresses, EC2-Classic style: the public IP is the address's only name.
+"""Public addresses, EC2-Classic style: the public IP is the address's only name.
 
 The cluster controller's network manager owns the VNET_PUBLICIPS pool and the DNAT/SNAT
 associations; this service adds ownership, the per-account limit (maxUserPublicAddresses, 5) and
 durability.
+
+Two kinds come from the one pool. An elastic address is allocated by an account and kept until it
+releases it. A dynamic address (Eucalyptus's doDynamicPublicAddresses, on by default) is handed to
+every instance as it starts, unless it was run with ``--addressing private``, and taken back when
+it ends; an elastic address associated with the instance replaces it, and disassociating the
+elastic one gives the instance a fresh dynamic one. Dynamic addresses belong to no account and are
+not listed by DescribeAddresses.
 """
 
 from __future__ import annotations
@@ -21,11 +28,14 @@ from euca.api.errors import (
     InvalidParameterValue,
 )
 from euca.cluster import ClusterController
+from euca.cluster.network import MANAGED_MODES
 from euca.services.common import Caller, matches, wanted
 from euca.store import Store, Tx
-from pyx.errors import KernelError
+from pyx.errors import Exhausted, KernelError
 
 MAX_USER_PUBLIC_ADDRESSES = 5
+SYSTEM = ""  # the owner of dynamic addresses (Eucalyptus shows them as "nobody")
+NO_ADDRESSES = "Not enough resources available: addresses (try --addressing private)"
 
 
 @dataclass
@@ -33,16 +43,20 @@ class Address:
     ip: str
     account: str
     instance: str | None = None
+    dynamic: bool = False
 
 
 class Addresses:
-    def __init__(self, store: Store, cc: ClusterController, limit: int = MAX_USER_PUBLIC_ADDRESSES) -> None:
+    def __init__(self, store: Store, cc: ClusterController, limit: int = MAX_USER_PUBLIC_ADDRESSES,
+                 dynamic: bool = True) -> None:
         self._store, self._cc, self.limit = store, cc, limit
+        # doDynamicPublicAddresses; only the MANAGED modes have a public pool to take them from
+        self.dynamic = dynamic and cc.network.mode in MANAGED_MODES
         self._addresses: dict[str, Address] = {}
         # instance id -> (account, private ip) of a live instance; set by the instances service
         self.live: Callable[[str], tuple[str, str] | None] = lambda instance_id: None
         for ip, account, body in store.load("address"):
-            self._addresses[ip] = Address(ip, account, body.get("instance"))
+            self._addresses[ip] = Address(ip, account, body.get("instance"), bool(body.get("dynamic")))
 
     def restore_list(self) -> list[tuple[str, str | None]]:
         return [(a.ip, a.instance) for a in self._addresses.values()]
@@ -57,12 +71,12 @@ class Addresses:
         if not ip:
             raise InvalidParameterValue("PublicIp is required (EC2-Classic addresses have no allocation id)")
         a = self._addresses.get(self._check_ip(ip))
-        if a is None or not caller.sees(a.account):
+        if a is None or a.dynamic or not caller.sees(a.account):
             raise InvalidAddressNotFound(f"Address '{ip}' not found.")
         return a
 
     def allocate(self, caller: Caller) -> dict[str, Any]:
-        held = sum(1 for a in self._addresses.values() if a.account == caller.account)
+        held = sum(1 for a in self._addresses.values() if a.account == caller.account and not a.dynamic)
         if not caller.admin and held >= self.limit:
             raise AddressLimitExceeded("Too many addresses allocated")
         try:
@@ -80,10 +94,13 @@ class Addresses:
 
     def release(self, caller: Caller, ip: str | None) -> None:
         a = self._mine(caller, ip)
+        instance = a.instance
         with self._store.transaction() as tx:
             tx.delete("address", a.ip)
-        if a.instance is not None:
-            self._cc.network.disassociate(a.ip)
+            if instance is not None:
+                self._cc.network.disassociate(a.ip)
+                tx.on_rollback(lambda: self._cc.network.associate(a.ip, instance))
+                self._give_dynamic(tx, [instance], strict=False)
         self._cc.network.release_public(a.ip)
         del self._addresses[a.ip]
 
@@ -95,42 +112,105 @@ class Addresses:
         if live is None or not caller.sees(live[0]) or self._cc.network.assignment(instance_id) is None:
             raise InvalidInstanceIDNotFound(f"The instance ID '{instance_id[:64]}' does not exist")
         previous = self._cc.network.public_of(instance_id)
+        replaced = self._addresses.get(previous) if previous is not None and previous != a.ip else None
+        elsewhere = a.instance if a.instance not in (None, instance_id) else None
         with self._store.transaction() as tx:
-            if previous is not None and previous != a.ip:
-                tx.put("address", previous, self._addresses[previous].account, {"instance": None})
+            if replaced is not None:
+                if replaced.dynamic:
+                    tx.delete("address", replaced.ip)
+                else:
+                    tx.put("address", replaced.ip, replaced.account, {"instance": None})
             tx.put("address", a.ip, a.account, {"instance": instance_id})
-        if previous is not None and previous != a.ip:
-            self._cc.network.disassociate(previous)
-            self._addresses[previous].instance = None
+            if elsewhere is not None:
+                # the instance it leaves gets a dynamic address of its own again
+                self._cc.network.disassociate(a.ip)
+                tx.on_rollback(lambda: self._cc.network.associate(a.ip, elsewhere))
+                self._give_dynamic(tx, [elsewhere], strict=False)
+        if replaced is not None:
+            self._cc.network.disassociate(replaced.ip)
+            replaced.instance = None
+            if replaced.dynamic:
+                self._cc.network.release_public(replaced.ip)
+                del self._addresses[replaced.ip]
         self._cc.network.associate(a.ip, instance_id)
         a.instance = instance_id
 
     def disassociate(self, caller: Caller, ip: str | None) -> None:
         a = self._mine(caller, ip)
-        if a.instance is None:
+        instance = a.instance
+        if instance is None:
             return
         with self._store.transaction() as tx:
             tx.put("address", a.ip, a.account, {"instance": None})
-        self._cc.network.disassociate(a.ip)
+            self._cc.network.disassociate(a.ip)
+            tx.on_rollback(lambda: self._cc.network.associate(a.ip, instance))
+            self._give_dynamic(tx, [instance], strict=False)
         a.instance = None
 
+    def launched(self, tx: Tx, instance_ids: list[str], addressing: str | None) -> None:
+        """Inside the transaction that records new instances: each gets a dynamic public address,
+        unless ``addressing`` is "private". With the pool empty nothing is taken and the launch fails."""
+        if addressing not in (None, "", "public", "private"):
+            raise InvalidParameterValue(f"AddressingType must be public or private, not {addressing[:32]}")
+        if addressing != "private":
+            self._give_dynamic(tx, instance_ids, strict=True)
+
+    def _give_dynamic(self, tx: Tx, instance_ids: list[str], strict: bool) -> None:
+        """Take a dynamic address for each instance, durably with ``tx``. ``strict``: an empty pool
+        is an error (RunInstances); otherwise the instances go without (a disassociation)."""
+        if not self.dynamic:
+            return
+        network = self._cc.network
+        taken: list[Address] = []
+
+        def give_back() -> None:
+            for a in taken:
+                network.release_public(a.ip)
+
+        try:
+            for instance_id in instance_ids:
+                ip = network.allocate_public()
+                taken.append(Address(ip, SYSTEM, instance_id, dynamic=True))
+                network.associate(ip, instance_id)
+                tx.put("address", ip, SYSTEM, {"instance": instance_id, "dynamic": True})
+        except Exhausted:
+            if strict:
+                give_back()
+                raise InsufficientAddressCapacity(NO_ADDRESSES) from None
+        except BaseException:
+            give_back()
+            raise
+        tx.on_rollback(give_back)
+        tx.on_commit(lambda: self._addresses.update((a.ip, a) for a in taken))
+
     def unbind(self, tx: Tx, instance_id: str) -> list[str]:
-        """Inside the transaction that ends an instance: its addresses are no longer associated."""
-        freed = [a.ip for a in self._addresses.values() if a.instance == instance_id]
-        for ip in freed:
-            tx.put("address", ip, self._addresses[ip].account, {"instance": None})
-        return freed
+        """Inside the transaction that ends an instance: its elastic addresses are no longer
+        associated, its dynamic one is given back."""
+        freed = [a for a in self._addresses.values() if a.instance == instance_id]
+        for a in freed:
+            if a.dynamic:
+                tx.delete("address", a.ip)
+            else:
+                tx.put("address", a.ip, a.account, {"instance": None})
+        return [a.ip for a in freed]
 
     def unbound(self, ips: list[str]) -> None:
+        """After that transaction: the dynamic addresses go back to the pool."""
         for ip in ips:
-            self._addresses[ip].instance = None
+            a = self._addresses.get(ip)
+            if a is None:
+                continue
+            a.instance = None
+            if a.dynamic:
+                del self._addresses[ip]
+                self._cc.network.release_public(ip)
 
     def public_of(self, instance_id: str) -> str | None:
         return self._cc.network.public_of(instance_id)
 
     def describe(self, caller: Caller, ips: list[str] | None, filters: Any) -> list[dict[str, Any]]:
         chosen = wanted(filters, ("public-ip", "instance-id", "domain", "private-ip-address"))
-        visible = [a for a in self._addresses.values() if caller.sees(a.account)]
+        visible = [a for a in self._addresses.values() if not a.dynamic and caller.sees(a.account)]
         if ips:
             for ip in ips:
                 if not any(a.ip == self._check_ip(ip) for a in visible):

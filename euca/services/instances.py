@@ -226,6 +226,7 @@ class Instances:
                     for index, launch in enumerate(launches)]
                 for inst in created:
                     tx.put("instance", inst.instance_id, inst.account, inst.body())
+                self._addresses.launched(tx, [i.instance_id for i in created], p.get("AddressingType"))
         except BaseException:
             self._ids.forget_unwritten(drawn)
             for launch in launches:

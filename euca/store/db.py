@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -43,6 +43,16 @@ class Tx:
     def __init__(self, conn: _Connection, placeholder: str) -> None:
         self._conn = conn
         self._ph = placeholder
+        self.committed: list[Callable[[], object]] = []  # run once the transaction is durable
+        self.rolled_back: list[Callable[[], object]] = []  # run if it is not
+
+    def on_commit(self, action: Callable[[], object]) -> None:
+        """In-memory state that mirrors this transaction's writes changes only once they are durable."""
+        self.committed.append(action)
+
+    def on_rollback(self, action: Callable[[], object]) -> None:
+        """Undo what was taken outside the store (an address from a pool) for this transaction."""
+        self.rolled_back.append(action)
 
     def _sql(self, sql: str) -> str:
         return sql if self._ph == "?" else sql.replace("?", self._ph)
@@ -126,12 +136,17 @@ class Store:
         with self._lock:
             if not self.is_postgres:
                 self._conn.execute("BEGIN IMMEDIATE")
+            tx = Tx(self._conn, self._placeholder)
             try:
-                yield Tx(self._conn, self._placeholder)
+                yield tx
+                self._conn.commit()
             except BaseException:
                 self._conn.rollback()
+                for undo in reversed(tx.rolled_back):
+                    undo()
                 raise
-            self._conn.commit()
+            for action in tx.committed:
+                action()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
