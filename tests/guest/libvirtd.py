@@ -154,8 +154,8 @@ class Libvirtd:
         deadline = time.monotonic() + timeout
         while not socket.exists():
             if proc.poll() is not None:
-                raise RuntimeError(f"the daemon for {socket.name} exited with {proc.returncode} before {socket} appeared:\n"
-                                   f"{self.log_tail()}")
+                raise RuntimeError(f"the daemon for {socket.name} exited with {proc.returncode} before "
+                                   f"{socket} appeared:\n{self.log_tail()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{socket} did not appear within {timeout:.0f} s:\n{self.log_tail()}")
             time.sleep(0.05)
