@@ -7,6 +7,7 @@ token; the config loader adds the variable and the line.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 
@@ -38,7 +39,9 @@ def ip_to_int(text: str) -> int:
     raise ValueError(f"{text!r} is not an IPv4 address")
 
 
+@functools.lru_cache(maxsize=65536)
 def int_to_ip(value: int) -> str:
+    """An int as a dotted quad (cached: describes convert the same addresses again and again)."""
     if not 0 <= value <= 0xFFFFFFFF:
         raise ValueError(f"{value} is not an IPv4 address")
     return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"

@@ -215,6 +215,12 @@ class Fleet:
         self._launched: dict[str, float] = {}
         self._loop: _Loop | None = None
         self._poller: concurrent.futures.Future[None] | None = None
+        self._refreshed = float("-inf")
+
+    # Eucalyptus's CC learns of state changes at its NC polls (NC_POLLING_FREQUENCY, 6 s); the
+    # in-process nodes are read on demand, but at most this often, so a burst of describes costs
+    # one read of every node rather than one each.
+    REFRESH_INTERVAL = 0.2
 
     def add_local(self, nc: NodeController) -> LocalNode:
         handle = LocalNode(nc, self.clock)
@@ -300,6 +306,10 @@ class Fleet:
     def refresh(self) -> None:
         """Read the in-process nodes now (cheap), so the cloud's answers are current; remote nodes
         are read by the poller."""
+        now = self.clock()
+        if now - self._refreshed < self.REFRESH_INTERVAL:
+            return
+        self._refreshed = now
         for handle in self.nodes.values():
             if isinstance(handle, LocalNode):
                 self._record(handle.name, handle.poll())
