@@ -16,12 +16,14 @@ import multiprocessing
 import resource
 import time
 from collections.abc import Generator
+from contextlib import nullcontext
 from typing import Any
 
 import simpy
 
 from bench.table import Row
 from sim.cloud import Cloud, image_sizes
+from sim.gctuning import quiet_gc
 from sim.processes import Reservation, users
 from sim.run import make_demand, reservations, streams
 from sim.scenario import NodeClass, Scenario, Workload
@@ -39,8 +41,8 @@ def scenario(n_nodes: int, n_requests: int) -> Scenario:
     )
 
 
-def full_model(s: Scenario) -> tuple[int, float]:
-    """(requests, seconds in env.run) of the full model."""
+def full_model(s: Scenario, tuned_gc: bool = False) -> tuple[int, float]:
+    """(requests, seconds in env.run) of the full model; ``tuned_gc`` runs it as ``euca sim run`` does."""
     workload_rng, image_rng, _ = streams(s.seed, 0)
     demand = make_demand(s, workload_rng)
     env = simpy.Environment()
@@ -48,12 +50,13 @@ def full_model(s: Scenario) -> tuple[int, float]:
     plan = reservations(demand)
     cloud.meter.sample_every = max(plan[-1][0] / 400, 1.0)
     done = env.process(users(env, cloud, plan))
-    started = time.perf_counter()
-    env.run(until=done)
-    return len(demand.requests), time.perf_counter() - started
+    with quiet_gc() if tuned_gc else nullcontext():
+        started = time.perf_counter()
+        env.run(until=done)
+        return len(demand.requests), time.perf_counter() - started
 
 
-def bare_model(s: Scenario) -> tuple[int, float]:
+def bare_model(s: Scenario, tuned_gc: bool = False) -> tuple[int, float]:
     """(requests, seconds in env.run) of plain SimPy with trivial placement, on the same requests."""
     workload_rng, _, _ = streams(s.seed, 0)
     demand = make_demand(s, workload_rng)
@@ -77,21 +80,26 @@ def bare_model(s: Scenario) -> tuple[int, float]:
                     env.process(vm(env, need, lifetime))
 
     done = env.process(arrivals(env, plan))
-    started = time.perf_counter()
-    env.run(until=done)
-    return len(demand.requests), time.perf_counter() - started
+    with quiet_gc() if tuned_gc else nullcontext():
+        started = time.perf_counter()
+        env.run(until=done)
+        return len(demand.requests), time.perf_counter() - started
 
 
-def _rate(model: Any, s: Scenario) -> float:
-    n, seconds = model(s)
+def _rate(model: Any, s: Scenario, tuned_gc: bool = False) -> float:
+    n, seconds = model(s, tuned_gc)
     return float(n / seconds)
 
 
 def rows(quick: bool = False) -> list[Row]:
+    """Both models under Python's default collector, then both with the simulator's collector
+    settings (sim.gctuning, what ``euca sim run`` uses): each pair measured alike."""
     n_nodes, n_requests = (1_000, 5_000) if quick else (10_000, 200_000)
     s = scenario(n_nodes, n_requests)
-    out = [Row("sim: full model vs bare SimPy", f"{n_nodes:,} nodes, {n_requests // 1000}k req",
-               _rate(full_model, s), _rate(bare_model, s), UNIT)]
+    size = f"{n_nodes:,} nodes, {n_requests // 1000}k req"
+    out = [Row("sim: full model vs bare SimPy", size, _rate(full_model, s), _rate(bare_model, s), UNIT),
+           Row("sim: the same, both with sim's gc settings", size, _rate(full_model, s, True),
+               _rate(bare_model, s, True), UNIT)]
     if not quick:
         rate, peak_mb = sim_1m()
         out.append(Row("sim: 1M requests (full)", f"10,000 nodes, peak {peak_mb:,.0f} MB RSS", rate, rate,
@@ -100,7 +108,7 @@ def rows(quick: bool = False) -> list[Row]:
 
 
 def _child(queue: Any) -> None:
-    n, seconds = full_model(scenario(10_000, 1_000_000))
+    n, seconds = full_model(scenario(10_000, 1_000_000), tuned_gc=True)
     queue.put((n / seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 

@@ -18,6 +18,7 @@ import simpy
 
 from euca.cluster import DEFAULT_VMTYPES
 from sim.cloud import Cloud, image_sizes
+from sim.gctuning import quiet_gc
 from sim.metrics import SERIES_COLUMNS, latency_cdf, latency_summary
 from sim.processes import Reservation, node_host, power_manager, users
 from sim.scenario import Scenario
@@ -145,7 +146,8 @@ def run_scenario(scenario: Scenario, replication: int = 0, observe: Callable[[Cl
                 return _draw(rng, f.mttr_hours * 3600, f.distribution, f.weibull_shape)
 
             env.process(node_host(env, cloud, n, uptime, repair))
-    env.run(until=arrivals)
+    with quiet_gc():
+        env.run(until=arrivals)
     cloud.meter.advance(horizon)
     if not cloud.meter.samples or cloud.meter.samples[-1][0] < horizon:
         cloud.meter.sample(horizon)
