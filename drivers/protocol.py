@@ -27,15 +27,17 @@ class NcState(enum.Enum):
     CRASHED = "Crashed"
     TEARDOWN = "Teardown"
 
-    @property
-    def cloud_state(self) -> str:
-        """The cloud's view: Staging/Booting/Canceled are pending, Teardown is shutting-down, the rest running
-        (Eucalyptus's Pending / Extant / Teardown)."""
-        if self in (NcState.STAGING, NcState.BOOTING, NcState.CANCELED):
-            return "pending"
-        if self is NcState.TEARDOWN:
-            return "shutting-down"
-        return "running"
+    # The cloud's view: Staging/Booting/Canceled are pending, Teardown is shutting-down, the rest
+    # running (Eucalyptus's Pending / Extant / Teardown). A plain attribute set below, because every
+    # DescribeInstances reads it once per instance.
+    cloud_state: str
+
+
+for _state in NcState:
+    _state.cloud_state = (
+        "pending" if _state in (NcState.STAGING, NcState.BOOTING, NcState.CANCELED)
+        else "shutting-down" if _state is NcState.TEARDOWN else "running"
+    )
 
 
 @dataclass(frozen=True)

@@ -109,7 +109,7 @@ class BoxNodes:
               now: float | None = None) -> str | None:
         """pending / running / shutting-down / terminated, or None once buried."""
         now = self.clock() if now is None else now
-        seen = self.fleet.sighting(instance_id)
+        seen = self.fleet.sighting(instance_id, now)
         t = self.timings
         if terminated is not None:
             if now < terminated + t.shutdown:

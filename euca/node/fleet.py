@@ -329,10 +329,10 @@ class Fleet:
             else:
                 cc.nodes.report(handle.name, poll.resources, poll.at)
 
-    def sighting(self, instance_id: str) -> Sighting | None:
+    def sighting(self, instance_id: str, now: float | None = None) -> Sighting | None:
         """The instance in the CC's cache, or None if never seen or unseen for INSTANCE_TIMEOUT."""
         s = self._sightings.get(instance_id)
-        if s is None or self.clock() - s.seen > self.instance_timeout:
+        if s is None or (self.clock() if now is None else now) - s.seen > self.instance_timeout:
             return None
         return s
 
