@@ -35,6 +35,11 @@ class _Macs(Protocol):
     def release(self, mac: str, /) -> None: ...
 
 
+class _Groups(Protocol):
+    def attach(self, instance_id: str, group: str, /) -> tuple[str, str, str, int, str]: ...
+    def detach(self, private_ip: str, group: str, /) -> bool: ...
+
+
 Loop = Callable[[int], int]
 
 
@@ -63,6 +68,18 @@ def _mac_loop(pool: _Macs) -> Loop:
         allocate, release = pool.allocate, pool.release
         for _ in range(n):
             release(allocate()[0])
+        return n
+
+    return run
+
+
+def _groups_loop(nets: _Groups) -> Loop:
+    def run(n: int) -> int:
+        attach, detach = nets.attach, nets.detach
+        for k in range(n):
+            # A new member of a busy group, then one of a group it alone makes: both paths of a start.
+            detach(attach("i-0000ABCD", "alice-web")[2], "alice-web")
+            detach(attach("i-0000ABCE", f"g-{k & 7}")[2], f"g-{k & 7}")
         return n
 
     return run
@@ -119,8 +136,19 @@ def _macs(make: Callable[[list[tuple[str, int]]], _Macs], size: int) -> Loop:
     return _mac_loop(pool)
 
 
+def _group_networks(make: Callable[..., _Groups]) -> Loop:
+    nets = make(0x0A000000, 0xFF000000, 32, 10, 4095, "d0:0d")
+    # 1,000 groups with instances, one of them nearly full.
+    for k in range(1000):
+        nets.attach(f"i-{k:08X}", f"group-{k}")
+    for k in range(int(29 * HELD)):
+        nets.attach(f"i-1{k:07X}", "alice-web")
+    return _groups_loop(nets)
+
+
 def cases() -> list[tuple[str, str, Loop, Loop]]:
-    """(kernel, size, Cython loop, twin loop) per row; each loop runs n allocate+release pairs."""
+    """(kernel, size, Cython loop, twin loop) per row; each loop runs n allocate+release pairs
+    (GroupNetworks: n pairs of instance starts and ends)."""
     return [
         ("netalloc VlanPool", "4,086 tags", _vlan(kernel.VlanPool), _vlan(twin.VlanPool)),
         (
@@ -138,6 +166,8 @@ def cases() -> list[tuple[str, str, Loop, Loop]]:
         ("netalloc PublicPool", "256 addresses", _public(kernel.PublicPool, 256), _public(twin.PublicPool, 256)),
         ("netalloc PublicPool", "2,048 addresses", _public(kernel.PublicPool, 2048), _public(twin.PublicPool, 2048)),
         ("netalloc MacPool", "1,024 pairs", _macs(kernel.MacPool, 1024), _macs(twin.MacPool, 1024)),
+        ("netalloc GroupNetworks", "1,000 groups, /8", _group_networks(kernel.GroupNetworks),
+         _group_networks(twin.GroupNetworks)),
     ]
 
 

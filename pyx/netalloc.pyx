@@ -14,8 +14,11 @@ import operator
 import re
 
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.stdint cimport int64_t, uint64_t
-from libc.stdlib cimport free, malloc
+from libc.stdio cimport snprintf
+from libc.stdlib cimport calloc, free, malloc
+from libc.string cimport memset
 
 from pyx.bitset cimport bitset_t, bs_clear, bs_free, bs_init, bs_next, bs_set, bs_test
 
@@ -24,6 +27,9 @@ from pyx.errors import Conflict, Exhausted
 
 cdef extern from *:
     int __builtin_ctzll(unsigned long long) nogil
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object text, Py_ssize_t* size) except NULL
 
 
 cdef int64_t MAX_TAG = 4095
@@ -731,3 +737,202 @@ def mac_for_instance(instance_id, prefix="d0:0d") -> str:
         raise ValueError(f"VNET_MACPREFIX {prefix!r} is not two hex octets (d0:0d)")
     digits = instance_id[2:].lower()
     return f"{prefix.lower()}:{digits[0:2]}:{digits[2:4]}:{digits[4:6]}:{digits[6:8]}"
+
+
+# --- MANAGED mode's security-group networks ------------------------------------------------------
+
+cdef inline int _hex_lower(char c) noexcept nogil:
+    # The lower-case hex digit c stands for, or 0 for anything that is not a hex digit.
+    if b'0' <= c <= b'9' or b'a' <= c <= b'f':
+        return c
+    if b'A' <= c <= b'F':
+        return c + 32
+    return 0
+
+
+cdef str _ip_text(int64_t v):
+    cdef char buf[16]
+    cdef int n = snprintf(buf, 16, "%d.%d.%d.%d", <int>((v >> 24) & 255), <int>((v >> 16) & 255),
+                          <int>((v >> 8) & 255), <int>(v & 255))
+    return PyUnicode_DecodeASCII(buf, n, NULL)
+
+
+cdef int64_t _parse_ip(object text) except -1:
+    # The dotted quad as euca.ipnotation writes it (decimal octets, no leading zeros), else ValueError.
+    cdef const char* s
+    cdef Py_ssize_t n = 0, i = 0, digits
+    cdef int64_t value = 0, octet
+    cdef int part
+    if isinstance(text, str):
+        s = PyUnicode_AsUTF8AndSize(text, &n)
+        for part in range(4):
+            if part:
+                if i >= n or s[i] != b'.':
+                    break
+                i += 1
+            octet = 0
+            digits = 0
+            while i < n and b'0' <= s[i] <= b'9' and digits < 4:
+                octet = octet * 10 + (s[i] - 48)
+                i += 1
+                digits += 1
+            if digits == 0 or digits > 3 or octet > 255 or (digits > 1 and s[i - digits] == b'0'):
+                break
+            value = (value << 8) | octet
+        else:
+            if i == n:
+                return value
+    raise ValueError(f"{text!r} is not an IPv4 address")
+
+
+cdef class GroupNetworks:
+    """MANAGED mode's per-group bookkeeping: each security group (``<account>-<group>``) that has
+    instances holds a VLAN tag and the network that goes with it, and its instances hold host
+    addresses of that network.
+
+    The group's first instance takes the lowest free tag; its last one gives tag and network back
+    (the CC then removes ``eucabr<tag>``). ``attach`` also names the instance's MAC (VNET_MACPREFIX
+    and the instance id, Eucalyptus's ``instId2mac``), so that a start is one call. Counts are kept
+    per tag, not per instance: the caller keeps the assignments it was handed.
+    """
+
+    def __cinit__(self, subnet, netmask, addrs_per_net, vlan_lo=2, vlan_hi=4095, mac_prefix="d0:0d",
+                  record=None) -> None:
+        cdef str prefix = mac_for_instance("i-00000000", mac_prefix)[:5]
+        cdef bytes raw = prefix.encode("ascii")
+        cdef Py_ssize_t i
+        self.plan = AddressPlan(subnet, netmask, addrs_per_net, vlan_lo, vlan_hi)
+        self.vlans = VlanPool(self.plan.min_vlan, self.plan.max_vlan)
+        self.mac_prefix = mac_prefix
+        for i in range(5):
+            self.prefix[i] = raw[i]
+        self.record = record
+        self.by_group = {}
+        self.names = [None] * self.plan.nnets
+        self.counts = <Py_ssize_t*>calloc(self.plan.nnets, sizeof(Py_ssize_t))
+        if self.counts == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self) -> None:
+        free(self.counts)
+
+    cdef str _mac(self, object instance_id):
+        cdef const char* s
+        cdef Py_ssize_t n = 0, k
+        cdef char buf[17]
+        cdef int c
+        if type(instance_id) is str:
+            s = PyUnicode_AsUTF8AndSize(instance_id, &n)
+            if n == 10 and s[0] == b'i' and s[1] == b'-':
+                memset(buf, b':', 17)
+                for k in range(5):
+                    buf[k] = self.prefix[k]
+                for k in range(8):
+                    c = _hex_lower(s[2 + k])
+                    if c == 0:
+                        break
+                    buf[6 + 3 * (k >> 1) + (k & 1)] = <char>c
+                else:
+                    return PyUnicode_DecodeASCII(buf, 17, NULL)
+        return mac_for_instance(instance_id, self.mac_prefix)  # raises, naming the bad id
+
+    def attach(self, instance_id, group):
+        """A starting instance of ``group``: its (instance_id, mac, private_ip, vlan, group), built
+        with ``record`` when one was given. The group takes a tag and network if it had none."""
+        cdef object held = self.by_group.get(group)
+        cdef int64_t v, ip
+        cdef str mac = self._mac(instance_id)
+        cdef tuple out
+        if held is None:
+            v = self.vlans._allocate()
+            try:
+                ip = self.plan._allocate_host(v)
+            except BaseException:
+                self.vlans._release(v)
+                raise
+            self.by_group[group] = v
+            self.names[v - self.plan.min_vlan] = group
+        else:
+            v = held
+            ip = self.plan._allocate_host(v)
+        self.counts[v - self.plan.min_vlan] += 1
+        out = (instance_id, mac, _ip_text(ip), v, group)
+        if self.record is None:
+            return out
+        return tuple.__new__(self.record, out)
+
+    def detach(self, private_ip, group) -> bool:
+        """An instance of ``group`` with this address ended. True when it was the group's last, and
+        the group's tag and network are free again."""
+        cdef object held = self.by_group.get(group)
+        cdef int64_t v, ip, off
+        cdef Py_ssize_t n
+        if held is None:
+            raise ValueError(f"security group {group} has no network")
+        v = held
+        ip = _parse_ip(private_ip)
+        off = ip - self.plan.first
+        if off < 0 or off >= (<int64_t>self.plan.nnets << self.plan.shift) or \
+                self.plan.min_vlan + (off >> self.plan.shift) != v:
+            raise ValueError(f"{private_ip} is not in network {v}")
+        self.plan._release_host(ip)
+        n = v - self.plan.min_vlan
+        self.counts[n] -= 1
+        if self.counts[n]:
+            return False
+        bs_free(&self.plan.nets[n])
+        self.vlans._release(v)
+        del self.by_group[group]
+        self.names[n] = None
+        return True
+
+    def take(self, ip, vlan, group) -> None:
+        """Claim an address and the group's tag as the state store records them (after a restart)."""
+        cdef object held = self.by_group.get(group)
+        cdef int64_t v
+        if held is not None and held != vlan:
+            raise Conflict(f"group {group} is on VLAN {held}, not {vlan}")
+        if self.plan.network_of(ip) != vlan:
+            raise Conflict(f"{_dotted(ip)} is not in network {vlan}")
+        if held is None:
+            self.vlans._take(vlan)
+        try:
+            self.plan._take_host(ip)
+        except BaseException:
+            if held is None:
+                self.vlans._release(vlan)
+            raise
+        v = _key(vlan)
+        self.by_group[group] = v
+        self.names[v - self.plan.min_vlan] = group
+        self.counts[v - self.plan.min_vlan] += 1
+
+    def reset(self) -> None:
+        """Nothing held: every tag and address free."""
+        cdef Py_ssize_t i
+        self.plan.load([])
+        self.vlans._reset()
+        self.by_group.clear()
+        for i in range(self.plan.nnets):
+            self.names[i] = None
+            self.counts[i] = 0
+
+    def vlan_of(self, group):
+        """The group's tag, or None while it has no instances."""
+        return self.by_group.get(group)
+
+    def members(self, group) -> int:
+        held = self.by_group.get(group)
+        return 0 if held is None else self.counts[<int64_t>held - self.plan.min_vlan]
+
+    def groups(self) -> list[tuple[str, int, int]]:
+        """(group, tag, instances) of every group that has a network, by tag."""
+        cdef list out = []
+        cdef Py_ssize_t i
+        for i in range(self.plan.nnets):
+            if self.counts[i]:
+                out.append((self.names[i], self.plan.min_vlan + i, self.counts[i]))
+        return out
+
+    def __repr__(self) -> str:
+        return f"GroupNetworks({len(self.by_group)} groups, {self.plan!r})"

@@ -14,7 +14,8 @@ from bench.netalloc import Loop, cases
 
 PAIRS = 1_000
 # In the order of bench.netalloc.cases().
-IDS = ["VlanPool-4086", "AddressPlan-16-A32", "AddressPlan-8-A256", "PublicPool-256", "PublicPool-2048", "MacPool-1024"]
+IDS = ["VlanPool-4086", "AddressPlan-16-A32", "AddressPlan-8-A256", "PublicPool-256", "PublicPool-2048", "MacPool-1024",
+       "GroupNetworks-1000"]
 
 
 @cache

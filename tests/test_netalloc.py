@@ -452,3 +452,87 @@ def test_mac_for_instance_matches_twin(instance_id: str, prefix: str) -> None:
     assert outcome(lambda: kernel.mac_for_instance(instance_id, prefix)) == outcome(
         lambda: twin.mac_for_instance(instance_id, prefix)
     )
+
+
+# --- GroupNetworks -------------------------------------------------------------------------------
+
+GROUPS = ["alice-web", "alice-db", "bob-default", "carol-x"]
+
+
+class Record(tuple[Any, ...]):
+    """Stands in for the CC's NetAssignment: GroupNetworks builds whatever record it is given."""
+
+
+@st.composite
+def group_case(draw: st.DrawFn) -> tuple[tuple[int, int, str], list[tuple[Any, ...]]]:
+    # 10.0.0.0/24 in networks of 16: tags 2..17, 13 hosts each; a narrow tag range runs out of tags.
+    lo = draw(st.integers(2, 17))
+    hi = draw(st.integers(lo, min(lo + 3, 17)))
+    prefix = draw(st.sampled_from(["d0:0d", "AA:0e"]))
+    instance_id = st.one_of(st.from_regex(r"i-[0-9a-fA-F]{8}", fullmatch=True),
+                            st.sampled_from(["i-3A4B5C6", "i-3A4B5C6G", "r-00000001", "i-0000000\u00e9"]))
+    group = st.sampled_from(GROUPS)
+    address = st.one_of(
+        st.integers(0x0A000000 - 2, 0x0A000100 + 2).map(_text),
+        st.sampled_from(["10.0.0.034", "10.0.0", "10.0.0.1.2", " 10.0.0.34", "10.0.0.256", "", "ten"]),
+    )
+    op = st.one_of(
+        st.tuples(st.just("attach"), instance_id, group),
+        st.tuples(st.just("attach"), instance_id, group),
+        st.tuples(st.just("detach"), address, group),
+        st.tuples(st.just("@detach"), st.integers(0, 1000)),
+        st.tuples(st.just("take"), st.integers(0x0A000000 - 2, 0x0A000100 + 2), st.integers(0, 19), group),
+        st.tuples(st.just("reset")),
+        st.tuples(st.just("vlan_of"), group),
+        st.tuples(st.just("members"), group),
+    )
+    return (lo, hi, prefix), draw(st.lists(op, min_size=5, max_size=60))
+
+
+def _text(value: int) -> str:
+    return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
+
+
+def _group_snapshot(nets: Any) -> object:
+    tags = nets.vlans.in_use()
+    return (nets.groups(), tags, [nets.plan.hosts_in_use(t) for t in tags], nets.vlans.free_count)
+
+
+@SETTINGS
+@given(group_case())
+def test_group_networks_match_twin(case: tuple[tuple[int, int, str], list[tuple[Any, ...]]]) -> None:
+    (lo, hi, prefix), ops = case
+    nets = [impl.GroupNetworks(0x0A000000, 0xFFFFFF00, 16, lo, hi, prefix, Record) for impl in IMPLS]
+    attached: list[Record] = []
+    for step, (name, *args) in enumerate(ops):
+        if name == "@detach":
+            if not attached:
+                continue
+            record = attached.pop(args[0] % len(attached))
+            name, args = "detach", [record[2], record[4]]
+        got = [outcome(getattr(n, name), *args) for n in nets]
+        assert got[0] == got[1], (step, name, args)
+        if name == "attach" and got[0][0] == "ok":
+            assert type(got[0][1]) is Record
+            attached.append(got[0][1])  # type: ignore[arg-type]
+        elif name == "reset":
+            attached.clear()
+        assert _group_snapshot(nets[0]) == _group_snapshot(nets[1]), (step, name, args)
+
+
+def test_group_networks_tag_per_group_until_the_last_member_leaves() -> None:
+    for impl in IMPLS:
+        nets = impl.GroupNetworks(ip("192.168.0.0"), ip("255.255.0.0"), 32, 10, 4095)
+        web = [nets.attach(f"i-0000000{k}", "alice-web") for k in range(3)]
+        db = nets.attach("i-3A4B5C6D", "alice-db")
+        assert web[0] == ("i-00000000", "d0:0d:00:00:00:00", "192.168.1.2", 10, "alice-web")
+        assert [w[2] for w in web] == ["192.168.1.2", "192.168.1.3", "192.168.1.4"]
+        assert db == ("i-3A4B5C6D", "d0:0d:3a:4b:5c:6d", "192.168.1.34", 11, "alice-db")
+        assert nets.groups() == [("alice-web", 10, 3), ("alice-db", 11, 1)]
+        assert [nets.detach(w[2], "alice-web") for w in web] == [False, False, True]
+        assert nets.vlan_of("alice-web") is None and nets.members("alice-web") == 0
+        assert nets.attach("i-00000009", "bob-default")[2:4] == ("192.168.1.2", 10)
+        with pytest.raises(ValueError, match="has no network"):
+            nets.detach("192.168.1.2", "alice-web")
+        with pytest.raises(ValueError, match="not in network 11"):
+            nets.detach("192.168.1.2", "alice-db")

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from euca.config import Config
 from euca.ipnotation import int_to_ip, ip_to_int
 from pyx.errors import Conflict, KernelError
-from pyx.netalloc import AddressPlan, MacPool, PublicPool, VlanPool, mac_for_instance
+from pyx.netalloc import AddressPlan, GroupNetworks, MacPool, PublicPool, VlanPool, mac_for_instance
 
 MANAGED_MODES = ("MANAGED", "MANAGED-NOVLAN")
 _HEX8 = re.compile(r"i-[0-9a-fA-F]{8}")
@@ -64,11 +64,11 @@ class NetworkManager:
         self._prefix = mac_for_instance("i-00000000", self.mac_prefix)[:5]
         self.tagged = self.mode == "MANAGED"
         self._instances: dict[str, NetAssignment] = {}
-        self._members: dict[str, set[str]] = {}  # group -> instance ids
-        self._group_vlan: dict[str, int] = {}
+        self._members: dict[str, set[str]] = {}  # group -> instance ids, outside the managed modes
         self._public_owner: dict[int, str | None] = {}  # held public ip -> instance it is associated with
         self._public_of: dict[str, int] = {}  # instance -> its public ip (the reverse of the above)
         self._macs: MacPool | None = None
+        self._groups: GroupNetworks | None = None  # the managed modes' tags, networks and hosts
         self._plan: AddressPlan | None = None
         self._vlans: VlanPool | None = None
         self._public = PublicPool(config.public_ips if self.mode in MANAGED_MODES else [])
@@ -77,38 +77,29 @@ class NetworkManager:
         elif self.mode in MANAGED_MODES:
             subnet = ip_to_int(config.vnet_subnet)
             netmask = ip_to_int(config.vnet_netmask)
-            self._plan = AddressPlan(subnet, netmask, config.vnet_addrspernet,
-                                     config.vnet_vlanmin, config.vnet_vlanmax)
-            self._vlans = VlanPool(self._plan.min_vlan, self._plan.max_vlan)
+            self._groups = GroupNetworks(subnet, netmask, config.vnet_addrspernet, config.vnet_vlanmin,
+                                         config.vnet_vlanmax, self.mac_prefix, NetAssignment)
+            self._plan, self._vlans = self._groups.plan, self._groups.vlans
 
     # --- instances --------------------------------------------------------------------------------
 
     def attach(self, instance_id: str, account: str, group: str) -> NetAssignment:
         """Give a starting instance its MAC and private address (and its group a network if it has none)."""
-        if instance_id in self._instances:
+        instances = self._instances
+        if instance_id in instances:
             raise Conflict(f"{instance_id} already has a network assignment")
         key = f"{account}-{group}"
+        if self._groups is not None:
+            assignment: NetAssignment = self._groups.attach(instance_id, key)
+            instances[instance_id] = assignment
+            return assignment
         mac = self._mac(instance_id)
-        if self.mode == "SYSTEM":
-            assignment = NetAssignment(instance_id, mac, NO_ADDRESS, -1, key)
-        elif self._macs is not None:
+        if self._macs is not None:
             mac, ip = self._macs.allocate()
             assignment = NetAssignment(instance_id, mac, int_to_ip(ip), -1, key)
         else:
-            assert self._plan is not None and self._vlans is not None
-            vlan = self._group_vlan.get(key)
-            new_group = vlan is None
-            if vlan is None:
-                vlan = self._vlans.allocate()
-            try:
-                ip = self._plan.allocate_host(vlan)
-            except KernelError:
-                if new_group:
-                    self._vlans.release(vlan)
-                raise
-            self._group_vlan[key] = vlan
-            assignment = NetAssignment(instance_id, mac, int_to_ip(ip), vlan, key)
-        self._instances[instance_id] = assignment
+            assignment = NetAssignment(instance_id, mac, NO_ADDRESS, -1, key)
+        instances[instance_id] = assignment
         self._members.setdefault(key, set()).add(instance_id)
         return assignment
 
@@ -125,18 +116,17 @@ class NetworkManager:
         assignment = self._instances.pop(instance_id, None)
         if assignment is None:
             return []
-        members = self._members[assignment.group]
-        members.discard(instance_id)
-        if self._macs is not None:
-            self._macs.release(assignment.mac)
-        elif self._plan is not None and self._vlans is not None:
-            self._plan.release_host(ip_to_int(assignment.private_ip))
+        if self._groups is not None:
+            self._groups.detach(assignment.private_ip, assignment.group)
+        else:
+            members = self._members[assignment.group]
+            members.discard(instance_id)
             if not members:
-                self._plan.release_network(assignment.vlan)
-                self._vlans.release(assignment.vlan)
-                del self._group_vlan[assignment.group]
-        if not members:
-            del self._members[assignment.group]
+                del self._members[assignment.group]
+            if self._macs is not None:
+                self._macs.release(assignment.mac)
+        if not self._public_of:
+            return []
         public = self._public_of.pop(instance_id, None)
         if public is None:
             return []
@@ -147,7 +137,9 @@ class NetworkManager:
         return self._instances.get(instance_id)
 
     def group_network(self, account: str, group: str) -> GroupNetwork | None:
-        vlan = self._group_vlan.get(f"{account}-{group}")
+        if self._groups is None:
+            return None
+        vlan = self._groups.vlan_of(f"{account}-{group}")
         if vlan is None or self._plan is None:
             return None
         network, netmask, gateway, broadcast = self._plan.network(vlan)
@@ -217,13 +209,12 @@ class NetworkManager:
         """Rebuild every pool from what the state store holds. Assignments that clash with one
         already loaded (a second owner of an address, tag or MAC) are skipped and reported."""
         problems: list[str] = []
-        self._instances, self._members, self._group_vlan = {}, {}, {}
+        self._instances, self._members = {}, {}
         self._public_owner, self._public_of = {}, {}
         if self._macs is not None:
             self._macs.load([])
-        if self._plan is not None and self._vlans is not None:
-            self._plan.load([])
-            self._vlans.load([])
+        if self._groups is not None:
+            self._groups.reset()
         self._public.load([])
         for a in instances:
             try:
@@ -257,22 +248,16 @@ class NetworkManager:
             if self._macs.take(a.mac) != ip_to_int(a.private_ip):
                 self._macs.release(a.mac)
                 raise Conflict(f"{a.mac} maps to another address than {a.private_ip}")
-        elif self._plan is not None and self._vlans is not None:
-            vlan = self._group_vlan.get(a.group)
+        elif self._groups is not None:
+            vlan = self._groups.vlan_of(a.group)
             if vlan is not None and vlan != a.vlan:
                 raise Conflict(f"group {a.group} is on VLAN {vlan}, not {a.vlan}")
             ip = ip_to_int(a.private_ip)
-            if self._plan.network_of(ip) != a.vlan:
+            if self._groups.plan.network_of(ip) != a.vlan:
                 raise Conflict(f"{a.private_ip} is not in network {a.vlan}")
-            if vlan is None:
-                self._vlans.take(a.vlan)
-            try:
-                self._plan.take_host(ip)
-            except (KernelError, ValueError):
-                if vlan is None:
-                    self._vlans.release(a.vlan)
-                raise
-            self._group_vlan[a.group] = a.vlan
+            self._groups.take(ip, a.vlan, a.group)
+            self._instances[a.instance_id] = a
+            return
         self._instances[a.instance_id] = a
         self._members.setdefault(a.group, set()).add(a.instance_id)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 import re
 from collections.abc import Iterable, Sequence
-from typing import SupportsIndex
+from typing import Any, SupportsIndex
 
 from pyx.errors import Conflict, Exhausted
 
@@ -374,6 +374,107 @@ class MacPool:
             else:
                 self._held.add(text.lower())
         return refused
+
+
+_DOTTED = re.compile(r"(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})")
+
+
+def _parse_ip(text: object) -> int:
+    match = _DOTTED.fullmatch(text) if isinstance(text, str) and text.isascii() else None
+    if match is None or any(int(octet) > 255 for octet in match.groups()):
+        raise ValueError(f"{text!r} is not an IPv4 address")
+    value = 0
+    for octet in match.groups():
+        value = (value << 8) | int(octet)
+    return value
+
+
+class GroupNetworks:
+    """MANAGED mode's security groups: a tag and network per group with instances, and their hosts."""
+
+    def __init__(
+        self,
+        subnet: int,
+        netmask: int,
+        addrs_per_net: int,
+        vlan_lo: int = 2,
+        vlan_hi: int = 4095,
+        mac_prefix: str = "d0:0d",
+        record: type[tuple[Any, ...]] | None = None,
+    ) -> None:
+        mac_for_instance("i-00000000", mac_prefix)
+        self.plan = AddressPlan(subnet, netmask, addrs_per_net, vlan_lo, vlan_hi)
+        self.vlans = VlanPool(self.plan.min_vlan, self.plan.max_vlan)
+        self.mac_prefix = mac_prefix
+        self._record = record
+        self._vlan: dict[str, int] = {}
+        self._members: dict[str, int] = {}
+
+    def attach(self, instance_id: str, group: str) -> Any:
+        mac = mac_for_instance(instance_id, self.mac_prefix)
+        vlan = self._vlan.get(group)
+        if vlan is None:
+            tag = self.vlans.allocate()
+            try:
+                ip = self.plan.allocate_host(tag)
+            except Exhausted:
+                self.vlans.release(tag)
+                raise
+            self._vlan[group], self._members[group] = tag, 0
+        else:
+            tag = vlan
+            ip = self.plan.allocate_host(tag)
+        self._members[group] += 1
+        out = (instance_id, mac, _dotted(ip), tag, group)
+        return out if self._record is None else tuple.__new__(self._record, out)
+
+    def detach(self, private_ip: str, group: str) -> bool:
+        vlan = self._vlan.get(group)
+        if vlan is None:
+            raise ValueError(f"security group {group} has no network")
+        ip = _parse_ip(private_ip)
+        if not self.plan.min_vlan <= (ip - self.plan.subnet) // self.plan.addrs_per_net + 2 <= self.plan.max_vlan \
+                or self.plan.network_of(ip) != vlan:
+            raise ValueError(f"{private_ip} is not in network {vlan}")
+        self.plan.release_host(ip)
+        self._members[group] -= 1
+        if self._members[group]:
+            return False
+        self.plan.release_network(vlan)
+        self.vlans.release(vlan)
+        del self._vlan[group], self._members[group]
+        return True
+
+    def take(self, ip: int, vlan: int, group: str) -> None:
+        held = self._vlan.get(group)
+        if held is not None and held != vlan:
+            raise Conflict(f"group {group} is on VLAN {held}, not {vlan}")
+        if self.plan.network_of(ip) != vlan:
+            raise Conflict(f"{_dotted(ip)} is not in network {vlan}")
+        if held is None:
+            self.vlans.take(vlan)
+        try:
+            self.plan.take_host(ip)
+        except (ValueError, Conflict):
+            if held is None:
+                self.vlans.release(vlan)
+            raise
+        self._vlan[group] = operator.index(vlan)
+        self._members[group] = self._members.get(group, 0) + 1
+
+    def reset(self) -> None:
+        self.plan.load([])
+        self.vlans.load([])
+        self._vlan, self._members = {}, {}
+
+    def vlan_of(self, group: str) -> int | None:
+        return self._vlan.get(group)
+
+    def members(self, group: str) -> int:
+        return self._members.get(group, 0)
+
+    def groups(self) -> list[tuple[str, int, int]]:
+        return sorted(((g, v, self._members[g]) for g, v in self._vlan.items()), key=lambda item: item[1])
 
 
 def mac_for_instance(instance_id: str, prefix: str = "d0:0d") -> str:
