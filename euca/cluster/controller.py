@@ -33,25 +33,26 @@ class RunRequest(NamedTuple):
     image_id: str = ""
 
 
-class Launch(NamedTuple):
-    """Where one instance of a reservation goes, and its network assignment (a named tuple: one per start)."""
-
-    instance_id: str
-    node: str
-    node_index: int
-    vmtype: str
-    net: NetAssignment
-    image_cached: bool
-
-
 class Placed(NamedTuple):
-    """An instance the CC is running, as the state store records it (enough to rebuild the CC)."""
+    """An instance the CC is running, as the state store records it (enough to rebuild the CC).
+
+    ``run`` hands these back, one per started instance, and keeps the same records: a named tuple,
+    and one per start, because the simulator starts instances by the million. ``node_index`` and
+    ``image_cached`` say where the scheduler put it (-1 when restored) and whether that node already
+    held the image; the store leaves them out.
+    """
 
     instance_id: str
     node: str
     vmtype: str
     net: NetAssignment
     image_id: str = ""
+    node_index: int = -1
+    image_cached: bool = False
+
+
+# What ``run`` returns: where each instance of a reservation goes, and its network assignment.
+Launch = Placed
 
 
 class ClusterController:
@@ -98,21 +99,23 @@ class ClusterController:
         images = self.images
         image = images.slot(image_id) if image_id else -1
         nodes = self.scheduler.place(vmtype, request.min_count, len(ids), image)
-        launches: list[Launch] = []
-        attach, node_at, holds = self.network.attach, self.nodes.at, images.holds_slot
+        launches: list[Placed] = []
+        append, attach, node_at, holds = launches.append, self.network.attach, self.nodes.at, images.holds_slot
+        account, group = request.account, request.group
         try:
             for instance_id, node in zip(ids, nodes, strict=False):
-                net = attach(instance_id, request.account, request.group)
-                launches.append(Launch(instance_id, node_at(node).name, node, vmtype, net, holds(node, image)))
+                append(Placed(instance_id, node_at(node).name, vmtype, attach(instance_id, account, group),
+                              image_id, node, holds(node, image)))
         except KernelError:
             if len(launches) < request.min_count:
                 self._undo(launches, nodes, vmtype)
                 raise
             # Enough instances have addresses: the rest are skipped, as Eucalyptus skips them.
-        for surplus in nodes[len(launches):]:
-            self.scheduler.release(surplus, vmtype)
+        if len(launches) < len(nodes):
+            for surplus in nodes[len(launches):]:
+                self.scheduler.release(surplus, vmtype)
         for launch in launches:
-            running[launch.instance_id] = Placed(launch.instance_id, launch.node, vmtype, launch.net, image_id)
+            running[launch.instance_id] = launch
             if launch.image_cached:
                 images.pin_slot(launch.node_index, image)
         return launches
@@ -128,7 +131,7 @@ class ClusterController:
         placed = self._running.pop(instance_id, None)
         if placed is None:
             raise KeyError(f"{instance_id} is not running in {self.name}")
-        node = self.nodes.get(placed.node).index
+        node = placed.node_index if placed.node_index >= 0 else self.nodes.get(placed.node).index
         self.scheduler.release(node, placed.vmtype)
         self.network.detach(instance_id)
         if placed.image_id:
