@@ -18,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
 
@@ -52,13 +53,18 @@ class NodeShape:
                 raise ValueError(f"a node's {what} cannot be negative")
 
 
-@dataclass
-class _Vm:
+INF = float("inf")
+
+
+class _Vm(NamedTuple):
+    """An instance on the node: a named tuple, replaced on reboot and terminate, because a planning
+    run starts millions of them and a dataclass costs more to build and to keep."""
+
     spec: InstanceSpec
     started: float  # ncRunInstance arrived
     staged: float  # image in place (from the cache or Walrus): Staging ends, Booting begins
     running: float  # Booting ends
-    ended: float = float("inf")  # Teardown begins
+    ended: float = INF  # Teardown begins
 
 
 class SimNode:
@@ -92,33 +98,37 @@ class SimNode:
         if self.state == DOWN:
             raise NodeError(f"{spec.instance_id}: node {self.name} is down")
         s = self.shape
-        if (self.used_cores + spec.cores > s.cores or self.used_memory + spec.memory > s.memory
-                or self.used_disk + spec.disk > s.disk):
+        cores, memory, disk = spec.cores, spec.memory, spec.disk
+        if (self.used_cores + cores > s.cores or self.used_memory + memory > s.memory
+                or self.used_disk + disk > s.disk):
             raise NodeError(f"{spec.instance_id}: not enough resources on node {self.name} for a {spec.vmtype}")
         now = self.clock()
         ready = max(now if staged is None else staged, self.awake_at if self.state == WAKING else now)
         self._vms[spec.instance_id] = _Vm(spec, now, ready, ready + s.boot_time)
-        self.used_cores += spec.cores
-        self.used_memory += spec.memory
-        self.used_disk += spec.disk
+        self.used_cores += cores
+        self.used_memory += memory
+        self.used_disk += disk
 
     def reboot(self, instance_id: str) -> None:
         vm = self._live(instance_id)
         now = self.clock()
         if now < vm.running:
             raise NodeError(f"{instance_id}: cannot reboot an instance that is still {self._state(vm, now).value}")
-        vm.staged, vm.running = now, now + self.shape.boot_time
+        self._vms[instance_id] = vm._replace(staged=now, running=now + self.shape.boot_time)
 
     def terminate(self, instance_id: str) -> None:
         """The instance goes to Teardown and its resources are free at once."""
         vm = self._live(instance_id)
         now = self.clock()
-        vm.ended = now
-        self.used_cores -= vm.spec.cores
-        self.used_memory -= vm.spec.memory
-        self.used_disk -= vm.spec.disk
-        self._teardown.append((now, instance_id))
-        self._forget(now)
+        spec = vm.spec
+        self._vms[instance_id] = _Vm(spec, vm.started, vm.staged, vm.running, now)
+        self.used_cores -= spec.cores
+        self.used_memory -= spec.memory
+        self.used_disk -= spec.disk
+        teardown = self._teardown
+        teardown.append((now, instance_id))
+        if now - teardown[0][0] >= TEARDOWN_FORGET:
+            self._forget(now)
 
     def instances(self) -> list[InstanceStatus]:
         now = self.clock()
@@ -150,7 +160,7 @@ class SimNode:
 
     def live_instances(self) -> list[str]:
         """Instances not in Teardown (those a failure of the node loses)."""
-        return [i for i, vm in self._vms.items() if vm.ended == float("inf")]
+        return [i for i, vm in self._vms.items() if vm.ended == INF]
 
     def watts(self) -> float:
         s = self.shape
@@ -197,7 +207,7 @@ class SimNode:
 
     def _live(self, instance_id: str) -> _Vm:
         vm = self._vms.get(instance_id)
-        if vm is None or vm.ended != float("inf"):
+        if vm is None or vm.ended != INF:
             raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
         return vm
 

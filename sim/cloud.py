@@ -14,7 +14,7 @@ the node reads its instances' states off the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import simpy
@@ -31,12 +31,11 @@ MB = 1024 * 1024
 ACCOUNT = "sim"
 
 
-@dataclass
-class _Instance:
+class _Instance(NamedTuple):
+    """A running instance as the model tracks it (one per instance, so a named tuple)."""
+
     node: int
-    cores: int
-    memory: int
-    disk: int
+    vmtype: int  # an index into Cloud.vmtypes: a tuple of plain values, which the collector stops tracking
     public_ip: str | None
 
 
@@ -102,7 +101,9 @@ class Cloud:
             meter.prefill_requested += count
         t = self.vmtypes[vmtype]
         image_id = self.image_ids[image]
-        ids = [self._instance_id() for _ in range(count)]
+        first = self._next_id + 1
+        self._next_id += count
+        ids = [f"i-{k:08X}" for k in range(first, first + count)]
         request = RunRequest(ids, t.name, count if self.all_or_none else 1, ACCOUNT, self.groups[group], image_id)
         try:
             launches = self.cc.run(request)
@@ -132,9 +133,13 @@ class Cloud:
                 return
         images = self.cc.images
         size = self.image_sizes[image]
+        cores, memory, disk, name = t.cores, t.memory, t.disk, t.name
+        nodes, live, watts_per_core = self.nodes, self.live, self.watts_per_core
+        latency = (meter.hit_latency, meter.miss_latency)
+        timeout, ends = self.env.timeout, self._instance_ends
         for launch, life, public_ip in zip(launches, lifetimes, publics, strict=False):
             iid, n = launch.instance_id, launch.node_index
-            node = self.nodes[n]
+            node = nodes[n]
             if node.state == ASLEEP:
                 self._wake(n)
             ready = node.awake_at if node.state == WAKING else now
@@ -148,19 +153,22 @@ class Cloud:
             else:
                 staged = self._fetch(n, image, ready, iid)
             net = launch.net
-            node.start(InstanceSpec(iid, "r-" + iid[2:], ACCOUNT, t.name, t.cores, t.memory, t.disk, image_id,
-                                    mac=net.mac, private_ip=net.private_ip, vlan=net.vlan), staged=staged)
-            running = staged + node.shape.boot_time if counted else now
+            node.start(InstanceSpec(iid, "r-" + iid[2:], ACCOUNT, name, cores, memory, disk, image_id, "", "",
+                                    net.mac, net.private_ip, net.vlan), staged=staged)
             if counted:
-                (meter.hit_latency if hit else meter.miss_latency).append(running - now)
-            self.live[iid] = _Instance(n, t.cores, t.memory, t.disk, public_ip)
-            meter.cores += t.cores
-            meter.memory += t.memory
-            meter.disk += t.disk
-            meter.watts += self.watts_per_core[n] * t.cores
-            self.env.timeout(running + life - now, iid).callbacks.append(self._instance_ends)
-        meter.instances = len(self.live)
-        meter.accepted += len(launches) if counted else 0
+                running = staged + node.shape.boot_time
+                latency[0 if hit else 1].append(running - now)
+            else:
+                running = now
+            live[iid] = _Instance(n, vmtype, public_ip)
+            meter.watts += watts_per_core[n] * cores
+            timeout(running + life - now, iid).callbacks.append(ends)
+        started = len(launches)
+        meter.cores += cores * started
+        meter.memory += memory * started
+        meter.disk += disk * started
+        meter.instances = len(live)
+        meter.accepted += started if counted else 0
 
     def _instance_id(self) -> str:
         self._next_id += 1
@@ -213,18 +221,22 @@ class Cloud:
     def _instance_ends(self, event: simpy.Event) -> None:
         """An instance's life is over: the user terminates it, the CC takes everything back."""
         instance_id = cast(str, event.value)
-        instance = self.live.pop(instance_id, None)
+        live = self.live
+        instance = live.pop(instance_id, None)
         if instance is None:
             return  # lost with its node earlier
         meter = self.meter
         meter.advance(self.env.now)
-        self._release(instance_id, instance.public_ip)
-        self.nodes[instance.node].terminate(instance_id)
-        meter.cores -= instance.cores
-        meter.memory -= instance.memory
-        meter.disk -= instance.disk
-        meter.watts -= self.watts_per_core[instance.node] * instance.cores
-        meter.instances = len(self.live)
+        self.cc.terminate(instance_id)
+        if instance.public_ip is not None:
+            self.cc.network.release_public(instance.public_ip)
+        n, t = instance.node, self.vmtypes[instance.vmtype]
+        self.nodes[n].terminate(instance_id)
+        meter.cores -= t.cores
+        meter.memory -= t.memory
+        meter.disk -= t.disk
+        meter.watts -= self.watts_per_core[n] * t.cores
+        meter.instances = len(live)
 
     def _release(self, instance_id: str, public_ip: str | None) -> None:
         self.cc.terminate(instance_id)
@@ -280,9 +292,10 @@ class Cloud:
         for instance_id in node.fail():
             instance = self.live.pop(instance_id)
             self._release(instance_id, instance.public_ip)
-            meter.cores -= instance.cores
-            meter.memory -= instance.memory
-            meter.disk -= instance.disk
+            t = self.vmtypes[instance.vmtype]
+            meter.cores -= t.cores
+            meter.memory -= t.memory
+            meter.disk -= t.disk
             meter.lost += 1
         meter.instances = len(self.live)
         self.epoch[n] += 1
