@@ -135,7 +135,7 @@ class Cloud:
         size = self.image_sizes[image]
         cores, memory, disk, name = t.cores, t.memory, t.disk, t.name
         nodes, live, watts_per_core = self.nodes, self.live, self.watts_per_core
-        latency = (meter.hit_latency, meter.miss_latency)
+        hit_latency, miss_latency = meter.hit_latency, meter.miss_latency
         timeout, ends = self.env.timeout, self._instance_ends
         for launch, life, public_ip in zip(launches, lifetimes, publics, strict=False):
             iid, n = launch.instance_id, launch.node_index
@@ -157,7 +157,7 @@ class Cloud:
                                     net.mac, net.private_ip, net.vlan), staged=staged)
             if counted:
                 running = staged + node.shape.boot_time
-                latency[0 if hit else 1].append(running - now)
+                (hit_latency if hit else miss_latency).append(running - now)
             else:
                 running = now
             live[iid] = _Instance(n, vmtype, public_ip)

@@ -94,7 +94,7 @@ class ClusterController:
         if len(ids) == 1:
             if ids[0] in running:
                 raise Conflict("instance ids must be new and unique")
-        elif len(set(ids)) != len(ids) or any(i in running for i in ids):
+        elif len(set(ids)) != len(ids) or not running.keys().isdisjoint(ids):
             raise Conflict("instance ids must be new and unique")
         images = self.images
         image = images.slot(image_id) if image_id else -1
