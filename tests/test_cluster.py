@@ -239,3 +239,13 @@ def test_default_config_and_vmtypes() -> None:
     assert cc.config == Config()
     assert [t.name for t in cc.vmtypes] == [t.name for t in VmTypes()]
     assert cc.scheduler.policy == "ROUNDROBIN"
+
+
+def test_restored_addresses_written_loosely_are_freed_at_termination() -> None:
+    cc = cluster('VNET_MODE="MANAGED"')
+    records = cc.run(RunRequest(ids(1), "m1.small", 1, group="web"))
+    loose = [r._replace(net=r.net._replace(private_ip=f" {r.net.private_ip} ")) for r in records]
+    fresh = cluster('VNET_MODE="MANAGED"')
+    assert fresh.restore(loose) == []
+    fresh.terminate(records[0].instance_id)
+    assert fresh.network.usage()["vlans"][0] == 0

@@ -256,7 +256,8 @@ class NetworkManager:
             if self._groups.plan.network_of(ip) != a.vlan:
                 raise Conflict(f"{a.private_ip} is not in network {a.vlan}")
             self._groups.take(ip, a.vlan, a.group)
-            self._instances[a.instance_id] = a
+            # Stored addresses may be written loosely (" 10.0.0.2"); detach reads the canonical form.
+            self._instances[a.instance_id] = a._replace(private_ip=int_to_ip(ip))
             return
         self._instances[a.instance_id] = a
         self._members.setdefault(a.group, set()).add(a.instance_id)
