@@ -23,7 +23,7 @@ from typing import NamedTuple
 from euca.config import Config
 from euca.ipnotation import int_to_ip, ip_to_int
 from pyx.errors import Conflict, KernelError
-from pyx.netalloc import AddressPlan, GroupNetworks, MacPool, PublicPool, VlanPool, mac_for_instance
+from pyx.netalloc import GroupNetworks, MacPool, PublicPool, mac_for_instance
 
 MANAGED_MODES = ("MANAGED", "MANAGED-NOVLAN")
 _HEX8 = re.compile(r"i-[0-9a-fA-F]{8}")
@@ -64,13 +64,10 @@ class NetworkManager:
         self._prefix = mac_for_instance("i-00000000", self.mac_prefix)[:5]
         self.tagged = self.mode == "MANAGED"
         self._instances: dict[str, NetAssignment] = {}
-        self._members: dict[str, set[str]] = {}  # group -> instance ids, outside the managed modes
         self._public_owner: dict[int, str | None] = {}  # held public ip -> instance it is associated with
         self._public_of: dict[str, int] = {}  # instance -> its public ip (the reverse of the above)
         self._macs: MacPool | None = None
         self._groups: GroupNetworks | None = None  # the managed modes' tags, networks and hosts
-        self._plan: AddressPlan | None = None
-        self._vlans: VlanPool | None = None
         self._public = PublicPool(config.public_ips if self.mode in MANAGED_MODES else [])
         if self.mode == "STATIC":
             self._macs = MacPool(config.macmap)
@@ -79,7 +76,6 @@ class NetworkManager:
             netmask = ip_to_int(config.vnet_netmask)
             self._groups = GroupNetworks(subnet, netmask, config.vnet_addrspernet, config.vnet_vlanmin,
                                          config.vnet_vlanmax, self.mac_prefix, NetAssignment)
-            self._plan, self._vlans = self._groups.plan, self._groups.vlans
 
     # --- instances --------------------------------------------------------------------------------
 
@@ -100,7 +96,6 @@ class NetworkManager:
         else:
             assignment = NetAssignment(instance_id, mac, NO_ADDRESS, -1, key)
         instances[instance_id] = assignment
-        self._members.setdefault(key, set()).add(instance_id)
         return assignment
 
     def _mac(self, instance_id: str) -> str:
@@ -118,13 +113,8 @@ class NetworkManager:
             return []
         if self._groups is not None:
             self._groups.detach(assignment.private_ip, assignment.group)
-        else:
-            members = self._members[assignment.group]
-            members.discard(instance_id)
-            if not members:
-                del self._members[assignment.group]
-            if self._macs is not None:
-                self._macs.release(assignment.mac)
+        elif self._macs is not None:
+            self._macs.release(assignment.mac)
         if not self._public_of:
             return []
         public = self._public_of.pop(instance_id, None)
@@ -140,9 +130,9 @@ class NetworkManager:
         if self._groups is None:
             return None
         vlan = self._groups.vlan_of(f"{account}-{group}")
-        if vlan is None or self._plan is None:
+        if vlan is None:
             return None
-        network, netmask, gateway, broadcast = self._plan.network(vlan)
+        network, netmask, gateway, broadcast = self._groups.plan.network(vlan)
         return GroupNetwork(vlan, int_to_ip(network), int_to_ip(netmask), int_to_ip(gateway), int_to_ip(broadcast))
 
     # --- public (elastic) addresses -----------------------------------------------------------------
@@ -209,7 +199,7 @@ class NetworkManager:
         """Rebuild every pool from what the state store holds. Assignments that clash with one
         already loaded (a second owner of an address, tag or MAC) are skipped and reported."""
         problems: list[str] = []
-        self._instances, self._members = {}, {}
+        self._instances = {}
         self._public_owner, self._public_of = {}, {}
         if self._macs is not None:
             self._macs.load([])
@@ -260,17 +250,16 @@ class NetworkManager:
             self._instances[a.instance_id] = a._replace(private_ip=int_to_ip(ip))
             return
         self._instances[a.instance_id] = a
-        self._members.setdefault(a.group, set()).add(a.instance_id)
 
     # --- reporting --------------------------------------------------------------------------------
 
     def usage(self) -> dict[str, tuple[int, int]]:
         """(in use, total) for every pool of the mode: what a planner watches run out."""
         out: dict[str, tuple[int, int]] = {}
-        if self._vlans is not None:
-            total = self._vlans.hi - self._vlans.lo + 1
-            out["vlans"] = (total - self._vlans.free_count, total)
-        if self._plan is not None:
+        if self._groups is not None:
+            vlans = self._groups.vlans
+            total = vlans.hi - vlans.lo + 1
+            out["vlans"] = (total - vlans.free_count, total)
             out["private addresses"] = (len(self._instances), -1)
         if self._macs is not None:
             held = len(self._macs.in_use())
