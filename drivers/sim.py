@@ -54,6 +54,7 @@ class NodeShape:
 
 
 INF = float("inf")
+_new = tuple.__new__  # builds a named tuple without the Python-level __new__ frame
 
 
 class _Vm(NamedTuple):
@@ -103,8 +104,10 @@ class SimNode:
                 or self.used_disk + disk > s.disk):
             raise NodeError(f"{spec.instance_id}: not enough resources on node {self.name} for a {spec.vmtype}")
         now = self.clock()
-        ready = max(now if staged is None else staged, self.awake_at if self.state == WAKING else now)
-        self._vms[spec.instance_id] = _Vm(spec, now, ready, ready + s.boot_time)
+        ready = now if staged is None or staged < now else staged
+        if self.state == WAKING and self.awake_at > ready:
+            ready = self.awake_at
+        self._vms[spec.instance_id] = _new(_Vm, (spec, now, ready, ready + s.boot_time, INF))
         self.used_cores += cores
         self.used_memory += memory
         self.used_disk += disk
@@ -118,10 +121,12 @@ class SimNode:
 
     def terminate(self, instance_id: str) -> None:
         """The instance goes to Teardown and its resources are free at once."""
-        vm = self._live(instance_id)
+        vm = self._vms.get(instance_id)
+        if vm is None or vm.ended != INF:
+            raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
         now = self.clock()
         spec = vm.spec
-        self._vms[instance_id] = _Vm(spec, vm.started, vm.staged, vm.running, now)
+        self._vms[instance_id] = _new(_Vm, (spec, vm.started, vm.staged, vm.running, now))
         self.used_cores -= spec.cores
         self.used_memory -= spec.memory
         self.used_disk -= spec.disk

@@ -14,14 +14,15 @@ the node reads its instances' states off the clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple, cast
+from functools import partial
+from typing import cast
 
 import numpy as np
 import simpy
 
 from drivers.protocol import InstanceSpec
 from drivers.sim import ASLEEP, DOWN, WAKING, SimNode
-from euca.cluster import ClusterController, ResourceReport, RunRequest
+from euca.cluster import ClusterController, Placed, ResourceReport, RunRequest
 from pyx.errors import KernelError
 from sim.metrics import Meter
 from sim.scenario import Scenario
@@ -29,14 +30,7 @@ from sim.trace import Demand
 
 MB = 1024 * 1024
 ACCOUNT = "sim"
-
-
-class _Instance(NamedTuple):
-    """A running instance as the model tracks it (one per instance, so a named tuple)."""
-
-    node: int
-    vmtype: int  # an index into Cloud.vmtypes: a tuple of plain values, which the collector stops tracking
-    public_ip: str | None
+_new = tuple.__new__  # builds a named tuple without the Python-level __new__ frame (one InstanceSpec per instance)
 
 
 @dataclass
@@ -55,8 +49,14 @@ class Cloud:
         self.env = env
         self.scenario = scenario
         self.demand = demand
-        self.cc = ClusterController(scenario.config(), demand.vmtypes, clock=lambda: env.now)
+        # The clock every component reads: SimPy's current time without a Python frame per read
+        # (``env.now`` is a property returning ``env._now``).
+        clock = partial(getattr, env, "_now")
+        if clock() != env.now:
+            raise RuntimeError("this SimPy keeps its clock elsewhere: sim.cloud needs updating")
+        self.cc = ClusterController(scenario.config(), demand.vmtypes, clock=clock)
         self.vmtypes = list(demand.vmtypes)
+        self._needs = {t.name: (t.cores, t.memory, t.disk) for t in demand.vmtypes}
         self.image_ids = list(demand.images)
         self.image_sizes = image_sizes  # bytes
         self.groups = list(demand.groups)
@@ -65,7 +65,7 @@ class Cloud:
         self.nodes: list[SimNode] = []
         self.link_bps: list[float] = []
         self.watts_per_core: list[float] = []
-        clock = self.cc.clock
+        self.boot_time: list[float] = []
         for node_class in scenario.nodes:
             shape = node_class.shape()
             for _ in range(node_class.count):
@@ -74,12 +74,14 @@ class Cloud:
                 self.nodes.append(node)
                 self.link_bps.append(node_class.link_mbps * 1e6 / 8)
                 self.watts_per_core.append((shape.watts_busy - shape.watts_idle) / shape.cores)
+                self.boot_time.append(shape.boot_time)
         self.walrus_bps = scenario.images.walrus_mbps * 1e6 / 8
         self.walrus_free = 0.0
         self.link_free = [0.0] * len(self.nodes)
         self.epoch = [0] * len(self.nodes)  # bumped when a node fails: downloads to it are void
         self.fetching: dict[tuple[int, int], _Fetch] = {}
-        self.live: dict[str, _Instance] = {}
+        self.publics: dict[str, str] = {}  # instance -> its dynamic public address (doDynamicPublicAddresses)
+        self.instances = 0  # running, as the meter counts them (the CC's records say where)
         self._next_id = 0
         self.meter = Meter(
             scenario.total_cores, sum(c.count * c.memory_mb for c in scenario.nodes),
@@ -112,7 +114,7 @@ class Cloud:
             return
         if len(launches) < count:
             meter.reject(count - len(launches), self._why_short(request, len(launches)), now, counted)
-        publics: list[str | None] = [None] * len(launches)
+        publics_of: list[str | None] = [None] * len(launches)
         if self.auto_public:
             network = self.cc.network
             for k, launch in enumerate(launches):
@@ -125,49 +127,53 @@ class Cloud:
                     launches = launches[:k]
                     break
                 network.associate(ip, launch.instance_id)
-                publics[k] = ip
+                publics_of[k] = ip
             if self.all_or_none and len(launches) < count:
-                for launch, held in zip(launches, publics, strict=False):
+                for launch, held in zip(launches, publics_of, strict=False):
                     self._release(launch.instance_id, held)
                 meter.reject(len(launches), "Not enough resources available: public addresses", now, counted)
                 return
-        images = self.cc.images
+        cc = self.cc
         size = self.image_sizes[image]
         cores, memory, disk, name = t.cores, t.memory, t.disk, t.name
-        nodes, live, watts_per_core = self.nodes, self.live, self.watts_per_core
+        nodes, watts_per_core, boot_time = self.nodes, self.watts_per_core, self.boot_time
         hit_latency, miss_latency = meter.hit_latency, meter.miss_latency
-        timeout, ends = self.env.timeout, self._instance_ends
-        for launch, life, public_ip in zip(launches, lifetimes, publics, strict=False):
-            iid, n = launch.instance_id, launch.node_index
+        timeout, ends, publics = self.env.timeout, self._instance_ends, self.publics
+        reservation_id = "r-" + ids[0][2:]
+        watts = 0.0
+        for launch, life, public_ip in zip(launches, lifetimes, publics_of, strict=False):
+            iid, n, net = launch.instance_id, launch.node_index, launch.net
             node = nodes[n]
-            if node.state == ASLEEP:
+            state = node.state
+            if state == ASLEEP:
                 self._wake(n)
-            ready = node.awake_at if node.state == WAKING else now
-            hit = images.hit(n, image_id, now)
-            if hit:
+                state = node.state
+            ready = node.awake_at if state == WAKING else now
+            hit = launch.image_cached
+            if hit or not counted:  # a VM already running when the observation starts has its image
                 staged = ready
-            elif not counted:  # a VM already running when the observation starts has its image
-                staged = ready
-                if images.fetched(n, image_id, size, now) is not None:
-                    images.pin(n, image_id)
+                if not hit and cc.images.fetched(n, image_id, size, now) is not None:
+                    cc.pin_image(iid)
             else:
                 staged = self._fetch(n, image, ready, iid)
-            net = launch.net
-            node.start(InstanceSpec(iid, "r-" + iid[2:], ACCOUNT, name, cores, memory, disk, image_id, "", "",
-                                    net.mac, net.private_ip, net.vlan), staged=staged)
+            node.start(_new(InstanceSpec, (iid, reservation_id, ACCOUNT, name, cores, memory, disk, image_id, "", "",
+                                           net.mac, net.private_ip, net.vlan, "", "", b"", 0, ())), staged=staged)
             if counted:
-                running = staged + node.shape.boot_time
+                running = staged + boot_time[n]
                 (hit_latency if hit else miss_latency).append(running - now)
             else:
                 running = now
-            live[iid] = _Instance(n, vmtype, public_ip)
-            meter.watts += watts_per_core[n] * cores
+            if public_ip is not None:
+                publics[iid] = public_ip
+            watts += watts_per_core[n]
             timeout(running + life - now, iid).callbacks.append(ends)
         started = len(launches)
+        self.instances += started
+        meter.watts += watts * cores
         meter.cores += cores * started
         meter.memory += memory * started
         meter.disk += disk * started
-        meter.instances = len(live)
+        meter.instances = self.instances
         meter.accepted += started if counted else 0
 
     def _instance_id(self) -> str:
@@ -215,33 +221,36 @@ class Cloud:
             return
         self.meter.evictions += len(evicted)
         for instance_id in fetch.waiting:
-            if instance_id in self.live:
-                self.cc.images.pin(n, image_id)
+            self.cc.pin_image(instance_id)
 
     def _instance_ends(self, event: simpy.Event) -> None:
         """An instance's life is over: the user terminates it, the CC takes everything back."""
         instance_id = cast(str, event.value)
-        live = self.live
-        instance = live.pop(instance_id, None)
-        if instance is None:
+        try:
+            placed = self.cc.terminate(instance_id)
+        except KeyError:
             return  # lost with its node earlier
         meter = self.meter
-        meter.advance(self.env.now)
-        self.cc.terminate(instance_id)
-        if instance.public_ip is not None:
-            self.cc.network.release_public(instance.public_ip)
-        n, t = instance.node, self.vmtypes[instance.vmtype]
+        meter.advance(self.env._now)
+        if self.publics:
+            public_ip = self.publics.pop(instance_id, None)
+            if public_ip is not None:
+                self.cc.network.release_public(public_ip)
+        n = placed.node_index
         self.nodes[n].terminate(instance_id)
-        meter.cores -= t.cores
-        meter.memory -= t.memory
-        meter.disk -= t.disk
-        meter.watts -= self.watts_per_core[n] * t.cores
-        meter.instances = len(live)
+        cores, memory, disk = self._needs[placed.vmtype]
+        meter.cores -= cores
+        meter.memory -= memory
+        meter.disk -= disk
+        meter.watts -= self.watts_per_core[n] * cores
+        self.instances -= 1
+        meter.instances = self.instances
 
-    def _release(self, instance_id: str, public_ip: str | None) -> None:
-        self.cc.terminate(instance_id)
+    def _release(self, instance_id: str, public_ip: str | None) -> Placed:
+        placed = self.cc.terminate(instance_id)
         if public_ip is not None:
             self.cc.network.release_public(public_ip)
+        return placed
 
     # --- power and failures ------------------------------------------------------------------------
 
@@ -290,14 +299,14 @@ class Cloud:
             meter.powered -= 1
         meter.watts -= node.watts()
         for instance_id in node.fail():
-            instance = self.live.pop(instance_id)
-            self._release(instance_id, instance.public_ip)
-            t = self.vmtypes[instance.vmtype]
-            meter.cores -= t.cores
-            meter.memory -= t.memory
-            meter.disk -= t.disk
+            placed = self._release(instance_id, self.publics.pop(instance_id, None))
+            cores, memory, disk = self._needs[placed.vmtype]
+            meter.cores -= cores
+            meter.memory -= memory
+            meter.disk -= disk
             meter.lost += 1
-        meter.instances = len(self.live)
+            self.instances -= 1
+        meter.instances = self.instances
         self.epoch[n] += 1
         self.link_free[n] = self.env.now
         self.cc.nodes.unreachable(node.name, self.env.now, "host failed")

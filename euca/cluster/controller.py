@@ -37,9 +37,10 @@ class Placed(NamedTuple):
     """An instance the CC is running, as the state store records it (enough to rebuild the CC).
 
     ``run`` hands these back, one per started instance, and keeps the same records: a named tuple,
-    and one per start, because the simulator starts instances by the million. ``node_index`` and
-    ``image_cached`` say where the scheduler put it (-1 when restored) and whether that node already
-    held the image; the store leaves them out.
+    and one per start, because the simulator starts instances by the million. ``node_index`` says
+    where the scheduler put it (-1 when restored) and ``image_cached`` whether the instance holds a
+    pin on its image in that node's cache (it was cached at the start, or ``pin_image`` later); the
+    store leaves both out.
     """
 
     instance_id: str
@@ -50,6 +51,8 @@ class Placed(NamedTuple):
     node_index: int = -1
     image_cached: bool = False
 
+
+_new = tuple.__new__  # builds a named tuple from a tuple without the Python-level __new__ frame
 
 # What ``run`` returns: where each instance of a reservation goes, and its network assignment.
 Launch = Placed
@@ -79,17 +82,22 @@ class ClusterController:
             idle_thresh=self.config.power_idlethresh, wake_thresh=self.config.power_wakethresh,
         )
         self.network = NetworkManager(self.config)
+        self._type_index = {t.name: i for i, t in enumerate(self.vmtypes)}
         self._running: dict[str, Placed] = {}
 
     # --- instances --------------------------------------------------------------------------------
 
     def run(self, request: RunRequest) -> list[Launch]:
         """Place a reservation and give each instance its network. Between ``min_count`` and
-        ``len(instance_ids)`` instances start; fewer than ``min_count`` raises and changes nothing."""
-        vmtype, image_id = request.vmtype, request.image_id
-        if vmtype not in self.vmtypes:
+        ``len(instance_ids)`` instances start; fewer than ``min_count`` raises and changes nothing.
+
+        The simulator calls this for every reservation it replays, so the loop below stays flat:
+        records are built with ``tuple.__new__`` and the collaborators' fast paths are bound once.
+        """
+        vmtype, image_id, ids = request.vmtype, request.image_id, request.instance_ids
+        type_index = self._type_index.get(vmtype)
+        if type_index is None:
             raise KeyError(f"unknown VM type {vmtype!r}")
-        ids = request.instance_ids
         running = self._running
         if len(ids) == 1:
             if ids[0] in running:
@@ -98,33 +106,37 @@ class ClusterController:
             raise Conflict("instance ids must be new and unique")
         images = self.images
         image = images.slot(image_id) if image_id else -1
-        nodes = self.scheduler.place(vmtype, request.min_count, len(ids), image)
+        min_count = request.min_count
+        nodes = self.scheduler.place_index(type_index, min_count, len(ids), image)
         launches: list[Placed] = []
-        append, attach, node_at, holds = launches.append, self.network.attach, self.nodes.at, images.holds_slot
-        account, group = request.account, request.group
+        append, names, has = launches.append, self.nodes.names, images.presence.has
+        attach, key = self.network.attach_key, f"{request.account}-{request.group}"
         try:
             for instance_id, node in zip(ids, nodes, strict=False):
-                append(Placed(instance_id, node_at(node).name, vmtype, attach(instance_id, account, group),
-                              image_id, node, holds(node, image)))
+                append(_new(Placed, (instance_id, names[node], vmtype, attach(instance_id, key), image_id, node,
+                                     image >= 0 and has(node, image))))
         except KernelError:
-            if len(launches) < request.min_count:
-                self._undo(launches, nodes, vmtype)
+            if len(launches) < min_count:
+                self._undo(launches, nodes, type_index)
                 raise
             # Enough instances have addresses: the rest are skipped, as Eucalyptus skips them.
         if len(launches) < len(nodes):
             for surplus in nodes[len(launches):]:
-                self.scheduler.release(surplus, vmtype)
+                self.scheduler.release_index(surplus, type_index)
+        now = -1.0
         for launch in launches:
             running[launch.instance_id] = launch
             if launch.image_cached:
-                images.pin_slot(launch.node_index, image)
+                if now < 0:
+                    now = self.clock()
+                images.use_slot(launch.node_index, image, now)
         return launches
 
-    def _undo(self, launches: list[Launch], nodes: list[int], vmtype: str) -> None:
+    def _undo(self, launches: list[Launch], nodes: list[int], type_index: int) -> None:
         for launch in launches:
             self.network.detach(launch.instance_id)
         for node in nodes:
-            self.scheduler.release(node, vmtype)
+            self.scheduler.release_index(node, type_index)
 
     def terminate(self, instance_id: str) -> Placed:
         """The instance is gone: capacity, address, group network and image pin are given back."""
@@ -132,11 +144,23 @@ class ClusterController:
         if placed is None:
             raise KeyError(f"{instance_id} is not running in {self.name}")
         node = placed.node_index if placed.node_index >= 0 else self.nodes.get(placed.node).index
-        self.scheduler.release(node, placed.vmtype)
+        self.scheduler.release_index(node, self._type_index[placed.vmtype])
         self.network.detach(instance_id)
-        if placed.image_id:
+        if placed.image_cached:
             self.images.unpin(node, placed.image_id)
         return placed
+
+    def pin_image(self, instance_id: str) -> bool:
+        """The instance's image has just been cached on its node (it started before the download
+        ended): pin it there until the instance ends. False if the node did not cache it."""
+        placed = self._running.get(instance_id)
+        if placed is None or placed.image_cached or not placed.image_id or placed.node_index < 0:
+            return False
+        if not self.images.holds(placed.node_index, placed.image_id):
+            return False
+        self.images.pin(placed.node_index, placed.image_id)
+        self._running[instance_id] = placed._replace(image_cached=True)
+        return True
 
     def running(self) -> list[Placed]:
         return list(self._running.values())

@@ -52,13 +52,12 @@ class ImageCacheView:
         cache = self._caches.get(node)
         return cache is not None and slot >= 0 and cache.contains(slot)
 
-    def pin_slot(self, node: int, slot: int) -> None:
-        """An instance starts from a cached image: it stays until the instance ends."""
-        self._caches[node].pin(slot)
-
-    def hit(self, node: int, image_id: str, now: float) -> bool:
-        """An instance starts on the node: True if its image is cached (and now recently used)."""
-        return bool(self.cache(node).lookup(self.slot(image_id), now))
+    def use_slot(self, node: int, slot: int, now: float) -> None:
+        """An instance starts from the node's cached image: a use at ``now`` (for LRU), and a pin
+        that keeps the image until the instance ends."""
+        cache = self._caches[node]
+        cache.lookup(slot, now)
+        cache.pin(slot)
 
     def fetched(self, node: int, image_id: str, size: int, now: float) -> list[str] | None:
         """The node finished downloading an image: cache it, evicting as the NC would.
@@ -74,9 +73,9 @@ class ImageCacheView:
             cache.pin(slot)
 
     def unpin(self, node: int, image_id: str) -> None:
-        cache = self.cache(node)
+        cache = self._caches.get(node)
         slot = self._slots.get(image_id)
-        if slot is not None and cache.contains(slot) and cache.pins(slot) > 0:
+        if cache is not None and slot is not None and cache.pins(slot) > 0:
             cache.unpin(slot)
 
     def forget_node(self, node: int) -> None:

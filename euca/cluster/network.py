@@ -81,10 +81,13 @@ class NetworkManager:
 
     def attach(self, instance_id: str, account: str, group: str) -> NetAssignment:
         """Give a starting instance its MAC and private address (and its group a network if it has none)."""
+        return self.attach_key(instance_id, f"{account}-{group}")
+
+    def attach_key(self, instance_id: str, key: str) -> NetAssignment:
+        """``attach`` for the group named ``<account>-<group>``."""
         instances = self._instances
         if instance_id in instances:
             raise Conflict(f"{instance_id} already has a network assignment")
-        key = f"{account}-{group}"
         if self._groups is not None:
             assignment: NetAssignment = self._groups.attach(instance_id, key)
             instances[instance_id] = assignment

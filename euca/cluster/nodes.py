@@ -56,6 +56,7 @@ class NodeRegistry:
         self._default_port = port
         self._nodes: dict[str, Node] = {}
         self._by_index: list[Node] = []
+        self.names: list[str] = []  # by index: what a launch record names its node by
 
     def __len__(self) -> int:
         return len(self._by_index)
@@ -93,6 +94,7 @@ class NodeRegistry:
         node = Node(name, index, port or self._default_port, overrides or self._default_overrides)
         self._nodes[name] = node
         self._by_index.append(node)
+        self.names.append(name)
         if report is not None:
             self.report(name, report, now)
         return node

@@ -51,6 +51,7 @@ class VmTypes:
         if not self._types:
             raise ValueError("at least one VM type is needed")
         self._index = {t.name: i for i, t in enumerate(self._types)}
+        self.names = tuple(t.name for t in self._types)
         if len(self._index) != len(self._types):
             raise ValueError("VM type names must be unique")
 
