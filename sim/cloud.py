@@ -13,9 +13,8 @@ the node reads its instances' states off the clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import partial
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 import simpy
@@ -33,8 +32,7 @@ ACCOUNT = "sim"
 _new = tuple.__new__  # builds a named tuple without the Python-level __new__ frame (one InstanceSpec per instance)
 
 
-@dataclass
-class _Fetch:
+class _Fetch(NamedTuple):
     """A download of one image to one node: instances starting meanwhile wait for it (``-staging``)."""
 
     done: float
@@ -93,9 +91,10 @@ class Cloud:
     def reserve(self, vmtype: int, image: int, group: int, lifetimes: list[float], counted: bool) -> None:
         """RunInstances: the CC places the VMs and gives them networks, each gets a public address
         (doDynamicPublicAddresses), then each node stages the image and boots the instance."""
-        now = self.env.now
+        now = self.env._now
         meter = self.meter
-        meter.advance(now)
+        if now != meter.last or now >= meter.next_sample:
+            meter.advance(now)
         count = len(lifetimes)
         if counted:
             meter.requested += count
@@ -105,8 +104,9 @@ class Cloud:
         image_id = self.image_ids[image]
         first = self._next_id + 1
         self._next_id += count
-        ids = [f"i-{k:08X}" for k in range(first, first + count)]
-        request = RunRequest(ids, t.name, count if self.all_or_none else 1, ACCOUNT, self.groups[group], image_id)
+        ids = [f"i-{first:08X}"] if count == 1 else [f"i-{k:08X}" for k in range(first, first + count)]
+        request = _new(RunRequest, (ids, t.name, count if self.all_or_none else 1, ACCOUNT, self.groups[group],
+                                    image_id))
         try:
             launches = self.cc.run(request)
         except KernelError as exc:
@@ -204,7 +204,7 @@ class Cloud:
         self.walrus_free = begin + size / self.walrus_bps
         done = max(self.walrus_free, max(start, self.link_free[n]) + size / self.link_bps[n])
         self.link_free[n] = done
-        self.fetching[key] = _Fetch(done, self.epoch[n], [instance_id])
+        self.fetching[key] = _new(_Fetch, (done, self.epoch[n], [instance_id]))
         self.meter.fetches += 1
         self.env.timeout(done - self.env.now, key).callbacks.append(self._image_arrived)
         return done

@@ -83,6 +83,8 @@ class ClusterController:
         )
         self.network = NetworkManager(self.config)
         self._type_index = {t.name: i for i, t in enumerate(self.vmtypes)}
+        # The scheduler's kernel calls, bound once: every start and end goes through them.
+        self._place_many, self._release = self.placement.place_many, self.placement.release
         self._running: dict[str, Placed] = {}
 
     # --- instances --------------------------------------------------------------------------------
@@ -107,7 +109,11 @@ class ClusterController:
         images = self.images
         image = images.slot(image_id) if image_id else -1
         min_count = request.min_count
-        nodes = self.scheduler.place_index(type_index, min_count, len(ids), image)
+        try:
+            nodes = self._place_many(type_index, min_count, len(ids), image, self.clock())
+        except InsufficientCapacity:
+            self.scheduler.no_room(type_index, min_count)
+            raise
         launches: list[Placed] = []
         append, names, has = launches.append, self.nodes.names, images.presence.has
         attach, key = self.network.attach_key, f"{request.account}-{request.group}"
@@ -122,7 +128,7 @@ class ClusterController:
             # Enough instances have addresses: the rest are skipped, as Eucalyptus skips them.
         if len(launches) < len(nodes):
             for surplus in nodes[len(launches):]:
-                self.scheduler.release_index(surplus, type_index)
+                self._release(surplus, type_index, self.clock())
         now = -1.0
         for launch in launches:
             running[launch.instance_id] = launch
@@ -136,7 +142,7 @@ class ClusterController:
         for launch in launches:
             self.network.detach(launch.instance_id)
         for node in nodes:
-            self.scheduler.release_index(node, type_index)
+            self._release(node, type_index, self.clock())
 
     def terminate(self, instance_id: str) -> Placed:
         """The instance is gone: capacity, address, group network and image pin are given back."""
@@ -144,7 +150,7 @@ class ClusterController:
         if placed is None:
             raise KeyError(f"{instance_id} is not running in {self.name}")
         node = placed.node_index if placed.node_index >= 0 else self.nodes.get(placed.node).index
-        self.scheduler.release_index(node, self._type_index[placed.vmtype])
+        self._release(node, self._type_index[placed.vmtype], self.clock())
         self.network.detach(instance_id)
         if placed.image_cached:
             self.images.unpin(node, placed.image_id)
@@ -159,7 +165,7 @@ class ClusterController:
         if not self.images.holds(placed.node_index, placed.image_id):
             return False
         self.images.pin(placed.node_index, placed.image_id)
-        self._running[instance_id] = placed._replace(image_cached=True)
+        self._running[instance_id] = _new(Placed, (*placed[:-1], True))
         return True
 
     def running(self) -> list[Placed]:

@@ -73,25 +73,23 @@ class Scheduler:
 
         All or nothing for ``min_count``: if fewer fit, InsufficientCapacity and no capacity is taken.
         """
-        return self.place_index(self.vmtypes.index(vmtype), min_count, max_count, image)
-
-    def place_index(self, type_index: int, min_count: int, max_count: int, image: int = -1) -> list[int]:
-        """``place`` for the VM type at ``type_index`` of the table."""
+        type_index = self.vmtypes.index(vmtype)
         try:
             return self.placement.place_many(type_index, min_count, max_count, image, self.clock())
         except InsufficientCapacity:
-            if log.isEnabledFor(logging.INFO):
-                free, total = (int(v) for v in self.placement.availability()[type_index])
-                log.info("%s: no room for %d x %s (%d free of %d on nodes that are not DOWN)",
-                         self.policy, min_count, self.vmtypes.names[type_index], free, total)
+            self.no_room(type_index, min_count)
             raise
+
+    def no_room(self, type_index: int, min_count: int) -> None:
+        """Log a reservation the policy could not place (the caller raises)."""
+        if log.isEnabledFor(logging.INFO):
+            free, total = (int(v) for v in self.placement.availability()[type_index])
+            log.info("%s: no room for %d x %s (%d free of %d on nodes that are not DOWN)",
+                     self.policy, min_count, self.vmtypes.names[type_index], free, total)
 
     def release(self, node: int, vmtype: str) -> None:
         """An instance ended: its node gets the capacity back."""
         self.placement.release(node, self.vmtypes.index(vmtype), self.clock())
-
-    def release_index(self, node: int, type_index: int) -> None:
-        self.placement.release(node, type_index, self.clock())
 
     def tick(self) -> PowerPlan:
         """POWERSAVE's periodic check (a no-op for other policies' idle nodes, which never sleep)."""
