@@ -15,7 +15,6 @@ powered, ``watts_asleep`` asleep and nothing when DOWN.
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -81,33 +80,39 @@ class SimNode:
         self.used_cores = 0
         self.used_memory = 0
         self.used_disk = 0
-        self._vms: dict[str, _Vm] = {}
-        self._teardown: deque[tuple[float, str]] = deque()
+        self._vms: dict[str, _Vm] = {}  # live instances
+        # Ended instances in two generations: those ended since ``_gen_start`` and those of the
+        # generation before. A generation older than TEARDOWN_FORGET is dropped whole, so ending an
+        # instance costs no queue; ``instances`` reports Teardown only for those ended < 180 s ago.
+        self._ended: dict[str, _Vm] = {}
+        self._ended_before: dict[str, _Vm] = {}
+        self._gen_start = 0.0
 
     # --- the Driver protocol ----------------------------------------------------------------------
 
     def describe_resources(self) -> NodeResources:
         s = self.shape
         return NodeResources(s.cores, s.memory, s.disk, s.cores - self.used_cores,
-                             s.memory - self.used_memory, s.disk - self.used_disk, len(self._vms) - len(self._teardown))
+                             s.memory - self.used_memory, s.disk - self.used_disk, len(self._vms))
 
     def start(self, spec: InstanceSpec, *, staged: float | None = None) -> None:
         """ncRunInstance. ``staged`` is when the image will be in place (default: now, a cache hit);
         the instance boots for the node's ``boot_time`` after that, or after the node wakes."""
-        if spec.instance_id in self._vms:
-            raise NodeError(f"{spec.instance_id}: already on node {self.name}")
+        instance_id, now = spec.instance_id, self.clock()
+        if instance_id in self._vms or ((instance_id in self._ended or instance_id in self._ended_before)
+                                        and self._ended_vm(instance_id, now) is not None):
+            raise NodeError(f"{instance_id}: already on node {self.name}")
         if self.state == DOWN:
-            raise NodeError(f"{spec.instance_id}: node {self.name} is down")
+            raise NodeError(f"{instance_id}: node {self.name} is down")
         s = self.shape
         cores, memory, disk = spec.cores, spec.memory, spec.disk
         if (self.used_cores + cores > s.cores or self.used_memory + memory > s.memory
                 or self.used_disk + disk > s.disk):
-            raise NodeError(f"{spec.instance_id}: not enough resources on node {self.name} for a {spec.vmtype}")
-        now = self.clock()
+            raise NodeError(f"{instance_id}: not enough resources on node {self.name} for a {spec.vmtype}")
         ready = now if staged is None or staged < now else staged
         if self.state == WAKING and self.awake_at > ready:
             ready = self.awake_at
-        self._vms[spec.instance_id] = _new(_Vm, (spec, now, ready, ready + s.boot_time, INF))
+        self._vms[instance_id] = _new(_Vm, (spec, now, ready, ready + s.boot_time, INF))
         self.used_cores += cores
         self.used_memory += memory
         self.used_disk += disk
@@ -121,30 +126,32 @@ class SimNode:
 
     def terminate(self, instance_id: str) -> None:
         """The instance goes to Teardown and its resources are free at once."""
-        vm = self._vms.get(instance_id)
-        if vm is None or vm.ended != INF:
+        vm = self._vms.pop(instance_id, None)
+        if vm is None:
             raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
         now = self.clock()
+        if now - self._gen_start >= TEARDOWN_FORGET:
+            self._forget(now)
         spec = vm.spec
-        self._vms[instance_id] = _new(_Vm, (spec, vm.started, vm.staged, vm.running, now))
+        self._ended[instance_id] = _new(_Vm, (spec, vm.started, vm.staged, vm.running, now))
         self.used_cores -= spec.cores
         self.used_memory -= spec.memory
         self.used_disk -= spec.disk
-        teardown = self._teardown
-        teardown.append((now, instance_id))
-        if now - teardown[0][0] >= TEARDOWN_FORGET:
-            self._forget(now)
 
     def instances(self) -> list[InstanceStatus]:
         now = self.clock()
         self._forget(now)
-        return [InstanceStatus(i, self._state(vm, now), vm.started) for i, vm in self._vms.items()]
+        out = [InstanceStatus(i, self._state(vm, now), vm.started) for i, vm in self._vms.items()]
+        for ended in (self._ended_before, self._ended):
+            out += [InstanceStatus(i, NcState.TEARDOWN, vm.started) for i, vm in ended.items()
+                    if now - vm.ended < TEARDOWN_FORGET]
+        return out
 
     def console_output(self, instance_id: str) -> str:
-        vm = self._vms.get(instance_id)
+        now = self.clock()
+        vm = self._vms.get(instance_id) or self._ended_vm(instance_id, now)
         if vm is None:
             raise NodeError(f"{instance_id}: no such instance on node {self.name}")
-        now = self.clock()
         lines = [f"[{vm.started:12.3f}] {instance_id}: staging {vm.spec.image_id} on {self.name}"]
         if now >= vm.staged:
             lines.append(f"[{vm.staged:12.3f}] {instance_id}: booting {vm.spec.vmtype}")
@@ -165,7 +172,7 @@ class SimNode:
 
     def live_instances(self) -> list[str]:
         """Instances not in Teardown (those a failure of the node loses)."""
-        return [i for i, vm in self._vms.items() if vm.ended == INF]
+        return list(self._vms)
 
     def watts(self) -> float:
         s = self.shape
@@ -199,7 +206,8 @@ class SimNode:
         """The host died: every instance on it is lost. Returns their ids."""
         lost = self.live_instances()
         self._vms.clear()
-        self._teardown.clear()
+        self._ended.clear()
+        self._ended_before.clear()
         self.used_cores = self.used_memory = self.used_disk = 0
         self.state = DOWN
         return lost
@@ -212,14 +220,22 @@ class SimNode:
 
     def _live(self, instance_id: str) -> _Vm:
         vm = self._vms.get(instance_id)
-        if vm is None or vm.ended != INF:
+        if vm is None:
             raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
         return vm
 
+    def _ended_vm(self, instance_id: str, now: float) -> _Vm | None:
+        """The ended instance, while the node still reports it (in Teardown, less than 180 s)."""
+        vm = self._ended.get(instance_id) or self._ended_before.get(instance_id)
+        return vm if vm is not None and now - vm.ended < TEARDOWN_FORGET else None
+
     def _forget(self, now: float) -> None:
-        while self._teardown and now - self._teardown[0][0] >= TEARDOWN_FORGET:
-            _, instance_id = self._teardown.popleft()
-            self._vms.pop(instance_id, None)
+        """Start a new generation of ended instances once the current one is TEARDOWN_FORGET old:
+        the one before holds only instances ended longer ago than that, and goes."""
+        if now - self._gen_start >= TEARDOWN_FORGET:
+            self._ended_before = self._ended
+            self._ended = {}
+            self._gen_start = now
 
     @staticmethod
     def _state(vm: _Vm, now: float) -> NcState:

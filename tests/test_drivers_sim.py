@@ -106,3 +106,19 @@ def test_power_states_and_draw() -> None:
         node.start(spec("i-00000003"))
     node.recover()
     assert node.state == UP and node.describe_resources().free_cores == 4
+
+
+def test_ended_instances_are_reported_for_180_s_and_not_kept_longer_than_two_windows() -> None:
+    clock = Clock()
+    node = SimNode("nc1", NodeShape(cores=4, boot_time=0.0), clock)
+    for k in range(2_000):
+        clock.now = k * 1.0
+        node.start(spec(f"i-{k:08X}"))
+        node.terminate(f"i-{k:08X}")
+        teardown = [s.instance_id for s in node.instances()]
+        # Exactly those ended in the last 180 s, however the node files them away.
+        assert teardown == [f"i-{j:08X}" for j in range(max(0, k - 179), k + 1)]
+        assert len(node._ended) + len(node._ended_before) <= 2 * 180 + 1
+    with pytest.raises(NodeError, match="already on node"):
+        node.start(spec("i-000007CF"))  # still in Teardown
+    node.start(spec("i-00000001"))  # forgotten long ago: the id may come back
