@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
 
@@ -57,14 +57,20 @@ _new = tuple.__new__  # builds a named tuple without the Python-level __new__ fr
 
 
 class _Vm(NamedTuple):
-    """An instance on the node: a named tuple, replaced on reboot and terminate, because a planning
-    run starts millions of them and a dataclass costs more to build and to keep."""
+    """An instance on the node, as ``console_output`` reads it (the node keeps it as a ``_Row``)."""
 
     spec: InstanceSpec
     started: float  # ncRunInstance arrived
     staged: float  # image in place (from the cache or Walrus): Staging ends, Booting begins
     running: float  # Booting ends
     ended: float = INF  # Teardown begins
+
+
+_Row = tuple[tuple[Any, ...], float, float, float, float]  # how a node stores a _Vm: the spec as a plain tuple
+
+
+def _view(row: _Row) -> _Vm:
+    return _new(_Vm, (_new(InstanceSpec, row[0]), *row[1:]))
 
 
 class SimNode:
@@ -80,12 +86,15 @@ class SimNode:
         self.used_cores = 0
         self.used_memory = 0
         self.used_disk = 0
-        self._vms: dict[str, _Vm] = {}  # live instances
+        # Live instances. Kept as plain tuples (the spec's fields, then the times of _Vm): the
+        # collector stops tracking plain tuples of plain values, never named tuples, and a planning
+        # run keeps a hundred thousand instances on its nodes.
+        self._vms: dict[str, _Row] = {}
         # Ended instances in two generations: those ended since ``_gen_start`` and those of the
         # generation before. A generation older than TEARDOWN_FORGET is dropped whole, so ending an
         # instance costs no queue; ``instances`` reports Teardown only for those ended < 180 s ago.
-        self._ended: dict[str, _Vm] = {}
-        self._ended_before: dict[str, _Vm] = {}
+        self._ended: dict[str, _Row] = {}
+        self._ended_before: dict[str, _Row] = {}
         self._gen_start = 0.0
 
     # --- the Driver protocol ----------------------------------------------------------------------
@@ -112,7 +121,7 @@ class SimNode:
         ready = now if staged is None or staged < now else staged
         if self.state == WAKING and self.awake_at > ready:
             ready = self.awake_at
-        self._vms[instance_id] = _new(_Vm, (spec, now, ready, ready + s.boot_time, INF))
+        self._vms[instance_id] = (tuple(spec), now, ready, ready + s.boot_time, INF)
         self.used_cores += cores
         self.used_memory += memory
         self.used_disk += disk
@@ -120,9 +129,9 @@ class SimNode:
     def reboot(self, instance_id: str) -> None:
         vm = self._live(instance_id)
         now = self.clock()
-        if now < vm.running:
+        if now < vm[3]:
             raise NodeError(f"{instance_id}: cannot reboot an instance that is still {self._state(vm, now).value}")
-        self._vms[instance_id] = vm._replace(staged=now, running=now + self.shape.boot_time)
+        self._vms[instance_id] = (vm[0], vm[1], now, now + self.shape.boot_time, INF)
 
     def terminate(self, instance_id: str) -> None:
         """The instance goes to Teardown and its resources are free at once."""
@@ -132,26 +141,27 @@ class SimNode:
         now = self.clock()
         if now - self._gen_start >= TEARDOWN_FORGET:
             self._forget(now)
-        spec = vm.spec
-        self._ended[instance_id] = _new(_Vm, (spec, vm.started, vm.staged, vm.running, now))
-        self.used_cores -= spec.cores
-        self.used_memory -= spec.memory
-        self.used_disk -= spec.disk
+        spec = vm[0]
+        self._ended[instance_id] = (spec, vm[1], vm[2], vm[3], now)
+        self.used_cores -= spec[4]
+        self.used_memory -= spec[5]
+        self.used_disk -= spec[6]
 
     def instances(self) -> list[InstanceStatus]:
         now = self.clock()
         self._forget(now)
-        out = [InstanceStatus(i, self._state(vm, now), vm.started) for i, vm in self._vms.items()]
+        out = [InstanceStatus(i, self._state(vm, now), vm[1]) for i, vm in self._vms.items()]
         for ended in (self._ended_before, self._ended):
-            out += [InstanceStatus(i, NcState.TEARDOWN, vm.started) for i, vm in ended.items()
-                    if now - vm.ended < TEARDOWN_FORGET]
+            out += [InstanceStatus(i, NcState.TEARDOWN, vm[1]) for i, vm in ended.items()
+                    if now - vm[4] < TEARDOWN_FORGET]
         return out
 
     def console_output(self, instance_id: str) -> str:
         now = self.clock()
-        vm = self._vms.get(instance_id) or self._ended_vm(instance_id, now)
-        if vm is None:
+        row = self._vms.get(instance_id) or self._ended_vm(instance_id, now)
+        if row is None:
             raise NodeError(f"{instance_id}: no such instance on node {self.name}")
+        vm = _view(row)
         lines = [f"[{vm.started:12.3f}] {instance_id}: staging {vm.spec.image_id} on {self.name}"]
         if now >= vm.staged:
             lines.append(f"[{vm.staged:12.3f}] {instance_id}: booting {vm.spec.vmtype}")
@@ -168,7 +178,7 @@ class SimNode:
 
     def running_at(self, instance_id: str) -> float:
         """When the instance reaches (or reached) Running."""
-        return self._live(instance_id).running
+        return self._live(instance_id)[3]
 
     def live_instances(self) -> list[str]:
         """Instances not in Teardown (those a failure of the node loses)."""
@@ -218,16 +228,16 @@ class SimNode:
 
     # --- internals ----------------------------------------------------------------------------------
 
-    def _live(self, instance_id: str) -> _Vm:
+    def _live(self, instance_id: str) -> _Row:
         vm = self._vms.get(instance_id)
         if vm is None:
             raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
         return vm
 
-    def _ended_vm(self, instance_id: str, now: float) -> _Vm | None:
+    def _ended_vm(self, instance_id: str, now: float) -> _Row | None:
         """The ended instance, while the node still reports it (in Teardown, less than 180 s)."""
         vm = self._ended.get(instance_id) or self._ended_before.get(instance_id)
-        return vm if vm is not None and now - vm.ended < TEARDOWN_FORGET else None
+        return vm if vm is not None and now - vm[4] < TEARDOWN_FORGET else None
 
     def _forget(self, now: float) -> None:
         """Start a new generation of ended instances once the current one is TEARDOWN_FORGET old:
@@ -238,11 +248,11 @@ class SimNode:
             self._gen_start = now
 
     @staticmethod
-    def _state(vm: _Vm, now: float) -> NcState:
-        if now >= vm.ended:
+    def _state(vm: _Row, now: float) -> NcState:
+        if now >= vm[4]:
             return NcState.TEARDOWN
-        if now >= vm.running:
+        if now >= vm[3]:
             return NcState.RUNNING
-        if now >= vm.staged:
+        if now >= vm[2]:
             return NcState.BOOTING
         return NcState.STAGING

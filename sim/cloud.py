@@ -80,6 +80,8 @@ class Cloud:
         self.fetching: dict[tuple[int, int], _Fetch] = {}
         self.publics: dict[str, str] = {}  # instance -> its dynamic public address (doDynamicPublicAddresses)
         self.instances = 0  # running, as the meter counts them (the CC's records say where)
+        self._ends = self._instance_ends  # bound once: every instance's end event holds this one object
+        self._arrived = self._image_arrived
         self._next_id = 0
         self.meter = Meter(
             scenario.total_cores, sum(c.count * c.memory_mb for c in scenario.nodes),
@@ -138,7 +140,7 @@ class Cloud:
         cores, memory, disk, name = t.cores, t.memory, t.disk, t.name
         nodes, watts_per_core, boot_time = self.nodes, self.watts_per_core, self.boot_time
         hit_latency, miss_latency = meter.hit_latency, meter.miss_latency
-        timeout, ends, publics = self.env.timeout, self._instance_ends, self.publics
+        timeout, ends, publics = self.env.timeout, self._ends, self.publics
         reservation_id = "r-" + ids[0][2:]
         watts = 0.0
         for launch, life, public_ip in zip(launches, lifetimes, publics_of, strict=False):
@@ -206,7 +208,7 @@ class Cloud:
         self.link_free[n] = done
         self.fetching[key] = _new(_Fetch, (done, self.epoch[n], [instance_id]))
         self.meter.fetches += 1
-        self.env.timeout(done - self.env.now, key).callbacks.append(self._image_arrived)
+        self.env.timeout(done - self.env.now, key).callbacks.append(self._arrived)
         return done
 
     def _image_arrived(self, event: simpy.Event) -> None:

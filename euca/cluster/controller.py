@@ -54,6 +54,16 @@ class Placed(NamedTuple):
 
 _new = tuple.__new__  # builds a named tuple from a tuple without the Python-level __new__ frame
 
+_Record = tuple[str, str, str, tuple[str, str, str, int, str], str, int, bool]
+
+
+def _record(p: Placed) -> _Record:
+    return (p[0], p[1], p[2], tuple(p[3]), p[4], p[5], p[6])  # type: ignore[return-value]
+
+
+def _placed(r: _Record) -> Placed:
+    return _new(Placed, (r[0], r[1], r[2], _new(NetAssignment, r[3]), r[4], r[5], r[6]))
+
 # What ``run`` returns: where each instance of a reservation goes, and its network assignment.
 Launch = Placed
 
@@ -85,7 +95,10 @@ class ClusterController:
         self._type_index = {t.name: i for i, t in enumerate(self.vmtypes)}
         # The scheduler's kernel calls, bound once: every start and end goes through them.
         self._place_many, self._release = self.placement.place_many, self.placement.release
-        self._running: dict[str, Placed] = {}
+        # Running instances as plain tuples of plain values (a Placed's fields, its net as a plain
+        # tuple): the collector stops tracking those, never named tuples, and a planning run keeps
+        # a hundred thousand of them alive.
+        self._running: dict[str, _Record] = {}
 
     # --- instances --------------------------------------------------------------------------------
 
@@ -131,7 +144,8 @@ class ClusterController:
                 self._release(surplus, type_index, self.clock())
         now = -1.0
         for launch in launches:
-            running[launch.instance_id] = launch
+            running[launch[0]] = (launch[0], launch[1], vmtype, tuple(launch[3]), image_id,  # type: ignore[assignment]
+                                  launch[5], launch[6])
             if launch.image_cached:
                 if now < 0:
                     now = self.clock()
@@ -146,9 +160,10 @@ class ClusterController:
 
     def terminate(self, instance_id: str) -> Placed:
         """The instance is gone: capacity, address, group network and image pin are given back."""
-        placed = self._running.pop(instance_id, None)
-        if placed is None:
+        record = self._running.pop(instance_id, None)
+        if record is None:
             raise KeyError(f"{instance_id} is not running in {self.name}")
+        placed = _placed(record)
         node = placed.node_index if placed.node_index >= 0 else self.nodes.get(placed.node).index
         self._release(node, self._type_index[placed.vmtype], self.clock())
         self.network.detach(instance_id)
@@ -159,20 +174,24 @@ class ClusterController:
     def pin_image(self, instance_id: str) -> bool:
         """The instance's image has just been cached on its node (it started before the download
         ended): pin it there until the instance ends. False if the node did not cache it."""
-        placed = self._running.get(instance_id)
-        if placed is None or placed.image_cached or not placed.image_id or placed.node_index < 0:
+        record = self._running.get(instance_id)
+        if record is None:
+            return False
+        placed = _placed(record)
+        if placed.image_cached or not placed.image_id or placed.node_index < 0:
             return False
         if not self.images.holds(placed.node_index, placed.image_id):
             return False
         self.images.pin(placed.node_index, placed.image_id)
-        self._running[instance_id] = _new(Placed, (*placed[:-1], True))
+        self._running[instance_id] = _record(placed._replace(image_cached=True))
         return True
 
     def running(self) -> list[Placed]:
-        return list(self._running.values())
+        return [_placed(r) for r in self._running.values()]
 
     def instance(self, instance_id: str) -> Placed | None:
-        return self._running.get(instance_id)
+        record = self._running.get(instance_id)
+        return None if record is None else _placed(record)
 
     # --- periodic work and reporting --------------------------------------------------------------
 
@@ -215,7 +234,7 @@ class ClusterController:
                 self.network.detach(placed.instance_id)
                 problems.append(f"{placed.instance_id}: {exc}")
                 continue
-            self._running[placed.instance_id] = placed
+            self._running[placed.instance_id] = _record(placed)
         return problems
 
     def _take_capacity(self, node: int, vmtype: str) -> None:

@@ -63,7 +63,9 @@ class NetworkManager:
         self.mac_prefix = config.vnet_macprefix
         self._prefix = mac_for_instance("i-00000000", self.mac_prefix)[:5]
         self.tagged = self.mode == "MANAGED"
-        self._instances: dict[str, NetAssignment] = {}
+        # Assignments as plain tuples (a NetAssignment's fields): the collector stops tracking plain
+        # tuples of plain values, never named tuples, and there is one per running instance.
+        self._instances: dict[str, tuple[str, str, str, int, str]] = {}
         self._public_owner: dict[int, str | None] = {}  # held public ip -> instance it is associated with
         self._public_of: dict[str, int] = {}  # instance -> its public ip (the reverse of the above)
         self._macs: MacPool | None = None
@@ -90,7 +92,7 @@ class NetworkManager:
             raise Conflict(f"{instance_id} already has a network assignment")
         if self._groups is not None:
             assignment: NetAssignment = self._groups.attach(instance_id, key)
-            instances[instance_id] = assignment
+            instances[instance_id] = tuple(assignment)  # type: ignore[assignment]
             return assignment
         mac = self._mac(instance_id)
         if self._macs is not None:
@@ -98,7 +100,7 @@ class NetworkManager:
             assignment = NetAssignment(instance_id, mac, int_to_ip(ip), -1, key)
         else:
             assignment = NetAssignment(instance_id, mac, NO_ADDRESS, -1, key)
-        instances[instance_id] = assignment
+        instances[instance_id] = tuple(assignment)  # type: ignore[assignment]
         return assignment
 
     def _mac(self, instance_id: str) -> str:
@@ -115,9 +117,9 @@ class NetworkManager:
         if assignment is None:
             return []
         if self._groups is not None:
-            self._groups.detach(assignment.private_ip, assignment.group)
+            self._groups.detach(assignment[2], assignment[4])
         elif self._macs is not None:
-            self._macs.release(assignment.mac)
+            self._macs.release(assignment[1])
         if not self._public_of:
             return []
         public = self._public_of.pop(instance_id, None)
@@ -127,7 +129,8 @@ class NetworkManager:
         return [int_to_ip(public)]
 
     def assignment(self, instance_id: str) -> NetAssignment | None:
-        return self._instances.get(instance_id)
+        fields = self._instances.get(instance_id)
+        return None if fields is None else NetAssignment(*fields)
 
     def group_network(self, account: str, group: str) -> GroupNetwork | None:
         if self._groups is None:
@@ -250,9 +253,9 @@ class NetworkManager:
                 raise Conflict(f"{a.private_ip} is not in network {a.vlan}")
             self._groups.take(ip, a.vlan, a.group)
             # Stored addresses may be written loosely (" 10.0.0.2"); detach reads the canonical form.
-            self._instances[a.instance_id] = a._replace(private_ip=int_to_ip(ip))
+            self._instances[a.instance_id] = tuple(a._replace(private_ip=int_to_ip(ip)))  # type: ignore[assignment]
             return
-        self._instances[a.instance_id] = a
+        self._instances[a.instance_id] = tuple(a)  # type: ignore[assignment]
 
     # --- reporting --------------------------------------------------------------------------------
 
