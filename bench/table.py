@@ -32,7 +32,8 @@ def _rate(value: float) -> str:
 def format_rows(rows: Iterable[Row]) -> str:
     """A fixed-width table: kernel, size, Cython rate, Python-twin rate, ratio."""
     header = ("kernel", "size", "cython", "python twin", "unit", "ratio")
-    body = [(r.kernel, r.size, _rate(r.cython), _rate(r.python), r.unit, f"{r.ratio:,.1f}x") for r in rows]
+    body = [(r.kernel, r.size, _rate(r.cython), _rate(r.python), r.unit,
+             f"{r.ratio:,.2f}x" if r.ratio < 10 else f"{r.ratio:,.1f}x") for r in rows]
     widths = [max(len(str(line[i])) for line in [header, *body]) for i in range(len(header))]
     lines = []
     for line in [header, *body]:

@@ -144,14 +144,13 @@ class Cloud:
         reservation_id = "r-" + ids[0][2:]
         watts = 0.0
         for launch, life, public_ip in zip(launches, lifetimes, publics_of, strict=False):
-            iid, n, net = launch.instance_id, launch.node_index, launch.net
+            iid, _, _, net, _, n, hit = launch
             node = nodes[n]
             state = node.state
             if state == ASLEEP:
                 self._wake(n)
                 state = node.state
             ready = node.awake_at if state == WAKING else now
-            hit = launch.image_cached
             if hit or not counted:  # a VM already running when the observation starts has its image
                 staged = ready
                 if not hit and cc.images.fetched(n, image_id, size, now) is not None:

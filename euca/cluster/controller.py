@@ -160,16 +160,15 @@ class ClusterController:
 
     def terminate(self, instance_id: str) -> Placed:
         """The instance is gone: capacity, address, group network and image pin are given back."""
-        record = self._running.pop(instance_id, None)
-        if record is None:
+        r = self._running.pop(instance_id, None)
+        if r is None:
             raise KeyError(f"{instance_id} is not running in {self.name}")
-        placed = _placed(record)
-        node = placed.node_index if placed.node_index >= 0 else self.nodes.get(placed.node).index
-        self._release(node, self._type_index[placed.vmtype], self.clock())
+        node = r[5] if r[5] >= 0 else self.nodes.get(r[1]).index
+        self._release(node, self._type_index[r[2]], self.clock())
         self.network.detach(instance_id)
-        if placed.image_cached:
-            self.images.unpin(node, placed.image_id)
-        return placed
+        if r[6]:
+            self.images.unpin(node, r[4])
+        return _new(Placed, (r[0], r[1], r[2], _new(NetAssignment, r[3]), r[4], r[5], r[6]))
 
     def pin_image(self, instance_id: str) -> bool:
         """The instance's image has just been cached on its node (it started before the download
