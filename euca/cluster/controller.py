@@ -173,16 +173,13 @@ class ClusterController:
     def pin_image(self, instance_id: str) -> bool:
         """The instance's image has just been cached on its node (it started before the download
         ended): pin it there until the instance ends. False if the node did not cache it."""
-        record = self._running.get(instance_id)
-        if record is None:
+        r = self._running.get(instance_id)
+        if r is None or r[6] or not r[4] or r[5] < 0:
             return False
-        placed = _placed(record)
-        if placed.image_cached or not placed.image_id or placed.node_index < 0:
+        if not self.images.holds(r[5], r[4]):
             return False
-        if not self.images.holds(placed.node_index, placed.image_id):
-            return False
-        self.images.pin(placed.node_index, placed.image_id)
-        self._running[instance_id] = _record(placed._replace(image_cached=True))
+        self.images.pin(r[5], r[4])
+        self._running[instance_id] = (r[0], r[1], r[2], r[3], r[4], r[5], True)
         return True
 
     def running(self) -> list[Placed]:

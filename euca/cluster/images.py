@@ -64,7 +64,12 @@ class ImageCacheView:
         Returns the evicted image ids, or None when the image was not cached (too large, or pinned
         images leave no room)."""
         evicted = self.cache(node).insert(self.slot(image_id), size, now)
-        return None if evicted is None else [self._ids[s] for s in evicted]
+        if evicted is None:
+            return None
+        if not evicted:
+            return []
+        ids = self._ids
+        return [ids[s] for s in evicted]
 
     def pin(self, node: int, image_id: str) -> None:
         cache = self.cache(node)
