@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from euca.cluster.images import ImageCacheView
 from euca.cluster.network import NetAssignment, NetworkManager
@@ -54,15 +54,17 @@ class Placed(NamedTuple):
 
 _new = tuple.__new__  # builds a named tuple from a tuple without the Python-level __new__ frame
 
-_Record = tuple[str, str, str, tuple[str, str, str, int, str], str, int, bool]
+# A running instance as the CC stores it: one plain tuple, (instance_id, node, vmtype, image_id,
+# node_index, image_cached) and then the NetAssignment's fields.
+_Record = tuple[Any, ...]
 
 
 def _record(p: Placed) -> _Record:
-    return (p[0], p[1], p[2], tuple(p[3]), p[4], p[5], p[6])  # type: ignore[return-value]
+    return (p[0], p[1], p[2], p[4], p[5], p[6]) + p[3]
 
 
 def _placed(r: _Record) -> Placed:
-    return _new(Placed, (r[0], r[1], r[2], _new(NetAssignment, r[3]), r[4], r[5], r[6]))
+    return _new(Placed, (r[0], r[1], r[2], _new(NetAssignment, r[6:]), r[3], r[4], r[5]))
 
 # What ``run`` returns: where each instance of a reservation goes, and its network assignment.
 Launch = Placed
@@ -144,8 +146,7 @@ class ClusterController:
                 self._release(surplus, type_index, self.clock())
         now = -1.0
         for launch in launches:
-            running[launch[0]] = (launch[0], launch[1], vmtype, tuple(launch[3]), image_id,  # type: ignore[assignment]
-                                  launch[5], launch[6])
+            running[launch[0]] = (launch[0], launch[1], vmtype, image_id, launch[5], launch[6]) + launch[3]
             if launch.image_cached:
                 if now < 0:
                     now = self.clock()
@@ -163,23 +164,23 @@ class ClusterController:
         r = self._running.pop(instance_id, None)
         if r is None:
             raise KeyError(f"{instance_id} is not running in {self.name}")
-        node = r[5] if r[5] >= 0 else self.nodes.get(r[1]).index
+        node = r[4] if r[4] >= 0 else self.nodes.get(r[1]).index
         self._release(node, self._type_index[r[2]], self.clock())
         self.network.detach(instance_id)
-        if r[6]:
-            self.images.unpin(node, r[4])
-        return _new(Placed, (r[0], r[1], r[2], _new(NetAssignment, r[3]), r[4], r[5], r[6]))
+        if r[5]:
+            self.images.unpin(node, r[3])
+        return _placed(r)
 
     def pin_image(self, instance_id: str) -> bool:
         """The instance's image has just been cached on its node (it started before the download
         ended): pin it there until the instance ends. False if the node did not cache it."""
         r = self._running.get(instance_id)
-        if r is None or r[6] or not r[4] or r[5] < 0:
+        if r is None or r[5] or not r[3] or r[4] < 0:
             return False
-        if not self.images.holds(r[5], r[4]):
+        if not self.images.holds(r[4], r[3]):
             return False
-        self.images.pin(r[5], r[4])
-        self._running[instance_id] = (r[0], r[1], r[2], r[3], r[4], r[5], True)
+        self.images.pin(r[4], r[3])
+        self._running[instance_id] = (*r[:5], True, *r[6:])
         return True
 
     def running(self) -> list[Placed]:
