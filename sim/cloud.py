@@ -49,9 +49,9 @@ class Cloud:
         self.demand = demand
         # The clock every component reads: SimPy's current time without a Python frame per read
         # (``env.now`` is a property returning ``env._now``).
-        clock = partial(getattr, env, "_now")
-        if clock() != env.now:
+        if getattr(env, "_now", None) != env.now:
             raise RuntimeError("this SimPy keeps its clock elsewhere: sim.cloud needs updating")
+        self.clock = clock = partial(getattr, env, "_now")
         self.cc = ClusterController(scenario.config(), demand.vmtypes, clock=clock)
         self.vmtypes = list(demand.vmtypes)
         self._needs = {t.name: (t.cores, t.memory, t.disk) for t in demand.vmtypes}
@@ -93,7 +93,7 @@ class Cloud:
     def reserve(self, vmtype: int, image: int, group: int, lifetimes: list[float], counted: bool) -> None:
         """RunInstances: the CC places the VMs and gives them networks, each gets a public address
         (doDynamicPublicAddresses), then each node stages the image and boots the instance."""
-        now = self.env._now
+        now = self.clock()
         meter = self.meter
         if now != meter.last or now >= meter.next_sample:
             meter.advance(now)
@@ -232,7 +232,7 @@ class Cloud:
         except KeyError:
             return  # lost with its node earlier
         meter = self.meter
-        meter.advance(self.env._now)
+        meter.advance(self.clock())
         if self.publics:
             public_ip = self.publics.pop(instance_id, None)
             if public_ip is not None:

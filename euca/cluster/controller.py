@@ -36,8 +36,8 @@ class RunRequest(NamedTuple):
 class Placed(NamedTuple):
     """An instance the CC is running, as the state store records it (enough to rebuild the CC).
 
-    ``run`` hands these back, one per started instance, and keeps the same records: a named tuple,
-    and one per start, because the simulator starts instances by the million. ``node_index`` says
+    ``run`` hands these back, one per started instance, and keeps the same fields as a plain tuple
+    (see ``_Record``): the simulator starts instances by the million. ``node_index`` says
     where the scheduler put it (-1 when restored) and ``image_cached`` whether the instance holds a
     pin on its image in that node's cache (it was cached at the start, or ``pin_image`` later); the
     store leaves both out.
@@ -97,9 +97,8 @@ class ClusterController:
         self._type_index = {t.name: i for i, t in enumerate(self.vmtypes)}
         # The scheduler's kernel calls, bound once: every start and end goes through them.
         self._place_many, self._release = self.placement.place_many, self.placement.release
-        # Running instances as plain tuples of plain values (a Placed's fields, its net as a plain
-        # tuple): the collector stops tracking those, never named tuples, and a planning run keeps
-        # a hundred thousand of them alive.
+        # Running instances as plain tuples of plain values (_Record): the collector stops tracking
+        # those, never named tuples, and a planning run keeps a hundred thousand of them alive.
         self._running: dict[str, _Record] = {}
 
     # --- instances --------------------------------------------------------------------------------
@@ -144,11 +143,11 @@ class ClusterController:
         if len(launches) < len(nodes):
             for surplus in nodes[len(launches):]:
                 self._release(surplus, type_index, self.clock())
-        now = -1.0
+        now: float | None = None
         for launch in launches:
             running[launch[0]] = (launch[0], launch[1], vmtype, image_id, launch[5], launch[6]) + launch[3]
             if launch.image_cached:
-                if now < 0:
+                if now is None:
                     now = self.clock()
                 images.use_slot(launch.node_index, image, now)
         return launches
