@@ -17,6 +17,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from sim.progress import bar
 from sim.run import run_scenario
 from sim.scenario import Scenario, ScenarioError, load_scenario
 from sim.trace import TraceError
@@ -68,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     w = scenario.workload
     what = f"the trace {w.trace}" if w.kind == "trace" else f"{w.requests:,} {w.kind} requests"
     print(f"simulating {what} on {scenario.n_nodes} nodes with {scenario.policy}", file=sys.stderr)
-    result = run_scenario(scenario, args.replication)
+    result = run_scenario(scenario, args.replication, on_progress=_progress)
     written = write_run_report(Path(args.out), result, scenario.to_dict())
     s = result.summary
     print(f"{s['accepted']:,} of {s['requests']:,} VMs started, {s['rejected']:,} rejected "
@@ -82,6 +83,10 @@ def _run(args: argparse.Namespace) -> int:
           f"miss {lat['miss'].get('p95', float('nan')):.1f} s; instances lost: {s['failures']['instances_lost']}")
     print(f"simulated {s['simulated_hours']:.1f} h in {result.wall_seconds:.1f} s; report: {written[-1]}")
     return 0
+
+
+def _progress(simulated: float, horizon: float) -> None:
+    bar("simulating", simulated, horizon, f"{simulated / 3600:,.1f} of {horizon / 3600:,.1f} h")
 
 
 def _numbers(text: str) -> list[float]:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from multiprocessing import get_context
 from typing import Any, TextIO
 
+from sim.progress import bar
 from sim.run import run_scenario
 from sim.scenario import Scenario
 
@@ -79,14 +79,8 @@ def _dask(base: Scenario, todo: list[Cell], address: str) -> Iterator[dict[str, 
 
 
 def progress(done: int, total: int, out: TextIO | None = None) -> None:
-    """A plain-text progress bar on stderr, redrawn in place."""
-    out = out or sys.stderr
-    width = 30
-    filled = width * done // max(total, 1)
-    out.write(f"\rsweep [{'#' * filled}{'.' * (width - filled)}] {done}/{total} runs")
-    if done == total:
-        out.write("\n")
-    out.flush()
+    """The sweep's progress bar on stderr: runs finished of runs to do."""
+    bar("sweep", done, total, f"{done}/{total} runs", out)
 
 
 def run_sweep(base: Scenario, todo: list[Cell], *, scheduler: str | None = None, workers: int = 0,

@@ -86,6 +86,11 @@ def test_same_seed_same_result_bit_for_bit() -> None:
     b = json.dumps(run_scenario(scenario).summary, sort_keys=True)
     assert a == b
     assert a != json.dumps(run_scenario(scenario, replication=1).summary, sort_keys=True)
+    heard: list[tuple[float, float]] = []
+    watched = run_scenario(scenario, on_progress=lambda done, total: heard.append((done, total)))
+    assert json.dumps(watched.summary, sort_keys=True) == a  # progress reports change nothing
+    assert len(heard) == 50 and heard[-1][0] == heard[-1][1] > 0
+    assert [d for d, _ in heard] == sorted(d for d, _ in heard)
     s = json.loads(a)
     assert s["failures"]["node_failures"] > 0 and s["failures"]["instances_lost"] > 0
     assert s["power"]["sleeps"] > 0 and s["power"]["wakes"] > 0
