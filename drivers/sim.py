@@ -90,9 +90,8 @@ class SimNode:
         self.used_cores = 0
         self.used_memory = 0
         self.used_disk = 0
-        # Live instances. Kept as plain tuples (the spec's fields, then the times of _Vm): the
-        # collector stops tracking plain tuples of plain values, never named tuples, and a planning
-        # run keeps a hundred thousand instances on its nodes.
+        # Live instances, as _Rows: the collector stops tracking plain tuples of plain values (never
+        # named tuples), and a planning run keeps a hundred thousand instances on its nodes.
         self._vms: dict[str, _Row] = {}
         # Ended instances in two generations: those ended since ``_gen_start`` and those of the
         # generation before. A generation older than TEARDOWN_FORGET is dropped whole, so ending an
