@@ -10,14 +10,15 @@ import time
 from bench.table import Row, format_rows
 
 # Each module's rows(quick) measures a kernel and its twin side by side in one run.
-KERNEL_BENCHES = ("bench.placement", "bench.netalloc", "bench.imagecache", "bench.digest", "bench.sim", "bench.node")
+KERNEL_BENCHES = ("bench.placement", "bench.netalloc", "bench.ledger", "bench.imagecache", "bench.digest", "bench.sim",
+                  "bench.node")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only these parts: placement, netalloc, imagecache, digest, packing, api")
+                        help="run only these parts: placement, netalloc, ledger, imagecache, digest, packing, api")
     args = parser.parse_args(argv)
     wanted = set(args.only)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from euca.cluster.images import ImageCacheView
 from euca.cluster.network import NetAssignment, NetworkManager
@@ -18,7 +18,8 @@ from euca.cluster.nodes import NodeRegistry, Overrides
 from euca.cluster.scheduler import Availability, Clock, PowerPlan, Scheduler
 from euca.cluster.vmtypes import VmTypes
 from euca.config import Config
-from pyx.errors import Conflict, InsufficientCapacity, KernelError
+from pyx.errors import InsufficientCapacity
+from pyx.ledger import Ledger
 from pyx.placement import Placement
 
 
@@ -52,20 +53,6 @@ class Placed(NamedTuple):
     image_cached: bool = False
 
 
-_new = tuple.__new__  # builds a named tuple from a tuple without the Python-level __new__ frame
-
-# A running instance as the CC stores it: one plain tuple, (instance_id, node, vmtype, image_id,
-# node_index, image_cached) and then the NetAssignment's fields.
-_Record = tuple[Any, ...]
-
-
-def _record(p: Placed) -> _Record:
-    return (p[0], p[1], p[2], p[4], p[5], p[6]) + p[3]
-
-
-def _placed(r: _Record) -> Placed:
-    return _new(Placed, (r[0], r[1], r[2], _new(NetAssignment, r[6:]), r[3], r[4], r[5]))
-
 # What ``run`` returns: where each instance of a reservation goes, and its network assignment.
 Launch = Placed
 
@@ -95,99 +82,55 @@ class ClusterController:
         )
         self.network = NetworkManager(self.config)
         self._type_index = {t.name: i for i, t in enumerate(self.vmtypes)}
-        # The scheduler's kernel calls, bound once: every start and end goes through them.
-        self._place_many, self._release = self.placement.place_many, self.placement.release
-        # Running instances as plain tuples of plain values (_Record): the collector stops tracking
-        # those, never named tuples, and a planning run keeps a hundred thousand of them alive.
-        self._running: dict[str, _Record] = {}
+        # The running instances: placement, network and image pins of each start and end in one
+        # kernel call, and records the collector does not walk (a planning run keeps 10^5 alive).
+        self._ledger = Ledger(
+            self.placement, self.images.presence, self.nodes.names, self._type_index,
+            self.network.attach_key, self.network.detach, self.images.use_slot, self.images.unpin,
+            lambda node: self.nodes.get(node).index, Placed, NetAssignment, name,
+        )
 
     # --- instances --------------------------------------------------------------------------------
 
     def run(self, request: RunRequest) -> list[Launch]:
         """Place a reservation and give each instance its network. Between ``min_count`` and
-        ``len(instance_ids)`` instances start; fewer than ``min_count`` raises and changes nothing.
-
-        The simulator calls this for every reservation it replays, so the loop below stays flat:
-        records are built with ``tuple.__new__`` and the collaborators' fast paths are bound once.
-        """
-        vmtype, image_id, ids = request.vmtype, request.image_id, request.instance_ids
-        type_index = self._type_index.get(vmtype)
-        if type_index is None:
+        ``len(instance_ids)`` instances start; fewer than ``min_count`` raises and changes nothing."""
+        vmtype, image_id = request.vmtype, request.image_id
+        if vmtype not in self._type_index:
             raise KeyError(f"unknown VM type {vmtype!r}")
-        running = self._running
-        if len(ids) == 1:
-            if ids[0] in running:
-                raise Conflict("instance ids must be new and unique")
-        elif len(set(ids)) != len(ids) or not running.keys().isdisjoint(ids):
-            raise Conflict("instance ids must be new and unique")
-        images = self.images
-        image = images.slot(image_id) if image_id else -1
-        min_count = request.min_count
+        image = self.images.slot(image_id) if image_id else -1
         try:
-            nodes = self._place_many(type_index, min_count, len(ids), image, self.clock())
+            launches: list[Launch] = self._ledger.start(request.instance_ids, vmtype, request.min_count, image_id,
+                                                        image, f"{request.account}-{request.group}", self.clock())
         except InsufficientCapacity:
-            self.scheduler.no_room(type_index, min_count)
+            self.scheduler.no_room(self._type_index[vmtype], request.min_count)
             raise
-        launches: list[Placed] = []
-        append, names, has = launches.append, self.nodes.names, images.presence.has
-        attach, key = self.network.attach_key, f"{request.account}-{request.group}"
-        try:
-            for instance_id, node in zip(ids, nodes, strict=False):
-                append(_new(Placed, (instance_id, names[node], vmtype, attach(instance_id, key), image_id, node,
-                                     image >= 0 and has(node, image))))
-        except KernelError:
-            if len(launches) < min_count:
-                self._undo(launches, nodes, type_index)
-                raise
-            # Enough instances have addresses: the rest are skipped, as Eucalyptus skips them.
-        if len(launches) < len(nodes):
-            for surplus in nodes[len(launches):]:
-                self._release(surplus, type_index, self.clock())
-        now: float | None = None
-        for launch in launches:
-            running[launch[0]] = (launch[0], launch[1], vmtype, image_id, launch[5], launch[6]) + launch[3]
-            if launch.image_cached:
-                if now is None:
-                    now = self.clock()
-                images.use_slot(launch.node_index, image, now)
         return launches
-
-    def _undo(self, launches: list[Launch], nodes: list[int], type_index: int) -> None:
-        for launch in launches:
-            self.network.detach(launch.instance_id)
-        for node in nodes:
-            self._release(node, type_index, self.clock())
 
     def terminate(self, instance_id: str) -> Placed:
         """The instance is gone: capacity, address, group network and image pin are given back."""
-        r = self._running.pop(instance_id, None)
-        if r is None:
-            raise KeyError(f"{instance_id} is not running in {self.name}")
-        node = r[4] if r[4] >= 0 else self.nodes.get(r[1]).index
-        self._release(node, self._type_index[r[2]], self.clock())
-        self.network.detach(instance_id)
-        if r[5]:
-            self.images.unpin(node, r[3])
-        return _placed(r)
+        placed: Placed = self._ledger.end(instance_id, self.clock())
+        return placed
 
     def pin_image(self, instance_id: str) -> bool:
         """The instance's image has just been cached on its node (it started before the download
         ended): pin it there until the instance ends. False if the node did not cache it."""
-        r = self._running.get(instance_id)
-        if r is None or r[5] or not r[3] or r[4] < 0:
+        placed: Placed | None = self._ledger.get(instance_id)
+        if placed is None or placed.image_cached or not placed.image_id or placed.node_index < 0:
             return False
-        if not self.images.holds(r[4], r[3]):
+        if not self.images.holds(placed.node_index, placed.image_id):
             return False
-        self.images.pin(r[4], r[3])
-        self._running[instance_id] = (*r[:5], True, *r[6:])
+        self.images.pin(placed.node_index, placed.image_id)
+        self._ledger.mark_cached(instance_id)
         return True
 
     def running(self) -> list[Placed]:
-        return [_placed(r) for r in self._running.values()]
+        placed: list[Placed] = self._ledger.records()
+        return placed
 
     def instance(self, instance_id: str) -> Placed | None:
-        record = self._running.get(instance_id)
-        return None if record is None else _placed(record)
+        placed: Placed | None = self._ledger.get(instance_id)
+        return placed
 
     # --- periodic work and reporting --------------------------------------------------------------
 
@@ -212,7 +155,7 @@ class ClusterController:
         problems: list[str] = []
         kept: list[Placed] = []
         for placed in instances:
-            if placed.instance_id in self._running or any(k.instance_id == placed.instance_id for k in kept):
+            if placed.instance_id in self._ledger or any(k.instance_id == placed.instance_id for k in kept):
                 problems.append(f"{placed.instance_id}: listed twice")
                 continue
             if placed.node not in self.nodes or placed.vmtype not in self.vmtypes:
@@ -230,7 +173,7 @@ class ClusterController:
                 self.network.detach(placed.instance_id)
                 problems.append(f"{placed.instance_id}: {exc}")
                 continue
-            self._running[placed.instance_id] = _record(placed)
+            self._ledger.add(placed)
         return problems
 
     def _take_capacity(self, node: int, vmtype: str) -> None:
