@@ -3,7 +3,9 @@
 Plain synchronous code with an injected clock and no I/O of its own: the cloud controller calls
 it from its request handlers, and the simulator calls the very same object from SimPy processes.
 A reservation is placed and given network addresses all or nothing: if the scheduler or a network
-pool cannot serve the minimum count, nothing stays taken.
+pool cannot serve the minimum count, nothing stays taken. The running instances live in
+``pyx.ledger.Ledger``, which does a start's and an end's placement, network and image-pin calls
+in one kernel call each.
 """
 
 from __future__ import annotations

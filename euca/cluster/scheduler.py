@@ -1,9 +1,11 @@
 """The cluster controller's scheduler: SCHEDPOLICY over the placement kernel, on an injected clock.
 
-It decides which node takes each instance of a reservation, consumes the node's capacity at
-once (so a burst of requests never double-books), gives it back at termination, and runs
-POWERSAVE's power management: nodes idle past POWER_IDLETHRESH are powered down, and a woken
-node still silent after POWER_WAKETHRESH is marked DOWN.
+The placement kernel decides which node takes each instance of a reservation and consumes the
+node's capacity at once (so a burst of requests never double-books); the CC's instance ledger
+(``pyx.ledger``) calls it for every start and end. This module adds what sits around those
+decisions: POWERSAVE's power management (nodes idle past POWER_IDLETHRESH are powered down, and a
+woken node still silent after POWER_WAKETHRESH is marked DOWN), the free/max table of
+``describe-availability-zones verbose``, and the log line of a reservation that found no room.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from euca.cluster.vmtypes import VmTypes
-from pyx.errors import InsufficientCapacity
 from pyx.placement import ASLEEP, DOWN, Placement
 
 log = logging.getLogger("euca.cluster.scheduler")
@@ -46,8 +47,8 @@ class Availability:
 
 
 class Scheduler:
-    """Places reservations with the configured policy. Plain synchronous code: the API and the
-    simulator both call it, each with its own clock."""
+    """The configured policy's power management and availability report. Plain synchronous code:
+    the API and the simulator both call it, each with its own clock."""
 
     def __init__(
         self,
@@ -68,28 +69,12 @@ class Scheduler:
     def policy(self) -> str:
         return str(self.placement.policy)
 
-    def place(self, vmtype: str, min_count: int, max_count: int, image: int = -1) -> list[int]:
-        """Nodes for a reservation of ``min_count``..``max_count`` instances of ``vmtype``, in launch order.
-
-        All or nothing for ``min_count``: if fewer fit, InsufficientCapacity and no capacity is taken.
-        """
-        type_index = self.vmtypes.index(vmtype)
-        try:
-            return self.placement.place_many(type_index, min_count, max_count, image, self.clock())
-        except InsufficientCapacity:
-            self.no_room(type_index, min_count)
-            raise
-
     def no_room(self, type_index: int, min_count: int) -> None:
         """Log a reservation the policy could not place (the caller raises)."""
         if log.isEnabledFor(logging.INFO):
             free, total = (int(v) for v in self.placement.availability()[type_index])
             log.info("%s: no room for %d x %s (%d free of %d on nodes that are not DOWN)",
                      self.policy, min_count, self.vmtypes.names[type_index], free, total)
-
-    def release(self, node: int, vmtype: str) -> None:
-        """An instance ended: its node gets the capacity back."""
-        self.placement.release(node, self.vmtypes.index(vmtype), self.clock())
 
     def tick(self) -> PowerPlan:
         """POWERSAVE's periodic check (a no-op for other policies' idle nodes, which never sleep)."""
