@@ -29,17 +29,7 @@ def _loop(make: Callable[..., Any]) -> Callable[[], int]:
         placement.add_node(32, 65536, 2000)
         names.append(f"node{k:05d}")
     nets = GroupNetworks(0x0A000000, 0xFF000000, 32, 10, 4095, "d0:0d")
-    held: dict[str, tuple[str, str]] = {}
-
-    def attach(instance_id: str, key: str) -> Any:
-        assignment = nets.attach(instance_id, key)
-        held[instance_id] = (assignment[2], key)
-        return assignment
-
-    def detach(instance_id: str) -> None:
-        nets.detach(*held.pop(instance_id))
-
-    ledger = make(placement, PresenceMap(), names, {"m1.small": 0, "c1.medium": 1}, attach, detach,
+    ledger = make(placement, PresenceMap(), names, {"m1.small": 0, "c1.medium": 1}, nets.attach, nets.release,
                   lambda *a: None, lambda *a: None, names.index)
     # A busy cluster: 20,000 instances running in 1,000 groups.
     for k in range(20_000):

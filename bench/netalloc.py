@@ -37,7 +37,7 @@ class _Macs(Protocol):
 
 class _Groups(Protocol):
     def attach(self, instance_id: str, group: str, /) -> tuple[str, str, str, int, str]: ...
-    def detach(self, private_ip: str, group: str, /) -> bool: ...
+    def release(self, instance_id: str, /) -> tuple[str, str, str, int, str] | None: ...
 
 
 Loop = Callable[[int], int]
@@ -75,11 +75,13 @@ def _mac_loop(pool: _Macs) -> Loop:
 
 def _groups_loop(nets: _Groups) -> Loop:
     def run(n: int) -> int:
-        attach, detach = nets.attach, nets.detach
+        attach, release = nets.attach, nets.release
         for k in range(n):
             # A new member of a busy group, then one of a group it alone makes: both paths of a start.
-            detach(attach("i-0000ABCD", "alice-web")[2], "alice-web")
-            detach(attach("i-0000ABCE", f"g-{k & 7}")[2], f"g-{k & 7}")
+            attach("i-0000ABCD", "alice-web")
+            release("i-0000ABCD")
+            attach("i-0000ABCE", f"g-{k & 7}")
+            release("i-0000ABCE")
         return n
 
     return run

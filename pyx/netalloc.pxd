@@ -70,6 +70,7 @@ cdef class GroupNetworks:
     # The prefix as it starts every MAC ("d0:0d"), lower case.
     cdef char prefix[5]
     cdef object record
+    cdef readonly dict assigned
     # group -> tag; names[tag - min_vlan] and counts[tag - min_vlan] are the way back and its instances.
     cdef dict by_group
     cdef list names

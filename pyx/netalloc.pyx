@@ -792,8 +792,11 @@ cdef class GroupNetworks:
 
     The group's first instance takes the lowest free tag; its last one gives tag and network back
     (the CC then removes ``eucabr<tag>``). ``attach`` also names the instance's MAC (VNET_MACPREFIX
-    and the instance id, Eucalyptus's ``instId2mac``), so that a start is one call. Counts are kept
-    per tag, not per instance: the caller keeps the assignments it was handed.
+    and the instance id, Eucalyptus's ``instId2mac``), so that a start is one call, and ``release``
+    takes the instance id alone, so that an end is one too. ``assigned`` is the table of running
+    instances' assignments (instance id -> (instance_id, mac, private_ip, vlan, group)); the CC
+    reads it rather than keeping one of its own. Its values are plain tuples, which the collector
+    stops tracking, whatever ``record`` the starts are handed back as.
     """
 
     def __cinit__(self, subnet, netmask, addrs_per_net, vlan_lo=2, vlan_hi=4095, mac_prefix="d0:0d",
@@ -808,6 +811,7 @@ cdef class GroupNetworks:
             self.prefix[i] = raw[i]
         self.record = record
         self.by_group = {}
+        self.assigned = {}
         self.names = [None] * self.plan.nnets
         self.counts = <Py_ssize_t*>calloc(self.plan.nnets, sizeof(Py_ssize_t))
         if self.counts == NULL:
@@ -839,10 +843,15 @@ cdef class GroupNetworks:
     def attach(self, instance_id, group):
         """A starting instance of ``group``: its (instance_id, mac, private_ip, vlan, group), built
         with ``record`` when one was given. The group takes a tag and network if it had none."""
-        cdef object held = self.by_group.get(group)
+        cdef dict assigned = self.assigned
+        cdef object held
         cdef int64_t v, ip
-        cdef str mac = self._mac(instance_id)
+        cdef str mac
         cdef tuple out
+        if instance_id in assigned:
+            raise Conflict(f"{instance_id} already has a network assignment")
+        held = self.by_group.get(group)
+        mac = self._mac(instance_id)
         if held is None:
             v = self.vlans._allocate()
             try:
@@ -857,39 +866,38 @@ cdef class GroupNetworks:
             ip = self.plan._allocate_host(v)
         self.counts[v - self.plan.min_vlan] += 1
         out = (instance_id, mac, _ip_text(ip), v, group)
+        assigned[instance_id] = out
         if self.record is None:
             return out
         return tuple.__new__(self.record, out)
 
-    def detach(self, private_ip, group) -> bool:
-        """An instance of ``group`` with this address ended. True when it was the group's last, and
-        the group's tag and network are free again."""
-        cdef object held = self.by_group.get(group)
-        cdef int64_t v, ip, off
+    def release(self, instance_id):
+        """An instance ended: its address is free again, and its group's tag and network too if it
+        was the last member. Returns the assignment it had, or None when it had none."""
+        cdef tuple out = self.assigned.pop(instance_id, None)
+        cdef int64_t v
         cdef Py_ssize_t n
-        if held is None:
-            raise ValueError(f"security group {group} has no network")
-        v = held
-        ip = _parse_ip(private_ip)
-        off = ip - self.plan.first
-        if off < 0 or off >= (<int64_t>self.plan.nnets << self.plan.shift) or \
-                self.plan.min_vlan + (off >> self.plan.shift) != v:
-            raise ValueError(f"{private_ip} is not in network {v}")
-        self.plan._release_host(ip)
+        if out is None:
+            return None
+        v = out[3]
+        self.plan._release_host(_parse_ip(out[2]))
         n = v - self.plan.min_vlan
         self.counts[n] -= 1
-        if self.counts[n]:
-            return False
-        bs_free(&self.plan.nets[n])
-        self.vlans._release(v)
-        del self.by_group[group]
-        self.names[n] = None
-        return True
+        if self.counts[n] == 0:
+            bs_free(&self.plan.nets[n])
+            self.vlans._release(v)
+            del self.by_group[out[4]]
+            self.names[n] = None
+        return out
 
-    def take(self, ip, vlan, group) -> None:
-        """Claim an address and the group's tag as the state store records them (after a restart)."""
-        cdef object held = self.by_group.get(group)
+    def take(self, instance_id, mac, ip, vlan, group) -> None:
+        """Claim an instance's address and its group's tag as the state store records them (after a
+        restart); ``assigned`` then holds the record with the address written canonically."""
+        cdef object held
         cdef int64_t v
+        if instance_id in self.assigned:
+            raise Conflict(f"{instance_id} already has a network assignment")
+        held = self.by_group.get(group)
         if held is not None and held != vlan:
             raise Conflict(f"group {group} is on VLAN {held}, not {vlan}")
         if self.plan.network_of(ip) != vlan:
@@ -906,6 +914,7 @@ cdef class GroupNetworks:
         self.by_group[group] = v
         self.names[v - self.plan.min_vlan] = group
         self.counts[v - self.plan.min_vlan] += 1
+        self.assigned[instance_id] = (instance_id, mac, _ip_text(_key(ip)), v, group)
 
     def reset(self) -> None:
         """Nothing held: every tag and address free."""
@@ -913,6 +922,7 @@ cdef class GroupNetworks:
         self.plan.load([])
         self.vlans._reset()
         self.by_group.clear()
+        self.assigned.clear()
         for i in range(self.plan.nnets):
             self.names[i] = None
             self.counts[i] = 0

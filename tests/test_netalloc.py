@@ -469,19 +469,23 @@ def group_case(draw: st.DrawFn) -> tuple[tuple[int, int, str], list[tuple[Any, .
     lo = draw(st.integers(2, 17))
     hi = draw(st.integers(lo, min(lo + 3, 17)))
     prefix = draw(st.sampled_from(["d0:0d", "AA:0e"]))
+    # A few ids come up again and again, so that starts of running instances and ends of ended ones
+    # are as common as the fresh ones.
     instance_id = st.one_of(st.from_regex(r"i-[0-9a-fA-F]{8}", fullmatch=True),
+                            st.sampled_from([f"i-0000000{k}" for k in range(6)]),
                             st.sampled_from(["i-3A4B5C6", "i-3A4B5C6G", "r-00000001", "i-0000000\u00e9"]))
     group = st.sampled_from(GROUPS)
-    address = st.one_of(
-        st.integers(0x0A000000 - 2, 0x0A000100 + 2).map(_text),
-        st.sampled_from(["10.0.0.034", "10.0.0", "10.0.0.1.2", " 10.0.0.34", "10.0.0.256", "", "ten"]),
-    )
+    mac = st.sampled_from(["d0:0d:00:00:00:01", "AA:0E:3A:4B:5C:6D"])
+    address = st.integers(0x0A000000 - 2, 0x0A000100 + 2)
+    # A host address and the network it lies in, as the state store records a running instance.
+    stored = st.builds(lambda v, i: (0x0A000000 + (v - 2) * 16 + i, v), st.integers(lo, hi), st.integers(0, 15))
     op = st.one_of(
+        st.tuples(st.just("attach"), instance_id | held_pick(), group),
         st.tuples(st.just("attach"), instance_id, group),
-        st.tuples(st.just("attach"), instance_id, group),
-        st.tuples(st.just("detach"), address, group),
-        st.tuples(st.just("@detach"), st.integers(0, 1000)),
-        st.tuples(st.just("take"), st.integers(0x0A000000 - 2, 0x0A000100 + 2), st.integers(0, 19), group),
+        st.tuples(st.just("release"), instance_id | held_pick()),
+        st.tuples(st.just("@release"), st.integers(0, 1000)),
+        st.tuples(st.just("take"), instance_id | held_pick(), mac, address, st.integers(0, 19), group),
+        st.builds(lambda i, m, s, g: ("take", i, m, *s, g), instance_id, mac, stored, group),
         st.tuples(st.just("reset")),
         st.tuples(st.just("vlan_of"), group),
         st.tuples(st.just("members"), group),
@@ -495,7 +499,8 @@ def _text(value: int) -> str:
 
 def _group_snapshot(nets: Any) -> object:
     tags = nets.vlans.in_use()
-    return (nets.groups(), tags, [nets.plan.hosts_in_use(t) for t in tags], nets.vlans.free_count)
+    return (nets.groups(), tags, [nets.plan.hosts_in_use(t) for t in tags], nets.vlans.free_count,
+            sorted(nets.assigned.items()))
 
 
 @SETTINGS
@@ -503,20 +508,31 @@ def _group_snapshot(nets: Any) -> object:
 def test_group_networks_match_twin(case: tuple[tuple[int, int, str], list[tuple[Any, ...]]]) -> None:
     (lo, hi, prefix), ops = case
     nets = [impl.GroupNetworks(0x0A000000, 0xFFFFFF00, 16, lo, hi, prefix, Record) for impl in IMPLS]
-    attached: list[Record] = []
-    for step, (name, *args) in enumerate(ops):
-        if name == "@detach":
-            if not attached:
+    # What every start and restore handed out, less every end: the table both must keep.
+    running: dict[str, tuple[str, str, str, int, str]] = {}
+    for step, (name, *drawn) in enumerate(ops):
+        held = sorted(running)
+        args = [(held[arg[1] % len(held)] if held else "i-00000000") if isinstance(arg, tuple) else arg
+                for arg in drawn]
+        if name == "@release":
+            if not held:
                 continue
-            record = attached.pop(args[0] % len(attached))
-            name, args = "detach", [record[2], record[4]]
+            name, args = "release", [held[args[0] % len(held)]]
         got = [outcome(getattr(n, name), *args) for n in nets]
         assert got[0] == got[1], (step, name, args)
         if name == "attach" and got[0][0] == "ok":
             assert type(got[0][1]) is Record
-            attached.append(got[0][1])  # type: ignore[arg-type]
+            running[args[0]] = tuple(got[0][1])  # type: ignore[arg-type]
+        elif name == "take" and got[0][0] == "ok":
+            instance_id, mac, address, vlan, group = args
+            running[instance_id] = (instance_id, mac, _text(address), vlan, group)
+        elif name == "release":
+            assert got[0] == ("ok", running.pop(args[0], None)), (step, args)
+            assert got[0][1] is None or type(got[0][1]) is tuple
         elif name == "reset":
-            attached.clear()
+            running.clear()
+        assert all(dict(n.assigned) == running for n in nets), (step, name, args)
+        assert all(type(record) is tuple for n in nets for record in n.assigned.values())
         assert _group_snapshot(nets[0]) == _group_snapshot(nets[1]), (step, name, args)
 
 
@@ -529,10 +545,48 @@ def test_group_networks_tag_per_group_until_the_last_member_leaves() -> None:
         assert [w[2] for w in web] == ["192.168.1.2", "192.168.1.3", "192.168.1.4"]
         assert db == ("i-3A4B5C6D", "d0:0d:3a:4b:5c:6d", "192.168.1.34", 11, "alice-db")
         assert nets.groups() == [("alice-web", 10, 3), ("alice-db", 11, 1)]
-        assert [nets.detach(w[2], "alice-web") for w in web] == [False, False, True]
+        assert nets.assigned == {w[0]: w for w in [*web, db]}
+        assert [nets.release(w[0]) for w in web[:2]] == web[:2]
+        assert nets.vlan_of("alice-web") == 10 and nets.members("alice-web") == 1
+        assert nets.release(web[2][0]) == web[2]
         assert nets.vlan_of("alice-web") is None and nets.members("alice-web") == 0
         assert nets.attach("i-00000009", "bob-default")[2:4] == ("192.168.1.2", 10)
-        with pytest.raises(ValueError, match="has no network"):
-            nets.detach("192.168.1.2", "alice-web")
-        with pytest.raises(ValueError, match="not in network 11"):
-            nets.detach("192.168.1.2", "alice-db")
+        assert nets.release(web[0][0]) is None and nets.release("i-0000FFFF") is None
+        assert sorted(nets.assigned) == ["i-00000009", "i-3A4B5C6D"]
+        assert nets.groups() == [("bob-default", 10, 1), ("alice-db", 11, 1)]
+
+
+def test_group_networks_refuse_a_second_assignment_and_change_nothing() -> None:
+    for impl in IMPLS:
+        nets = impl.GroupNetworks(ip("192.168.0.0"), ip("255.255.0.0"), 32, 10, 4095, "d0:0d", Record)
+        first = nets.attach("i-3A4B5C6D", "alice-db")
+        with pytest.raises(Conflict, match=r"^i-3A4B5C6D already has a network assignment$"):
+            nets.attach("i-3A4B5C6D", "alice-web")
+        with pytest.raises(Conflict, match=r"^i-3A4B5C6D already has a network assignment$"):
+            nets.take("i-3A4B5C6D", "d0:0d:3a:4b:5c:6d", ip("192.168.1.66"), 12, "alice-web")
+        assert nets.groups() == [("alice-db", 10, 1)] and nets.vlans.in_use() == [10]
+        assert nets.plan.hosts_in_use(10) == [ip("192.168.1.2")]
+        assert nets.assigned == {"i-3A4B5C6D": tuple(first)}
+        assert type(nets.assigned["i-3A4B5C6D"]) is tuple and type(first) is Record
+
+
+def test_group_networks_take_restores_an_instance_as_stored() -> None:
+    for impl in IMPLS:
+        nets = impl.GroupNetworks(ip("192.168.0.0"), ip("255.255.0.0"), 32, 10, 4095)
+        nets.take("i-0000ABCD", "d0:0d:00:00:ab:cd", ip("192.168.1.36"), 11, "alice-db")
+        assert nets.assigned == {"i-0000ABCD": ("i-0000ABCD", "d0:0d:00:00:ab:cd", "192.168.1.36", 11, "alice-db")}
+        assert nets.groups() == [("alice-db", 11, 1)]
+        with pytest.raises(Conflict, match=r"^group alice-db is on VLAN 11, not 12$"):
+            nets.take("i-0000ABCE", "d0:0d:00:00:ab:ce", ip("192.168.1.66"), 12, "alice-db")
+        with pytest.raises(Conflict, match=r"^192\.168\.1\.66 is not in network 11$"):
+            nets.take("i-0000ABCE", "d0:0d:00:00:ab:ce", ip("192.168.1.66"), 11, "alice-db")
+        with pytest.raises(Conflict, match=r"private address 192\.168\.1\.36 is already in use"):
+            nets.take("i-0000ABCE", "d0:0d:00:00:ab:ce", ip("192.168.1.36"), 11, "alice-db")
+        assert list(nets.assigned) == ["i-0000ABCD"] and nets.members("alice-db") == 1
+        # The next start of the group goes on from the restored address, not over it.
+        assert nets.attach("i-0000ABCE", "alice-db")[2:4] == ("192.168.1.34", 11)
+        assert nets.release("i-0000ABCD") == ("i-0000ABCD", "d0:0d:00:00:ab:cd", "192.168.1.36", 11, "alice-db")
+        assert nets.release("i-0000ABCE") is not None and nets.groups() == [] and nets.vlans.in_use() == []
+        nets.take("i-0000ABCD", "d0:0d:00:00:ab:cd", ip("192.168.1.36"), 11, "alice-db")
+        nets.reset()
+        assert nets.assigned == {} and nets.groups() == [] and nets.plan.hosts_in_use(11) == []

@@ -16,7 +16,7 @@ naming it, and nothing stays allocated.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -63,9 +63,6 @@ class NetworkManager:
         self.mac_prefix = config.vnet_macprefix
         self._prefix = mac_for_instance("i-00000000", self.mac_prefix)[:5]
         self.tagged = self.mode == "MANAGED"
-        # Assignments as plain tuples (a NetAssignment's fields): the collector stops tracking plain
-        # tuples of plain values, never named tuples, and there is one per running instance.
-        self._instances: dict[str, tuple[str, str, str, int, str]] = {}
         self._public_owner: dict[int, str | None] = {}  # held public ip -> instance it is associated with
         self._public_of: dict[str, int] = {}  # instance -> its public ip (the reverse of the above)
         self._macs: MacPool | None = None
@@ -78,6 +75,19 @@ class NetworkManager:
             netmask = ip_to_int(config.vnet_netmask)
             self._groups = GroupNetworks(subnet, netmask, config.vnet_addrspernet, config.vnet_vlanmin,
                                          config.vnet_vlanmax, self.mac_prefix, NetAssignment)
+        # Assignments as plain tuples (a NetAssignment's fields): the collector stops tracking plain
+        # tuples of plain values, never named tuples, and there is one per running instance. In the
+        # managed modes it is the kernel's own table, kept by its attach and release: clear it,
+        # never rebind it.
+        self._instances: dict[str, tuple[str, str, str, int, str]] = (
+            {} if self._groups is None else self._groups.assigned
+        )
+        # ``attach`` for the group named ``<account>-<group>``. The CC's ledger binds it once and
+        # calls it per instance start: in the managed modes it is the kernel's method itself, so a
+        # start costs no Python frame here.
+        self.attach_key: Callable[[str, str], NetAssignment] = (
+            self._attach_unmanaged if self._groups is None else self._groups.attach
+        )
 
     # --- instances --------------------------------------------------------------------------------
 
@@ -85,15 +95,12 @@ class NetworkManager:
         """Give a starting instance its MAC and private address (and its group a network if it has none)."""
         return self.attach_key(instance_id, f"{account}-{group}")
 
-    def attach_key(self, instance_id: str, key: str) -> NetAssignment:
-        """``attach`` for the group named ``<account>-<group>``."""
+    def _attach_unmanaged(self, instance_id: str, key: str) -> NetAssignment:
+        """SYSTEM and STATIC modes' ``attach_key``: the MAC from the instance id, and the address
+        from VNET_MACMAP (STATIC) or none yet (SYSTEM)."""
         instances = self._instances
         if instance_id in instances:
             raise Conflict(f"{instance_id} already has a network assignment")
-        if self._groups is not None:
-            assignment: NetAssignment = self._groups.attach(instance_id, key)
-            instances[instance_id] = tuple(assignment)  # type: ignore[assignment]
-            return assignment
         mac = self._mac(instance_id)
         if self._macs is not None:
             mac, ip = self._macs.allocate()
@@ -113,13 +120,15 @@ class NetworkManager:
     def detach(self, instance_id: str) -> list[str]:
         """An instance is gone: free its address, its group's network if it was the last member, and
         disassociate any public address from it. Returns the public addresses it had."""
-        assignment = self._instances.pop(instance_id, None)
-        if assignment is None:
-            return []
         if self._groups is not None:
-            self._groups.detach(assignment[2], assignment[4])
-        elif self._macs is not None:
-            self._macs.release(assignment[1])
+            if self._groups.release(instance_id) is None:
+                return []
+        else:
+            assignment = self._instances.pop(instance_id, None)
+            if assignment is None:
+                return []
+            if self._macs is not None:
+                self._macs.release(assignment[1])
         if not self._public_of:
             return []
         public = self._public_of.pop(instance_id, None)
@@ -205,7 +214,7 @@ class NetworkManager:
         """Rebuild every pool from what the state store holds. Assignments that clash with one
         already loaded (a second owner of an address, tag or MAC) are skipped and reported."""
         problems: list[str] = []
-        self._instances = {}
+        self._instances.clear()
         self._public_owner, self._public_of = {}, {}
         if self._macs is not None:
             self._macs.load([])
@@ -251,9 +260,8 @@ class NetworkManager:
             ip = ip_to_int(a.private_ip)
             if self._groups.plan.network_of(ip) != a.vlan:
                 raise Conflict(f"{a.private_ip} is not in network {a.vlan}")
-            self._groups.take(ip, a.vlan, a.group)
-            # Stored addresses may be written loosely (" 10.0.0.2"); detach reads the canonical form.
-            self._instances[a.instance_id] = tuple(a._replace(private_ip=int_to_ip(ip)))  # type: ignore[assignment]
+            # Stored addresses may be written loosely (" 10.0.0.2"); take records the canonical form.
+            self._groups.take(a.instance_id, a.mac, ip, a.vlan, a.group)
             return
         self._instances[a.instance_id] = tuple(a)  # type: ignore[assignment]
 

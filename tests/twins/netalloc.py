@@ -409,10 +409,13 @@ class GroupNetworks:
         self._record = record
         self._vlan: dict[str, int] = {}
         self._members: dict[str, int] = {}
+        self.assigned: dict[str, tuple[str, str, str, int, str]] = {}
 
     def attach(self, instance_id: str, group: str) -> Any:
-        mac = mac_for_instance(instance_id, self.mac_prefix)
+        if instance_id in self.assigned:
+            raise Conflict(f"{instance_id} already has a network assignment")
         vlan = self._vlan.get(group)
+        mac = mac_for_instance(instance_id, self.mac_prefix)
         if vlan is None:
             tag = self.vlans.allocate()
             try:
@@ -426,26 +429,25 @@ class GroupNetworks:
             ip = self.plan.allocate_host(tag)
         self._members[group] += 1
         out = (instance_id, mac, _dotted(ip), tag, group)
+        self.assigned[instance_id] = out
         return out if self._record is None else tuple.__new__(self._record, out)
 
-    def detach(self, private_ip: str, group: str) -> bool:
-        vlan = self._vlan.get(group)
-        if vlan is None:
-            raise ValueError(f"security group {group} has no network")
-        ip = _parse_ip(private_ip)
-        if not self.plan.min_vlan <= (ip - self.plan.subnet) // self.plan.addrs_per_net + 2 <= self.plan.max_vlan \
-                or self.plan.network_of(ip) != vlan:
-            raise ValueError(f"{private_ip} is not in network {vlan}")
-        self.plan.release_host(ip)
+    def release(self, instance_id: str) -> tuple[str, str, str, int, str] | None:
+        out = self.assigned.pop(instance_id, None)
+        if out is None:
+            return None
+        _, _, private_ip, vlan, group = out
+        self.plan.release_host(_parse_ip(private_ip))
         self._members[group] -= 1
-        if self._members[group]:
-            return False
-        self.plan.release_network(vlan)
-        self.vlans.release(vlan)
-        del self._vlan[group], self._members[group]
-        return True
+        if not self._members[group]:
+            self.plan.release_network(vlan)
+            self.vlans.release(vlan)
+            del self._vlan[group], self._members[group]
+        return out
 
-    def take(self, ip: int, vlan: int, group: str) -> None:
+    def take(self, instance_id: str, mac: str, ip: int, vlan: int, group: str) -> None:
+        if instance_id in self.assigned:
+            raise Conflict(f"{instance_id} already has a network assignment")
         held = self._vlan.get(group)
         if held is not None and held != vlan:
             raise Conflict(f"group {group} is on VLAN {held}, not {vlan}")
@@ -459,13 +461,16 @@ class GroupNetworks:
             if held is None:
                 self.vlans.release(vlan)
             raise
-        self._vlan[group] = operator.index(vlan)
+        tag = operator.index(vlan)
+        self._vlan[group] = tag
         self._members[group] = self._members.get(group, 0) + 1
+        self.assigned[instance_id] = (instance_id, mac, _dotted(operator.index(ip)), tag, group)
 
     def reset(self) -> None:
         self.plan.load([])
         self.vlans.load([])
         self._vlan, self._members = {}, {}
+        self.assigned.clear()
 
     def vlan_of(self, group: str) -> int | None:
         return self._vlan.get(group)
