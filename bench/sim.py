@@ -118,7 +118,7 @@ def rows(quick: bool = False) -> list[Row]:
     n_nodes, n_requests = (1_000, 5_000) if quick else (10_000, 200_000)
     s = scenario(n_nodes, n_requests)
     size = f"{n_nodes:,} nodes, {n_requests // 1000}k req"
-    repeats = 1 if quick else 3
+    repeats = 1 if quick else 5
     out = [Row("sim: full model vs bare SimPy", size, *pair(s, False, repeats), UNIT),
            Row("sim: the same, both with sim's gc settings", size, *pair(s, True, repeats), UNIT)]
     if not quick:
