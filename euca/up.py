@@ -91,9 +91,8 @@ def first_start(store: Store, args: argparse.Namespace) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from euca.api.app import create_app
+    from euca.serving import serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     data_dir = Path(args.data_dir)
@@ -118,10 +117,10 @@ def main(args: argparse.Namespace) -> int:
         write_credentials(data_dir, url, key.access_key, key.secret_key, admin.account_id)
         print(f"admin account {admin.account_id}\n  access key {key.access_key}\n  secret key {key.secret_key}")
         print(f"credentials written to {data_dir / 'eucarc'} and {data_dir / 'aws-profile'}")
-    print(f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})", flush=True)
+    ready = f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})"
     try:
-        uvicorn.run(create_app(cloud), host=args.host, port=args.port, loop="uvloop", http="httptools",
-                    log_level="warning", lifespan="on", access_log=False)
+        serve(create_app(cloud), args.host, args.port, ready, loop="uvloop", http="httptools",
+              log_level="warning", lifespan="on", access_log=False)
     finally:
         cloud.close()
         store.close()

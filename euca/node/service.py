@@ -161,9 +161,8 @@ def build(args: argparse.Namespace) -> tuple[NodeController, int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from euca.config import ConfigError
+    from euca.serving import serve
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     key = _key(args)
@@ -176,9 +175,9 @@ def main(args: argparse.Namespace) -> int:
     except (ConfigError, NodeError, OSError, ValueError) as exc:
         print(f"euca: {exc}", file=sys.stderr)
         return 2
-    print(f"node controller on http://{args.host}:{port}/nc/", flush=True)
     try:
-        uvicorn.run(create_app(nc, key), host=args.host, port=port, log_level="warning", access_log=False)
+        serve(create_app(nc, key), args.host, port, f"node controller on http://{args.host}:{port}/nc/",
+              log_level="warning", access_log=False)
     finally:
         nc.close()
     return 0

@@ -1,0 +1,29 @@
+"""Running an ASGI app under uvicorn, and saying so only once it listens.
+
+``euca up`` and ``euca node-controller`` print a line that scripts and operators wait for before
+they send the first request; printed before the socket is bound, that line lets a fast client in
+too early (connection refused). Here it is printed after uvicorn's start-up has bound the socket.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import uvicorn
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, ready: str) -> None:
+        super().__init__(config)
+        self.ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if not self.should_exit:
+            print(self.ready, flush=True)
+
+
+def serve(app: Any, host: str, port: int, ready: str, **options: Any) -> None:
+    """Serve ``app`` on host:port until stopped (SIGINT/SIGTERM); print ``ready`` once it listens."""
+    _Server(uvicorn.Config(app, host=host, port=port, **options), ready).run()
