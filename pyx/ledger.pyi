@@ -5,8 +5,6 @@ from pyx.placement import Placement
 from pyx.presence import PresenceMap
 
 class Ledger:
-    @property
-    def placement(self) -> Placement: ...
     def __init__(
         self,
         placement: Placement,

@@ -27,7 +27,7 @@ cdef inline object _record(type kind, tuple fields):
 
 
 cdef class Ledger:
-    cdef readonly Placement placement
+    cdef Placement placement
     cdef PresenceMap presence
     cdef list names
     cdef dict types

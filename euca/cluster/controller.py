@@ -39,8 +39,8 @@ class RunRequest(NamedTuple):
 class Placed(NamedTuple):
     """An instance the CC is running, as the state store records it (enough to rebuild the CC).
 
-    ``run`` hands these back, one per started instance, and keeps the same fields as a plain tuple
-    (see ``_Record``): the simulator starts instances by the million. ``node_index`` says
+    ``run`` hands these back, one per started instance; the CC's ledger (``pyx.ledger``) keeps the
+    same fields as a plain tuple, because the simulator starts instances by the million. ``node_index`` says
     where the scheduler put it (-1 when restored) and ``image_cached`` whether the instance holds a
     pin on its image in that node's cache (it was cached at the start, or ``pin_image`` later); the
     store leaves both out.

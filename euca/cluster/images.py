@@ -44,13 +44,10 @@ class ImageCacheView:
         return cache
 
     def holds(self, node: int, image_id: str) -> bool:
+        """The node's cache holds the image."""
         slot = self._slots.get(image_id)
-        return slot is not None and self.holds_slot(node, slot)
-
-    def holds_slot(self, node: int, slot: int) -> bool:
-        """The node's cache holds the image numbered ``slot`` (-1: no image, never held)."""
         cache = self._caches.get(node)
-        return cache is not None and slot >= 0 and cache.contains(slot)
+        return slot is not None and cache is not None and cache.contains(slot)
 
     def use_slot(self, node: int, slot: int, now: float) -> None:
         """An instance starts from the node's cached image: a use at ``now`` (for LRU), and a pin

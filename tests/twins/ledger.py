@@ -20,7 +20,7 @@ class Ledger:
                  net: type[tuple[Any, ...]] | None = None, cluster: str = "cluster01") -> None:
         if placement is None or presence is None:
             raise TypeError("a placement and a presence map are needed")
-        self.placement = placement
+        self._placement = placement
         self._presence = presence
         self._names = names
         self._types = types
@@ -37,7 +37,7 @@ class Ledger:
         t = self._types[vmtype]
         if len(set(ids)) != len(ids) or any(i in self._running for i in ids):
             raise Conflict("instance ids must be new and unique")
-        nodes = self.placement.place_many(t, min_count, len(ids), image, now)
+        nodes = self._placement.place_many(t, min_count, len(ids), image, now)
         nets: list[Any] = []
         try:
             for instance_id in ids[:len(nodes)]:
@@ -47,10 +47,10 @@ class Ledger:
                 for instance_id in ids[:len(nets)]:
                     self._detach(instance_id)
                 for node in nodes:
-                    self.placement.release(node, t, now)
+                    self._placement.release(node, t, now)
                 raise
         for node in nodes[len(nets):]:
-            self.placement.release(node, t, now)
+            self._placement.release(node, t, now)
         launches = []
         for instance_id, node, net in zip(ids, nodes, nets, strict=False):
             cached = image >= 0 and self._presence.has(node, image)
@@ -66,7 +66,7 @@ class Ledger:
         if r is None:
             raise KeyError(f"{instance_id} is not running in {self._cluster}")
         node = r[4] if r[4] >= 0 else self._node_index(r[1])
-        self.placement.release(node, self._types[r[2]], now)
+        self._placement.release(node, self._types[r[2]], now)
         self._detach(instance_id)
         if r[5]:
             self._unpin(node, r[3])
