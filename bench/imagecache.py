@@ -16,7 +16,7 @@ from typing import Protocol
 
 from bench.table import Row
 from pyx.imagecache import CacheIndex
-from tests.twins import imagecache as twin
+from pyx.twins import imagecache as twin
 
 # (is_lookup, image, size, now)
 Op = tuple[bool, int, int, float]

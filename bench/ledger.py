@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pyx.ledger as kernel
-import tests.twins.ledger as twin
+import pyx.twins.ledger as twin
 from bench.table import Row
 from bench.timing import rate
 from pyx.netalloc import GroupNetworks

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import pyx.netalloc as kernel
-import tests.twins.netalloc as twin
+import pyx.twins.netalloc as twin
 from bench.table import Row
 from bench.timing import rate
 

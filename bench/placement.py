@@ -17,7 +17,7 @@ from bench.table import Row
 from bench.timing import rate
 from pyx.placement import POLICIES, Placement
 from pyx.presence import PresenceMap
-from tests.twins import placement as twin
+from pyx.twins import placement as twin
 
 NODE = (16, 32768, 1000)
 # m1.small, c1.medium, m1.large, m1.xlarge, c1.xlarge, t1.micro, m1.medium (Eucalyptus 3.3+).

@@ -8,7 +8,7 @@ VNET_PUBLICIPS. STATIC mode hands out the fixed MAC=IP pairs of VNET_MACMAP inst
 
 Each pool keeps a bitset of what is *free*, so "the lowest free one" (Eucalyptus's rule everywhere)
 is a find-next-set-bit. Addresses and tags are Python ints; every error leaves the pool unchanged.
-The plain-Python twin in ``tests/twins/netalloc.py`` is the oracle these are tested against.
+The plain-Python twin in ``pyx/twins/netalloc.py`` is the oracle these are tested against.
 """
 import operator
 import re

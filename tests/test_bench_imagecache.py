@@ -12,8 +12,8 @@ from pytest_benchmark.fixture import BenchmarkFixture
 from bench.imagecache import _replay, _workload
 from pyx.digest import CHUNK_SIZE, tree_digest_bytes, tree_digest_file
 from pyx.imagecache import CacheIndex
-from tests.twins import digest as digest_twin
-from tests.twins import imagecache as cache_twin
+from pyx.twins import digest as digest_twin
+from pyx.twins import imagecache as cache_twin
 
 pytestmark = pytest.mark.bench
 

@@ -8,7 +8,7 @@ import pytest
 
 from bench.placement import VMTYPES, churn, prefill, presence_for
 from pyx.placement import Placement
-from tests.twins import placement as twin
+from pyx.twins import placement as twin
 
 pytestmark = pytest.mark.bench
 

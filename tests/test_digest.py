@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pyx.digest import ALGORITHM, CHUNK_SIZE, tree_digest_bytes, tree_digest_file
 from pyx.imagecache import CacheIndex
-from tests.twins import digest as twin
+from pyx.twins import digest as twin
 
 
 def _image(n: int, seed: int = 0) -> bytes:

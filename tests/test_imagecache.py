@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from pyx.imagecache import CacheIndex
 from pyx.presence import PresenceMap
-from tests.twins import imagecache as twin
+from pyx.twins import imagecache as twin
 
 N_IMAGES = 12
 NODE = 3

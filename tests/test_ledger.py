@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 import pyx.ledger as kernel
 import pyx.placement as kernel_placement
 import pyx.presence as kernel_presence
-import tests.twins.ledger as twin
-import tests.twins.placement as twin_placement
-import tests.twins.presence as twin_presence
+import pyx.twins.ledger as twin
+import pyx.twins.placement as twin_placement
+import pyx.twins.presence as twin_presence
 from pyx.errors import Conflict, Exhausted, InsufficientCapacity
 
 TYPES = {"m1.small": 0, "c1.medium": 1}

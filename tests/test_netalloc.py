@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import pyx.netalloc as kernel
-import tests.twins.netalloc as twin
+import pyx.twins.netalloc as twin
 from pyx.errors import Conflict, Exhausted
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -16,7 +16,7 @@ from pyx import placement as kernel
 from pyx.errors import InsufficientCapacity
 from pyx.placement import ASLEEP, DOWN, POLICIES, UP, WAKING, Placement
 from pyx.presence import PresenceMap
-from tests.twins import placement as twin
+from pyx.twins import placement as twin
 
 # Eucalyptus 3.3+ defaults: m1.small, c1.medium, m1.large, m1.xlarge, c1.xlarge.
 EUCA_TYPES = [(1, 256, 5), (2, 512, 10), (2, 512, 10), (2, 1024, 10), (2, 2048, 10)]

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pyx.presence import PresenceMap
-from tests.twins.presence import PresenceMap as TwinMap
+from pyx.twins.presence import PresenceMap as TwinMap
 
 ops = st.lists(
     st.one_of(
