@@ -7,10 +7,19 @@ simulated node. The cluster controller and the simulator use nothing but these c
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol, runtime_checkable
+
+# A clock: seconds now. The cloud passes ``euca.core.clock.wall``, the simulator SimPy's clock.
+Clock = Callable[[], float]
+
+# The hypervisors a node controller drives (eucalyptus.conf's HYPERVISOR).
+HYPERVISORS = ("kvm", "xen", "qemu")
+
+# Seconds a node keeps reporting an instance in Teardown before it forgets it (Eucalyptus 2.0: 180).
+TEARDOWN_FORGET = 180.0
 
 
 class NcState(enum.Enum):

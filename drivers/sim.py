@@ -1,7 +1,7 @@
 """An in-memory node controller: the ``sim`` driver.
 
 A simulated node holds instances the way an NC does, without a hypervisor. Time comes from an
-injected clock, so the same class serves a real-time "cloud in a box" (``time.monotonic``) and the
+injected clock, so the same class serves a real-time "cloud in a box" (the cloud's wall clock) and the
 SimPy capacity planner (``lambda: env.now``). Nothing here schedules events: an instance's state is
 read off the clock against the times it was given when it started (image staged, then booted), so a
 node costs nothing between the cluster controller's calls.
@@ -15,18 +15,11 @@ powered, ``watts_asleep`` asleep and nothing when DOWN.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
-
-Clock = Callable[[], float]
-
-UP, DOWN, ASLEEP, WAKING = "UP", "DOWN", "ASLEEP", "WAKING"
-
-# An NC forgets a Teardown instance 180 s after it ended (Eucalyptus 2.0).
-TEARDOWN_FORGET = 180.0
+from drivers.protocol import TEARDOWN_FORGET, Clock, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from pyx.placement import ASLEEP, DOWN, POWER_STATES, UP, WAKING
 
 
 @dataclass(frozen=True)
@@ -80,7 +73,7 @@ def _view(row: _Row) -> _Vm:
 class SimNode:
     """One simulated node controller, satisfying ``drivers.protocol.Driver``."""
 
-    def __init__(self, name: str, shape: NodeShape | None = None, clock: Clock = time.monotonic) -> None:
+    def __init__(self, name: str, shape: NodeShape | None = None, clock: Clock = time.time) -> None:
         self.name = name
         self.shape = shape or NodeShape()
         self.clock = clock
@@ -205,7 +198,7 @@ class SimNode:
     def power_up(self) -> float:
         """Wake-on-LAN: returns when the node will answer (after it finished powering down, if it had not)."""
         if self.state != ASLEEP:
-            raise NodeError(f"node {self.name} is {self.state}, not ASLEEP")
+            raise NodeError(f"node {self.name} is {POWER_STATES[self.state]}, not ASLEEP")
         self.state = WAKING
         self.awake_at = max(self.clock(), self.asleep_at) + self.shape.power_up
         return self.awake_at

@@ -9,6 +9,7 @@ UP: int
 DOWN: int
 ASLEEP: int
 WAKING: int
+POWER_STATES: tuple[str, ...]
 POLICIES: tuple[str, ...]
 
 class Placement:

@@ -39,6 +39,8 @@ UP = 0
 DOWN = 1
 ASLEEP = 2
 WAKING = 3
+# A node's power state by its number: Eucalyptus's POWERSAVE vocabulary.
+POWER_STATES = ("UP", "DOWN", "ASLEEP", "WAKING")
 POLICIES = ("GREEDY", "ROUNDROBIN", "POWERSAVE", "BESTFIT", "SPREAD", "ALIGNED", "CACHEAWARE")
 
 cdef enum:

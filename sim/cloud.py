@@ -20,9 +20,11 @@ import numpy as np
 import simpy
 
 from drivers.protocol import InstanceSpec
-from drivers.sim import ASLEEP, DOWN, WAKING, SimNode
+from drivers.sim import SimNode
 from euca.cluster import ClusterController, Placed, ResourceReport, RunRequest
+from euca.core.config import MANAGED_MODES
 from pyx.errors import KernelError
+from pyx.placement import ASLEEP, DOWN, WAKING
 from sim.metrics import Meter
 from sim.scenario import Scenario
 from sim.trace import Demand
@@ -58,7 +60,7 @@ class Cloud:
         self.image_ids = list(demand.images)
         self.image_sizes = image_sizes  # bytes
         self.groups = list(demand.groups)
-        self.auto_public = scenario.public_ip_per_instance and self.cc.network.mode in ("MANAGED", "MANAGED-NOVLAN")
+        self.auto_public = scenario.public_ip_per_instance and self.cc.network.mode in MANAGED_MODES
         self.all_or_none = scenario.workload.min_count == "all"
         self.nodes: list[SimNode] = []
         self.link_bps: list[float] = []

@@ -30,7 +30,7 @@ from typing import Any
 
 from drivers.sim import NodeShape
 from euca.cluster import DEFAULT_VMTYPES, VmType, VmTypes
-from euca.config import Config, ConfigError, load_config
+from euca.core.config import Config, ConfigError, load_config
 from sim.workload import AZURE_SIZES
 
 # The default scenario's network: MANAGED mode, /24 group networks and 2,046 public addresses.

@@ -3,7 +3,6 @@ boto3 clients signed with an account's keys."""
 
 from __future__ import annotations
 
-import argparse
 import socket
 import threading
 import time
@@ -17,12 +16,12 @@ import boto3
 import uvicorn
 
 from euca.api.app import create_app
-from euca.box import Timings
-from euca.config import Config
+from euca.core.config import Config
+from euca.fleet.box import Timings
 from euca.services.cloud import Cloud
 from euca.services.common import ADMIN
+from euca.services.seed import first_start
 from euca.store import Store
-from euca.up import first_start
 
 
 def free_port() -> int:
@@ -63,7 +62,7 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
                 config: Config | None = None) -> Iterator[Box]:
     """``database``: a PostgreSQL URL instead of the SQLite file in ``data_dir``."""
     store = Store(database or str(data_dir / "euca.db"))
-    first_start(store, argparse.Namespace(nodes=nodes, node_cores=cores, node_memory=memory, node_disk=disk))
+    first_start(store, data_dir, nodes, cores, memory, disk)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cloud = Cloud.open(store, config, timings or Timings(0.3, 0.3, 60), endpoint=url)

@@ -23,7 +23,7 @@ def test_account_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert main(["account", "list", *d]) == 0
     assert "alice" in capsys.readouterr().out
     assert main(["account", "keys", "alice", *d]) == 0
-    assert capsys.readouterr().out.split() == [access, secret]
+    assert capsys.readouterr().out.split() == [access, secret, "Active"]
     assert main(["account", "keys", "nobody", *d]) == 1
 
 

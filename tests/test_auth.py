@@ -10,8 +10,8 @@ from botocore.auth import SigV2Auth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from euca.api.errors import AuthFailure, RequestExpired
 from euca.auth import SignedRequest, verify
+from euca.core.errors import AuthFailure, RequestExpired
 
 KEYS = {"AKIDEXAMPLE": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"}
 FORM = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from euca.cluster import ClusterController, Placed, ResourceReport, RunRequest, VmTypes
-from euca.config import Config, load_config
+from euca.core.config import Config, load_config
 from pyx.errors import Conflict, Exhausted, InsufficientCapacity
 
 FULL = ResourceReport(4, 2048, 40, 4, 2048, 40, 0)  # an empty node: 4 cores, 2 GB, 40 GB

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from euca.config import Config, ConfigError, load_config
+from euca.core.config import Config, ConfigError, load_config
 
 
 def test_reads_shell_style_lines_with_quotes_comments_and_export() -> None:

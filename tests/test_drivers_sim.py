@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from drivers.protocol import Driver, InstanceSpec, NcState, NodeError
-from drivers.sim import ASLEEP, DOWN, UP, WAKING, NodeShape, SimNode
+from drivers.sim import NodeShape, SimNode
+from pyx.placement import ASLEEP, DOWN, UP, WAKING
 
 
 class Clock:

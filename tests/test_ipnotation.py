@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from euca.ipnotation import int_to_ip, ip_to_int, netmask_bits, parse_macmap, parse_public_ips
+from euca.core.ipnotation import int_to_ip, ip_to_int, netmask_bits, parse_macmap, parse_public_ips
 
 
 def ips(text: str) -> list[str]:

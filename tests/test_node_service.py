@@ -15,10 +15,10 @@ import uvicorn
 
 from drivers.protocol import InstanceSpec, NcState, NodeError
 from drivers.sim import NodeShape, SimNode
-from euca.box import BoxNodes, NodeSpec, Timings
 from euca.cluster import ClusterController, RunRequest
+from euca.fleet.box import BoxNodes, NodeSpec, Timings
+from euca.fleet.client import NodeClient, NodeUnreachable
 from euca.node import LocalFiles, NodeController, NodeStorage
-from euca.node.client import NodeClient, NodeUnreachable
 from euca.node.service import create_app
 from tests.ec2_server import free_port
 

@@ -15,7 +15,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from euca.config import Config
+from euca.core.config import Config
 from tests.ec2_server import Box, running_box
 
 POOL = [f"198.51.100.{i}" for i in range(1, 5)]  # four public addresses in all

@@ -11,7 +11,7 @@ from botocore.serialize import create_serializer
 
 from euca.api import query, xml
 from euca.api.app import ec2_model
-from euca.api.errors import InvalidParameterValue, MissingParameter
+from euca.core.errors import InvalidParameterValue, MissingParameter
 
 MODEL = ec2_model()
 

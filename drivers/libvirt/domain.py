@@ -22,9 +22,8 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from drivers.protocol import InstanceFiles, InstanceSpec
+from drivers.protocol import HYPERVISORS, InstanceFiles, InstanceSpec
 
-HYPERVISORS = ("kvm", "xen", "qemu")
 NIC_MODELS = ("virtio", "e1000")
 XEN_BRIDGE = "xenbr0"
 VIF_SCRIPT = "/etc/xen/scripts/vif-bridge"

@@ -22,7 +22,6 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,21 @@ from typing import Any
 import libvirt
 
 from drivers.libvirt.domain import DomainLayout
-from drivers.protocol import InstanceFiles, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from drivers.protocol import (
+    TEARDOWN_FORGET,
+    Clock,
+    InstanceFiles,
+    InstanceSpec,
+    InstanceStatus,
+    NcState,
+    NodeError,
+    NodeResources,
+)
 
 log = logging.getLogger("drivers.libvirt")
 
-Clock = Callable[[], float]
 
-# Eucalyptus 2.0: a Teardown instance is reported for 180 s, and a domain missing from five
-# hypervisor lookups in a row is taken as shut off.
-TEARDOWN_FORGET = 180.0
+# Eucalyptus 2.0: a domain missing from five hypervisor lookups in a row is taken as shut off.
 VANISHED_AFTER = 5
 # EC2 returns at most the last 64 KiB of a console.
 CONSOLE_LIMIT = 64 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from euca.api.errors import MissingParameter
+from euca.core.errors import MissingParameter
 from euca.services.cloud import Cloud
 from euca.services.common import Caller
 

@@ -23,7 +23,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from euca.api import query, xml
 from euca.api.actions import ACTIONS
-from euca.api.errors import (
+from euca.auth import SignedRequest, verify
+from euca.core.errors import (
     ApiError,
     InternalError,
     InvalidAction,
@@ -31,7 +32,6 @@ from euca.api.errors import (
     MissingParameter,
     RequestTooLarge,
 )
-from euca.auth import SignedRequest, verify
 from euca.services.cloud import Cloud
 
 log = logging.getLogger("euca.api")
@@ -104,6 +104,7 @@ class Ec2Api:
         request runs to its commit before the next one starts."""
         try:
             params = self._params(raw_query, headers, body)
+            self.cloud.refresh()
             signed = SignedRequest(method, path, raw_query, headers, body, params)
             access_key = verify(signed, self.cloud.accounts.secret)
             caller = self.cloud.caller(access_key)

@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.model import Shape, StructureShape
 
-from euca.api.errors import InvalidParameterValue, MissingParameter
+from euca.core.errors import InvalidParameterValue, MissingParameter
 
 MAX_LIST = 1000  # members of one list parameter
 MAX_PARAMS = 4000

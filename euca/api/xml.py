@@ -17,21 +17,9 @@ from xml.sax.saxutils import escape
 
 from botocore.model import OperationModel, Shape, StructureShape
 
+from euca.core.frozen import Frozen
+
 Emit = Callable[[Any, list[str]], None]
-
-
-class Frozen(dict[str, Any]):
-    """A result that will not change while it is held: its XML is built once and then reused.
-
-    A service hands out the same Frozen dict until the thing it describes changes (an instance's
-    state, address, tags), so describing 200 unchanged instances costs 200 appends."""
-
-    __slots__ = ("shape", "xml")
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.shape: Shape | None = None
-        self.xml = ""
 
 
 def _timestamp(value: Any) -> str:

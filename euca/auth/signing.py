@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from urllib.parse import quote, unquote_plus
 
-from euca.api.errors import AuthFailure, RequestExpired
+from euca.core.errors import AuthFailure, RequestExpired
 
 MAX_SKEW = 15 * 60
 MAX_PRESIGN = 7 * 24 * 3600

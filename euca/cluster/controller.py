@@ -10,16 +10,16 @@ in one kernel call each.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
 from euca.cluster.images import ImageCacheView
 from euca.cluster.network import NetAssignment, NetworkManager
 from euca.cluster.nodes import NodeRegistry, Overrides
-from euca.cluster.scheduler import Availability, Clock, PowerPlan, Scheduler
+from euca.cluster.scheduler import Availability, PowerPlan, Scheduler
 from euca.cluster.vmtypes import VmTypes
-from euca.config import Config
+from euca.core.clock import Clock, wall
+from euca.core.config import Config
 from pyx.errors import InsufficientCapacity
 from pyx.ledger import Ledger
 from pyx.placement import Placement
@@ -66,7 +66,7 @@ class ClusterController:
         self,
         config: Config | None = None,
         vmtypes: VmTypes | None = None,
-        clock: Clock = time.monotonic,
+        clock: Clock = wall,
         name: str = "cluster01",
     ) -> None:
         self.config = config or Config()
@@ -91,6 +91,16 @@ class ClusterController:
             self.network.attach_key, self.network.detach, self.images.use_slot, self.images.unpin,
             lambda node: self.nodes.get(node).index, Placed, NetAssignment, name,
         )
+
+    def set_vmtypes(self, vmtypes: VmTypes) -> None:
+        """The administrator edited the VM types. Types keep their places (an edit replaces a type,
+        a new one comes last), so running instances keep their type index."""
+        if list(vmtypes.names[: len(self.vmtypes)]) != list(self.vmtypes.names):
+            raise ValueError("VM types can be changed or added, not removed or reordered, while instances run")
+        self.placement.set_vmtypes(vmtypes.needs())
+        self.vmtypes = self.scheduler.vmtypes = vmtypes
+        # the ledger holds this very dict: update it in place
+        self._type_index.update((t.name, i) for i, t in enumerate(vmtypes))
 
     # --- instances --------------------------------------------------------------------------------
 

@@ -20,12 +20,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from euca.config import Config
-from euca.ipnotation import int_to_ip, ip_to_int
+from euca.core.config import MANAGED_MODES, Config
+from euca.core.ipnotation import int_to_ip, ip_to_int
 from pyx.errors import Conflict, KernelError
 from pyx.netalloc import GroupNetworks, MacPool, PublicPool, mac_for_instance
 
-MANAGED_MODES = ("MANAGED", "MANAGED-NOVLAN")
 _HEX8 = re.compile(r"i-[0-9a-fA-F]{8}")
 NO_ADDRESS = "0.0.0.0"
 

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from drivers.protocol import NodeResources
-from pyx.placement import ASLEEP, DOWN, UP, WAKING, Placement
+from pyx.placement import DOWN, POWER_STATES, UP, WAKING, Placement
 
 log = logging.getLogger("euca.cluster.nodes")
 
-STATE_NAMES = {UP: "UP", DOWN: "DOWN", ASLEEP: "ASLEEP", WAKING: "WAKING"}
 
 
 @dataclass(frozen=True)
@@ -137,4 +136,4 @@ class NodeRegistry:
             self._placement.set_state(node.index, UP, now)
 
     def state(self, name: str) -> str:
-        return STATE_NAMES[self._placement.state(self.get(name).index)]
+        return POWER_STATES[self._placement.state(self.get(name).index)]

@@ -11,15 +11,13 @@ woken node still silent after POWER_WAKETHRESH is marked DOWN), the free/max tab
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from euca.cluster.vmtypes import VmTypes
+from euca.core.clock import Clock
 from pyx.placement import ASLEEP, DOWN, Placement
 
 log = logging.getLogger("euca.cluster.scheduler")
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True)

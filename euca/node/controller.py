@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from drivers.protocol import Driver, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from euca.core.clock import Clock, wall
 from euca.node.disks import InstanceDisks
 from euca.node.images import ImageCache, ImageSource, Progress
 
@@ -35,7 +35,7 @@ class NodeStorage:
     with CONCURRENT_DISK_OPS bounding the copies and digests that run at once."""
 
     def __init__(self, instance_path: str | Path, source: ImageSource, *, cache_size_mb: int = 999999,
-                 concurrent_disk_ops: int = 4, swap_mb: int = 512, clock: Callable[[], float] = time.time,
+                 concurrent_disk_ops: int = 4, swap_mb: int = 512, clock: Clock = wall,
                  progress: Progress | None = None) -> None:
         if concurrent_disk_ops < 1:
             raise ValueError("CONCURRENT_DISK_OPS must be at least 1")
@@ -87,7 +87,7 @@ class NodeController:
     ncDescribeInstances over one driver."""
 
     def __init__(self, driver: Driver, storage: NodeStorage | None = None, *,
-                 clock: Callable[[], float] = time.time, name: str = "node") -> None:
+                 clock: Clock = wall, name: str = "node") -> None:
         self.driver = driver
         self.storage = storage
         self.clock = clock

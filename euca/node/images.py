@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from drivers.protocol import NodeError
+from euca.core.clock import Clock, wall
 from pyx.digest import tree_digest_file
 from pyx.imagecache import CacheIndex
 
@@ -97,7 +98,7 @@ class ImageCache:
     verifying it), release it when the instance is gone."""
 
     def __init__(self, root: Path, capacity_mb: int, source: ImageSource, disk_ops: threading.Semaphore,
-                 clock: Callable[[], float] = time.time, progress: Progress | None = None) -> None:
+                 clock: Clock = wall, progress: Progress | None = None) -> None:
         if capacity_mb < 0:
             raise ValueError("NC_CACHE_SIZE must be >= 0")
         self.root = root

@@ -1,4 +1,4 @@
-"""``euca node-controller``: a node controller as its own HTTP service on NC_PORT (8775).
+"""A node controller as its own HTTP service on NC_PORT (8775); ``euca node-controller`` runs it.
 
 The cluster controller calls ``POST /nc/<operation>`` with a JSON body: ``run`` (ncRunInstance),
 ``terminate``, ``reboot``, ``console``, ``describe-resource`` and ``describe-instances``. Every
@@ -9,13 +9,8 @@ The node controller's calls block (libvirt, file copies), so they run in worker 
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,10 +20,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from drivers.protocol import Driver, NodeError
+from drivers.protocol import NodeError
+from euca.core.clock import Clock, wall
 from euca.node import auth, wire
-from euca.node.controller import NodeController, NodeStorage
-from euca.node.images import LocalFiles
+from euca.node.controller import NodeController
 
 log = logging.getLogger("euca.node.service")
 
@@ -83,7 +78,7 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
-def create_app(nc: NodeController, key: str, clock: Callable[[], float] = time.time) -> Starlette:
+def create_app(nc: NodeController, key: str, clock: Clock = wall) -> Starlette:
     """The NC's HTTP face. ``key`` is the secret shared with the cluster controller."""
 
     async def endpoint(request: Request) -> Response:
@@ -111,73 +106,3 @@ def create_app(nc: NodeController, key: str, clock: Callable[[], float] = time.t
               Route("/{path:path}", refuse, methods=["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"])]
     return Starlette(routes=routes)
 
-
-# --- the command ------------------------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="eucalyptus.conf (HYPERVISOR, INSTANCE_PATH, NC_PORT, NC_CACHE_SIZE, ...)")
-    parser.add_argument("--uri", help="libvirt URI (default from HYPERVISOR: qemu:///system or xen:///system)")
-    parser.add_argument("--sim", action="store_true", help="a simulated hypervisor instead of libvirt (trying out)")
-    parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, help="default NC_PORT (8775)")
-    parser.add_argument("--key", help="the key shared with the cluster (or EUCA_NODE_KEY, or --key-file)")
-    parser.add_argument("--key-file", help="a file holding the shared key")
-    parser.add_argument("--images", help="directory that relative image locations are resolved against")
-    parser.add_argument("--log-level", default="info")
-
-
-def _key(args: argparse.Namespace) -> str:
-    if args.key:
-        return str(args.key)
-    if args.key_file:
-        return Path(args.key_file).read_text().strip()
-    return os.environ.get("EUCA_NODE_KEY", "")
-
-
-def build(args: argparse.Namespace) -> tuple[NodeController, int]:
-    from euca.config import Config, load_config
-
-    config = load_config(args.config) if args.config else Config()
-    driver: Driver
-    if args.sim:
-        from drivers.sim import NodeShape, SimNode
-
-        driver = SimNode(os.uname().nodename, NodeShape(), clock=time.time)
-    else:
-        from drivers.libvirt import DomainLayout, LibvirtDriver
-
-        uri = args.uri or ("xen:///system" if config.hypervisor == "xen" else "qemu:///system")
-        driver = LibvirtDriver(uri, layout=DomainLayout(config.hypervisor, config.vnet_bridge),
-                               instance_path=config.instance_path,
-                               overrides=(config.max_cores, config.max_mem, config.max_disk))
-    storage = NodeStorage(config.instance_path, LocalFiles(Path(args.images) if args.images else None),
-                          cache_size_mb=config.nc_cache_size, concurrent_disk_ops=config.concurrent_disk_ops,
-                          swap_mb=config.swap_size)
-    nc = NodeController(driver, storage, name=os.uname().nodename)
-    for instance_id in nc.recover():
-        log.info("removed the leftovers of %s", instance_id)
-    return nc, args.port or config.nc_port
-
-
-def main(args: argparse.Namespace) -> int:
-    from euca.config import ConfigError
-    from euca.serving import serve
-
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    key = _key(args)
-    if not key:
-        print("euca: a node controller needs the key shared with its cluster (--key, --key-file or EUCA_NODE_KEY)",
-              file=sys.stderr)
-        return 2
-    try:
-        nc, port = build(args)
-    except (ConfigError, NodeError, OSError, ValueError) as exc:
-        print(f"euca: {exc}", file=sys.stderr)
-        return 2
-    try:
-        serve(create_app(nc, key), args.host, port, f"node controller on http://{args.host}:{port}/nc/",
-              log_level="warning", access_log=False)
-    finally:
-        nc.close()
-    return 0

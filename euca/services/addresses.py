@@ -19,7 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from euca.api.errors import (
+from euca.cluster import ClusterController
+from euca.core.config import MANAGED_MODES
+from euca.core.errors import (
     AddressLimitExceeded,
     InsufficientAddressCapacity,
     InvalidAddressMalformed,
@@ -27,8 +29,6 @@ from euca.api.errors import (
     InvalidInstanceIDNotFound,
     InvalidParameterValue,
 )
-from euca.cluster import ClusterController
-from euca.cluster.network import MANAGED_MODES
 from euca.services.common import Caller, matches, wanted
 from euca.store import Store, Tx
 from pyx.errors import Exhausted, KernelError

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from euca.box import BoxNodes, NodeSpec, Timings
 from euca.cluster import ClusterController, VmType, VmTypes
-from euca.config import Config
+from euca.core.clock import Clock, wall
+from euca.core.config import Config
+from euca.fleet.box import BoxNodes, NodeSpec, Timings, box_config
 from euca.services.accounts import Accounts
 from euca.services.addresses import Addresses
 from euca.services.common import ADMIN, Caller, Ids
@@ -47,16 +48,19 @@ class Cloud:
     images: Images
     instances: Instances
     zones: Zones
+    seen: dict[str, str]  # the store's change counters as this server last applied them
 
     @classmethod
     def open(cls, store: Store, config: Config | None = None, timings: Timings | None = None,
-             endpoint: str = "", extra_nodes: list[NodeSpec] | None = None) -> Cloud:
+             endpoint: str = "", extra_nodes: list[NodeSpec] | None = None, clock: Clock = wall) -> Cloud:
         """Load every record, register the nodes (the stored ones, then ``extra_nodes``, e.g. NODES
         from eucalyptus.conf), rebuild the cluster controller from the store, and start polling."""
-        cc = ClusterController(config, stored_vmtypes(store))
-        box = BoxNodes(timings or Timings(), instance_timeout=cc.config.instance_timeout,
+        vmtypes = stored_vmtypes(store)
+        nodes = stored_nodes(store) + list(extra_nodes or [])
+        cc = ClusterController(config or box_config(nodes, vmtypes), vmtypes, clock=clock)
+        box = BoxNodes(timings or Timings(), clock=clock, instance_timeout=cc.config.instance_timeout,
                        polling=cc.config.nc_polling_frequency)
-        box.register(cc, stored_nodes(store) + list(extra_nodes or []))
+        box.register(cc, nodes)
         ids = Ids(store)
         accounts = Accounts(store)
         tags = Tags(store)
@@ -65,8 +69,9 @@ class Cloud:
         addresses = Addresses(store, cc)
         images = Images(store, ids, accounts, tags)
         instances = Instances(store, ids, cc, box, accounts, images, keypairs, groups, addresses, tags)
+        seen = store.changes()
         cloud = cls(store, cc, box, accounts, tags, keypairs, groups, addresses, images, instances,
-                    Zones(cc, endpoint=endpoint))
+                    Zones(cc, endpoint=endpoint), seen)
         for problem in instances.restore():
             log.warning("restore: %s", problem)
         if accounts.get(ADMIN) is None:
@@ -77,6 +82,28 @@ class Cloud:
     def close(self) -> None:
         """Stop polling the node controllers (the store is the caller's to close)."""
         self.box.close()
+
+    def refresh(self) -> None:
+        """Apply what the administrator changed with the CLI since the last request (accounts and
+        keys, images, nodes, VM types). Costs one small query when nothing changed."""
+        if self.store.change_count() == self.seen.get("", "0"):
+            return
+        now = self.store.changes()
+        changed = {kind for kind, count in now.items() if kind and self.seen.get(kind) != count}
+        self.seen = now
+        if "account" in changed:
+            self.accounts.reload()
+        if "image" in changed:
+            self.images.reload()
+            self.tags.reload()
+        if "vmtype" in changed:
+            try:
+                self.cc.set_vmtypes(stored_vmtypes(self.store))
+            except ValueError as exc:
+                log.warning("VM types not applied: %s", exc)
+        if "node" in changed:
+            self.box.register(self.cc, stored_nodes(self.store))
+        log.info("applied the administrator's changes to %s", ", ".join(sorted(changed)) or "nothing")
 
     def caller(self, access_key: str) -> Caller:
         caller = self.accounts.caller(access_key)

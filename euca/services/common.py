@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from euca.api.errors import InternalError, InvalidFilter, InvalidParameterValue
+from euca.core.errors import InternalError, InvalidFilter, InvalidParameterValue
 from euca.store import Store, Tx
 
 ADMIN = "admin"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from euca.api.errors import (
+from euca.core.errors import (
     InvalidGroupDuplicate,
     InvalidGroupIdMalformed,
     InvalidGroupInUse,

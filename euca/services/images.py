@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from euca.api.errors import (
+from euca.core.errors import (
     InvalidAMIAttributeItemValue,
     InvalidAMIIDMalformed,
     InvalidAMIIDNotFound,
@@ -22,7 +22,7 @@ from euca.api.errors import (
     UnauthorizedOperation,
 )
 from euca.services.accounts import Accounts
-from euca.services.common import Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
+from euca.services.common import ADMIN, Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
 from euca.services.tags import Tags
 from euca.store import Store
 
@@ -69,6 +69,15 @@ class Images:
 
     def reload(self) -> None:
         self._images = {b["image_id"]: Image(**b) for _, _, b in self._store.load("image")}
+
+    def all(self) -> list[Image]:
+        return sorted(self._images.values(), key=lambda i: i.image_id)
+
+    def admin_caller(self) -> Caller:
+        admin = self._accounts.get(ADMIN)
+        if admin is None:
+            raise ValueError("the cloud has no admin account yet")
+        return admin.caller
 
     def _resolve(self, caller: Caller, resource: str) -> tuple[str, str] | None:
         img = self._images.get(resource)
@@ -120,6 +129,7 @@ class Images:
             img = Image(self._ids.new(PREFIX[kind], tx), caller.account, kind, location, name, description,
                         architecture, kernel_id or "", ramdisk_id or "", public, [], time.time())
             tx.put("image", img.image_id, img.account, img.body())
+            tx.changed("image")
         self._images[img.image_id] = img
         return img.image_id
 
@@ -127,6 +137,7 @@ class Images:
         img = self._owned(caller, image_id)
         with self._store.transaction() as tx:
             tx.delete("image", img.image_id)
+            tx.changed("image")
         del self._images[img.image_id]
         self._tags.drop(img.image_id)
 

@@ -1,6 +1,6 @@
 """Instances and reservations: RunInstances asks the cluster controller to place and address them,
 records them, hands each to its node controller (ncRunInstance), and answers. Their state after
-that is what the node controllers report (``euca.box``); Terminate, Reboot and GetConsoleOutput
+that is what the node controllers report (``euca.fleet.box``); Terminate, Reboot and GetConsoleOutput
 go to the node, and an instance its node ended on its own, or stopped reporting for good, is
 terminated by the periodic :meth:`Instances.reconcile`.
 """
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drivers.protocol import InstanceSpec, NodeError
-from euca.api.errors import (
+from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
+from euca.core.errors import (
     IdempotentParameterMismatch,
     InstanceLimitExceeded,
     InsufficientAddressCapacity,
@@ -28,9 +29,8 @@ from euca.api.errors import (
     InvalidParameterValue,
     MissingParameter,
 )
-from euca.api.xml import Frozen
-from euca.box import STATE_CODES, BoxNodes
-from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
+from euca.core.frozen import Frozen
+from euca.fleet.box import STATE_CODES, BoxNodes
 from euca.services.accounts import Accounts
 from euca.services.addresses import Addresses
 from euca.services.common import Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-from euca.api.errors import (
+from euca.core.errors import (
     InvalidKeyFormat,
     InvalidKeyPairDuplicate,
     InvalidKeyPairNotFound,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from euca.api.errors import InvalidIDMalformed, InvalidParameterValue, TagLimitExceeded
+from euca.core.errors import InvalidIDMalformed, InvalidParameterValue, TagLimitExceeded
 from euca.services.common import Caller, matches, wanted
 from euca.store import Store
 
@@ -22,9 +22,15 @@ class Tags:
         self._tags: dict[str, dict[str, str]] = {}
         self._owner: dict[str, str] = {}
         self._resolvers: list[Resolver] = []
-        for resource, key, value, account in store.tags():
-            self._tags.setdefault(resource, {})[key] = value
-            self._owner[resource] = account
+        self.reload()
+
+    def reload(self) -> None:
+        tags: dict[str, dict[str, str]] = {}
+        owner: dict[str, str] = {}
+        for resource, key, value, account in self._store.tags():
+            tags.setdefault(resource, {})[key] = value
+            owner[resource] = account
+        self._tags, self._owner = tags, owner
 
     def add_resolver(self, resolver: Resolver) -> None:
         self._resolvers.append(resolver)

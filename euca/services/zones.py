@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from euca.api.errors import InvalidZoneNotFound
 from euca.cluster import ClusterController
+from euca.core.errors import InvalidZoneNotFound
 from euca.services.common import Caller, matches, wanted
 
 REGION = "eucalyptus"

@@ -28,6 +28,7 @@ SCHEMA = (
 )
 
 Row = tuple[Any, ...]
+CHANGED = "changed"  # meta key of the change counter; per kind it is "changed:<kind>"
 
 
 class _Connection(Protocol):
@@ -79,6 +80,13 @@ class Tx:
 
     def untag(self, resource: str, key: str) -> None:
         self.execute("DELETE FROM tags WHERE resource = ? AND key = ?", (resource, key))
+
+    def changed(self, kind: str) -> None:
+        """Tell running servers that records of ``kind`` changed behind their back (the admin CLI
+        wrote them): each server compares the counters at every request and reloads that kind."""
+        for key in (CHANGED, f"{CHANGED}:{kind}"):
+            self.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET "
+                         "value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)", (key,))
 
     def set_meta(self, key: str, value: str) -> None:
         self.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -174,6 +182,14 @@ class Store:
 
     def tags(self) -> list[tuple[str, str, str, str]]:
         return [(r[0], r[1], r[2], r[3]) for r in self._query("SELECT resource, key, value, account FROM tags")]
+
+    def changes(self) -> dict[str, str]:
+        """The change counters, by kind ("" for the total). One small query: servers call it per request."""
+        rows = self._query("SELECT key, value FROM meta WHERE key = ? OR key LIKE ?", (CHANGED, CHANGED + ":%"))
+        return {str(r[0]).partition(":")[2]: str(r[1]) for r in rows}
+
+    def change_count(self) -> str:
+        return self.meta(CHANGED) or "0"
 
     def meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))

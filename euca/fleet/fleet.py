@@ -22,19 +22,17 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
 from euca.cluster import ClusterController
-from euca.node.client import NodeClient, NodeUnreachable
+from euca.core.clock import Clock, wall
+from euca.fleet.client import NodeClient, NodeUnreachable
 from euca.node.controller import NodeController
 
-log = logging.getLogger("euca.node.fleet")
-
-Clock = Callable[[], float]
+log = logging.getLogger("euca.fleet.fleet")
 
 
 @dataclass(frozen=True)
@@ -81,7 +79,7 @@ class NodeHandle(Protocol):
 class LocalNode:
     """A node controller in this process: every call is direct."""
 
-    def __init__(self, nc: NodeController, clock: Clock = time.time) -> None:
+    def __init__(self, nc: NodeController, clock: Clock = wall) -> None:
         self.nc = nc
         self.name = nc.name
         self.clock = clock
@@ -136,9 +134,9 @@ class _Loop:
 
 
 class RemoteNode:
-    """``euca node-controller`` on another host, through :class:`~euca.node.client.NodeClient`."""
+    """``euca node-controller`` on another host, through :class:`~euca.fleet.client.NodeClient`."""
 
-    def __init__(self, name: str, client: NodeClient, loop: _Loop, clock: Clock = time.time) -> None:
+    def __init__(self, name: str, client: NodeClient, loop: _Loop, clock: Clock = wall) -> None:
         self.name = name
         self.client = client
         self.clock = clock
@@ -205,7 +203,7 @@ class RemoteNode:
 class Fleet:
     """The cluster's node controllers and the CC's cache of what they last reported."""
 
-    def __init__(self, *, instance_timeout: float = 300.0, polling: float = 6.0, clock: Clock = time.time) -> None:
+    def __init__(self, *, instance_timeout: float = 300.0, polling: float = 6.0, clock: Clock = wall) -> None:
         self.instance_timeout = instance_timeout
         self.polling = polling
         self.clock = clock
@@ -216,6 +214,7 @@ class Fleet:
         self._loop: _Loop | None = None
         self._poller: concurrent.futures.Future[None] | None = None
         self._refreshed = float("-inf")
+        self._started = False
 
     # Eucalyptus's CC learns of state changes at its NC polls (NC_POLLING_FREQUENCY, 6 s); the
     # in-process nodes are read on demand, but at most this often, so a burst of describes costs
@@ -228,10 +227,13 @@ class Fleet:
         return handle
 
     def add_remote(self, name: str, url: str, key: str, timeout: float = 20.0) -> RemoteNode:
+        started = self._started
         if self._loop is None:
             self._loop = _Loop()
         handle = RemoteNode(name, NodeClient(url, key, timeout), self._loop, self.clock)
         self._add(handle)
+        if started:
+            self.start()  # a node registered while the cloud runs: polled from now on
         return handle
 
     def _add(self, handle: NodeHandle) -> None:
@@ -241,12 +243,14 @@ class Fleet:
 
     def start(self) -> None:
         """Poll the remote nodes every NC_POLLING_FREQUENCY seconds (the first poll at once)."""
-        remote = [h for h in self.nodes.values() if isinstance(h, RemoteNode)]
-        if not remote or self._loop is None or self._poller is not None:
+        self._started = True
+        if self._loop is None or self._poller is not None:
             return
 
         async def poll_forever() -> None:
             while True:
+                # read each round: the administrator may register nodes while the cloud runs
+                remote = [h for h in list(self.nodes.values()) if isinstance(h, RemoteNode)]
                 await asyncio.gather(*(h.poll_now() for h in remote))
                 await asyncio.sleep(self.polling)
 

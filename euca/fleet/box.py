@@ -15,16 +15,21 @@ INSTANCE_TIMEOUT + SHUT_DOWN_TIME, when the cloud ends it (:meth:`BoxNodes.lost`
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from drivers.protocol import InstanceSpec, NcState, NodeError
 from drivers.sim import NodeShape, SimNode
-from euca.cluster import ClusterController, ResourceReport
-from euca.node import Fleet, NodeController
+from euca.cluster import ClusterController, ResourceReport, VmTypes
+from euca.core.clock import Clock, wall
+from euca.core.config import Config
+from euca.fleet.fleet import Fleet
+from euca.node import NodeController
 
-log = logging.getLogger("euca.box")
+log = logging.getLogger("euca.fleet.box")
+
+# Eucalyptus 2.0+ caps a group's network at 2048 addresses; a box's public pool at 64 /24s.
+MAX_ADDRS_PER_NET = 2048
+MAX_PUBLIC_BLOCKS = 64
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48}
 
@@ -55,10 +60,35 @@ class NodeSpec:
         return ResourceReport(self.cores, self.memory, self.disk, self.cores, self.memory, self.disk)
 
 
+def box_config(nodes: list[NodeSpec], vmtypes: VmTypes) -> Config:
+    """The cluster's settings for a cloud in a box with no eucalyptus.conf: Eucalyptus's defaults,
+    with a network plan that fits the box. Every in-box node can be full of the smallest VM type
+    and all of them in one security group, so a group's network (VNET_ADDRSPERNET, less network,
+    router and broadcast) holds the whole box, and VNET_PUBLICIPS has an address for every instance
+    (doDynamicPublicAddresses gives each one)."""
+    room = sum(max(min(n.cores // t.cores, n.memory // t.memory, n.disk // t.disk) for t in vmtypes)
+               for n in nodes if not n.url)
+    defaults = Config()
+    per_net = defaults.vnet_addrspernet
+    while per_net - 3 < room and per_net < MAX_ADDRS_PER_NET:
+        per_net *= 2
+    return replace(defaults, vnet_addrspernet=per_net, vnet_publicips=" ".join(public_ranges(room)))
+
+
+def public_ranges(room: int) -> list[str]:
+    """VNET_PUBLICIPS for ``room`` instances: the documentation ranges (TEST-NET-2 and 3) first, then
+    /24s of the shared address space 100.64.0.0/10; no packet to any of them leaves a box."""
+    blocks = ["198.51.100", "203.0.113"]
+    while len(blocks) * 254 < room and len(blocks) < MAX_PUBLIC_BLOCKS:
+        k = len(blocks) - 2
+        blocks.append(f"100.{64 + k // 256}.{k % 256}")
+    return [f"{b}.1-{b}.254" for b in blocks]
+
+
 class BoxNodes:
     """The fleet of node controllers and the instance states read from their reports."""
 
-    def __init__(self, timings: Timings | None = None, clock: Callable[[], float] = time.time,
+    def __init__(self, timings: Timings | None = None, clock: Clock = wall,
                  instance_timeout: float = 300.0, polling: float = 6.0) -> None:
         self.timings = timings or Timings()
         self.clock = clock

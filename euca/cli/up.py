@@ -1,8 +1,9 @@
 """``euca up``: the cloud in a box — the EC2 API, the cluster controller and simulated nodes in one process.
 
 State lives in a data directory (``euca.db``, SQLite in WAL mode, unless ``--database`` names a
-PostgreSQL URL). On first start the admin account and its access key are created, printed, and
-written to ``eucarc`` and ``aws-profile`` beside the database.
+PostgreSQL URL). On first start the admin account and its access key are created, and a public
+default machine image is registered; the keys and the image id are printed and written to
+``eucarc`` and ``aws-profile`` beside the database.
 """
 
 from __future__ import annotations
@@ -12,23 +13,19 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from euca.box import NodeSpec, Timings
-from euca.config import Config, ConfigError, load_config
-from euca.services.cloud import Cloud, stored_nodes
-from euca.services.common import ADMIN
-from euca.store import Store
+from euca.cli._store import database_url, store_args
+
+if TYPE_CHECKING:
+    from euca.core.config import Config
+    from euca.fleet.box import NodeSpec
 
 log = logging.getLogger("euca.up")
 
 
-def database_url(data_dir: Path, database: str | None) -> str:
-    return database or str(data_dir / "euca.db")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data-dir", default="./euca-data", help="where state and credentials live (./euca-data)")
-    parser.add_argument("--database", help="postgresql://... instead of the SQLite file in the data dir")
+    store_args(parser)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8773)
     parser.add_argument("--config", help="an eucalyptus.conf for the cluster controller")
@@ -36,11 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--node-cores", type=int, default=8)
     parser.add_argument("--node-memory", type=int, default=16384, help="MB")
     parser.add_argument("--node-disk", type=int, default=500, help="GB")
-    parser.add_argument("--boot-time", type=float, default=Timings.boot, help="seconds pending before running")
-    parser.add_argument("--shutdown-time", type=float, default=Timings.shutdown,
-                        help="seconds shutting-down before terminated")
-    parser.add_argument("--bury-time", type=float, default=Timings.bury,
-                        help="seconds a terminated instance stays visible (BURY_TIME)")
+    parser.add_argument("--boot-time", type=float, default=20.0, help="seconds pending before running (20)")
+    parser.add_argument("--shutdown-time", type=float, default=10.0,
+                        help="seconds shutting-down before terminated (10)")
+    parser.add_argument("--bury-time", type=float, default=3600.0,
+                        help="seconds a terminated instance stays visible (BURY_TIME, 3600)")
     parser.add_argument("--sync", choices=("normal", "full"), default="normal",
                         help="SQLite synchronous mode: normal survives a killed server, full a power cut")
     parser.add_argument("--node-key", help="the key shared with the node controllers named in NODES "
@@ -48,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info")
 
 
-def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, account_id: str) -> None:
+def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, account_id: str,
+                      image_id: str = "") -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     eucarc = data_dir / "eucarc"
     eucarc.write_text(
@@ -59,7 +57,8 @@ def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, ac
         f"export EC2_ACCOUNT_ID={account_id}\n"
         f"export AWS_ACCESS_KEY_ID={access_key}\n"
         f"export AWS_SECRET_ACCESS_KEY={secret}\n"
-        f"export AWS_DEFAULT_REGION=eucalyptus\n")
+        f"export AWS_DEFAULT_REGION=eucalyptus\n"
+        + (f"export EUCA_DEFAULT_IMAGE={image_id}\n" if image_id else ""))
     (data_dir / "aws-profile").write_text(
         "# append to ~/.aws/credentials and use: aws --profile euca --endpoint-url "
         f"{url} ec2 ...\n[euca]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret}\n"
@@ -73,29 +72,27 @@ def remote_nodes(config: Config | None, args: argparse.Namespace) -> list[NodeSp
     if config is None or not config.nodes:
         return []
     key = getattr(args, "node_key", None) or os.environ.get("EUCA_NODE_KEY", "")
+    from euca.fleet.box import NodeSpec
+
     return [NodeSpec(host, url=f"http://{host}:{config.nc_port}", key=key) for host in config.nodes]
 
 
-def first_start(store: Store, args: argparse.Namespace) -> bool:
-    """Create the nodes on a fresh store. Returns whether this is the first start."""
-    if store.meta("initialised") is not None:
-        return False
-    fresh = not stored_nodes(store)
-    with store.transaction() as tx:
-        if fresh:
-            for i in range(1, args.nodes + 1):
-                tx.put("node", f"node{i:02d}", ADMIN,
-                       {"cores": args.node_cores, "memory": args.node_memory, "disk": args.node_disk})
-        tx.set_meta("initialised", "1")
-    return True
-
-
-def main(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from euca.api.app import create_app
-    from euca.serving import serve
+    from euca.core.config import ConfigError, load_config
+    from euca.core.serving import serve
+    from euca.fleet.box import Timings
+    from euca.services.cloud import Cloud
+    from euca.services.common import ADMIN
+    from euca.services.seed import first_start
+    from euca.store import Store
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     data_dir = Path(args.data_dir)
+    if min(args.nodes, args.node_cores, args.node_memory, args.node_disk) < 0 or args.port not in range(0, 65536):
+        print("euca: --nodes, --node-cores, --node-memory, --node-disk and --port must not be negative",
+              file=sys.stderr)
+        return 2
     try:
         config = load_config(args.config) if args.config else None
     except ConfigError as exc:
@@ -106,16 +103,19 @@ def main(args: argparse.Namespace) -> int:
         args.nodes = 0  # NODES names the cluster's nodes: no simulated ones beside them
     store = Store(database_url(data_dir, args.database))
     store.set_synchronous(args.sync)
-    first = first_start(store, args)
+    seeded = first_start(store, data_dir, args.nodes, args.node_cores, args.node_memory, args.node_disk)
     url = f"http://{args.host}:{args.port}"
     cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url,
                        extra_nodes=extra)
     admin = cloud.accounts.get(ADMIN)
     assert admin is not None
     key = cloud.accounts.keys_of(ADMIN)[0]
-    if first or not (data_dir / "eucarc").exists():
-        write_credentials(data_dir, url, key.access_key, key.secret_key, admin.account_id)
+    if seeded is not None or not (data_dir / "eucarc").exists():
+        image = seeded.machine if seeded is not None else ""
+        write_credentials(data_dir, url, key.access_key, key.secret_key, admin.account_id, image)
         print(f"admin account {admin.account_id}\n  access key {key.access_key}\n  secret key {key.secret_key}")
+        if seeded is not None:
+            print(f"default image {seeded.machine} (kernel {seeded.kernel}, ramdisk {seeded.ramdisk})")
         print(f"credentials written to {data_dir / 'eucarc'} and {data_dir / 'aws-profile'}")
     ready = f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})"
     try:

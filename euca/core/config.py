@@ -14,11 +14,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from euca.ipnotation import ip_to_int, netmask_bits, parse_macmap, parse_public_ips
+from drivers.protocol import HYPERVISORS
+from euca.core.ipnotation import ip_to_int, netmask_bits, parse_macmap, parse_public_ips
+from pyx.placement import POLICIES
 
-POLICIES = ("GREEDY", "ROUNDROBIN", "POWERSAVE", "BESTFIT", "SPREAD", "ALIGNED", "CACHEAWARE")
 NET_MODES = ("SYSTEM", "STATIC", "MANAGED", "MANAGED-NOVLAN")
-HYPERVISORS = ("kvm", "xen", "qemu")
+# The modes with per-group networks and a VNET_PUBLICIPS pool.
+MANAGED_MODES = ("MANAGED", "MANAGED-NOVLAN")
 
 _LINE = re.compile(r"^(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
@@ -296,7 +298,7 @@ def _check_together(config: Config, entries: Mapping[str, _Entry]) -> None:
         fail("VNET_VLANMIN", f"{config.vnet_vlanmin} is above VNET_VLANMAX {config.vnet_vlanmax}")
     if config.vnet_mode == "STATIC" and not config.vnet_macmap.strip():
         fail("VNET_MACMAP", "STATIC mode needs at least one MAC=IP pair")
-    if config.vnet_mode in ("MANAGED", "MANAGED-NOVLAN"):
+    if config.vnet_mode in MANAGED_MODES:
         bits = netmask_bits(config.vnet_netmask)
         size = 1 << (32 - bits)
         subnet = ip_to_int(config.vnet_subnet)

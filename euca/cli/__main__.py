@@ -1,0 +1,5 @@
+import sys
+
+from euca.cli.main import main
+
+sys.exit(main())
