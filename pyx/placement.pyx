@@ -15,7 +15,7 @@ winner (BESTFIT's fullest node, SPREAD's emptiest, ALIGNED's best aligned). A ch
 costs O(types * log nodes); a decision costs a bitset scan or a root read. ``describe-availability-zones
 verbose``'s free / max counts are kept summed the same way.
 
-The plain-Python twin in ``tests/twins/placement.py`` gives the same answers, bit for bit.
+The plain-Python twin in ``pyx/twins/placement.py`` gives the same answers, bit for bit.
 """
 from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
