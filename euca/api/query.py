@@ -5,6 +5,19 @@ first folded into a tree on their dots, then each member of the input shape look
 serialized name (``queryName``, else the capitalised ``locationName``, else the member name, as
 botocore's EC2 serializer writes them) and converts the text to the member's type. The result is
 the same dict a boto3 caller passed in, keyed by member names.
+
+A request gets exactly what the shape allows, checked here before any service code runs, and
+answered as EC2 answers it otherwise:
+
+- a name with an empty segment (``GroupId.``, ``Filter..Name``) or a list position that is not
+  ``1``, ``2``, ... in ASCII digits (``0``, ``01``, ``+1``, ``²``) is ``InvalidParameter``;
+- a name the shape does not have (``Foo``, ``Placement.Foo``, ``KeyName.1``) is ``UnknownParameter``;
+- a value that is not of the member's type, outside the model's ``min``/``max``, not one of its
+  ``enum`` values, not matching its ``pattern`` or holding characters XML cannot carry is
+  ``InvalidParameterValue``;
+- a required member that is missing is ``MissingParameter``.
+
+Every message names the parameter as the request wrote it, quoted with ``text.quoted``.
 """
 
 from __future__ import annotations
@@ -12,30 +25,43 @@ from __future__ import annotations
 import base64
 import binascii
 import math
-from datetime import datetime
+import re
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from botocore.model import Shape, StructureShape
+from botocore.model import ListShape, MapShape, Shape, StructureShape
 
-from euca.core.errors import InvalidParameterValue, MissingParameter
+from euca.core.errors import InvalidParameter, InvalidParameterValue, MissingParameter, UnknownParameter
+from euca.core.text import quoted, xml_safe
 
 MAX_LIST = 1000  # members of one list parameter
+MAX_POSITION = 999_999
 MAX_PARAMS = 4000
 MAX_VALUE = 65536  # characters of one value (base64 user data of 16 KiB fits many times over)
+MAX_NAME = 512  # characters of one parameter name
 
-# Parameters that belong to the signature, not to the operation.
+# Parameters that belong to the request or its signature, not to the operation.
 AUTH_PARAMS = frozenset({
-    "AWSAccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "Timestamp", "Expires",
+    "AWSAccessKeyId", "Signature", "SignatureMethod", "SignatureVersion", "SecurityToken", "Timestamp", "Expires",
     "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders",
     "X-Amz-Signature", "X-Amz-Security-Token", "Action", "Version",
 })
+# Members of shapes that are enums in AWS's model but open here: the cloud's administrator names
+# its own VM types (``euca vmtype``), and RunInstances checks the name against them.
+OPEN_ENUMS = frozenset({"InstanceType"})
 
 Tree = dict[str, Any]  # a node: child name -> Tree, and "" -> the text given at this very key
+_TEXT = ""  # never a name segment: fold refuses empty segments
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
+_DOUBLE = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,4})?")
+_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 
 
-def fold(params: dict[str, str]) -> Tree:
-    """``{"A.1.B": "x"}`` -> ``{"A": {"1": {"B": {"": "x"}}}}``."""
+def fold(params: dict[str, str], extensions: Iterable[str] = ()) -> Tree:
+    """``{"A.1.B": "x"}`` -> ``{"A": {"1": {"B": {"": "x"}}}}``; the names in ``extensions``
+    (parameters Eucalyptus's tools send beyond AWS's model) stay whole at the root."""
     if len(params) > MAX_PARAMS:
         raise InvalidParameterValue(f"too many parameters ({len(params)}, at most {MAX_PARAMS})")
     root: Tree = {}
@@ -43,18 +69,36 @@ def fold(params: dict[str, str]) -> Tree:
         if key in AUTH_PARAMS:
             continue
         if len(value) > MAX_VALUE:
-            raise InvalidParameterValue(f"value of {key[:64]} is longer than {MAX_VALUE} characters")
+            raise InvalidParameterValue(f"Value for parameter {quoted(key)} is longer than {MAX_VALUE} characters")
+        if key in extensions:
+            root[key] = {_TEXT: value}
+            continue
+        parts = key.split(".")
+        if not all(parts) or len(key) > MAX_NAME:
+            raise InvalidParameter(f"The parameter {quoted(key)} is not valid: names are dot-separated, "
+                                   "with no empty part")
         node = root
-        for part in key.split("."):
+        for part in parts:
             node = node.setdefault(part, {})
-        node[""] = value
+        node[_TEXT] = value
     return root
 
 
-def parse(shape: StructureShape | None, params: dict[str, str]) -> dict[str, Any]:
+def parse(shape: StructureShape | None, params: dict[str, str], extensions: Iterable[str] = ()) -> dict[str, Any]:
+    """The operation's input as boto3 would have passed it, plus the ``extensions`` given (as
+    text); or the EC2 error for the first parameter that does not fit."""
+    extensions = tuple(extensions)
+    tree = fold(params, extensions)
+    out: dict[str, Any] = {}
+    for name in extensions:
+        node = tree.pop(name, None)
+        if node is not None:
+            out[name] = _string(node[_TEXT], name)
     if shape is None:
-        return {}
-    out = _structure(shape, fold(params), "")
+        if tree:
+            raise _unknown(tree, "")
+        return out
+    out.update(_structure(shape, tree, ""))
     return out
 
 
@@ -67,11 +111,22 @@ def _name(member: Shape, default: str) -> str:
     return default
 
 
+def _unknown(node: Tree, path: str) -> UnknownParameter:
+    """UnknownParameter naming one whole parameter under ``node`` (``Placement.Foo.1``, not ``Foo``)."""
+    key = next(k for k in node if k != _TEXT)
+    name, node = f"{path}{key}", node[key]
+    while _TEXT not in node:
+        key = next(iter(node))
+        name, node = f"{name}.{key}", node[key]
+    return UnknownParameter(f"The parameter {quoted(name, 128)} is not recognized")
+
+
 @cache
 def _members(shape: StructureShape) -> tuple[dict[str, tuple[str, Shape, str]], tuple[tuple[str, str], ...]]:
-    """Serialized name -> (member name, shape), with the member name itself as a second key (older
-    tools send it); and the required members with their serialized names. Built once per shape:
-    botocore's member and serialization lookups were most of the cost of parsing a request."""
+    """Serialized name -> (member name, shape, ""), with the member name itself as a second key
+    (older tools send it) whose third field is the serialized name; and the required members with
+    their serialized names. Built once per shape: botocore's member and serialization lookups
+    were most of the cost of parsing a request."""
     by_key: dict[str, tuple[str, Shape, str]] = {}
     for member_name, member in shape.members.items():
         by_key[_name(member, member_name)] = (member_name, member, "")
@@ -87,8 +142,12 @@ def _structure(shape: StructureShape, node: Tree, path: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     # Walk the request's keys, not the shape's: a request names a few of RunInstances' ~40 members.
     for key, child in node.items():
+        if key == _TEXT:
+            continue
         found = by_key.get(key)
-        if found is None or (found[2] and found[2] in node):
+        if found is None:
+            raise _unknown({key: child}, path)
+        if found[2] and found[2] in node:
             continue
         out[found[0]] = _value(found[1], child, f"{path}{key}")
     for name, key in required:
@@ -101,68 +160,166 @@ def _value(shape: Shape, node: Tree, path: str) -> Any:
     kind = shape.type_name
     if kind == "structure":
         assert isinstance(shape, StructureShape)
+        if node.get(_TEXT):
+            raise InvalidParameterValue(f"Value ({quoted(node[_TEXT])}) for parameter {path} is invalid. "
+                                        f"It is a structure: give {path}.<member>")
         return _structure(shape, node, path + ".")
     if kind == "list":
+        assert isinstance(shape, ListShape)
         return _list(shape, node, path)
     if kind == "map":
-        raise InvalidParameterValue(f"{path}: map parameters are not supported")
-    text = node.get("")
-    if text is None:
-        raise InvalidParameterValue(f"{path} needs a value")
-    return _scalar(kind, text, path)
+        assert isinstance(shape, MapShape)
+        return _map(shape, node, path)
+    if len(node) > 1 or _TEXT not in node:
+        raise _unknown(node, path + ".")
+    return _converter(shape)(node[_TEXT], path)
 
 
-def _list(shape: Shape, node: Tree, path: str) -> list[Any]:
-    member: Shape = shape.member
+def _position(key: str, path: str) -> int:
+    """A list position as EC2 numbers them: 1, 2, 3, ... in ASCII digits. Gaps are allowed
+    (``InstanceId.1``, ``InstanceId.3``); the members keep their order."""
+    if not (key.isascii() and key.isdigit() and key[0] != "0" and len(key) <= 6):
+        raise InvalidParameter(f"The parameter {path}.{quoted(key)} is not valid: list positions are "
+                               "1, 2, 3, ...")
+    return int(key)
+
+
+def _positions(node: Tree, path: str) -> list[tuple[int, Tree]]:
     items: list[tuple[int, Tree]] = []
     for key, child in node.items():
-        if key == "":
+        if key == _TEXT:
             if child == "":
                 continue  # "Foo=" is how the query protocol writes an empty list
-            raise InvalidParameterValue(f"{path} is a list: give {path}.1, {path}.2, ...")
-        if not key.isdigit() or len(key) > 6 or int(key) < 1:
-            raise InvalidParameterValue(f"{path}.{key[:32]}: list positions are numbers from 1")
-        items.append((int(key), child))
+            raise InvalidParameterValue(f"Value ({quoted(child)}) for parameter {path} is invalid. "
+                                        f"It is a list: give {path}.1, {path}.2, ...")
+        items.append((_position(key, path), child))
     if len(items) > MAX_LIST:
-        raise InvalidParameterValue(f"{path}: at most {MAX_LIST} members")
+        raise InvalidParameterValue(f"The parameter {path} has {len(items)} members, at most {MAX_LIST}")
     items.sort(key=lambda kv: kv[0])
-    return [_value(member, child, f"{path}.{i}") for i, child in items]
+    return items
 
 
-def _scalar(kind: str, text: str, path: str) -> Any:
-    if kind == "string":
-        return text
-    if kind in ("integer", "long"):
-        try:
-            value = int(text)
-        except ValueError:
-            raise InvalidParameterValue(f"Value ({text[:64]}) for parameter {path} is invalid. "
-                                        "It must be an integer.") from None
-        if abs(value) >= 2**63:
-            raise InvalidParameterValue(f"Value for parameter {path} is out of range")
-        return value
-    if kind == "boolean":
-        lowered = text.lower()
-        if lowered not in ("true", "false"):
-            raise InvalidParameterValue(f"Value ({text[:64]}) for parameter {path} is invalid. "
-                                        "It must be true or false.")
-        return lowered == "true"
-    if kind in ("double", "float"):
-        try:
-            number = float(text)
-        except ValueError:
-            raise InvalidParameterValue(f"Value ({text[:64]}) for parameter {path} is not a number") from None
-        if not math.isfinite(number):
-            raise InvalidParameterValue(f"Value for parameter {path} must be finite")
-        return number
-    if kind == "timestamp":
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidParameterValue(f"Value ({text[:64]}) for parameter {path} is not an ISO 8601 time") from None
-    if kind == "blob":
-        try:
-            return base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise InvalidParameterValue(f"Value for parameter {path} is not valid base64") from None
+def _list(shape: ListShape, node: Tree, path: str) -> list[Any]:
+    member: Shape = shape.member
+    return [_value(member, child, f"{path}.{i}") for i, child in _positions(node, path)]
+
+
+def _map(shape: MapShape, node: Tree, path: str) -> dict[Any, Any]:
+    """``Name.entry.N.key`` / ``Name.entry.N.value`` (``Name.N.key`` when flattened), as
+    botocore's query serializer writes a map."""
+    if not shape.serialization.get("flattened"):
+        if set(node) - {_TEXT} - {"entry"}:
+            raise _unknown({k: v for k, v in node.items() if k not in (_TEXT, "entry")}, path + ".")
+        node = node.get("entry", {})
+        path += ".entry"
+    key_name, value_name = _name(shape.key, "key"), _name(shape.value, "value")
+    out: dict[Any, Any] = {}
+    for i, entry in _positions(node, path):
+        at = f"{path}.{i}"
+        extra = set(entry) - {key_name, value_name}
+        if extra:
+            raise _unknown({k: entry[k] for k in extra}, at + ".")
+        if key_name not in entry:
+            raise MissingParameter(f"The request must contain the parameter {at}.{key_name}")
+        key = _value(shape.key, entry[key_name], f"{at}.{key_name}")
+        out[key] = _value(shape.value, entry[value_name], f"{at}.{value_name}") if value_name in entry else None
+    return out
+
+
+# --- scalars: one converter per shape, built once ---------------------------------------------------
+
+Converter = Callable[[str, str], Any]
+
+
+def _invalid(text: str, path: str, why: str) -> InvalidParameterValue:
+    return InvalidParameterValue(f"Value ({quoted(text)}) for parameter {path} is invalid. {why}")
+
+
+def _string(text: str, path: str) -> str:
+    if not xml_safe(text):
+        raise _invalid(text, path, "It holds characters that are not allowed (control characters, "
+                                   "U+FFFE, U+FFFF, surrogates).")
     return text
+
+
+@cache
+def _converter(shape: Shape) -> Converter:
+    kind = shape.type_name
+    meta = shape.metadata
+    if kind == "string":
+        return _string_converter(shape)
+    if kind in ("integer", "long"):
+        low, high = _RANGE[kind]
+        low, high = max(low, int(meta.get("min", low))), min(high, int(meta.get("max", high)))
+
+        def integer(text: str, path: str) -> int:
+            if not _INTEGER.fullmatch(text):
+                raise _invalid(text, path, "It must be an integer.")
+            value = int(text)
+            if not low <= value <= high:
+                raise _invalid(text, path, f"It must be an integer from {low} to {high}.")
+            return value
+        return integer
+    if kind == "boolean":
+        def boolean(text: str, path: str) -> bool:
+            lowered = text.lower()
+            if lowered not in ("true", "false"):
+                raise _invalid(text, path, "It must be true or false.")
+            return lowered == "true"
+        return boolean
+    if kind in ("double", "float"):
+        def double(text: str, path: str) -> float:
+            if not _DOUBLE.fullmatch(text):
+                raise _invalid(text, path, "It must be a number.")
+            number = float(text)
+            if not math.isfinite(number):
+                raise _invalid(text, path, "It must be a finite number.")
+            return number
+        return double
+    if kind == "timestamp":
+        return _timestamp
+    if kind == "blob":
+        def blob(text: str, path: str) -> bytes:
+            try:
+                return base64.b64decode(text, validate=True)
+            except (binascii.Error, ValueError):
+                raise _invalid(text, path, "It must be base64.") from None
+        return blob
+    return _string
+
+
+def _timestamp(text: str, path: str) -> datetime:
+    if not text.isascii():
+        raise _invalid(text, path, "It must be an ISO 8601 time.")
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise _invalid(text, path, "It must be an ISO 8601 time.") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _string_converter(shape: Shape) -> Converter:
+    meta = shape.metadata
+    low, high = int(meta.get("min", 0)), int(meta.get("max", MAX_VALUE))
+    enum = frozenset(shape.enum) if shape.enum and shape.name not in OPEN_ENUMS else None
+    pattern: re.Pattern[str] | None = None
+    if "pattern" in meta:
+        try:
+            pattern = re.compile(str(meta["pattern"]))
+        except re.error:
+            pattern = None  # written for another regex dialect; the service checks what matters
+
+    def string(text: str, path: str) -> str:
+        if not xml_safe(text):
+            _string(text, path)
+        if not low <= len(text) <= high:
+            raise _invalid(text, path, f"It must be {low} to {high} characters long.")
+        if enum is not None and text not in enum:
+            shown = ", ".join(sorted(enum)[:8]) + (", ..." if len(enum) > 8 else "")
+            raise _invalid(text, path, f"It must be one of: {shown}.")
+        if pattern is not None and not pattern.fullmatch(text):
+            raise _invalid(text, path, "It does not have the required form.")
+        return text
+    if enum is None and pattern is None and low == 0 and high == MAX_VALUE:
+        return _string
+    return string

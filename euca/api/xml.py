@@ -4,20 +4,28 @@ Member elements take the shape's ``locationName`` (``instancesSet``, ``reservati
 each member in its own ``locationName`` (``item`` throughout EC2), timestamps are ISO 8601 in UTC,
 booleans are lower case. A serializer is built once per shape and cached, so a request only pays
 for appending strings.
+
+Every document is well-formed XML 1.0 whatever the values hold: ``&``, ``<`` and ``>`` are
+escaped, a carriage return is written as ``&#13;`` (so it survives a parser's line-end
+normalisation), and a character XML 1.0 cannot carry at all (C0 controls but tab, newline and
+carriage return; U+FFFE, U+FFFF; lone surrogates) becomes U+FFFD in a response value. Error
+messages, which quote request input, show such a character as ``\\xNN`` / ``\\uNNNN`` instead,
+so the client can see what it sent.
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
-from xml.sax.saxutils import escape
 
 from botocore.model import OperationModel, Shape, StructureShape
 
 from euca.core.frozen import Frozen
+from euca.core.text import REPLACEMENT, quoted
 
 Emit = Callable[[Any, list[str]], None]
 
@@ -37,15 +45,24 @@ def _scalar_emitter(kind: str) -> Callable[[Any], str]:
     if kind == "timestamp":
         return _timestamp
     if kind == "blob":
-        return lambda v: base64.b64encode(v).decode() if isinstance(v, bytes) else escape(str(v))
+        return lambda v: base64.b64encode(v).decode() if isinstance(v, bytes) else _text(v)
     return _text
+
+
+# What text content cannot hold as is: markup, CR, and the characters outside XML 1.0's Char production.
+_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", "\r": "&#13;"}
+
+
+def _entity(match: re.Match[str]) -> str:
+    return _ENTITIES.get(match.group(), REPLACEMENT)
 
 
 def _text(value: Any) -> str:
     text = value if isinstance(value, str) else str(value)
-    if "&" in text or "<" in text or ">" in text:
-        return escape(text)
-    return text
+    if _SPECIAL.search(text) is None:
+        return text
+    return _SPECIAL.sub(_entity, text)
 
 
 @cache
@@ -107,8 +124,10 @@ def _emitter(shape: Shape) -> Emit:
         return mapping
     convert = _scalar_emitter(kind)
     if convert is _text:
+        search = _SPECIAL.search
+
         def text(value: Any, out: list[str]) -> None:
-            if type(value) is str and "&" not in value and "<" not in value and ">" not in value:
+            if type(value) is str and search(value) is None:
                 out.append(value)
             else:
                 out.append(_text(value))
@@ -139,6 +158,7 @@ def response(operation: OperationModel, result: dict[str, Any], request_id: str,
 
 
 def error(code: str, message: str, request_id: str) -> bytes:
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{escape(code)}</Code>'
-            f"<Message>{escape(message)}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>"
-            ).encode()
+    """EC2's error document; the message may quote anything a request held, and is made safe here."""
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{_text(quoted(code))}</Code>'
+            f"<Message>{_text(quoted(message, 4096))}</Message></Error></Errors>"
+            f"<RequestID>{_text(request_id)}</RequestID></Response>").encode()

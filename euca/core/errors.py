@@ -33,6 +33,15 @@ class UnauthorizedOperation(ApiError):
     code, status = "UnauthorizedOperation", 403
 
 
+class DryRunOperation(ApiError):
+    """What a request with ``DryRun=true`` gets when it would have succeeded; nothing was done."""
+
+    code, status = "DryRunOperation", 412
+
+    def __init__(self, message: str = "Request would have succeeded, but DryRun flag is set.") -> None:
+        super().__init__(message)
+
+
 class InvalidAction(ApiError):
     code = "InvalidAction"
 
@@ -50,7 +59,15 @@ class InvalidParameterCombination(ApiError):
 
 
 class InvalidParameter(ApiError):
+    """A parameter name that is not well formed (``GroupId.``, ``Filter.0.Name``, ``InstanceId.①``)."""
+
     code = "InvalidParameter"
+
+
+class UnknownParameter(ApiError):
+    """A well-formed parameter name the action does not have."""
+
+    code = "UnknownParameter"
 
 
 class InvalidFilter(ApiError):
