@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -101,3 +102,96 @@ def test_hmac_sha1_version_2() -> None:
 def test_no_signature_at_all() -> None:
     with pytest.raises(AuthFailure):
         verify(SignedRequest("GET", "/", "", {}, b"", {"Action": "DescribeRegions"}), KEYS.get)
+
+
+# --- the payload hash: EC2 signs the body ---------------------------------------------------------
+
+def _v4(data: dict[str, str], headers: dict[str, str] | None = None, presign: bool = False,
+        sign_payload: bool = True) -> SignedRequest:
+    """A SigV4 (or presigned) form POST; ``sign_payload=False`` signs UNSIGNED-PAYLOAD, as botocore
+    does for an operation with payload signing disabled over HTTPS."""
+    creds = Credentials("AKIDEXAMPLE", KEYS["AKIDEXAMPLE"])
+    scheme = "http" if sign_payload else "https"
+    req = AWSRequest("POST", f"{scheme}://127.0.0.1:8773/", data=dict(data), headers={**FORM, **(headers or {})})
+    req.context["payload_signing_enabled"] = sign_payload
+    (SigV4QueryAuth if presign else SigV4Auth)(creds, "ec2", "eucalyptus").add_auth(req)
+    return _received(req)
+
+
+def _with_body(req: SignedRequest, body: bytes) -> SignedRequest:
+    from urllib.parse import parse_qsl
+
+    params = dict(parse_qsl(req.query, keep_blank_values=True))
+    params.update(parse_qsl(body.decode(), keep_blank_values=True))
+    return SignedRequest(req.method, req.path, req.query, req.headers, body, params)
+
+
+def test_unsigned_payload_header_is_refused_unless_the_endpoint_allows_it() -> None:
+    req = _v4(PARAMS, {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    with pytest.raises(AuthFailure, match="UNSIGNED-PAYLOAD is not accepted"):
+        verify(req, KEYS.get)
+    assert verify(req, KEYS.get, unsigned_payload=True) == "AKIDEXAMPLE"
+
+
+def test_captured_unsigned_request_cannot_be_replayed_with_another_body() -> None:
+    """With UNSIGNED-PAYLOAD accepted, the signature held for any body: here, another instance."""
+    captured = _v4(PARAMS, {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    replayed = _with_body(captured, captured.body.replace(b"i-12345678", b"i-87654321"))
+    assert replayed.params["InstanceId.1"] == "i-87654321"
+    with pytest.raises(AuthFailure):
+        verify(replayed, KEYS.get)
+
+
+def test_presigned_request_covers_the_body() -> None:
+    """A presigned URL signs the empty body's hash (botocore moves form fields into the query);
+    it carries no other body, and one signed over UNSIGNED-PAYLOAD is refused on EC2."""
+    presigned = _v4(PARAMS, presign=True)
+    assert presigned.body == b"" and "X-Amz-Signature" in presigned.params
+    assert verify(presigned, KEYS.get) == "AKIDEXAMPLE"
+    with pytest.raises(AuthFailure):
+        verify(_with_body(presigned, b"InstanceId.2=i-87654321"), KEYS.get)
+
+    unsigned = _v4(PARAMS, presign=True, sign_payload=False)
+    assert verify(unsigned, KEYS.get, unsigned_payload=True) == "AKIDEXAMPLE"
+    smuggled = _with_body(unsigned, b"InstanceId.2=i-87654321")
+    assert verify(smuggled, KEYS.get, unsigned_payload=True) == "AKIDEXAMPLE"  # what S3 would allow
+    with pytest.raises(AuthFailure):
+        verify(smuggled, KEYS.get)
+    with pytest.raises(AuthFailure):
+        verify(unsigned, KEYS.get)
+
+
+def test_declared_payload_hash_must_be_the_bodys() -> None:
+    import hashlib
+
+    declared = hashlib.sha256(_v4(PARAMS).body).hexdigest()
+    honest = _v4(PARAMS, {"X-Amz-Content-SHA256": declared})
+    assert verify(honest, KEYS.get) == "AKIDEXAMPLE"
+    with pytest.raises(AuthFailure, match="x-amz-content-sha256"):
+        verify(_with_body(honest, honest.body + b"&InstanceId.2=i-87654321"), KEYS.get)
+    streaming = _v4(PARAMS, {"X-Amz-Content-SHA256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"})
+    with pytest.raises(AuthFailure):
+        verify(streaming, KEYS.get)
+
+
+def test_ec2_endpoint_refuses_unsigned_payload(tmp_path: Path) -> None:
+    import requests
+
+    from tests.ec2_server import running_box
+
+    with running_box(tmp_path, nodes=1) as box:
+        access, secret = box.keys()
+        for presign in (False, True):
+            req = AWSRequest("POST", box.url.replace("http:", "https:") + "/",
+                             data={"Action": "DescribeRegions", "Version": "2016-11-15"},
+                             headers={**FORM, "X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"} if not presign else FORM)
+            req.context["payload_signing_enabled"] = False
+            (SigV4QueryAuth if presign else SigV4Auth)(Credentials(access, secret), "ec2", "eucalyptus").add_auth(req)
+            prepared = req.prepare()
+            url = prepared.url.replace("https:", "http:")
+            body = b"Action=DescribeRegions&Version=2016-11-15&RegionName.1=elsewhere" if presign else prepared.body
+            headers = {**dict(prepared.headers), **({"Content-Type": FORM["Content-Type"]} if presign else {})}
+            with requests.Session() as http:
+                r = http.post(url, data=body, headers=headers)
+            assert r.status_code == 401, r.text
+            assert "<Code>AuthFailure</Code>" in r.text

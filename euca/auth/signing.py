@@ -4,6 +4,12 @@ Version 4 in the Authorization header (what boto3 and the aws CLI send) and in t
 (presigned URLs); Version 2 (HmacSHA256 / HmacSHA1) as older EC2 tools send it. EC2 answers an
 unknown key and a wrong signature alike with AuthFailure, and a timestamp more than 15 minutes
 off with RequestExpired.
+
+A Version 4 signature covers the body through its payload hash. EC2 (like IAM) signs the hash of
+the actual body: ``X-Amz-Content-SHA256: UNSIGNED-PAYLOAD``, in the header or in a presigned
+request, would let a captured request be replayed with another body, so it is refused unless the
+endpoint passes ``unsigned_payload=True`` (S3 does, for streaming uploads). A declared hash must
+be the body's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from euca.core.errors import AuthFailure, RequestExpired
 MAX_SKEW = 15 * 60
 MAX_PRESIGN = 7 * 24 * 3600
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 
 SecretLookup = Callable[[str], str | None]
 
@@ -39,14 +46,16 @@ class SignedRequest:
     params: Mapping[str, str]  # query and form parameters, decoded
 
 
-def verify(request: SignedRequest, secret_of: SecretLookup, now: float | None = None) -> str:
-    """The access key that signed ``request``, or AuthFailure / RequestExpired."""
+def verify(request: SignedRequest, secret_of: SecretLookup, now: float | None = None,
+           unsigned_payload: bool = False) -> str:
+    """The access key that signed ``request``, or AuthFailure / RequestExpired. ``unsigned_payload``:
+    whether a Version 4 signature may leave the body out (``UNSIGNED-PAYLOAD``); only S3 allows it."""
     now = time.time() if now is None else now
     authorization = request.headers.get("authorization", "")
     if authorization.startswith("AWS4-HMAC-SHA256 "):
-        return _verify_v4_header(request, authorization, secret_of, now)
+        return _verify_v4_header(request, authorization, secret_of, now, unsigned_payload)
     if request.params.get("X-Amz-Algorithm") == "AWS4-HMAC-SHA256":
-        return _verify_v4_query(request, secret_of, now)
+        return _verify_v4_query(request, secret_of, now, unsigned_payload)
     if request.params.get("SignatureVersion") == "2":
         return _verify_v2(request, secret_of, now)
     raise AuthFailure("AWS was not able to validate the provided access credentials")
@@ -136,7 +145,25 @@ def _check_v4(request: SignedRequest, secret_of: SecretLookup, credential: str, 
     raise _fail()
 
 
-def _verify_v4_header(request: SignedRequest, authorization: str, secret_of: SecretLookup, now: float) -> str:
+def _payloads(request: SignedRequest, unsigned_payload: bool, presigned: bool) -> tuple[str, ...]:
+    """The payload hashes a signature over ``request`` may have used: the body's own, the declared
+    ``x-amz-content-sha256`` if it is that, and ``UNSIGNED-PAYLOAD`` only where allowed."""
+    actual = hashlib.sha256(request.body).hexdigest()
+    declared = request.headers.get("x-amz-content-sha256")
+    if declared == UNSIGNED_PAYLOAD or (presigned and declared is None):
+        if unsigned_payload:
+            return (actual, UNSIGNED_PAYLOAD)
+        if declared is not None:
+            raise AuthFailure("This service requires the signature to cover the request body: "
+                              "UNSIGNED-PAYLOAD is not accepted")
+        return (actual,)
+    if declared is not None and declared != actual:
+        raise AuthFailure("The provided x-amz-content-sha256 header does not match what was computed.")
+    return (actual,)
+
+
+def _verify_v4_header(request: SignedRequest, authorization: str, secret_of: SecretLookup, now: float,
+                      unsigned_payload: bool) -> str:
     fields: dict[str, str] = {}
     for item in authorization[len("AWS4-HMAC-SHA256 "):].split(","):
         key, _, value = item.strip().partition("=")
@@ -150,15 +177,12 @@ def _verify_v4_header(request: SignedRequest, authorization: str, secret_of: Sec
         raise _fail()
     if abs(now - _amz_time(amz_date)) > MAX_SKEW:
         raise RequestExpired(f"Request has expired. Timestamp date is {amz_date}")
-    declared = request.headers.get("x-amz-content-sha256")
-    payloads = (declared,) if declared else (hashlib.sha256(request.body).hexdigest(),)
-    if declared and declared != "UNSIGNED-PAYLOAD" and declared != hashlib.sha256(request.body).hexdigest():
-        raise _fail()
+    payloads = _payloads(request, unsigned_payload, presigned=False)
     return _check_v4(request, secret_of, credential, signed_headers, signature, amz_date,
                      _canonical_query(request.query), payloads)
 
 
-def _verify_v4_query(request: SignedRequest, secret_of: SecretLookup, now: float) -> str:
+def _verify_v4_query(request: SignedRequest, secret_of: SecretLookup, now: float, unsigned_payload: bool) -> str:
     p = request.params
     try:
         credential, signed_headers, signature = p["X-Amz-Credential"], p["X-Amz-SignedHeaders"], p["X-Amz-Signature"]
@@ -170,7 +194,7 @@ def _verify_v4_query(request: SignedRequest, secret_of: SecretLookup, now: float
         raise _fail()
     if now > signed_at + expires or signed_at - now > MAX_SKEW:
         raise RequestExpired(f"Request has expired. Timestamp date is {amz_date}")
-    payloads = (hashlib.sha256(request.body).hexdigest(), "UNSIGNED-PAYLOAD")
+    payloads = _payloads(request, unsigned_payload, presigned=True)
     return _check_v4(request, secret_of, credential, signed_headers, signature, amz_date,
                      _canonical_query(request.query, skip="X-Amz-Signature"), payloads)
 
