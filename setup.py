@@ -21,7 +21,7 @@ EXTRA: dict[str, dict[str, list[str]]] = {
 }
 
 
-# EUCA_ONLY=placement,netalloc builds just those (a faster edit-compile loop).
+# EUCA_ONLY=placement,vlans builds just those (a faster edit-compile loop).
 ONLY = {name for name in os.environ.get("EUCA_ONLY", "").split(",") if name}
 
 

@@ -1,7 +1,7 @@
 # A two-level bitset: the words, and a summary word per 64 words telling which words are non-zero.
 # find-next-set-bit costs one word test plus a scan of the summary (n / 4096 words), so 100,000
-# bits take at most 25 summary words. Used for "which nodes can take this VM type", free VLAN tags,
-# free host addresses and free public IPs.
+# bits take at most 25 summary words. Used for "which nodes can take this VM type" and for the free
+# slots of every network pool (pyx.slotpool): VLAN tags, host addresses, public IPs, MAC=IP pairs.
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport calloc, free, realloc
 from libc.string cimport memset
@@ -128,3 +128,43 @@ cdef inline Py_ssize_t bs_count(const bitset_t* b) noexcept nogil:
     for i in range(b.nwords):
         n += __builtin_popcountll(b.words[i])
     return n
+
+
+cdef inline void bs_fill(bitset_t* b) noexcept nogil:
+    """Set all nbits bits, word by word."""
+    cdef Py_ssize_t w, full = b.nbits >> 6, rem = b.nbits & 63
+    for w in range(b.nwords):
+        b.words[w] = 0
+    for w in range(b.nsummary):
+        b.summary[w] = 0
+    for w in range(full):
+        b.words[w] = ~(<uint64_t>0)
+    if rem:
+        b.words[full] = ((<uint64_t>1) << rem) - 1
+    for w in range(b.nwords):
+        if b.words[w]:
+            b.summary[w >> 6] |= (<uint64_t>1) << (w & 63)
+
+
+cdef inline Py_ssize_t bs_next_clear(const bitset_t* b, Py_ssize_t i) noexcept nogil:
+    """The first clear bit at or after i and below nbits, or -1.
+
+    A plain word scan without the summary: the pools only list what they hold, never search for it
+    in a hot loop.
+    """
+    cdef Py_ssize_t w
+    cdef uint64_t x
+    if i < 0:
+        i = 0
+    if i >= b.nbits:
+        return -1
+    w = i >> 6
+    x = ~b.words[w] & ((~(<uint64_t>0)) << (i & 63))
+    while True:
+        if x:
+            i = (w << 6) + __builtin_ctzll(x)
+            return i if i < b.nbits else -1
+        w += 1
+        if w >= b.nwords:
+            return -1
+        x = ~b.words[w]

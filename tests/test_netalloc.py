@@ -60,6 +60,11 @@ def run_both(
         assert snapshot(pools[0]) == snapshot(pools[1]), (step, name, args)
 
 
+def test_twin_has_every_pool_the_face_hands_on() -> None:
+    """pyx.netalloc gathers the pools of five modules; the oracle must keep covering all of them."""
+    assert [name for name in kernel.__all__ if not hasattr(twin, name)] == []
+
+
 # --- VlanPool ------------------------------------------------------------------------------------
 
 @st.composite

@@ -1,5 +1,6 @@
-"""Plain-Python twin of ``pyx.netalloc``: the oracle its property tests compare against, and the
-baseline its benchmark measures.
+"""Plain-Python twin of ``pyx.netalloc``, the network pools of ``pyx.vlans``, ``pyx.addrplan``,
+``pyx.publicips``, ``pyx.macs`` and ``pyx.groupnets``: the oracle their property tests compare
+against, and the baseline their benchmark measures.
 
 Sets, dicts and lists, and "lowest free" found by ``min()`` or by a scan from the bottom, so that
 each rule can be checked by reading it. Same API, same results, same exceptions and messages.
