@@ -2,6 +2,11 @@
 
 Served at ``/`` and at ``/services/Eucalyptus`` (where Eucalyptus's clients look for it). Every
 change is committed to the store before the answer leaves; no request ever gets a traceback.
+
+One pipeline for every action: verify the signature, find the caller, parse and check the
+parameters against the operation's input shape, authorize, and only then either answer
+``DryRunOperation`` (for ``DryRun=true``) or call the action's handler. Nothing a handler does
+happens for a request that fails any step before it.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -18,21 +23,25 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel
 from starlette.applications import Starlette
 from starlette.responses import Response
-from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from euca.api import query, xml
-from euca.api.actions import ACTIONS
+from euca.api.actions import ACTIONS, Handler
 from euca.auth import SignedRequest, verify
 from euca.core.errors import (
     ApiError,
+    DryRunOperation,
     InternalError,
     InvalidAction,
     InvalidParameterValue,
     MissingParameter,
     RequestTooLarge,
+    UnauthorizedOperation,
 )
+from euca.core.text import quoted
 from euca.services.cloud import Cloud
+from euca.services.common import Caller
+from euca.services.images import kind_of_location
 
 log = logging.getLogger("euca.api")
 
@@ -42,6 +51,9 @@ PATHS = ("/", "/services/Eucalyptus", "/services/Eucalyptus/")
 _XML_HEADER = (b"content-type", XML.encode())
 # Parameters Eucalyptus's tools send that botocore's EC2 model does not have
 EXTENSIONS = {"RunInstances": ("AddressingType",)}
+
+# May this caller do this action with these (parsed) parameters? Raises UnauthorizedOperation if not.
+Authorize = Callable[[Caller, str, dict[str, Any]], None]
 
 _model: ServiceModel | None = None
 
@@ -53,15 +65,31 @@ def ec2_model() -> ServiceModel:
     return _model
 
 
+def account_policy(caller: Caller, action: str, params: dict[str, Any]) -> None:
+    """Today's authorization: a valid access key may call every action, except what only the
+    cloud's administrator may do. It runs before a dry run answers, so ``DryRun=true`` tells a
+    caller the truth about both. The policy engine (IAM-style policies per user) takes this
+    place through ``create_app(authorize=...)``."""
+    if caller.admin:
+        return
+    if action == "RegisterImage":
+        kind = kind_of_location(str(params.get("ImageLocation") or ""))
+        if kind != "machine":
+            raise UnauthorizedOperation(f"Only administrators can register {kind} images")
+
+
 class Ec2Api:
     """The request pipeline; one instance per cloud."""
 
-    def __init__(self, cloud: Cloud) -> None:
+    def __init__(self, cloud: Cloud, authorize: Authorize = account_policy,
+                 actions: Mapping[str, Handler] = ACTIONS) -> None:
         self.cloud = cloud
+        self.authorize = authorize
+        self.actions = actions
         self.model = ec2_model()
         self.version = str(self.model.metadata["apiVersion"])
         self._operations: dict[str, OperationModel] = {
-            name: self.model.operation_model(name) for name in ACTIONS}
+            name: self.model.operation_model(name) for name in actions}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI contract, without a Request and a Response object per call: at thousands of
@@ -112,16 +140,17 @@ class Ec2Api:
             if not action:
                 raise MissingParameter("The request must contain the parameter Action")
             operation = self._operations.get(action)
-            handler = ACTIONS.get(action)
+            handler = self.actions.get(action)
             if operation is None or handler is None:
-                raise InvalidAction(f"The action {action[:64]} is not valid for this web service.")
-            parsed = query.parse(operation.input_shape, params)
-            for name in EXTENSIONS.get(action, ()):
-                if name in params:
-                    parsed[name] = params[name]
+                raise InvalidAction(f"The action {quoted(action)} is not valid for this web service.")
+            parsed = query.parse(operation.input_shape, params, EXTENSIONS.get(action, ()))
+            self.authorize(caller, action, parsed)
+            if parsed.get("DryRun") is True:
+                raise DryRunOperation()
             result: dict[str, Any] = handler(self.cloud, caller, parsed)
             version = params.get("Version") or self.version
-            if not (len(version) == 10 and version[4] == "-" and version.replace("-", "").isdigit()):
+            if not (len(version) == 10 and version[4] == "-" and version.isascii()
+                    and version.replace("-", "").isdigit()):
                 version = self.version
             return 200, xml.response(operation, result, request_id, version)
         except ApiError as exc:
@@ -134,9 +163,11 @@ class Ec2Api:
     def _params(self, raw_query: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         params: dict[str, str] = {}
         try:
-            pairs = parse_qsl(raw_query, keep_blank_values=True, strict_parsing=False, max_num_fields=query.MAX_PARAMS)
+            # Percent-escapes must decode as UTF-8: a name or value that does not is refused, not guessed at.
+            pairs = parse_qsl(raw_query, keep_blank_values=True, max_num_fields=query.MAX_PARAMS, errors="strict")
             if body and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-                pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=query.MAX_PARAMS)
+                pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=query.MAX_PARAMS,
+                                   errors="strict")
         except (ValueError, UnicodeDecodeError):
             raise InvalidParameterValue("The request parameters are not valid form encoding") from None
         for key, value in pairs:
@@ -153,26 +184,30 @@ def _request_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def _method_not_allowed(request: object) -> Response:
+def _method_not_allowed() -> Response:
     return Response(xml.error("InvalidAction", "Only GET and POST are supported", _request_id()),
                     status_code=405, media_type=XML)
 
 
 class _Front:
-    """The EC2 endpoint's paths straight to the pipeline; lifespan and everything else to Starlette."""
+    """The EC2 endpoint's paths straight to the pipeline (any other method there gets EC2's error
+    document); lifespan and everything else to Starlette."""
 
     def __init__(self, api: Ec2Api, rest: Starlette) -> None:
         self.api, self.rest = api, rest
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in PATHS and scope["method"] in ("GET", "POST"):
-            await self.api(scope, receive, send)
+        if scope["type"] == "http" and scope["path"] in PATHS:
+            if scope["method"] in ("GET", "POST"):
+                await self.api(scope, receive, send)
+            else:
+                await _method_not_allowed()(scope, receive, send)
         else:
             await self.rest(scope, receive, send)
 
 
-def create_app(cloud: Cloud, tick_seconds: float = 5.0) -> _Front:
-    api = Ec2Api(cloud)
+def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize = account_policy) -> _Front:
+    api = Ec2Api(cloud, authorize)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -191,5 +226,4 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0) -> _Front:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    routes = [Route(path, _method_not_allowed) for path in PATHS]
-    return _Front(api, Starlette(routes=routes, lifespan=lifespan))
+    return _Front(api, Starlette(lifespan=lifespan))
