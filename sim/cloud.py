@@ -21,7 +21,7 @@ import simpy
 
 from drivers.protocol import InstanceSpec
 from drivers.sim import SimNode
-from euca.cluster import ClusterController, Placed, ResourceReport, RunRequest
+from euca.cluster import ClusterController, ResourceReport, RunRequest
 from euca.core.config import MANAGED_MODES
 from pyx.errors import KernelError
 from pyx.placement import ASLEEP, DOWN, WAKING
@@ -80,7 +80,6 @@ class Cloud:
         self.link_free = [0.0] * len(self.nodes)
         self.epoch = [0] * len(self.nodes)  # bumped when a node fails: downloads to it are void
         self.fetching: dict[tuple[int, int], _Fetch] = {}
-        self.publics: dict[str, str] = {}  # instance -> its dynamic public address (doDynamicPublicAddresses)
         self.instances = 0  # running, as the meter counts them (the CC's records say where)
         self._ends = self._instance_ends  # bound once: every instance's end event holds this one object
         self._arrived = self._image_arrived
@@ -110,7 +109,7 @@ class Cloud:
         self._next_id += count
         ids = [f"i-{first:08X}"] if count == 1 else [f"i-{k:08X}" for k in range(first, first + count)]
         request = _new(RunRequest, (ids, t.name, count if self.all_or_none else 1, ACCOUNT, self.groups[group],
-                                    image_id))
+                                    image_id, self.auto_public))
         try:
             launches = self.cc.run(request)
         except KernelError as exc:
@@ -118,34 +117,15 @@ class Cloud:
             return
         if len(launches) < count:
             meter.reject(count - len(launches), self._why_short(request, len(launches)), now, counted)
-        publics_of: list[str | None] = [None] * len(launches)
-        if self.auto_public:
-            network = self.cc.network
-            for k, launch in enumerate(launches):
-                try:
-                    ip = network.allocate_public()
-                except KernelError as exc:
-                    for surplus in launches[k:]:
-                        self.cc.terminate(surplus.instance_id)
-                    meter.reject(len(launches) - k, str(exc), now, counted)
-                    launches = launches[:k]
-                    break
-                network.associate(ip, launch.instance_id)
-                publics_of[k] = ip
-            if self.all_or_none and len(launches) < count:
-                for launch, held in zip(launches, publics_of, strict=False):
-                    self._release(launch.instance_id, held)
-                meter.reject(len(launches), "Not enough resources available: public addresses", now, counted)
-                return
         cc = self.cc
         size = self.image_sizes[image]
         cores, memory, disk, name = t.cores, t.memory, t.disk, t.name
         nodes, watts_per_core, boot_time = self.nodes, self.watts_per_core, self.boot_time
         hit_latency, miss_latency = meter.hit_latency, meter.miss_latency
-        timeout, ends, publics = self.env.timeout, self._ends, self.publics
+        timeout, ends = self.env.timeout, self._ends
         reservation_id = "r-" + ids[0][2:]
         watts = 0.0
-        for launch, life, public_ip in zip(launches, lifetimes, publics_of, strict=False):
+        for launch, life in zip(launches, lifetimes, strict=False):
             iid, _, _, net, _, n, hit = launch
             node = nodes[n]
             state = node.state
@@ -166,8 +146,6 @@ class Cloud:
                 (hit_latency if hit else miss_latency).append(running - now)
             else:
                 running = now
-            if public_ip is not None:
-                publics[iid] = public_ip
             watts += watts_per_core[n]
             timeout(running + life - now, iid).callbacks.append(ends)
         started = len(launches)
@@ -185,7 +163,8 @@ class Cloud:
 
     def _why_short(self, request: RunRequest, started: int) -> str:
         """The reason the rest of a partly started reservation was skipped: what one more would hit."""
-        probe = RunRequest([self._instance_id()], request.vmtype, 1, request.account, request.group, request.image_id)
+        probe = RunRequest([self._instance_id()], request.vmtype, 1, request.account, request.group, request.image_id,
+                           request.public)
         try:
             launches = self.cc.run(probe)
         except KernelError as exc:
@@ -229,16 +208,12 @@ class Cloud:
     def _instance_ends(self, event: simpy.Event) -> None:
         """An instance's life is over: the user terminates it, the CC takes everything back."""
         instance_id = cast(str, event.value)
+        meter = self.meter
+        meter.advance(self.clock())  # the network's usage is sampled here, before this end frees anything
         try:
             placed = self.cc.terminate(instance_id)
         except KeyError:
             return  # lost with its node earlier
-        meter = self.meter
-        meter.advance(self.clock())
-        if self.publics:
-            public_ip = self.publics.pop(instance_id, None)
-            if public_ip is not None:
-                self.cc.network.release_public(public_ip)
         n = placed.node_index
         self.nodes[n].terminate(instance_id)
         cores, memory, disk = self._needs[placed.vmtype]
@@ -248,12 +223,6 @@ class Cloud:
         meter.watts -= self.watts_per_core[n] * cores
         self.instances -= 1
         meter.instances = self.instances
-
-    def _release(self, instance_id: str, public_ip: str | None) -> Placed:
-        placed = self.cc.terminate(instance_id)
-        if public_ip is not None:
-            self.cc.network.release_public(public_ip)
-        return placed
 
     # --- power and failures ------------------------------------------------------------------------
 
@@ -302,7 +271,7 @@ class Cloud:
             meter.powered -= 1
         meter.watts -= node.watts()
         for instance_id in node.fail():
-            placed = self._release(instance_id, self.publics.pop(instance_id, None))
+            placed = self.cc.terminate(instance_id)
             cores, memory, disk = self._needs[placed.vmtype]
             meter.cores -= cores
             meter.memory -= memory

@@ -468,7 +468,6 @@ def pair(world: World) -> tuple[Outsider, Heard, str]:
 
 # Naming a source group by id: looked up in the caller's account unless the pair names its owner
 # (EC2-Classic names another account's group by owner and name; see the test above).
-@pytest.mark.xfail(strict=True, reason="a source group given by GroupId is found in any account, whoever owns it")
 @pytest.mark.parametrize("own_account", [False, True], ids=["id-alone", "id-with-callers-account"])
 def test_another_accounts_group_cannot_be_a_source_by_id(pair: tuple[Outsider, Heard, str], own_account: bool) -> None:
     dave, _, carols = pair

@@ -20,9 +20,12 @@ from euca.cluster.scheduler import Availability, PowerPlan, Scheduler
 from euca.cluster.vmtypes import VmTypes
 from euca.core.clock import Clock, wall
 from euca.core.config import Config
-from pyx.errors import InsufficientCapacity
+from pyx.errors import Exhausted, InsufficientCapacity
 from pyx.ledger import Ledger
 from pyx.placement import Placement
+
+# Eucalyptus's words when the dynamic public addresses run out (Exhausted adds the prefix).
+NO_ADDRESSES = "addresses (try --addressing private)"
 
 
 class RunRequest(NamedTuple):
@@ -34,6 +37,7 @@ class RunRequest(NamedTuple):
     account: str = "admin"
     group: str = "default"
     image_id: str = ""
+    public: bool = False  # each instance gets a dynamic public address (doDynamicPublicAddresses)
 
 
 class Placed(NamedTuple):
@@ -117,6 +121,27 @@ class ClusterController:
         except InsufficientCapacity:
             self.scheduler.no_room(self._type_index[vmtype], request.min_count)
             raise
+        if request.public:
+            launches = self._give_public(launches, request.min_count)
+        return launches
+
+    def _give_public(self, launches: list[Launch], min_count: int) -> list[Launch]:
+        """A dynamic public address for each started instance, in launch order. The instances the
+        pool cannot address are skipped like those the nodes have no room for: past ``min_count``
+        the reservation is cut short; below it, nothing stays started and Eucalyptus's error is
+        raised. One rule for the cloud and the simulator."""
+        give = self.network.give_dynamic
+        for k, launch in enumerate(launches):
+            try:
+                give(launch.instance_id)
+            except Exhausted:
+                now = self.clock()
+                ended = launches[k:] if k >= min_count else launches
+                for skipped in ended:
+                    self._ledger.end(skipped.instance_id, now)
+                if k < min_count:
+                    raise Exhausted(NO_ADDRESSES) from None
+                return launches[:k]
         return launches
 
     def terminate(self, instance_id: str) -> Placed:
@@ -160,7 +185,8 @@ class ClusterController:
 
     # --- the state store ----------------------------------------------------------------------------
 
-    def restore(self, instances: Iterable[Placed], publics: Iterable[tuple[str, str | None]] = ()) -> list[str]:
+    def restore(self, instances: Iterable[Placed],
+                publics: Iterable[tuple[str, str | None] | tuple[str, str | None, bool]] = ()) -> list[str]:
         """Rebuild placements and network pools from the store after a restart. Records that clash
         (an unknown node or type, a node without room, a second owner of an address) are skipped
         and reported; the rest are restored exactly."""

@@ -64,6 +64,7 @@ class NetworkManager:
         self.tagged = self.mode == "MANAGED"
         self._public_owner: dict[int, str | None] = {}  # held public ip -> instance it is associated with
         self._public_of: dict[str, int] = {}  # instance -> its public ip (the reverse of the above)
+        self._dynamic: set[int] = set()  # held public ips that are dynamic: they live while their instance does
         self._macs: MacPool | None = None
         self._groups: GroupNetworks | None = None  # the managed modes' tags, networks and hosts
         self._public = PublicPool(config.public_ips if self.mode in MANAGED_MODES else [])
@@ -133,7 +134,12 @@ class NetworkManager:
         public = self._public_of.pop(instance_id, None)
         if public is None:
             return []
-        self._public_owner[public] = None
+        if public in self._dynamic:
+            self._dynamic.discard(public)
+            del self._public_owner[public]
+            self._public.release(public)
+        else:
+            self._public_owner[public] = None
         return [int_to_ip(public)]
 
     def assignment(self, instance_id: str) -> NetAssignment | None:
@@ -159,6 +165,26 @@ class NetworkManager:
         self._public_owner[value] = None
         return int_to_ip(value)
 
+    def give_dynamic(self, instance_id: str) -> str:
+        """doDynamicPublicAddresses: a public address for a starting instance, associated with it
+        and given back to the pool when it ends (``detach``). Raises Exhausted naming the pool."""
+        if instance_id not in self._instances:
+            raise KernelError(f"{instance_id} has no network assignment")
+        if instance_id in self._public_of:
+            raise Conflict(f"{instance_id} already has a public address")
+        ip = self.allocate_public()
+        value = ip_to_int(ip)
+        self._public_owner[value] = instance_id
+        self._public_of[instance_id] = value
+        self._dynamic.add(value)
+        return ip
+
+    def is_dynamic(self, ip: str) -> bool:
+        return ip_to_int(ip) in self._dynamic
+
+    def holds_public(self, ip: str) -> bool:
+        return ip_to_int(ip) in self._public_owner
+
     def _take_public(self, ip: str) -> int:
         value = ip_to_int(ip)
         self._public.take(value)
@@ -167,6 +193,7 @@ class NetworkManager:
     def release_public(self, ip: str) -> None:
         value = ip_to_int(ip)
         self._public.release(value)
+        self._dynamic.discard(value)
         owner = self._public_owner.pop(value, None)
         if owner is not None:
             del self._public_of[owner]
@@ -208,13 +235,15 @@ class NetworkManager:
     def rebuild(
         self,
         instances: Iterable[NetAssignment],
-        publics: Iterable[tuple[str, str | None]] = (),
+        publics: Iterable[tuple[str, str | None] | tuple[str, str | None, bool]] = (),
     ) -> list[str]:
-        """Rebuild every pool from what the state store holds. Assignments that clash with one
-        already loaded (a second owner of an address, tag or MAC) are skipped and reported."""
+        """Rebuild every pool from what the state store holds: instance assignments and the held
+        public addresses as (ip, instance or None[, dynamic]). Assignments that clash with one
+        already loaded (a second owner of an address, tag or MAC) are skipped and reported; a
+        dynamic address whose instance is gone goes back to the pool."""
         problems: list[str] = []
         self._instances.clear()
-        self._public_owner, self._public_of = {}, {}
+        self._public_owner, self._public_of, self._dynamic = {}, {}, set()
         if self._macs is not None:
             self._macs.load([])
         if self._groups is not None:
@@ -225,21 +254,31 @@ class NetworkManager:
                 self._restore(a)
             except (KernelError, ValueError) as exc:
                 problems.append(f"{a.instance_id}: {exc}")
-        for ip, owner in publics:
+        for held in publics:
+            address, owner, dynamic = held[0], held[1], len(held) > 2 and bool(held[2])
             try:
-                value = self._take_public(ip)
+                value = self._take_public(address)
             except (KernelError, ValueError) as exc:
-                problems.append(f"public address {ip}: {exc}")
+                problems.append(f"public address {address}: {exc}")
+                continue
+            if dynamic:
+                if owner is not None and owner in self._instances and owner not in self._public_of:
+                    self._public_owner[value] = owner
+                    self._public_of[owner] = value
+                    self._dynamic.add(value)
+                else:
+                    self._public.release(value)
+                    problems.append(f"dynamic address {address}: instance {owner} is gone; back in the pool")
                 continue
             if owner is None:
                 self._public_owner[value] = None
             elif owner not in self._instances:
                 self._public_owner[value] = None
-                problems.append(f"public address {ip}: instance {owner} has no network assignment")
+                problems.append(f"public address {address}: instance {owner} has no network assignment")
             elif owner in self._public_of:
                 self._public_owner[value] = None
-                held = int_to_ip(self._public_of[owner])
-                problems.append(f"public address {ip}: instance {owner} already has {held}")
+                problems.append(f"public address {address}: instance {owner} already has "
+                                f"{int_to_ip(self._public_of[owner])}")
             else:
                 self._public_owner[value] = owner
                 self._public_of[owner] = value

@@ -58,8 +58,8 @@ class Addresses:
         for ip, account, body in store.load("address"):
             self._addresses[ip] = Address(ip, account, body.get("instance"), bool(body.get("dynamic")))
 
-    def restore_list(self) -> list[tuple[str, str | None]]:
-        return [(a.ip, a.instance) for a in self._addresses.values()]
+    def restore_list(self) -> list[tuple[str, str | None, bool]]:
+        return [(a.ip, a.instance, a.dynamic) for a in self._addresses.values()]
 
     def _check_ip(self, ip: str) -> str:
         try:
@@ -100,7 +100,7 @@ class Addresses:
             if instance is not None:
                 self._cc.network.disassociate(a.ip)
                 tx.on_rollback(lambda: self._cc.network.associate(a.ip, instance))
-                self._give_dynamic(tx, [instance], strict=False)
+                self._give_dynamic(tx, [instance])
         self._cc.network.release_public(a.ip)
         del self._addresses[a.ip]
 
@@ -125,7 +125,7 @@ class Addresses:
                 # the instance it leaves gets a dynamic address of its own again
                 self._cc.network.disassociate(a.ip)
                 tx.on_rollback(lambda: self._cc.network.associate(a.ip, elsewhere))
-                self._give_dynamic(tx, [elsewhere], strict=False)
+                self._give_dynamic(tx, [elsewhere])
         if replaced is not None:
             self._cc.network.disassociate(replaced.ip)
             replaced.instance = None
@@ -144,20 +144,23 @@ class Addresses:
             tx.put("address", a.ip, a.account, {"instance": None})
             self._cc.network.disassociate(a.ip)
             tx.on_rollback(lambda: self._cc.network.associate(a.ip, instance))
-            self._give_dynamic(tx, [instance], strict=False)
+            self._give_dynamic(tx, [instance])
         a.instance = None
 
-    def launched(self, tx: Tx, instance_ids: list[str], addressing: str | None) -> None:
-        """Inside the transaction that records new instances: each gets a dynamic public address,
-        unless ``addressing`` is "private". With the pool empty nothing is taken and the launch fails."""
-        if addressing not in (None, "", "public", "private"):
-            raise InvalidParameterValue(f"AddressingType must be public or private, not {addressing[:32]}")
-        if addressing != "private":
-            self._give_dynamic(tx, instance_ids, strict=True)
+    def launched(self, tx: Tx, instance_ids: list[str]) -> None:
+        """Inside the transaction that records new instances: the dynamic public addresses the
+        cluster controller gave them at the start (``RunRequest.public``) are recorded."""
+        taken: list[Address] = []
+        for instance_id in instance_ids:
+            ip = self._cc.network.public_of(instance_id)
+            if ip is not None:
+                taken.append(Address(ip, SYSTEM, instance_id, dynamic=True))
+                tx.put("address", ip, SYSTEM, {"instance": instance_id, "dynamic": True})
+        tx.on_commit(lambda: self._addresses.update((a.ip, a) for a in taken))
 
-    def _give_dynamic(self, tx: Tx, instance_ids: list[str], strict: bool) -> None:
-        """Take a dynamic address for each instance, durably with ``tx``. ``strict``: an empty pool
-        is an error (RunInstances); otherwise the instances go without (a disassociation)."""
+    def _give_dynamic(self, tx: Tx, instance_ids: list[str]) -> None:
+        """An instance left without a public address (its elastic one went) gets a dynamic one
+        again, durably with ``tx``; with the pool empty it goes without."""
         if not self.dynamic:
             return
         network = self._cc.network
@@ -169,14 +172,11 @@ class Addresses:
 
         try:
             for instance_id in instance_ids:
-                ip = network.allocate_public()
+                ip = network.give_dynamic(instance_id)
                 taken.append(Address(ip, SYSTEM, instance_id, dynamic=True))
-                network.associate(ip, instance_id)
                 tx.put("address", ip, SYSTEM, {"instance": instance_id, "dynamic": True})
         except Exhausted:
-            if strict:
-                give_back()
-                raise InsufficientAddressCapacity(NO_ADDRESSES) from None
+            pass
         except BaseException:
             give_back()
             raise
@@ -195,7 +195,8 @@ class Addresses:
         return [a.ip for a in freed]
 
     def unbound(self, ips: list[str]) -> None:
-        """After that transaction: the dynamic addresses go back to the pool."""
+        """After that transaction: the dynamic addresses are forgotten (the cluster controller gave
+        them back to the pool when the instance ended, or at restore when it was already gone)."""
         for ip in ips:
             a = self._addresses.get(ip)
             if a is None:
@@ -203,7 +204,8 @@ class Addresses:
             a.instance = None
             if a.dynamic:
                 del self._addresses[ip]
-                self._cc.network.release_public(ip)
+                if self._cc.network.holds_public(ip):
+                    self._cc.network.release_public(ip)
 
     def public_of(self, instance_id: str) -> str | None:
         return self._cc.network.public_of(instance_id)

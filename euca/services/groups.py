@@ -123,12 +123,14 @@ class Groups:
         source = f"{g.account}/{g.name}"
         for other in self._groups.values():
             if other is not g and any(r[3] == "group" and r[4] == source for r in other.rules):
-                raise InvalidGroupInUse(f"Group {g.group_id} is used by groups: {other.group_id}")
+                # another account's group is not named to this caller
+                users = other.group_id if other.account == g.account else "a group of another account"
+                raise InvalidGroupInUse(f"Group {g.group_id} is used by groups: {users}")
         with self._store.transaction() as tx:
             tx.delete("group", g.group_id)
+            self._tags.drop_in(tx, g.group_id)
         del self._groups[(g.account, g.name)]
         del self._by_id[g.group_id]
-        self._tags.drop(g.group_id)
 
     # --- rules ----------------------------------------------------------------------------------------
 
@@ -189,8 +191,10 @@ class Groups:
                     raise InvalidGroupNotFound(f"No account {pair['UserId'][:32]}")
                 owner = other.name
             if pair.get("GroupId"):
+                # another account's group by id only with its owner named (UserId), as EC2-Classic had it;
+                # otherwise an id alone would tell its owner and name to whoever guessed it
                 g = self._by_id.get(pair["GroupId"])
-                if g is None:
+                if g is None or g.account != owner:
                     raise InvalidGroupNotFound(f"The security group '{pair['GroupId'][:64]}' does not exist")
             else:
                 g = self._groups.get((owner, pair.get("GroupName") or ""))
@@ -208,8 +212,8 @@ class Groups:
         for rule in rules:
             if rule in g.rules or rules.count(rule) > 1:
                 raise InvalidPermissionDuplicate(
-                    f"the specified rule \"peer: {rule[4]}, {rule[0]}, from port: {rule[1]}, to port: {rule[2]}\" "
-                    "already exists")
+                    f"the specified rule \"peer: {self._peer(caller, rule)}, {rule[0]}, from port: {rule[1]}, "
+                    f"to port: {rule[2]}\" already exists")
         if len(g.rules) + len(rules) > MAX_RULES:
             raise RulesPerSecurityGroupLimitExceeded(f"at most {MAX_RULES} rules per group")
         g2 = Group(g.group_id, g.account, g.name, g.description, g.rules + rules)
@@ -273,6 +277,13 @@ class Groups:
     def _owner_id(self, account: str) -> str:
         a = self._accounts.get(account)
         return a.account_id if a else account
+
+    def _peer(self, caller: Caller, rule: Rule) -> str:
+        """A rule's source as the caller may see it: a CIDR, or a group by the owner's account id."""
+        if rule[3] != "group":
+            return rule[4]
+        account, name = rule[4].split("/", 1)
+        return name if account == caller.account else f"{self._owner_id(account)}/{name}"
 
     def _permissions(self, g: Group) -> list[dict[str, Any]]:
         merged: dict[tuple[str, int, int], dict[str, Any]] = {}

@@ -137,9 +137,9 @@ class Images:
         img = self._owned(caller, image_id)
         with self._store.transaction() as tx:
             tx.delete("image", img.image_id)
+            self._tags.drop_in(tx, img.image_id)
             tx.changed("image")
         del self._images[img.image_id]
-        self._tags.drop(img.image_id)
 
     def describe(self, caller: Caller, image_ids: list[str] | None, owners: list[str] | None,
                  executable_by: list[str] | None, filters: Any) -> list[dict[str, Any]]:

@@ -116,7 +116,7 @@ class Instances:
                     tx.put("instance", inst.instance_id, inst.account, inst.body() | {"terminated": now})
             for inst in lost:
                 inst.terminated = now
-                self._addresses.unbound([ip for ip, owner in self._addresses.restore_list()
+                self._addresses.unbound([ip for ip, owner, _ in self._addresses.restore_list()
                                          if owner == inst.instance_id])
         for inst in self._instances.values():
             if inst.terminated is None:
@@ -166,8 +166,16 @@ class Instances:
             raise InstanceLimitExceeded(f"at most {MAX_PER_REQUEST} instances per request")
         high = min(high, MAX_PER_REQUEST)
         token = p.get("ClientToken") or ""
-        if len(token) > 64:
-            raise InvalidParameterValue("ClientToken is at most 64 characters")
+        if len(token) > 64 or not token.isascii() or not token.isprintable():
+            raise InvalidParameterValue("ClientToken is at most 64 printable ASCII characters")
+        addressing = p.get("AddressingType")
+        if addressing not in (None, "", "public", "private"):
+            raise InvalidParameterValue(f"AddressingType must be public or private, not {addressing[:32]}")
+        tag_pairs: list[tuple[str, str]] = []
+        for n, spec in enumerate(p.get("TagSpecifications") or [], 1):
+            if spec.get("ResourceType") not in (None, "instance"):
+                raise InvalidParameterValue(f"TagSpecification.{n}.ResourceType: only instance can be tagged here")
+            tag_pairs += self._tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
         vmtype = p.get("InstanceType") or "m1.small"
         if vmtype not in self._cc.vmtypes:
             raise InvalidParameterValue(f"Invalid value '{vmtype[:32]}' for InstanceType")
@@ -211,7 +219,8 @@ class Instances:
                 instance_ids = [self._ids.new("i", tx) for _ in range(high)]
                 drawn = [reservation_id, *instance_ids]
                 try:
-                    launches = self._cc.run(RunRequest(instance_ids, vmtype, low, caller.account, names[0], image_id))
+                    launches = self._cc.run(RunRequest(instance_ids, vmtype, low, caller.account, names[0], image_id,
+                                                       self._addresses.dynamic and addressing != "private"))
                 except Exhausted as exc:
                     raise InsufficientAddressCapacity(str(exc)) from None
                 except InsufficientCapacity as exc:
@@ -226,7 +235,9 @@ class Instances:
                     for index, launch in enumerate(launches)]
                 for inst in created:
                     tx.put("instance", inst.instance_id, inst.account, inst.body())
-                self._addresses.launched(tx, [i.instance_id for i in created], p.get("AddressingType"))
+                self._addresses.launched(tx, [i.instance_id for i in created])
+                if tag_pairs:
+                    self._tags.write(tx, [(i.instance_id, i.account) for i in created], list(dict(tag_pairs).items()))
         except BaseException:
             self._ids.forget_unwritten(drawn)
             for launch in launches:
@@ -239,9 +250,6 @@ class Instances:
         locations = {i.image_id: i.location for i in (image, kernel, ramdisk) if i is not None}
         for inst in created:
             self._box.fleet.launch(inst.node, self._spec(inst), locations)
-        for spec in p.get("TagSpecifications") or []:
-            if spec.get("ResourceType") in (None, "instance") and spec.get("Tags"):
-                self._tags.create(caller, [i.instance_id for i in created], spec["Tags"])
         return self._reservation(caller, created)
 
     # --- TerminateInstances / RebootInstances / GetConsoleOutput -------------------------------------------
@@ -456,11 +464,11 @@ class Instances:
         with self._store.transaction() as tx:
             for inst in gone:
                 tx.delete("instance", inst.instance_id)
+                self._tags.drop_in(tx, inst.instance_id)
         for inst in gone:
             del self._instances[inst.instance_id]
             self._memo.pop(inst.instance_id, None)
             self._memo.pop(inst.reservation_id, None)
-            self._tags.drop(inst.instance_id)
             self._box.forget(inst.instance_id)
         return len(gone)
 

@@ -1,15 +1,40 @@
-"""Tags on instances, images and security groups: key/value pairs the owner sets and filters on."""
+"""Tags on instances, images and security groups: key/value pairs the owner sets and filters on.
+
+Tags are written in the transaction of the action that makes or ends their resource (RunInstances
+with TagSpecifications, burying an instance, deleting a group or an image): ``write`` and
+``drop_in`` take that transaction, and the in-memory view follows only once it commits.
+"""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from euca.core.errors import InvalidIDMalformed, InvalidParameterValue, TagLimitExceeded
 from euca.services.common import Caller, matches, wanted
-from euca.store import Store
+from euca.store import Store, Tx
 
 MAX_TAGS = 50
+# AWS's tag character set: letters, digits and spaces in any script, and + - = . _ : / @
+_TAG_PUNCTUATION = frozenset("+-=._:/@")
+
+
+def check_tag(key: str, value: str, field: str) -> None:
+    """Keys 1-128 characters not starting with ``aws:``, values at most 256, all from AWS's set."""
+    if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+        raise InvalidParameterValue(f"{field}.Key: tag keys are 1-128 characters and do not start with aws:")
+    if len(value) > 256:
+        raise InvalidParameterValue(f"{field}.Value: tag values are at most 256 characters")
+    for what, text in (("Key", key), ("Value", value)):
+        for c in text:
+            if not (c.isalnum() or c == " " or c in _TAG_PUNCTUATION or unicodedata.category(c) in _TAG_CATEGORIES):
+                raise InvalidParameterValue(f"{field}.{what}: the character U+{ord(c):04X} is not allowed in tags "
+                                            "(letters, digits, spaces and + - = . _ : / @)")
+
+
+# letters and digits as Unicode has them, marks that combine with them, and space separators
+_TAG_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Nd", "Nl", "No", "Zs"})
 # resource id -> (owning account, EC2 resource type) when the caller may tag it, else None
 Resolver = Callable[[Caller, str], tuple[str, str] | None]
 
@@ -45,31 +70,46 @@ class Tags:
                 return found
         raise InvalidIDMalformed(f"The ID '{resource[:64]}' is not valid")
 
+    @staticmethod
+    def pairs(tags: list[dict[str, Any]], field: str = "Tag") -> list[tuple[str, str]]:
+        """Validated (key, value) pairs; a bad one is InvalidParameterValue naming ``Tag.N.Key``."""
+        out: dict[str, str] = {}
+        for n, tag in enumerate(tags, 1):
+            key, value = tag.get("Key"), tag.get("Value") or ""
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidParameterValue(f"{field}.{n}.Key and {field}.{n}.Value must be text")
+            check_tag(key, value, f"{field}.{n}")
+            out[key] = value
+        return list(out.items())
+
     def create(self, caller: Caller, resources: list[str], tags: list[dict[str, Any]]) -> None:
-        owners = [self._resolve(caller, r) for r in resources]
-        pairs: list[tuple[str, str]] = []
-        for tag in tags:
-            key, value = tag.get("Key"), tag.get("Value", "")
-            if not key or len(key) > 128 or len(value) > 256 or key.startswith("aws:"):
-                raise InvalidParameterValue("tag keys are 1-128 characters not starting with aws:, values up to 256")
-            pairs.append((key, value))
-        for resource in resources:
+        owners = [self._resolve(caller, r) for r in dict.fromkeys(resources)]
+        pairs = self.pairs(tags)
+        with self._store.transaction() as tx:
+            self.write(tx, [(r, account) for r, (account, _) in zip(dict.fromkeys(resources), owners, strict=True)],
+                       pairs)
+
+    def write(self, tx: Tx, resources: list[tuple[str, str]], pairs: list[tuple[str, str]]) -> None:
+        """Inside ``tx``: set ``pairs`` on each (resource, owning account); memory follows the commit."""
+        for resource, _ in resources:
             merged = dict(self.of(resource)) | dict(pairs)
             if len(merged) > MAX_TAGS:
                 raise TagLimitExceeded(f"{resource} would have more than {MAX_TAGS} tags")
-        with self._store.transaction() as tx:
-            for resource, (account, _) in zip(resources, owners, strict=True):
-                for key, value in pairs:
-                    tx.tag(resource, key, value, account)
-        for resource, (account, _) in zip(resources, owners, strict=True):
-            self._tags.setdefault(resource, {}).update(pairs)
-            self._owner[resource] = account
+        for resource, account in resources:
+            for key, value in pairs:
+                tx.tag(resource, key, value, account)
+
+        def applied() -> None:
+            for resource, account in resources:
+                self._tags.setdefault(resource, {}).update(pairs)
+                self._owner[resource] = account
+        tx.on_commit(applied)
 
     def delete(self, caller: Caller, resources: list[str], tags: list[dict[str, Any]] | None) -> None:
         for resource in resources:
             self._resolve(caller, resource)
         doomed: list[tuple[str, str]] = []
-        for resource in resources:
+        for resource in dict.fromkeys(resources):  # a resource named twice is untagged once
             have = self.of(resource)
             for key in list(have):
                 chosen = not tags or any(t.get("Key") == key and ("Value" not in t or t["Value"] == have[key])
@@ -78,21 +118,30 @@ class Tags:
                     doomed.append((resource, key))
         self._forget(doomed)
 
-    def drop(self, resource: str) -> None:
-        """The resource is gone: its tags go with it."""
-        self._forget([(resource, key) for key in self.of(resource)])
+    def drop_in(self, tx: Tx, resource: str) -> None:
+        """Inside the transaction that ends ``resource``: its tags go with it."""
+        self._untag(tx, [(resource, key) for key in self.of(resource)])
 
     def _forget(self, doomed: list[tuple[str, str]]) -> None:
         if not doomed:
             return
         with self._store.transaction() as tx:
-            for resource, key in doomed:
-                tx.untag(resource, key)
+            self._untag(tx, doomed)
+
+    def _untag(self, tx: Tx, doomed: list[tuple[str, str]]) -> None:
         for resource, key in doomed:
-            self._tags[resource].pop(key, None)
-            if not self._tags[resource]:
-                del self._tags[resource]
-                self._owner.pop(resource, None)
+            tx.untag(resource, key)
+
+        def applied() -> None:
+            for resource, key in doomed:
+                tags = self._tags.get(resource)
+                if tags is None:
+                    continue
+                tags.pop(key, None)
+                if not tags:
+                    del self._tags[resource]
+                    self._owner.pop(resource, None)
+        tx.on_commit(applied)
 
     def describe(self, caller: Caller, filters: list[dict[str, Any]] | None,
                  type_of: Callable[[str], str]) -> list[dict[str, str]]:
