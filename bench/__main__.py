@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only these parts: placement, netalloc, ledger, imagecache, digest, packing, api")
+                        help="run only these parts: placement, netalloc, ledger, imagecache, digest, packing, api; "
+                             "fuzz and soak run only when named")
+    parser.add_argument("--requests", type=int, help="fuzz: requests to send (100,000; --quick 3,000)")
+    parser.add_argument("--seconds", type=float, help="soak: seconds to run (600; --quick 30)")
     args = parser.parse_args(argv)
     wanted = set(args.only)
 
@@ -52,6 +55,20 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("EC2 API: euca beside moto's server, one worker each, same workloads (127.0.0.1)")
         print(format_table(measure(args.quick)))
+    if "fuzz" in wanted:
+        from bench import fuzz
+
+        requests = args.requests or (3_000 if args.quick else 100_000)
+        print(f"fuzzing the EC2 API with {requests} requests ...", file=sys.stderr, flush=True)
+        print("Fuzz: requests generated from botocore's EC2 model, mutated and broken on the wire (euca up)")
+        print(fuzz.format_report(fuzz.measure(requests)))
+    if "soak" in wanted:
+        from bench import soak
+
+        seconds = args.seconds or (30.0 if args.quick else 600.0)
+        print(f"soaking the EC2 API for {seconds:.0f} s ...", file=sys.stderr, flush=True)
+        print(f"Soak: {soak.CLIENTS} concurrent clients, mixed workload, one euca up worker")
+        print(soak.format_report(soak.measure(seconds)))
     return 0
 
 

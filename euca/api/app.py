@@ -47,6 +47,7 @@ log = logging.getLogger("euca.api")
 
 MAX_BODY = 1 << 20
 XML = "text/xml;charset=UTF-8"
+FORM = "application/x-www-form-urlencoded"
 PATHS = ("/", "/services/Eucalyptus", "/services/Eucalyptus/")
 _XML_HEADER = (b"content-type", XML.encode())
 # Parameters Eucalyptus's tools send that botocore's EC2 model does not have
@@ -165,7 +166,7 @@ class Ec2Api:
         try:
             # Percent-escapes must decode as UTF-8: a name or value that does not is refused, not guessed at.
             pairs = parse_qsl(raw_query, keep_blank_values=True, max_num_fields=query.MAX_PARAMS, errors="strict")
-            if body and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            if body and headers.get("content-type", "").partition(";")[0].strip().lower() == FORM:
                 pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=query.MAX_PARAMS,
                                    errors="strict")
         except (ValueError, UnicodeDecodeError):
