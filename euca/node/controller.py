@@ -18,15 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from drivers.protocol import Driver, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from drivers.protocol import TEARDOWN_FORGET, Driver, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
 from euca.core.clock import Clock, wall
 from euca.node.disks import InstanceDisks
 from euca.node.images import ImageCache, ImageSource, Progress
 
 log = logging.getLogger("euca.node")
 
-# A failed or cancelled start is reported in Teardown this long before it is forgotten (Eucalyptus 2.0).
-TEARDOWN_FORGET = 180.0
 ENDED = (NcState.SHUTOFF, NcState.CRASHED)
 
 

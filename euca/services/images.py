@@ -21,6 +21,7 @@ from euca.core.errors import (
     MissingParameter,
     UnauthorizedOperation,
 )
+from euca.core.text import printable
 from euca.services.accounts import Accounts
 from euca.services.common import ADMIN, Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
 from euca.services.tags import Tags
@@ -114,8 +115,8 @@ class Images:
             raise InvalidParameterValue("image names are 3-128 printable characters")
         if any(i.name == name and i.account == caller.account for i in self._images.values()):
             raise InvalidAMINameDuplicate(f"AMI name {name} is already in use by {caller.account}")
-        if len(description) > 255:
-            raise InvalidParameterValue("descriptions are at most 255 characters")
+        if not printable(description, 255):
+            raise InvalidParameterValue("Description: at most 255 printable characters")
         architecture = architecture or "x86_64"
         if architecture not in ("i386", "x86_64"):
             raise InvalidParameterValue(f"architecture {architecture[:32]}: i386 or x86_64")
@@ -224,8 +225,8 @@ class Images:
         attribute = p.get("Attribute")
         if "Description" in p or attribute == "description":
             value = (p.get("Description") or {}).get("Value", p.get("Value"))
-            if value is None or len(value) > 255:
-                raise InvalidParameterValue("a description of at most 255 characters is needed")
+            if not isinstance(value, str) or not printable(value, 255):
+                raise InvalidParameterValue("Description: at most 255 printable characters")
             description = value
         changes: list[tuple[str, dict[str, Any]]] = []
         lp = p.get("LaunchPermission") or {}

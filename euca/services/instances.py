@@ -98,6 +98,7 @@ class Instances:
         groups.in_use = self._group_in_use
         addresses.live = self._live
         tags.add_resolver(self._resolve)
+        tags.hidden = self._buried
 
     # --- start-up -------------------------------------------------------------------------------------
 
@@ -137,7 +138,15 @@ class Instances:
 
     def _resolve(self, caller: Caller, resource: str) -> tuple[str, str] | None:
         inst = self._instances.get(resource)
-        return (inst.account, "instance") if inst is not None and caller.sees(inst.account) else None
+        if inst is None or not caller.sees(inst.account) or self._buried(resource):
+            return None
+        return inst.account, "instance"
+
+    def _buried(self, instance_id: str) -> bool:
+        """Past BURY_TIME: no longer shown, though the next housekeeping pass has yet to remove it."""
+        inst = self._instances.get(instance_id)
+        return (inst is not None and inst.terminated is not None
+                and self._box.state(inst.instance_id, inst.launched, inst.terminated) is None)
 
     def _visible(self, caller: Caller, ids: list[str]) -> list[Instance]:
         out = []
@@ -204,12 +213,13 @@ class Instances:
             raise InvalidParameterValue("UserData must be base64 encoded") from None
         request_shape = (image_id, vmtype, key_name, tuple(names), low, high)
         if token:
-            same = [i for i in self._instances.values() if i.account == caller.account and i.client_token == token]
+            same = sorted((i for i in self._instances.values()
+                           if i.account == caller.account and i.client_token == token), key=lambda i: i.launch_index)
             if same:
                 first = same[0]
                 if (first.image_id, first.vmtype, first.key_name, tuple(first.groups)) != request_shape[:4]:
                     raise IdempotentParameterMismatch("The client token was used with different parameters")
-                return self._reservation(caller, [i for i in same])
+                return self._reservation(caller, same)
 
         drawn: list[str] = []
         launches = []

@@ -7,34 +7,15 @@ with TagSpecifications, burying an instance, deleting a group or an image): ``wr
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from euca.core.errors import InvalidIDMalformed, InvalidParameterValue, TagLimitExceeded
+from euca.core.text import check_tag
 from euca.services.common import Caller, matches, wanted
 from euca.store import Store, Tx
 
 MAX_TAGS = 50
-# AWS's tag character set: letters, digits and spaces in any script, and + - = . _ : / @
-_TAG_PUNCTUATION = frozenset("+-=._:/@")
-
-
-def check_tag(key: str, value: str, field: str) -> None:
-    """Keys 1-128 characters not starting with ``aws:``, values at most 256, all from AWS's set."""
-    if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
-        raise InvalidParameterValue(f"{field}.Key: tag keys are 1-128 characters and do not start with aws:")
-    if len(value) > 256:
-        raise InvalidParameterValue(f"{field}.Value: tag values are at most 256 characters")
-    for what, text in (("Key", key), ("Value", value)):
-        for c in text:
-            if not (c.isalnum() or c == " " or c in _TAG_PUNCTUATION or unicodedata.category(c) in _TAG_CATEGORIES):
-                raise InvalidParameterValue(f"{field}.{what}: the character U+{ord(c):04X} is not allowed in tags "
-                                            "(letters, digits, spaces and + - = . _ : / @)")
-
-
-# letters and digits as Unicode has them, marks that combine with them, and space separators
-_TAG_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Nd", "Nl", "No", "Zs"})
 # resource id -> (owning account, EC2 resource type) when the caller may tag it, else None
 Resolver = Callable[[Caller, str], tuple[str, str] | None]
 
@@ -47,6 +28,8 @@ class Tags:
         self._tags: dict[str, dict[str, str]] = {}
         self._owner: dict[str, str] = {}
         self._resolvers: list[Resolver] = []
+        # a resource that is gone for its owner though its record is still kept (a buried instance)
+        self.hidden: Callable[[str], bool] = lambda resource: False
         self.reload()
 
     def reload(self) -> None:
@@ -148,7 +131,7 @@ class Tags:
         chosen = wanted(filters, ("key", "value", "resource-id", "resource-type"))
         out = []
         for resource, tags in self._tags.items():
-            if not caller.sees(self._owner.get(resource, "")):
+            if not caller.sees(self._owner.get(resource, "")) or self.hidden(resource):
                 continue
             kind = type_of(resource)
             for key, value in tags.items():
