@@ -10,9 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from euca.core.errors import InvalidIDMalformed, InvalidParameterValue, TagLimitExceeded
-from euca.core.text import check_tag
-from euca.services.common import Caller, matches, wanted
+from euca.core.errors import (
+    InvalidAMIIDNotFound,
+    InvalidGroupNotFound,
+    InvalidIDMalformed,
+    InvalidInstanceIDNotFound,
+    InvalidParameterValue,
+    TagLimitExceeded,
+)
+from euca.core.text import check_tag, quoted
+from euca.services.common import Caller, matches, wanted, well_formed
 from euca.store import Store, Tx
 
 MAX_TAGS = 50
@@ -51,7 +58,15 @@ class Tags:
             found = resolver(caller, resource)
             if found is not None:
                 return found
-        raise InvalidIDMalformed(f"The ID '{resource[:64]}' is not valid")
+        # a well-formed id the caller cannot see is NotFound of its own kind, as EC2 answers it; the
+        # same answer whether it exists in another account or nowhere
+        if well_formed(resource, "i"):
+            raise InvalidInstanceIDNotFound(f"The instance ID '{resource}' does not exist")
+        if well_formed(resource, "sg"):
+            raise InvalidGroupNotFound(f"The security group '{resource}' does not exist")
+        if well_formed(resource, "emi", "eki", "eri", "ami", "aki", "ari"):
+            raise InvalidAMIIDNotFound(f"The image id '[{resource}]' does not exist")
+        raise InvalidIDMalformed(f"The ID '{quoted(resource)}' is not valid")
 
     @staticmethod
     def pairs(tags: list[dict[str, Any]], field: str = "Tag") -> list[tuple[str, str]]:
