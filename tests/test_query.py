@@ -61,7 +61,7 @@ def test_errors() -> None:
         query.parse(op.input_shape, {"MaxCount": "one", "MinCount": "1"})
     with pytest.raises(InvalidParameterValue, match="true or false"):
         query.parse(op.input_shape, {"MaxCount": "1", "MinCount": "1", "DisableApiTermination": "yes"})
-    with pytest.raises(InvalidParameter, match="SecurityGroup.x .*list positions"):
+    with pytest.raises(InvalidParameter, match=r"SecurityGroup\.x .*list positions"):
         query.parse(op.input_shape, {"MaxCount": "1", "MinCount": "1", "SecurityGroup.x": "a"})
     with pytest.raises(InvalidParameterValue, match="at most"):
         query.parse(op.input_shape, {"MaxCount": "1", "MinCount": "1",
@@ -201,11 +201,11 @@ def test_maps_as_botocore_writes_them() -> None:
     body = create_serializer("ec2").serialize_to_request(params, op)["body"]
     assert "Attributes.entry.1.key" in body and "Flat.1.Name" in body
     assert query.parse(shape, {k: str(v) for k, v in body.items()}) == params
-    with pytest.raises(UnknownParameter, match="Attributes.entry.1.Other"):
+    with pytest.raises(UnknownParameter, match=r"Attributes\.entry\.1\.Other"):
         query.parse(shape, {"Attributes.entry.1.key": "a", "Attributes.entry.1.Other": "1"})
-    with pytest.raises(MissingParameter, match="Attributes.entry.1.key"):
+    with pytest.raises(MissingParameter, match=r"Attributes\.entry\.1\.key"):
         query.parse(shape, {"Attributes.entry.1.value": "1"})
-    with pytest.raises(InvalidParameter, match="Attributes.entry.0"):
+    with pytest.raises(InvalidParameter, match=r"Attributes\.entry\.0"):
         query.parse(shape, {"Attributes.entry.0.key": "a"})
 
 
