@@ -165,6 +165,10 @@ class Store:
                 self._conn.commit()
             return rows
 
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """A read outside any transaction, for the stores that keep tables of their own (Walrus)."""
+        return self._query(sql, params)
+
     def load(self, kind: str) -> list[tuple[str, str, dict[str, Any]]]:
         """Every record of a kind: (id, account, body)."""
         rows = self._query("SELECT id, account, body FROM records WHERE kind = ? ORDER BY id", (kind,))

@@ -1,0 +1,154 @@
+"""Object bytes on disk: one file per object version or upload part, named by an internal id.
+
+A body is written to ``tmp/<id>`` as it arrives, fsynced, and renamed to ``objects/<id[:2]>/<id>``
+before the metadata that names it is committed; a blob is deleted only after the commit that stops
+naming it. So a crash at any point leaves, besides whole objects, only files nothing names: the
+start-up sweep (``sweep``) deletes those. As MinIO and Walrus do it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import secrets
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+from euca.core.s3errors import InsufficientStorage
+
+BUFFER = 1 << 20  # bytes read or copied at a time
+
+
+def new_id() -> str:
+    return secrets.token_hex(16)
+
+
+class Staged:
+    """A body being written to its temporary file; ``md5`` (and ``sha256`` when asked for) as it goes."""
+
+    def __init__(self, blobs: Blobs, with_sha256: bool = False) -> None:
+        self.blobs = blobs
+        self.id = new_id()
+        self.path = blobs.tmp / self.id
+        self.size = 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.sha256 = hashlib.sha256() if with_sha256 else None
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.placed = False
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        self.md5.update(chunk)
+        if self.sha256 is not None:
+            self.sha256.update(chunk)
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self.size += len(chunk)
+
+    def write_all(self, chunks: Iterable[bytes]) -> None:
+        for chunk in chunks:
+            self.write(chunk)
+
+    def place(self) -> str:
+        """Make the bytes durable and move them to their final name; the blob id to commit."""
+        try:
+            if self.blobs.fsync:
+                os.fsync(self._fd)
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+        final = self.blobs.path(self.id)
+        final.parent.mkdir(exist_ok=True)
+        os.rename(self.path, final)
+        self.placed = True
+        return self.id
+
+    def discard(self) -> None:
+        """Drop the bytes: the request failed before (or while) committing them."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            (self.blobs.path(self.id) if self.placed else self.path).unlink()
+
+
+class Blobs:
+    """The blob directory of one Walrus: ``<data-dir>/walrus``."""
+
+    def __init__(self, root: Path, min_free: float = 0.10, fsync: bool = True) -> None:
+        self.root = root
+        self.tmp = root / "tmp"
+        self.objects = root / "objects"
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.objects.mkdir(parents=True, exist_ok=True)
+        self.min_free = min_free  # the fraction of the disk that must stay free for a write to start
+        self.fsync = fsync
+
+    def path(self, blob: str) -> Path:
+        return self.objects / blob[:2] / blob
+
+    def check_space(self) -> None:
+        usage = shutil.disk_usage(self.root)
+        if usage.total and usage.free / usage.total < self.min_free:
+            raise InsufficientStorage()
+
+    def stage(self, with_sha256: bool = False) -> Staged:
+        return Staged(self, with_sha256)
+
+    def concatenate(self, blobs: list[str]) -> Staged:
+        """A new staged body made of the given blobs one after another (a multipart completion)."""
+        staged = self.stage()
+        try:
+            for blob in blobs:
+                with open(self.path(blob), "rb") as src:
+                    while chunk := src.read(BUFFER):
+                        staged.write(chunk)
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+    def copy_range(self, blob: str, first: int, last: int) -> Staged:
+        """A new staged body holding bytes first..last (inclusive) of a blob (a copy)."""
+        staged = self.stage()
+        try:
+            with open(self.path(blob), "rb") as src:
+                src.seek(first)
+                left = last - first + 1
+                while left > 0:
+                    chunk = src.read(min(BUFFER, left))
+                    if not chunk:
+                        break
+                    staged.write(chunk)
+                    left -= len(chunk)
+        except BaseException:
+            staged.discard()
+            raise
+        return staged
+
+    def delete_all(self, blobs: list[str]) -> None:
+        for blob in blobs:
+            self.delete(blob)
+
+    def delete(self, blob: str) -> None:
+        if blob:
+            with contextlib.suppress(FileNotFoundError):
+                self.path(blob).unlink()
+
+    def sweep(self, referenced: set[str]) -> int:
+        """Delete every temporary file and every blob nothing names; how many went."""
+        gone = 0
+        for path in self.tmp.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                gone += 1
+        for directory in self.objects.iterdir():
+            for path in directory.iterdir():
+                if path.name not in referenced:
+                    with contextlib.suppress(FileNotFoundError):
+                        path.unlink()
+                        gone += 1
+        return gone

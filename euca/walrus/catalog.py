@@ -1,0 +1,283 @@
+"""Walrus's metadata in the cloud's store: tables of its own beside ``records``.
+
+Keys sort by their UTF-8 bytes, as S3 lists them: SQLite's BINARY collation does that for TEXT, and
+on PostgreSQL the key columns are declared ``COLLATE "C"``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from euca.store import Store, Tx
+from euca.walrus.model import Acl, Bucket, ObjectInfo, Part, Upload
+
+
+def _schema(postgres: bool) -> tuple[str, ...]:
+    c = ' COLLATE "C"' if postgres else ""
+    real = "DOUBLE PRECISION" if postgres else "REAL"
+    return (
+        f"CREATE TABLE IF NOT EXISTS s3_bucket (name TEXT{c} PRIMARY KEY, owner TEXT NOT NULL, "
+        f"created {real} NOT NULL, body TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS s3_object (bucket TEXT{c} NOT NULL, key TEXT{c} NOT NULL, version TEXT NOT NULL, "
+        f"seq BIGINT NOT NULL, latest INTEGER NOT NULL, marker INTEGER NOT NULL, blob TEXT NOT NULL, "
+        f"size BIGINT NOT NULL, etag TEXT NOT NULL, modified {real} NOT NULL, owner TEXT NOT NULL, "
+        "body TEXT NOT NULL, PRIMARY KEY (bucket, key, version))",
+        "CREATE INDEX IF NOT EXISTS s3_object_listing ON s3_object (bucket, latest, key)",
+        "CREATE INDEX IF NOT EXISTS s3_object_blob ON s3_object (blob)",
+        f"CREATE TABLE IF NOT EXISTS s3_upload (id TEXT PRIMARY KEY, bucket TEXT{c} NOT NULL, key TEXT{c} NOT NULL, "
+        f"owner TEXT NOT NULL, initiated {real} NOT NULL, body TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS s3_part (upload TEXT NOT NULL, number INTEGER NOT NULL, blob TEXT NOT NULL, "
+        f"size BIGINT NOT NULL, etag TEXT NOT NULL, modified {real} NOT NULL, PRIMARY KEY (upload, number))",
+        "CREATE TABLE IF NOT EXISTS s3_seq (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
+    )
+
+
+_OBJECT_COLUMNS = "bucket, key, version, seq, latest, marker, blob, size, etag, modified, owner, body"
+
+
+def _object(row: tuple[Any, ...]) -> ObjectInfo:
+    body = orjson.loads(row[11])
+    acl = body.get("acl")
+    return ObjectInfo(row[0], row[1], row[2], int(row[7]), row[8], float(row[9]), row[10], row[6],
+                      latest=bool(row[4]), delete_marker=bool(row[5]), headers=body.get("headers", {}),
+                      metadata=body.get("metadata", {}), acl=Acl.from_json(acl) if acl else None,
+                      tags=body.get("tags"), parts=int(body.get("parts", 0)))
+
+
+def _bucket(row: tuple[Any, ...]) -> Bucket:
+    body = orjson.loads(row[3])
+    return Bucket(row[0], row[1], float(row[2]), body.get("location", ""), body.get("versioning", ""),
+                  Acl.from_json(body["acl"]), body.get("cors"), body.get("lifecycle"), body.get("tags"))
+
+
+class Catalog:
+    """Reads and writes of Walrus's tables; writes take the request's transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        with store.transaction() as tx:
+            for statement in _schema(store.is_postgres):
+                tx.execute(statement)
+            tx.execute("INSERT INTO s3_seq (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+
+    # --- buckets ------------------------------------------------------------------------------------
+
+    def bucket(self, name: str) -> Bucket | None:
+        rows = self.store.rows("SELECT name, owner, created, body FROM s3_bucket WHERE name = ?", (name,))
+        return _bucket(rows[0]) if rows else None
+
+    def buckets(self, owner: str | None = None) -> list[Bucket]:
+        if owner is None:
+            rows = self.store.rows("SELECT name, owner, created, body FROM s3_bucket ORDER BY name")
+        else:
+            rows = self.store.rows("SELECT name, owner, created, body FROM s3_bucket WHERE owner = ? ORDER BY name",
+                                   (owner,))
+        return [_bucket(r) for r in rows]
+
+    def bucket_count(self, owner: str) -> int:
+        return int(self.store.rows("SELECT COUNT(*) FROM s3_bucket WHERE owner = ?", (owner,))[0][0])
+
+    @staticmethod
+    def put_bucket(tx: Tx, b: Bucket) -> None:
+        body = {"location": b.location, "versioning": b.versioning, "acl": b.acl.to_json(), "cors": b.cors,
+                "lifecycle": b.lifecycle, "tags": b.tags}
+        tx.execute("INSERT INTO s3_bucket (name, owner, created, body) VALUES (?, ?, ?, ?) ON CONFLICT (name) "
+                   "DO UPDATE SET body = excluded.body", (b.name, b.owner, b.created, orjson.dumps(body).decode()))
+
+    @staticmethod
+    def delete_bucket(tx: Tx, name: str) -> None:
+        tx.execute("DELETE FROM s3_bucket WHERE name = ?", (name,))
+
+    def has_objects(self, bucket: str) -> bool:
+        return bool(self.store.rows("SELECT 1 FROM s3_object WHERE bucket = ? LIMIT 1", (bucket,))
+                    or self.store.rows("SELECT 1 FROM s3_upload WHERE bucket = ? LIMIT 1", (bucket,)))
+
+    # --- objects ------------------------------------------------------------------------------------
+
+    def latest(self, bucket: str, key: str) -> ObjectInfo | None:
+        rows = self.store.rows(f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND key = ? AND latest = 1",
+                               (bucket, key))
+        return _object(rows[0]) if rows else None
+
+    def version(self, bucket: str, key: str, version: str) -> ObjectInfo | None:
+        rows = self.store.rows(f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND key = ? AND version = ?",
+                               (bucket, key, version))
+        return _object(rows[0]) if rows else None
+
+    @staticmethod
+    def next_seq(tx: Tx) -> int:
+        tx.execute("UPDATE s3_seq SET value = value + 1 WHERE id = 1")
+        return int(tx.execute("SELECT value FROM s3_seq WHERE id = 1").fetchone()[0])
+
+    @staticmethod
+    def tx_version(tx: Tx, bucket: str, key: str, version: str) -> ObjectInfo | None:
+        row = tx.execute(f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND key = ? AND version = ?",
+                         (bucket, key, version)).fetchone()
+        return _object(row) if row else None
+
+    @staticmethod
+    def tx_latest(tx: Tx, bucket: str, key: str) -> ObjectInfo | None:
+        row = tx.execute(f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND key = ? AND latest = 1",
+                         (bucket, key)).fetchone()
+        return _object(row) if row else None
+
+    @staticmethod
+    def put_object(tx: Tx, o: ObjectInfo, seq: int) -> None:
+        body: dict[str, Any] = {"headers": o.headers, "metadata": o.metadata}
+        if o.acl is not None:
+            body["acl"] = o.acl.to_json()
+        if o.tags:
+            body["tags"] = o.tags
+        if o.parts:
+            body["parts"] = o.parts
+        tx.execute(f"INSERT INTO s3_object ({_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (bucket, key, version) DO UPDATE SET seq = excluded.seq, latest = excluded.latest, "
+                   "marker = excluded.marker, blob = excluded.blob, size = excluded.size, etag = excluded.etag, "
+                   "modified = excluded.modified, owner = excluded.owner, body = excluded.body",
+                   (o.bucket, o.key, o.version_id, seq, int(o.latest), int(o.delete_marker), o.blob, o.size, o.etag,
+                    o.modified, o.owner, orjson.dumps(body).decode()))
+
+    @staticmethod
+    def set_body(tx: Tx, o: ObjectInfo) -> None:
+        """Rewrite a version's ACL, tags, headers in place (PutObjectAcl, PutObjectTagging)."""
+        body: dict[str, Any] = {"headers": o.headers, "metadata": o.metadata}
+        if o.acl is not None:
+            body["acl"] = o.acl.to_json()
+        if o.tags:
+            body["tags"] = o.tags
+        if o.parts:
+            body["parts"] = o.parts
+        tx.execute("UPDATE s3_object SET body = ? WHERE bucket = ? AND key = ? AND version = ?",
+                   (orjson.dumps(body).decode(), o.bucket, o.key, o.version_id))
+
+    @staticmethod
+    def unset_latest(tx: Tx, bucket: str, key: str) -> None:
+        tx.execute("UPDATE s3_object SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (bucket, key))
+
+    @staticmethod
+    def promote_newest(tx: Tx, bucket: str, key: str) -> None:
+        """After the latest version was deleted, the newest remaining one becomes latest."""
+        row = tx.execute("SELECT version FROM s3_object WHERE bucket = ? AND key = ? ORDER BY seq DESC LIMIT 1",
+                         (bucket, key)).fetchone()
+        if row is not None:
+            tx.execute("UPDATE s3_object SET latest = 1 WHERE bucket = ? AND key = ? AND version = ?",
+                       (bucket, key, row[0]))
+
+    @staticmethod
+    def delete_version(tx: Tx, bucket: str, key: str, version: str) -> None:
+        tx.execute("DELETE FROM s3_object WHERE bucket = ? AND key = ? AND version = ?", (bucket, key, version))
+
+    def page(self, bucket: str, prefix: str, after: str, limit: int, inclusive: bool = False) -> list[ObjectInfo]:
+        """Up to ``limit`` live latest objects with keys after ``after`` (or from it), starting with ``prefix``."""
+        low, op = max(after, prefix), ">"
+        if inclusive or (prefix > after):
+            op = ">="
+        sql = (f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND latest = 1 AND key {op} ? "
+               "AND marker = 0")
+        params: list[Any] = [bucket, low]
+        end = successor(prefix)
+        if end:
+            sql += " AND key < ?"
+            params.append(end)
+        sql += " ORDER BY key LIMIT ?"
+        params.append(limit)
+        return [_object(r) for r in self.store.rows(sql, params)]
+
+    def version_page(self, bucket: str, prefix: str, after_key: str, after_seq: int | None,
+                     limit: int) -> list[tuple[ObjectInfo, int]]:
+        """Versions in key order, newest first within a key, after (after_key, after_seq)."""
+        sql = f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND key >= ?"
+        params: list[Any] = [bucket, max(after_key, prefix)]
+        if after_seq is not None:
+            sql += " AND (key > ? OR seq < ?)"
+            params += [after_key, after_seq]
+        elif after_key and after_key >= prefix:
+            sql += " AND key > ?"
+            params.append(after_key)
+        end = successor(prefix)
+        if end:
+            sql += " AND key < ?"
+            params.append(end)
+        sql += " ORDER BY key, seq DESC LIMIT ?"
+        params.append(limit)
+        return [(_object(r), int(r[3])) for r in self.store.rows(sql, params)]
+
+    def seq_of(self, bucket: str, key: str, version: str) -> int | None:
+        rows = self.store.rows("SELECT seq FROM s3_object WHERE bucket = ? AND key = ? AND version = ?",
+                               (bucket, key, version))
+        return int(rows[0][0]) if rows else None
+
+    def live_objects(self, bucket: str) -> list[ObjectInfo]:
+        rows = self.store.rows(f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND latest = 1 "
+                               "AND marker = 0 ORDER BY key", (bucket,))
+        return [_object(r) for r in rows]
+
+    def referenced_blobs(self) -> set[str]:
+        blobs = {str(r[0]) for r in self.store.rows("SELECT blob FROM s3_object WHERE blob <> ''")}
+        return blobs | {str(r[0]) for r in self.store.rows("SELECT blob FROM s3_part")}
+
+    # --- multipart uploads --------------------------------------------------------------------------
+
+    @staticmethod
+    def put_upload(tx: Tx, u: Upload) -> None:
+        body = {"headers": u.headers, "metadata": u.metadata, "acl": u.acl.to_json()}
+        tx.execute("INSERT INTO s3_upload (id, bucket, key, owner, initiated, body) VALUES (?, ?, ?, ?, ?, ?)",
+                   (u.upload_id, u.bucket, u.key, u.owner, u.initiated, orjson.dumps(body).decode()))
+
+    def upload(self, upload_id: str) -> Upload | None:
+        rows = self.store.rows("SELECT id, bucket, key, owner, initiated, body FROM s3_upload WHERE id = ?",
+                               (upload_id,))
+        return _upload(rows[0]) if rows else None
+
+    def uploads(self, bucket: str, prefix: str) -> list[Upload]:
+        rows = self.store.rows("SELECT id, bucket, key, owner, initiated, body FROM s3_upload WHERE bucket = ? "
+                               "ORDER BY key, initiated", (bucket,))
+        return [_upload(r) for r in rows if str(r[2]).startswith(prefix)]
+
+    @staticmethod
+    def delete_upload(tx: Tx, upload_id: str) -> list[str]:
+        """Forget an upload and its parts; the part blobs to delete once this commits."""
+        blobs = [str(r[0]) for r in tx.execute("SELECT blob FROM s3_part WHERE upload = ?", (upload_id,)).fetchall()]
+        tx.execute("DELETE FROM s3_part WHERE upload = ?", (upload_id,))
+        tx.execute("DELETE FROM s3_upload WHERE id = ?", (upload_id,))
+        return blobs
+
+    @staticmethod
+    def put_part(tx: Tx, upload_id: str, p: Part) -> str | None:
+        """Record a part; the blob of the part it replaces, if any."""
+        row = tx.execute("SELECT blob FROM s3_part WHERE upload = ? AND number = ?", (upload_id, p.number)).fetchone()
+        tx.execute("INSERT INTO s3_part (upload, number, blob, size, etag, modified) VALUES (?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (upload, number) DO UPDATE SET blob = excluded.blob, size = excluded.size, "
+                   "etag = excluded.etag, modified = excluded.modified",
+                   (upload_id, p.number, p.blob, p.size, p.etag, p.modified))
+        return str(row[0]) if row else None
+
+    def parts(self, upload_id: str) -> list[Part]:
+        rows = self.store.rows("SELECT number, size, etag, modified, blob FROM s3_part WHERE upload = ? "
+                               "ORDER BY number", (upload_id,))
+        return [Part(int(r[0]), int(r[1]), str(r[2]), float(r[3]), str(r[4])) for r in rows]
+
+    @staticmethod
+    def tx_upload_exists(tx: Tx, upload_id: str) -> bool:
+        return tx.execute("SELECT 1 FROM s3_upload WHERE id = ?", (upload_id,)).fetchone() is not None
+
+
+def _upload(row: tuple[Any, ...]) -> Upload:
+    body = orjson.loads(row[5])
+    return Upload(row[0], row[1], row[2], row[3], float(row[4]), body.get("headers", {}), body.get("metadata", {}),
+                  Acl.from_json(body["acl"]))
+
+
+def successor(prefix: str) -> str:
+    """The least string greater than every string that starts with ``prefix`` ("" when unbounded)."""
+    while prefix:
+        last = ord(prefix[-1])
+        if last < 0x10FFFF:
+            nxt = last + 1
+            if 0xD800 <= nxt <= 0xDFFF:
+                nxt = 0xE000
+            return prefix[:-1] + chr(nxt)
+        prefix = prefix[:-1]
+    return ""
