@@ -59,14 +59,14 @@ class Box:
 @contextmanager
 def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 4096, disk: int = 100,
                 timings: Timings | None = None, database: str | None = None,
-                config: Config | None = None) -> Iterator[Box]:
+                config: Config | None = None, **cloud: Any) -> Iterator[Box]:
     """``database``: a PostgreSQL URL instead of the SQLite file in ``data_dir``."""
     store = Store(database or str(data_dir / "euca.db"))
     first_start(store, data_dir, nodes, cores, memory, disk)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    cloud = Cloud.open(store, config, timings or Timings(0.3, 0.3, 60), endpoint=url)
-    server = uvicorn.Server(uvicorn.Config(create_app(cloud, tick_seconds=0.2), host="127.0.0.1", port=port,
+    opened = Cloud.open(store, config, timings or Timings(0.3, 0.3, 60), endpoint=url, **cloud)
+    server = uvicorn.Server(uvicorn.Config(create_app(opened, tick_seconds=0.2), host="127.0.0.1", port=port,
                                            log_level="warning", loop="asyncio", lifespan="on"))
     thread = threading.Thread(target=server.run, name="ec2-server", daemon=True)
     thread.start()
@@ -76,7 +76,7 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield Box(cloud, url, data_dir)
+        yield Box(opened, url, data_dir)
     finally:
         server.should_exit = True
         thread.join(10)

@@ -124,7 +124,10 @@ def test_missing_and_malformed_parameters(ec2: Any, emi: str) -> None:
     assert code(exc) == "InvalidInstanceID.Malformed"
     with pytest.raises(botocore.exceptions.ClientError) as exc:
         ec2.describe_instances(Filters=[{"Name": "no-such-filter", "Values": ["x"]}])
-    assert code(exc) == "InvalidFilter"
+    assert code(exc) == "InvalidParameterValue" and "'no-such-filter'" in exc.value.response["Error"]["Message"]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ["x" * 256]}])
+    assert code(exc) == "FilterLimitExceeded"
 
 
 # --- zones ----------------------------------------------------------------------------------------

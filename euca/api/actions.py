@@ -24,11 +24,60 @@ def _need(p: Params, name: str) -> Any:
 
 
 def describe_availability_zones(c: Cloud, who: Caller, p: Params) -> Result:
-    return {"AvailabilityZones": c.zones.describe(who, p.get("ZoneNames"), p.get("Filters"))}
+    return {"AvailabilityZones": c.zones.describe(who, p.get("ZoneNames"), p.get("Filters"), p.get("ZoneIds"),
+                                                  bool(p.get("AllAvailabilityZones")))}
 
 
 def describe_regions(c: Cloud, who: Caller, p: Params) -> Result:
-    return {"Regions": c.zones.regions(p.get("RegionNames"))}
+    return {"Regions": c.zones.regions(p.get("RegionNames"), p.get("Filters"), bool(p.get("AllRegions")))}
+
+
+def describe_account_attributes(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"AccountAttributes": c.zones.account_attributes(who, p.get("AttributeNames"))}
+
+
+# --- instance types, attributes, status, monitoring --------------------------------------------------
+
+def describe_instance_types(c: Cloud, who: Caller, p: Params) -> Result:
+    types, token = c.instance_types.describe(who, p.get("InstanceTypes"), p.get("Filters"), p.get("MaxResults"),
+                                             p.get("NextToken"))
+    return {"InstanceTypes": types, "NextToken": token}
+
+
+def describe_instance_type_offerings(c: Cloud, who: Caller, p: Params) -> Result:
+    offers, token = c.instance_types.offerings(who, p.get("LocationType"), p.get("Filters"), p.get("MaxResults"),
+                                               p.get("NextToken"))
+    return {"InstanceTypeOfferings": offers, "NextToken": token}
+
+
+def describe_instance_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.attributes.describe(who, p["InstanceId"], p["Attribute"])
+
+
+def modify_instance_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    c.attributes.modify(who, p)
+    return {}
+
+
+def reset_instance_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    c.attributes.reset(who, p["InstanceId"], p["Attribute"])
+    return {}
+
+
+def describe_instance_status(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.attributes.status(who, p)
+
+
+def monitor_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"InstanceMonitorings": c.attributes.monitor(who, _need(p, "InstanceIds"), True)}
+
+
+def unmonitor_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"InstanceMonitorings": c.attributes.monitor(who, _need(p, "InstanceIds"), False)}
+
+
+def describe_instance_credit_specifications(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.attributes.credits(who, p)
 
 
 def create_key_pair(c: Cloud, who: Caller, p: Params) -> Result:
@@ -162,6 +211,16 @@ def describe_tags(c: Cloud, who: Caller, p: Params) -> Result:
 ACTIONS: dict[str, Handler] = {
     "DescribeAvailabilityZones": describe_availability_zones,
     "DescribeRegions": describe_regions,
+    "DescribeAccountAttributes": describe_account_attributes,
+    "DescribeInstanceTypes": describe_instance_types,
+    "DescribeInstanceTypeOfferings": describe_instance_type_offerings,
+    "DescribeInstanceAttribute": describe_instance_attribute,
+    "ModifyInstanceAttribute": modify_instance_attribute,
+    "ResetInstanceAttribute": reset_instance_attribute,
+    "DescribeInstanceStatus": describe_instance_status,
+    "MonitorInstances": monitor_instances,
+    "UnmonitorInstances": unmonitor_instances,
+    "DescribeInstanceCreditSpecifications": describe_instance_credit_specifications,
     "CreateKeyPair": create_key_pair,
     "ImportKeyPair": import_key_pair,
     "DescribeKeyPairs": describe_key_pairs,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8773)
     parser.add_argument("--config", help="an eucalyptus.conf for the cluster controller")
+    parser.add_argument("--region", default="eucalyptus", help="the region's name (eucalyptus)")
+    parser.add_argument("--zone", default="cluster01", help="the cluster's availability zone (cluster01)")
     parser.add_argument("--nodes", type=int, default=4, help="simulated nodes to create on first start (4)")
     parser.add_argument("--node-cores", type=int, default=8)
     parser.add_argument("--node-memory", type=int, default=16384, help="MB")
@@ -46,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, account_id: str,
-                      image_id: str = "") -> None:
+                      image_id: str = "", region: str = "eucalyptus") -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     eucarc = data_dir / "eucarc"
     eucarc.write_text(
@@ -57,12 +60,12 @@ def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, ac
         f"export EC2_ACCOUNT_ID={account_id}\n"
         f"export AWS_ACCESS_KEY_ID={access_key}\n"
         f"export AWS_SECRET_ACCESS_KEY={secret}\n"
-        f"export AWS_DEFAULT_REGION=eucalyptus\n"
+        f"export AWS_DEFAULT_REGION={region}\n"
         + (f"export EUCA_DEFAULT_IMAGE={image_id}\n" if image_id else ""))
     (data_dir / "aws-profile").write_text(
         "# append to ~/.aws/credentials and use: aws --profile euca --endpoint-url "
         f"{url} ec2 ...\n[euca]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret}\n"
-        "region = eucalyptus\n")
+        f"region = {region}\n")
     for path in (eucarc, data_dir / "aws-profile"):
         os.chmod(path, 0o600)
 
@@ -89,6 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     data_dir = Path(args.data_dir)
+    for what, name in (("--region", args.region), ("--zone", args.zone)):
+        if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+            print(f"euca: {what} {name!r}: lower-case letters, digits and '-', at most 63", file=sys.stderr)
+            return 2
     if min(args.nodes, args.node_cores, args.node_memory, args.node_disk) < 0 or args.port not in range(0, 65536):
         print("euca: --nodes, --node-cores, --node-memory, --node-disk and --port must not be negative",
               file=sys.stderr)
@@ -106,13 +113,13 @@ def run(args: argparse.Namespace) -> int:
     seeded = first_start(store, data_dir, args.nodes, args.node_cores, args.node_memory, args.node_disk)
     url = f"http://{args.host}:{args.port}"
     cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url,
-                       extra_nodes=extra)
+                       extra_nodes=extra, zone=args.zone, region=args.region)
     admin = cloud.accounts.get(ADMIN)
     assert admin is not None
     key = cloud.accounts.keys_of(ADMIN)[0]
     if seeded is not None or not (data_dir / "eucarc").exists():
         image = seeded.machine if seeded is not None else ""
-        write_credentials(data_dir, url, key.access_key, key.secret_key, admin.account_id, image)
+        write_credentials(data_dir, url, key.access_key, key.secret_key, admin.account_id, image, args.region)
         print(f"admin account {admin.account_id}\n  access key {key.access_key}\n  secret key {key.secret_key}")
         if seeded is not None:
             print(f"default image {seeded.machine} (kernel {seeded.kernel}, ramdisk {seeded.ramdisk})")

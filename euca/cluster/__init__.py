@@ -4,9 +4,11 @@ from euca.cluster.controller import ClusterController, Launch, Placed, RunReques
 from euca.cluster.network import GroupNetwork, NetAssignment, NetworkManager
 from euca.cluster.nodes import NodeRegistry, Overrides, ResourceReport
 from euca.cluster.scheduler import Availability, PowerPlan, Scheduler
-from euca.cluster.vmtypes import DEFAULT_VMTYPES, VmType, VmTypes
+from euca.cluster.vmtypes import AWS_VMTYPES, CLOUD_VMTYPES, DEFAULT_VMTYPES, VmType, VmTypes
 
 __all__ = [
+    "AWS_VMTYPES",
+    "CLOUD_VMTYPES",
     "DEFAULT_VMTYPES",
     "Availability",
     "ClusterController",

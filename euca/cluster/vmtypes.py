@@ -42,6 +42,30 @@ DEFAULT_VMTYPES = (
     VmType("c1.xlarge", 2, 2048, 10),
 )
 
+# The current-generation names EC2 clients pass by habit, as Eucalyptus kept adding AWS's names
+# (cores, MB and AWS's memory; a 10 GB root disk for the EBS-only types, whose root is the image).
+AWS_VMTYPES = (
+    VmType("t2.nano", 1, 512, 10),
+    VmType("t2.micro", 1, 1024, 10),
+    VmType("t2.small", 1, 2048, 10),
+    VmType("t2.medium", 2, 4096, 10),
+    VmType("t2.large", 2, 8192, 10),
+    VmType("t3.nano", 2, 512, 10),
+    VmType("t3.micro", 2, 1024, 10),
+    VmType("t3.small", 2, 2048, 10),
+    VmType("t3.medium", 2, 4096, 10),
+    VmType("t3.large", 2, 8192, 10),
+    VmType("m5.large", 2, 8192, 10),
+    VmType("m5.xlarge", 4, 16384, 10),
+    VmType("m5.2xlarge", 8, 32768, 10),
+    VmType("c5.large", 2, 4096, 10),
+    VmType("c5.xlarge", 4, 8192, 10),
+    VmType("r5.large", 2, 16384, 10),
+)
+# The cloud's table: Eucalyptus's types, then AWS's. (The simulator's default is Eucalyptus's alone:
+# placement keeps per-type state, and a planning run pays for every type on every start.)
+CLOUD_VMTYPES = DEFAULT_VMTYPES + AWS_VMTYPES
+
 
 class VmTypes:
     """The ordered VM type table; the order is the kernel's type index and the describe order."""

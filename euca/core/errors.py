@@ -74,6 +74,10 @@ class InvalidFilter(ApiError):
     code = "InvalidFilter"
 
 
+class FilterLimitExceeded(ApiError):
+    code = "FilterLimitExceeded"
+
+
 class InvalidPaginationToken(ApiError):
     code = "InvalidPaginationToken"
 
@@ -122,6 +126,14 @@ class IdempotentParameterMismatch(ApiError):
 
 class IncorrectInstanceState(ApiError):
     code = "IncorrectInstanceState"
+
+
+class InvalidInstanceType(ApiError):
+    code = "InvalidInstanceType"
+
+
+class OperationNotPermitted(ApiError):
+    code = "OperationNotPermitted"
 
 
 class InvalidZoneNotFound(ApiError):
@@ -212,6 +224,20 @@ class RulesPerSecurityGroupLimitExceeded(ApiError):
 
 class SecurityGroupLimitExceeded(ApiError):
     code = "SecurityGroupLimitExceeded"
+
+
+class InvalidSecurityGroupRuleIdNotFound(ApiError):
+    code = "InvalidSecurityGroupRuleId.NotFound"
+
+
+class InvalidSecurityGroupRuleIdMalformed(ApiError):
+    code = "InvalidSecurityGroupRuleId.Malformed"
+
+
+class InvalidVpcIDNotFound(ApiError):
+    """EC2-Classic has no VPCs: every VpcId names one that does not exist."""
+
+    code = "InvalidVpcID.NotFound"
 
 
 # --- addresses -----------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from euca.cluster import ClusterController, VmType, VmTypes
+from euca.cluster import CLOUD_VMTYPES, ClusterController, VmType, VmTypes
 from euca.core.clock import Clock, wall
 from euca.core.config import Config
 from euca.fleet.box import BoxNodes, NodeSpec, Timings, box_config
@@ -14,17 +14,19 @@ from euca.services.addresses import Addresses
 from euca.services.common import ADMIN, Caller, Ids
 from euca.services.groups import Groups
 from euca.services.images import Images
+from euca.services.instance_attributes import InstanceAttributes
 from euca.services.instances import Instances
+from euca.services.instancetypes import InstanceTypes
 from euca.services.keypairs import KeyPairs
 from euca.services.tags import Tags
-from euca.services.zones import Zones
+from euca.services.zones import REGION, Zones
 from euca.store import Store
 
 log = logging.getLogger("euca.cloud")
 
 
 def stored_vmtypes(store: Store) -> VmTypes:
-    types = VmTypes()
+    types = VmTypes(CLOUD_VMTYPES)
     for name, _, body in store.load("vmtype"):
         types = types.replaced(VmType(name, body["cores"], body["memory"], body["disk"]))
     return types
@@ -48,30 +50,34 @@ class Cloud:
     images: Images
     instances: Instances
     zones: Zones
+    instance_types: InstanceTypes
+    attributes: InstanceAttributes
     seen: dict[str, str]  # the store's change counters as this server last applied them
 
     @classmethod
     def open(cls, store: Store, config: Config | None = None, timings: Timings | None = None,
-             endpoint: str = "", extra_nodes: list[NodeSpec] | None = None, clock: Clock = wall) -> Cloud:
+             endpoint: str = "", extra_nodes: list[NodeSpec] | None = None, clock: Clock = wall,
+             zone: str = "cluster01", region: str = REGION) -> Cloud:
         """Load every record, register the nodes (the stored ones, then ``extra_nodes``, e.g. NODES
         from eucalyptus.conf), rebuild the cluster controller from the store, and start polling."""
         vmtypes = stored_vmtypes(store)
         nodes = stored_nodes(store) + list(extra_nodes or [])
-        cc = ClusterController(config or box_config(nodes, vmtypes), vmtypes, clock=clock)
+        cc = ClusterController(config or box_config(nodes, vmtypes), vmtypes, clock=clock, name=zone)
         box = BoxNodes(timings or Timings(), clock=clock, instance_timeout=cc.config.instance_timeout,
                        polling=cc.config.nc_polling_frequency)
         box.register(cc, nodes)
         ids = Ids(store)
         accounts = Accounts(store)
         tags = Tags(store)
-        keypairs = KeyPairs(store)
+        keypairs = KeyPairs(store, ids, tags, clock)
         groups = Groups(store, ids, accounts, tags)
         addresses = Addresses(store, cc)
         images = Images(store, ids, accounts, tags)
         instances = Instances(store, ids, cc, box, accounts, images, keypairs, groups, addresses, tags)
         seen = store.changes()
         cloud = cls(store, cc, box, accounts, tags, keypairs, groups, addresses, images, instances,
-                    Zones(cc, endpoint=endpoint), seen)
+                    Zones(cc, endpoint=endpoint, region=region), InstanceTypes(cc, region),
+                    InstanceAttributes(instances), seen)
         for problem in instances.restore():
             log.warning("restore: %s", problem)
         if accounts.get(ADMIN) is None:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
-from euca.core.errors import InternalError, InvalidFilter, InvalidParameterValue
+from euca.core.errors import FilterLimitExceeded, InternalError, InvalidPaginationToken, InvalidParameterValue
+from euca.core.text import quoted
 from euca.store import Store, Tx
 
 ADMIN = "admin"
@@ -39,8 +42,15 @@ class Ids:
         self._issued = store.issued()
 
     def new(self, prefix: str, tx: Tx) -> str:
+        return self._draw(prefix, tx, lambda: f"{secrets.randbits(32):08X}")
+
+    def new_long(self, prefix: str, tx: Tx) -> str:
+        """An id as AWS draws the ones Eucalyptus never had (``key-0a1b2c3d4e5f67890``): 17 hex digits."""
+        return self._draw(prefix, tx, lambda: f"{secrets.randbits(68):017x}")
+
+    def _draw(self, prefix: str, tx: Tx, digits: Callable[[], str]) -> str:
         for _ in range(64):
-            candidate = f"{prefix}-{secrets.randbits(32):08X}"
+            candidate = f"{prefix}-{digits()}"
             if candidate not in self._issued:
                 tx.issue(candidate)
                 self._issued.add(candidate)
@@ -56,7 +66,7 @@ class Ids:
         return id_ in self._issued
 
 
-_ID = re.compile(r"^(i|r|emi|eki|eri|ami|aki|ari|sg)-[0-9A-Fa-f]{8}([0-9A-Fa-f]{9})?$")
+_ID = re.compile(r"^(i|r|emi|eki|eri|ami|aki|ari|sg|sgr|key)-[0-9A-Fa-f]{8}([0-9A-Fa-f]{9})?$")
 
 
 def well_formed(id_: str, *prefixes: str) -> bool:
@@ -70,19 +80,24 @@ def _pattern(value: str) -> re.Pattern[str]:
     return re.compile(fnmatch.translate(value), re.DOTALL)
 
 
-def wanted(filters: Iterable[Mapping[str, Any]] | None, known: Iterable[str]) -> list[tuple[str, list[str]]]:
-    """Validate ``Filter.N.Name`` / ``Filter.N.Value.M`` against the names a describe knows."""
+def wanted(filters: Iterable[Mapping[str, Any]] | None, known: Iterable[str],
+           tags: bool = True) -> list[tuple[str, list[str]]]:
+    """Validate ``Filter.N.Name`` / ``Filter.N.Value.M`` against the names a describe knows (and
+    ``tag:KEY`` where the resource has tags): an unknown name is InvalidParameterValue "The filter
+    'x' is invalid", a value over 255 characters FilterLimitExceeded, as EC2 answers them."""
     out: list[tuple[str, list[str]]] = []
     names = set(known)
     for f in filters or ():
         name = f.get("Name")
         values = f.get("Values") or []
         if not name:
-            raise InvalidParameterValue("every filter needs a Name")
-        if name not in names and not name.startswith("tag:"):
-            raise InvalidFilter(f"The filter '{name[:64]}' is invalid")
+            raise InvalidParameterValue("The filter '' is invalid")
+        if name not in names and not (tags and name.startswith("tag:")):
+            raise InvalidParameterValue(f"The filter '{quoted(name)}' is invalid")
         if len(values) > 200:
-            raise InvalidParameterValue(f"filter {name[:64]}: at most 200 values")
+            raise FilterLimitExceeded("The maximum number of filter values specified on a single call is 200")
+        if any(len(v) > 255 for v in values):
+            raise FilterLimitExceeded("The maximum length for a filter value is 255 characters")
         out.append((name, list(values)))
     return out
 
@@ -109,3 +124,24 @@ def tag_fields(tags: Mapping[str, str], name: str) -> list[str]:
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]] | None:
     return [{"Key": k, "Value": v} for k, v in tags.items()] or None
+
+
+# --- paging ----------------------------------------------------------------------------------------
+
+T = TypeVar("T")
+
+
+def page(items: list[T], max_results: int | None, token: str | None, what: str = "") -> tuple[list[T], str | None]:
+    """One page of ``items`` for MaxResults/NextToken: the token is the opaque offset of the next
+    page; a token this cloud did not hand out is InvalidPaginationToken."""
+    start = 0
+    if token:
+        try:
+            start = int(base64.urlsafe_b64decode(token.encode()).decode())
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise InvalidPaginationToken(f"Invalid pagination token {quoted(token)}") from None
+        if not 0 <= start <= len(items):
+            raise InvalidPaginationToken(f"Invalid pagination token {quoted(token)}")
+    end = len(items) if max_results is None else min(len(items), start + max_results)
+    following = base64.urlsafe_b64encode(str(end).encode()).decode() if end < len(items) else None
+    return items[start:end], following

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from euca.core.errors import (
     InvalidParameterCombination,
     InvalidParameterValue,
     MissingParameter,
+    OperationNotPermitted,
 )
 from euca.core.frozen import Frozen
 from euca.fleet.box import STATE_CODES, BoxNodes
@@ -47,8 +49,11 @@ MAX_PER_REQUEST = 256  # the CC's MAXINSTANCES is 2048; one reservation asks for
 MAX_USER_DATA = 16384
 FILTERS = ("instance-id", "instance-state-name", "instance-state-code", "instance-type", "image-id", "kernel-id",
            "ramdisk-id", "key-name", "reservation-id", "availability-zone", "private-ip-address", "ip-address",
-           "group-name", "instance.group-name", "owner-id", "launch-index", "client-token", "private-dns-name",
-           "dns-name", "architecture", "root-device-type")
+           "group-name", "instance.group-name", "group-id", "instance.group-id", "owner-id", "launch-index",
+           "client-token", "private-dns-name", "dns-name", "architecture", "root-device-type",
+           "root-device-name", "monitoring-state", "hypervisor", "virtualization-type", "tenancy",
+           "placement-group-name", "network-interface.addresses.association.public-ip", "launch-time",
+           "reason", "state-reason-code", "product-code", "instance-lifecycle")
 
 
 @dataclass
@@ -73,6 +78,8 @@ class Instance:
     launch_index: int = 0
     client_token: str = ""
     terminated: float | None = None
+    api_termination_disabled: bool = False  # disableApiTermination
+    monitored: bool = False  # Monitor/UnmonitorInstances
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -177,6 +184,9 @@ class Instances:
         token = p.get("ClientToken") or ""
         if len(token) > 64 or not token.isascii() or not token.isprintable():
             raise InvalidParameterValue("ClientToken is at most 64 printable ASCII characters")
+        if p.get("InstanceInitiatedShutdownBehavior") not in (None, "terminate"):
+            raise InvalidParameterCombination("instance-store backed instances cannot be stopped: "
+                                              "InstanceInitiatedShutdownBehavior must be terminate")
         addressing = p.get("AddressingType")
         if addressing not in (None, "", "public", "private"):
             raise InvalidParameterValue(f"AddressingType must be public or private, not {addressing[:32]}")
@@ -241,7 +251,8 @@ class Instances:
                 created = [Instance(
                     launch.instance_id, reservation_id, caller.account, image_id, vmtype, launch.node,
                     launch.net.mac, launch.net.private_ip, launch.net.vlan, launch.net.group, now, self._cc.name,
-                    names, kernel_id, ramdisk_id, key_name, user_data, index, token)
+                    names, kernel_id, ramdisk_id, key_name, user_data, index, token, None,
+                    bool(p.get("DisableApiTermination")), bool((p.get("Monitoring") or {}).get("Enabled")))
                     for index, launch in enumerate(launches)]
                 for inst in created:
                     tx.put("instance", inst.instance_id, inst.account, inst.body())
@@ -266,6 +277,10 @@ class Instances:
 
     def terminate(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
         chosen = self._visible(caller, ids)
+        for inst in chosen:
+            if inst.api_termination_disabled and inst.terminated is None:
+                raise OperationNotPermitted(f"The instance '{inst.instance_id}' may not be terminated. Modify its "
+                                            "'disableApiTermination' instance attribute and try again.")
         self._box.fleet.refresh()
         now = self._box.clock()
         before = {i.instance_id: self._box.state(i.instance_id, i.launched, i.terminated, now) or "terminated"
@@ -393,10 +408,19 @@ class Instances:
             "reservation-id": inst.reservation_id, "availability-zone": inst.zone,
             "private-ip-address": inst.private_ip, "launch-index": str(inst.launch_index),
             "client-token": inst.client_token, "private-dns-name": inst.private_ip, "architecture": "x86_64",
-            "root-device-type": "instance-store",
+            "root-device-type": "instance-store", "root-device-name": "/dev/sda1",
+            "monitoring-state": "enabled" if inst.monitored else "disabled", "hypervisor": "xen",
+            "virtualization-type": "paravirtual", "tenancy": "default",
+            "reason": "User initiated" if inst.terminated is not None else "",
         }
         if name in simple:
             return [simple[name]]
+        if name == "launch-time":
+            return [time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(inst.launched))]
+        if name == "network-interface.addresses.association.public-ip":
+            name = "ip-address"
+        if name in ("group-id", "instance.group-id"):
+            return [g["GroupId"] for g in self.group_ids(inst) if g["GroupId"]]
         if name in ("ip-address", "dns-name"):
             public = self._addresses.public_of(inst.instance_id) if inst.terminated is None else None
             return [public] if public else []
@@ -406,6 +430,50 @@ class Instances:
             account = self._accounts.get(inst.account)
             return [account.account_id if account else inst.account]
         return tag_fields(self._tags.of(inst.instance_id), name)
+
+    def _cores(self, vmtype: str) -> int:
+        return self._cc.vmtypes[vmtype].cores if vmtype in self._cc.vmtypes else 1
+
+    # --- what the attribute, status and monitoring calls use -----------------------------------------
+
+    def visible(self, caller: Caller, ids: list[str]) -> list[Instance]:
+        """The caller's instances by id, or EC2's error for the first one that is not there."""
+        return self._visible(caller, ids)
+
+    def listed(self, caller: Caller) -> list[tuple[Instance, str]]:
+        """Every instance the caller sees, with its state now (buried ones left out)."""
+        self._box.fleet.refresh()
+        now = self._box.clock()
+        out = []
+        for inst in self._instances.values():
+            if caller.sees(inst.account):
+                state = self._box.state(inst.instance_id, inst.launched, inst.terminated, now)
+                if state is not None:
+                    out.append((inst, state))
+        return out
+
+    def state_of(self, inst: Instance) -> str:
+        return self._box.state(inst.instance_id, inst.launched, inst.terminated) or "terminated"
+
+    def node_down(self, inst: Instance) -> bool:
+        return inst.node in self._cc.nodes and self._cc.nodes.state(inst.node) == "DOWN"
+
+    def update(self, instances: list[Instance], **changes: Any) -> None:
+        """Change recorded attributes of instances, durably first and in one transaction."""
+        with self._store.transaction() as tx:
+            for inst in instances:
+                tx.put("instance", inst.instance_id, inst.account, inst.body() | changes)
+        for inst in instances:
+            for name, value in changes.items():
+                setattr(inst, name, value)
+            self._memo.pop(inst.instance_id, None)
+
+    def group_ids(self, inst: Instance) -> list[dict[str, Any]]:
+        out = []
+        for name in inst.groups:
+            g = self._groups.get(inst.account, name)
+            out.append({"GroupName": name, "GroupId": g.group_id if g else None})
+        return out
 
     def _reservation(self, caller: Caller, instances: list[Instance]) -> dict[str, Any]:
         now = self._box.clock()
@@ -454,7 +522,12 @@ class Instances:
             "KeyName": inst.key_name or None, "AmiLaunchIndex": inst.launch_index, "InstanceType": inst.vmtype,
             "LaunchTime": inst.launched, "Placement": {"AvailabilityZone": inst.zone, "Tenancy": "default"},
             "KernelId": inst.kernel_id or None, "RamdiskId": inst.ramdisk_id or None,
-            "Monitoring": {"State": "disabled"},
+            "Monitoring": {"State": "enabled" if inst.monitored else "disabled"},
+            "BlockDeviceMappings": [], "EbsOptimized": False, "EnaSupport": False, "SourceDestCheck": True,
+            "CpuOptions": {"CoreCount": self._cores(inst.vmtype), "ThreadsPerCore": 1},
+            "PlatformDetails": "Linux/UNIX", "UsageOperation": "RunInstances",
+            "MetadataOptions": {"State": "applied", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1,
+                                "HttpEndpoint": "enabled"},
             "PrivateIpAddress": inst.private_ip if live else None, "PublicIpAddress": public if live else None,
             "Architecture": "x86_64", "RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1",
             "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
