@@ -54,7 +54,19 @@ def main(argv: list[str] | None = None) -> int:
         print("measuring the EC2 API against moto ...", file=sys.stderr, flush=True)
         print()
         print("EC2 API: euca beside moto's server, one worker each, same workloads (127.0.0.1)")
-        print(format_table(measure(args.quick)))
+        measured = measure(args.quick)
+        print(format_table(measured))
+        from bench.api_limit import bare_rate, breakdown, format_breakdown
+
+        limit = bare_rate(2_000 if args.quick else 10_000)
+        print()
+        print(f"The floor: bare uvicorn + uvloop + httptools answering a fixed RunInstances reply, {limit:,.0f} req/s")
+        for workload, mode, ours, _ in measured:
+            if mode == "raw HTTP" and not workload.startswith("Terminate"):
+                print(f"  {workload}: euca {ours.rate:,.0f} req/s = 1/{limit / ours.rate:.1f} of the floor")
+        print()
+        print("Where a RunInstances request spends its time (the pipeline in-process, medians)")
+        print(format_breakdown(breakdown(2_000 if args.quick else 10_000)))
     if "fuzz" in wanted:
         from bench import fuzz
 

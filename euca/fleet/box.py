@@ -22,14 +22,15 @@ from drivers.sim import NodeShape, SimNode
 from euca.cluster import ClusterController, ResourceReport, VmTypes
 from euca.core.clock import Clock, wall
 from euca.core.config import Config
+from euca.core.ipnotation import MAX_PUBLIC_IPS
 from euca.fleet.fleet import Fleet
 from euca.node import NodeController
 
 log = logging.getLogger("euca.fleet.box")
 
-# Eucalyptus 2.0+ caps a group's network at 2048 addresses; a box's public pool at 64 /24s.
+# Eucalyptus 2.0+ caps a group's network and the public pool at 2048 addresses each (eight /24s).
 MAX_ADDRS_PER_NET = 2048
-MAX_PUBLIC_BLOCKS = 64
+MAX_PUBLIC_BLOCKS = MAX_PUBLIC_IPS // 254
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48}
 
