@@ -145,8 +145,9 @@ def _minimal(action: str) -> dict[str, str]:
         kind = member.type_name
         if kind == "list":
             out[f"{key}.1"] = "x-1"
-            if member.member.type_name == "structure":
-                out = {k: v for k, v in out.items() if k != f"{key}.1"} | {f"{key}.1.Key": "k"}
+            if member.member.type_name == "structure":  # its first required member, or a tag's Key
+                first = sorted(member.member.required_members) or ["Key"]
+                out = {k: v for k, v in out.items() if k != f"{key}.1"} | {f"{key}.1.{first[0]}": "k"}
         elif kind in ("integer", "long"):
             out[key] = "1"
         elif kind == "blob":

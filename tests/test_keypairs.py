@@ -1,5 +1,6 @@
 """ImportKeyPair's key formats: what EC2 imports is imported with AWS's fingerprint, and anything
-else is InvalidKey.Format, never an internal error."""
+else is InvalidKey.Format (the code and message EC2 answers for ImportKeyPair; its error list also
+has InvalidKeyPair.Format, which ImportKeyPair does not answer), never an internal error."""
 
 from __future__ import annotations
 
@@ -44,9 +45,6 @@ ACCEPTED: dict[str, Callable[[], Any]] = {
     "rsa-3072": lambda: rsa.generate_private_key(65537, 3072).public_key(),
     "rsa-4096": lambda: rsa.generate_private_key(65537, 4096).public_key(),
     "ed25519": lambda: ed25519.Ed25519PrivateKey.generate().public_key(),
-    "nistp256": lambda: ec.generate_private_key(ec.SECP256R1()).public_key(),
-    "nistp384": lambda: ec.generate_private_key(ec.SECP384R1()).public_key(),
-    "nistp521": lambda: ec.generate_private_key(ec.SECP521R1()).public_key(),
 }
 FORMATS: dict[str, Callable[[Any], bytes]] = {
     "openssh": lambda k: _openssh(k) + b" me@laptop\n",
@@ -94,6 +92,10 @@ REFUSED: dict[str, bytes] = {
     "dsa der": base64.b64encode(_spki(_DSA.public_key())),
     "rsa 512": _openssh(_rsa_numbers(512)),
     "rsa 8192": _openssh(_rsa_numbers(8192)),
+    # EC2 imports "an RSA or ED25519 key pair" (ImportKeyPair); its KeyType has no name for ECDSA
+    **{f"ecdsa {curve.name}": _openssh(ec.generate_private_key(curve).public_key())
+       for curve in (ec.SECP256R1(), ec.SECP384R1(), ec.SECP521R1())},
+    "ecdsa der": base64.b64encode(_spki(ec.generate_private_key(ec.SECP256R1()).public_key())),
     "secp256k1": base64.b64encode(_spki(ec.generate_private_key(ec.SECP256K1()).public_key())),
     "certificate": b"ssh-ed25519-cert-v01@openssh.com AAAAIHNzaC1lZDI1NTE5LWNlcnQtdjAxQG9wZW5zc2guY29tAAAA",
     "type mismatch": b"ssh-rsa " + _ed_line.split()[1],
@@ -156,7 +158,8 @@ def test_import_refuses_with_ec2s_error_and_stores_nothing(ec2: Any, name: str) 
 def test_import_accepts_ssh2_and_base64_der_with_awss_fingerprint(ec2: Any) -> None:
     key = ed25519.Ed25519PrivateKey.generate().public_key()
     got = ec2.import_key_pair(KeyName="ssh2", PublicKeyMaterial=_ssh2(key))
-    assert got["KeyFingerprint"] == ":".join(f"{b:02x}" for b in hashlib.md5(_spki(key)).digest())
+    blob = base64.b64decode(_openssh(key).split()[1])
+    assert got["KeyFingerprint"] == base64.b64encode(hashlib.sha256(blob).digest()).decode()
     got = ec2.import_key_pair(KeyName="der", PublicKeyMaterial=FORMATS["base64-der"](RSA_2048))
     assert got["KeyFingerprint"] == ":".join(f"{b:02x}" for b in hashlib.md5(_spki(RSA_2048)).digest())
     assert sorted(k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]) == ["der", "ssh2"]

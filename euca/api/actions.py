@@ -81,43 +81,66 @@ def describe_instance_credit_specifications(c: Cloud, who: Caller, p: Params) ->
 
 
 def create_key_pair(c: Cloud, who: Caller, p: Params) -> Result:
-    return c.keypairs.create(who, p["KeyName"])
+    return c.keypairs.create(who, p["KeyName"], p.get("KeyType"), p.get("KeyFormat"), p.get("TagSpecifications"))
 
 
 def import_key_pair(c: Cloud, who: Caller, p: Params) -> Result:
-    return c.keypairs.import_(who, p["KeyName"], p["PublicKeyMaterial"])
+    return c.keypairs.import_(who, p["KeyName"], p["PublicKeyMaterial"], p.get("TagSpecifications"))
 
 
 def describe_key_pairs(c: Cloud, who: Caller, p: Params) -> Result:
-    return {"KeyPairs": c.keypairs.describe(who, p.get("KeyNames"), p.get("Filters"))}
+    return {"KeyPairs": c.keypairs.describe(who, p.get("KeyNames"), p.get("KeyPairIds"), p.get("Filters"),
+                                            bool(p.get("IncludePublicKey")))}
 
 
 def delete_key_pair(c: Cloud, who: Caller, p: Params) -> Result:
-    c.keypairs.delete(who, _need(p, "KeyName"))
-    return OK
+    return c.keypairs.delete(who, p.get("KeyName"), p.get("KeyPairId"))
 
 
 def create_security_group(c: Cloud, who: Caller, p: Params) -> Result:
-    return c.groups.create(who, p["GroupName"], p["Description"])
+    return c.groups.create(who, p["GroupName"], p["Description"], p.get("VpcId"), p.get("TagSpecifications"))
 
 
 def delete_security_group(c: Cloud, who: Caller, p: Params) -> Result:
-    c.groups.delete(who, p.get("GroupName"), p.get("GroupId"))
-    return OK
+    return c.groups.delete(who, p.get("GroupName"), p.get("GroupId"))
 
 
 def describe_security_groups(c: Cloud, who: Caller, p: Params) -> Result:
-    return {"SecurityGroups": c.groups.describe(who, p.get("GroupNames"), p.get("GroupIds"), p.get("Filters"))}
+    return c.groups.describe(who, p.get("GroupNames"), p.get("GroupIds"), p.get("Filters"), p.get("MaxResults"),
+                             p.get("NextToken"))
+
+
+def describe_security_group_rules(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.groups.describe_rules(who, p.get("SecurityGroupRuleIds"), p.get("Filters"), p.get("MaxResults"),
+                                   p.get("NextToken"))
 
 
 def authorize_security_group_ingress(c: Cloud, who: Caller, p: Params) -> Result:
-    c.groups.authorize(who, p)
-    return OK
+    return c.groups.authorize(who, p)
+
+
+def authorize_security_group_egress(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.groups.authorize(who, p, egress=True)
 
 
 def revoke_security_group_ingress(c: Cloud, who: Caller, p: Params) -> Result:
-    c.groups.revoke(who, p)
-    return OK
+    return c.groups.revoke(who, p)
+
+
+def revoke_security_group_egress(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.groups.revoke(who, p, egress=True)
+
+
+def update_security_group_rule_descriptions_ingress(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.groups.update_descriptions(who, p, egress=False)
+
+
+def update_security_group_rule_descriptions_egress(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.groups.update_descriptions(who, p, egress=True)
+
+
+def modify_security_group_rules(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.groups.modify(who, p)
 
 
 def allocate_address(c: Cloud, who: Caller, p: Params) -> Result:
@@ -230,6 +253,12 @@ ACTIONS: dict[str, Handler] = {
     "DescribeSecurityGroups": describe_security_groups,
     "AuthorizeSecurityGroupIngress": authorize_security_group_ingress,
     "RevokeSecurityGroupIngress": revoke_security_group_ingress,
+    "AuthorizeSecurityGroupEgress": authorize_security_group_egress,
+    "RevokeSecurityGroupEgress": revoke_security_group_egress,
+    "DescribeSecurityGroupRules": describe_security_group_rules,
+    "UpdateSecurityGroupRuleDescriptionsIngress": update_security_group_rule_descriptions_ingress,
+    "UpdateSecurityGroupRuleDescriptionsEgress": update_security_group_rule_descriptions_egress,
+    "ModifySecurityGroupRules": modify_security_group_rules,
     "AllocateAddress": allocate_address,
     "ReleaseAddress": release_address,
     "AssociateAddress": associate_address,

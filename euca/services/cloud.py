@@ -126,5 +126,5 @@ class Cloud:
 
     def resource_type(self, resource: str) -> str:
         prefix = resource.split("-", 1)[0]
-        return {"i": "instance", "sg": "security-group", "emi": "image", "eki": "image", "eri": "image"}.get(
-            prefix, "unknown")
+        return {"i": "instance", "sg": "security-group", "sgr": "security-group-rule", "key": "key-pair",
+                "emi": "image", "eki": "image", "eri": "image"}.get(prefix, "unknown")
