@@ -1,8 +1,9 @@
-"""``euca account``: cloud accounts and their access keys (add, list, keys)."""
+"""``euca account``: cloud accounts, their access keys and certificates (add, list, keys, cert)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from euca.cli._store import store_args, with_store
@@ -26,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--activate", metavar="ACCESS_KEY", help="accept a deactivated key again")
     how.add_argument("--delete", metavar="ACCESS_KEY", help="remove the key for good")
     store_args(p)
+    p = actions.add_parser("cert", help="the account's certificate, signed by the cloud, and its private key "
+                           "(euca-NAME-cert.pem and -pk.pem in the data directory), for bundling images")
+    p.add_argument("name")
+    store_args(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,8 +49,15 @@ def _run(args: argparse.Namespace, store: Store) -> int:
         for a in accounts.all():
             print(f"{a.name}\t{a.account_id}\t{'admin' if a.admin else 'user'}")
         return 0
-    if accounts.get(args.name) is None:
+    named = accounts.get(args.name)
+    if named is None:
         raise ValueError(f"no account named {args.name!r}")
+    if args.action == "cert":
+        from euca.auth.certs import user_credentials
+
+        written = user_credentials(Path(args.data_dir), named.name, named.account_id)
+        print(f"{written.cert}\n{written.key}")
+        return 0
     if args.create:
         accounts.add_key(args.name)
     elif args.deactivate:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from euca import __version__
-from euca.cli import account, config, image, node, node_controller, up, vmtype
+from euca.cli import account, bundle, config, image, node, node_controller, up, vmtype
 
 Run = Callable[[argparse.Namespace], int]
 
@@ -33,6 +33,12 @@ def main(argv: list[str] | None = None) -> int:
         ("account", "cloud accounts and their access keys", account.add_arguments, account.run),
         ("node", "the cluster's nodes", node.add_arguments, node.run),
         ("image", "register, list and remove images", image.add_arguments, image.run),
+        ("bundle-image", "bundle an image file for Walrus (as euca-bundle-image)", bundle.add_bundle_image,
+         bundle.run_bundle_image),
+        ("upload-bundle", "upload a bundle to a Walrus bucket", bundle.add_upload_bundle, bundle.run_upload_bundle),
+        ("download-bundle", "download a bundle from Walrus", bundle.add_download_bundle, bundle.run_download_bundle),
+        ("unbundle", "check, decrypt and unpack a bundle into its image file", bundle.add_unbundle,
+         bundle.run_unbundle),
         ("vmtype", "VM types (cores, memory, disk)", vmtype.add_arguments, vmtype.run),
         ("config", "check an eucalyptus.conf file", config.add_arguments, config.run),
     )

@@ -473,36 +473,7 @@ def _filename(text: str, index: int) -> str:
     return text
 
 
-def read_manifest(xml_bytes: bytes, cloud_key: rsa.RSAPrivateKey | None,
-                  user_certs: Iterable[x509.Certificate | rsa.RSAPublicKey], *,
-                  user_key: rsa.RSAPrivateKey | None = None) -> Manifest:
-    """Parse a bundle manifest, verify its signature against one of ``user_certs`` (the uploading
-    account's certificates, or public keys), and decrypt the AES key and IV with the cloud's key
-    (``ec2_encrypted_*``) or, given ``user_key``, with the user's (``user_encrypted_*``)."""
-    if len(xml_bytes) > MANIFEST_LIMIT:
-        raise InvalidManifest(f"manifest: {len(xml_bytes)} bytes, more than {MANIFEST_LIMIT}")
-    if b"<!DOCTYPE" in xml_bytes or b"<!ENTITY" in xml_bytes:
-        raise InvalidManifest("manifest: document type declarations are not allowed")
-    try:
-        root = ET.fromstring(xml_bytes)
-    except ET.ParseError as exc:
-        raise InvalidManifest(f"manifest is not well-formed XML: {exc}") from None
-    if root.tag != "manifest":
-        raise InvalidManifest(f"manifest: the document is <{root.tag}>, not <manifest>")
-    config = _one(root, "machine_configuration", "manifest")
-    image = _one(root, "image", "manifest")
-    _verify(config, image, _text(root, "signature", "manifest"), user_certs)
-
-    for name, where in ((image.find("digest"), "image/digest"), (image.find("parts/part/digest"), "part digest")):
-        if name is not None and name.get("algorithm", DIGEST).upper() != DIGEST:
-            raise InvalidManifest(f"manifest: {where} algorithm {name.get('algorithm')!r}, not {DIGEST}")
-    encryption = image.find("ec2_encrypted_key")
-    if encryption is not None and encryption.get("algorithm", ENCRYPTION).upper() != ENCRYPTION:
-        raise InvalidManifest(f"manifest: image/ec2_encrypted_key algorithm {encryption.get('algorithm')!r}, "
-                              f"not {ENCRYPTION}")
-    digest = _text(image, "digest", "image")
-    if not _HEX40.match(digest):
-        raise InvalidManifest(f"manifest: image/digest {digest!r} is not a hex SHA1")
+def _parts(image: ET.Element) -> tuple[Part, ...]:
     part_list = _one(image, "parts", "image")
     parts = []
     for element in part_list.findall("part"):
@@ -520,6 +491,51 @@ def read_manifest(xml_bytes: bytes, cloud_key: rsa.RSAPrivateKey | None,
     count = part_list.get("count")
     if count is not None and count != str(len(parts)):
         raise InvalidManifest(f"manifest: parts count {count!r} but {len(parts)} parts listed")
+    return tuple(parts)
+
+
+def part_filenames(xml_bytes: bytes) -> tuple[str, ...]:
+    """The manifest's part files in order, for copying a bundle around; nothing is verified but
+    the manifest's form."""
+    return tuple(p.filename for p in _parts(_one(_parse(xml_bytes), "image", "manifest")))
+
+
+def _parse(xml_bytes: bytes) -> ET.Element:
+    if len(xml_bytes) > MANIFEST_LIMIT:
+        raise InvalidManifest(f"manifest: {len(xml_bytes)} bytes, more than {MANIFEST_LIMIT}")
+    if b"<!DOCTYPE" in xml_bytes or b"<!ENTITY" in xml_bytes:
+        raise InvalidManifest("manifest: document type declarations are not allowed")
+    try:
+        root = ET.fromstring(xml_bytes)
+    except ET.ParseError as exc:
+        raise InvalidManifest(f"manifest is not well-formed XML: {exc}") from None
+    if root.tag != "manifest":
+        raise InvalidManifest(f"manifest: the document is <{root.tag}>, not <manifest>")
+    return root
+
+
+def read_manifest(xml_bytes: bytes, cloud_key: rsa.RSAPrivateKey | None,
+                  user_certs: Iterable[x509.Certificate | rsa.RSAPublicKey], *,
+                  user_key: rsa.RSAPrivateKey | None = None) -> Manifest:
+    """Parse a bundle manifest, verify its signature against one of ``user_certs`` (the uploading
+    account's certificates, or public keys), and decrypt the AES key and IV with the cloud's key
+    (``ec2_encrypted_*``) or, given ``user_key``, with the user's (``user_encrypted_*``)."""
+    root = _parse(xml_bytes)
+    config = _one(root, "machine_configuration", "manifest")
+    image = _one(root, "image", "manifest")
+    _verify(config, image, _text(root, "signature", "manifest"), user_certs)
+
+    for element in [*image.findall("digest"), *image.findall("parts/part/digest")]:
+        if element.get("algorithm", DIGEST).upper() != DIGEST:
+            raise InvalidManifest(f"manifest: a digest algorithm {element.get('algorithm')!r}, not {DIGEST}")
+    encryption = image.find("ec2_encrypted_key")
+    if encryption is not None and encryption.get("algorithm", ENCRYPTION).upper() != ENCRYPTION:
+        raise InvalidManifest(f"manifest: image/ec2_encrypted_key algorithm {encryption.get('algorithm')!r}, "
+                              f"not {ENCRYPTION}")
+    digest = _text(image, "digest", "image")
+    if not _HEX40.match(digest):
+        raise InvalidManifest(f"manifest: image/digest {digest!r} is not a hex SHA1")
+    parts = _parts(image)
 
     decrypt_with, prefix, whose = ((user_key, "user", "user's") if user_key is not None
                                    else (cloud_key, "ec2", "cloud's"))
@@ -539,7 +555,7 @@ def read_manifest(xml_bytes: bytes, cloud_key: rsa.RSAPrivateKey | None,
         ramdisk_id=_text(config, "ramdisk_id", "machine_configuration", optional=True),
         block_device_mapping=mappings, digest=digest.lower(), size=_number(image, "size", "image"),
         bundled_size=_number(image, "bundled_size", "image") if bundled else -1,
-        key=key, iv=iv, parts=tuple(parts))
+        key=key, iv=iv, parts=parts)
 
 
 # --- unbundling ------------------------------------------------------------------------------------
@@ -679,7 +695,7 @@ class _TarStream:
 def _check_member(member: tarfile.TarInfo) -> None:
     name = member.name
     kind = ("a symbolic link" if member.issym() else "a hard link" if member.islnk() else
-            "a device" if member.isdev() else "a directory" if member.isdir() else
+            "a FIFO" if member.isfifo() else "a device" if member.isdev() else "a directory" if member.isdir() else
             None if member.isreg() else "not a regular file")
     if kind is not None:
         raise UnsafeImage(f"tar member {name!r} is {kind}: an image bundle holds one plain file")
