@@ -16,12 +16,14 @@ import boto3
 import uvicorn
 
 from euca.api.app import create_app
+from euca.api.s3 import open_walrus
 from euca.core.config import Config
 from euca.fleet.box import Timings
 from euca.services.cloud import Cloud
 from euca.services.common import ADMIN
 from euca.services.seed import first_start
 from euca.store import Store
+from euca.walrus import Walrus
 
 
 def free_port() -> int:
@@ -35,6 +37,7 @@ class Box:
     cloud: Cloud
     url: str
     data_dir: Path
+    walrus: Walrus | None = None
 
     def keys(self, account: str = ADMIN) -> tuple[str, str]:
         if self.cloud.accounts.get(account) is None:
@@ -66,7 +69,9 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     opened = Cloud.open(store, config, timings or Timings(0.3, 0.3, 60), endpoint=url, **cloud)
-    server = uvicorn.Server(uvicorn.Config(create_app(opened, tick_seconds=0.2), host="127.0.0.1", port=port,
+    walrus = open_walrus(opened, data_dir, f"{url}/services/Walrus")
+    server = uvicorn.Server(uvicorn.Config(create_app(opened, tick_seconds=0.2, walrus=walrus), host="127.0.0.1",
+                                           port=port,
                                            log_level="warning", loop="asyncio", lifespan="on"))
     thread = threading.Thread(target=server.run, name="ec2-server", daemon=True)
     thread.start()
@@ -76,7 +81,7 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield Box(opened, url, data_dir)
+        yield Box(opened, url, data_dir, walrus)
     finally:
         server.should_exit = True
         thread.join(10)

@@ -23,10 +23,12 @@ import botocore.session
 from botocore.model import OperationModel, ServiceModel
 from starlette.applications import Starlette
 from starlette.responses import Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from euca.api import query, xml
 from euca.api.actions import ACTIONS, Handler
+from euca.api.s3 import PREFIX as WALRUS
+from euca.api.s3 import create_s3_app
 from euca.auth import SignedRequest, verify
 from euca.core.errors import (
     ApiError,
@@ -42,6 +44,7 @@ from euca.core.text import quoted
 from euca.services.cloud import Cloud
 from euca.services.common import Caller
 from euca.services.images import kind_of_location
+from euca.walrus import Walrus
 
 log = logging.getLogger("euca.api")
 
@@ -192,13 +195,16 @@ def _method_not_allowed() -> Response:
 
 class _Front:
     """The EC2 endpoint's paths straight to the pipeline (any other method there gets EC2's error
-    document); lifespan and everything else to Starlette."""
+    document); ``/services/Walrus`` to the S3 app; lifespan and everything else to Starlette."""
 
-    def __init__(self, api: Ec2Api, rest: Starlette) -> None:
-        self.api, self.rest = api, rest
+    def __init__(self, api: Ec2Api, rest: Starlette, s3: ASGIApp | None = None) -> None:
+        self.api, self.rest, self.s3 = api, rest, s3
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] in PATHS:
+        if self.s3 is not None and scope["type"] == "http" and scope["path"].startswith(WALRUS) \
+                and scope["path"][len(WALRUS):len(WALRUS) + 1] in ("", "/"):
+            await self.s3(scope, receive, send)
+        elif scope["type"] == "http" and scope["path"] in PATHS:
             if scope["method"] in ("GET", "POST"):
                 await self.api(scope, receive, send)
             else:
@@ -207,7 +213,9 @@ class _Front:
             await self.rest(scope, receive, send)
 
 
-def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize = account_policy) -> _Front:
+def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize = account_policy,
+               walrus: Walrus | None = None) -> _Front:
+    """``walrus``: serve it (S3) under ``/services/Walrus`` too, and run its lifecycle sweep."""
     api = Ec2Api(cloud, authorize)
 
     @contextlib.asynccontextmanager
@@ -217,6 +225,8 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize = a
                 await asyncio.sleep(tick_seconds)
                 try:
                     cloud.tick()
+                    if walrus is not None:
+                        walrus.tick()
                 except Exception:
                     log.exception("housekeeping failed")
         task = asyncio.create_task(housekeeping())
@@ -227,4 +237,5 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize = a
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    return _Front(api, Starlette(lifespan=lifespan))
+    s3 = create_s3_app(cloud, walrus) if walrus is not None else None
+    return _Front(api, Starlette(lifespan=lifespan), s3)

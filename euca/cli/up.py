@@ -14,7 +14,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from euca.cli._store import database_url, store_args
 
@@ -45,6 +45,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SQLite synchronous mode: normal survives a killed server, full a power cut")
     parser.add_argument("--node-key", help="the key shared with the node controllers named in NODES "
                         "(or EUCA_NODE_KEY)")
+    parser.add_argument("--s3-port", type=int, help="also serve S3 (Walrus) on this port, path style at / and "
+                        "virtual-hosted style (<bucket>.<host>)")
+    parser.add_argument("--s3-min-free", type=float, default=0.10,
+                        help="refuse S3 writes when less than this fraction of the disk is free (0.10)")
     parser.add_argument("--log-level", default="info")
 
 
@@ -80,8 +84,20 @@ def remote_nodes(config: Config | None, args: argparse.Namespace) -> list[NodeSp
     return [NodeSpec(host, url=f"http://{host}:{config.nc_port}", key=key) for host in config.nodes]
 
 
+def _two_ports(main: Any, s3: Any, s3_port: int) -> Any:
+    """One app for both listening sockets: requests that arrived on ``s3_port`` go to S3."""
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server is not None and server[1] == s3_port:
+            await s3(scope, receive, send)
+        else:
+            await main(scope, receive, send)
+    return app
+
+
 def run(args: argparse.Namespace) -> int:
     from euca.api.app import create_app
+    from euca.api.s3 import create_s3_app, open_walrus
     from euca.core.config import ConfigError, load_config
     from euca.core.serving import serve
     from euca.fleet.box import Timings
@@ -125,9 +141,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"default image {seeded.machine} (kernel {seeded.kernel}, ramdisk {seeded.ramdisk})")
         print(f"credentials written to {data_dir / 'eucarc'} and {data_dir / 'aws-profile'}")
     ready = f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})"
+    walrus = open_walrus(cloud, data_dir, f"{url}/services/Walrus", args.s3_min_free)
+    app = create_app(cloud, walrus=walrus)
+    if args.s3_port is not None:
+        s3 = create_s3_app(cloud, walrus, prefix="", domains=(args.host, "localhost"))
+        app = _two_ports(app, s3, args.s3_port)
+        ready += f"; S3 on http://{args.host}:{args.s3_port}"
     try:
-        serve(create_app(cloud), args.host, args.port, ready, loop="uvloop", http="httptools",
-              log_level="warning", lifespan="on", access_log=False)
+        serve(app, args.host, args.port, ready, loop="uvloop", http="httptools",
+              log_level="warning", lifespan="on", access_log=False, extra_port=args.s3_port)
     finally:
         cloud.close()
         store.close()

@@ -24,6 +24,18 @@ class _Server(uvicorn.Server):
             print(self.ready, flush=True)
 
 
-def serve(app: Any, host: str, port: int, ready: str, **options: Any) -> None:
-    """Serve ``app`` on host:port until stopped (SIGINT/SIGTERM); print ``ready`` once it listens."""
-    _Server(uvicorn.Config(app, host=host, port=port, **options), ready).run()
+def serve(app: Any, host: str, port: int, ready: str, extra_port: int | None = None, **options: Any) -> None:
+    """Serve ``app`` on host:port (and ``extra_port``: S3's own) until stopped (SIGINT/SIGTERM);
+    print ``ready`` once it listens."""
+    config = uvicorn.Config(app, host=host, port=port, **options)
+    if extra_port is None:
+        _Server(config, ready).run()
+        return
+    sockets = []
+    for number in (port, extra_port):
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, number))
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    _Server(config, ready).run(sockets=sockets)

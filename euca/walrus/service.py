@@ -371,6 +371,19 @@ class Walrus:
             raise AccessDenied("No access key to sign with")
         return presigned_url(self.endpoint, credentials[0], credentials[1], method, bucket, key, expires)
 
+    def expire_object(self, bucket: str, key: str) -> None:
+        """Delete as the bucket's owner would (the lifecycle sweep)."""
+        found = self.catalog.bucket(bucket)
+        owner = self.directory.by_account_id(found.owner) if found else None
+        if owner is not None:
+            self.delete_object(owner, bucket, key)
+
+    def tick(self) -> int:
+        """Periodic work (the cloud's housekeeping): lifecycle expiration."""
+        from euca.walrus.lifecycle import expire
+
+        return expire(self, self.clock())
+
     # --- listings ----------------------------------------------------------------------------------
 
     def list_objects(self, who: Requester | None, bucket: str, prefix: str = "", delimiter: str = "",

@@ -1,0 +1,152 @@
+"""The S3 REST endpoint (Walrus) as one ASGI app: address, authenticate, route, answer.
+
+Path style under a prefix (``/services/Walrus/<bucket>/<key>``, where Eucalyptus served it, and
+``/<bucket>/<key>`` on a port of its own), and virtual-hosted style (``<bucket>.<domain>``) on
+its own port. Bodies stream to disk as they arrive and objects stream back from their files
+through a fixed buffer. Every failure is S3's XML error document; nothing answers with a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from urllib.parse import parse_qsl, unquote
+
+from starlette.types import Receive, Scope, Send
+
+from euca.api.s3 import cors, wire
+from euca.api.s3.body import ClientGone
+from euca.api.s3.call import Call, Reply
+from euca.api.s3.routes import route
+from euca.auth.s3 import verify_s3
+from euca.auth.signing import SecretLookup
+from euca.core.errors import ApiError
+from euca.core.s3errors import InternalError, InvalidArgument, S3Error
+from euca.walrus import Requester, Walrus
+
+log = logging.getLogger("euca.api.s3")
+
+PREFIX = "/services/Walrus"
+SEND_BUFFER = 1 << 20
+_XML = "application/xml"
+
+
+def _request_id() -> str:
+    return os.urandom(8).hex().upper()
+
+
+class S3Api:
+    """``prefix``: the path the service sits under (``/services/Walrus``; "" on its own port).
+    ``domains``: host names whose sub-domains name buckets (virtual-hosted style)."""
+
+    def __init__(self, walrus: Walrus, secret_of: SecretLookup, requester_of: Callable[[str], Requester],
+                 refresh: Callable[[], None] = lambda: None, prefix: str = PREFIX,
+                 domains: tuple[str, ...] = ()) -> None:
+        self.walrus = walrus
+        self.secret_of = secret_of
+        self.requester_of = requester_of
+        self.refresh = refresh
+        self.prefix = prefix
+        self.domains = tuple(d.lower() for d in domains)
+
+    def _address(self, scope: Scope, host: str) -> tuple[str, str, str]:
+        """(bucket, key, the raw path a Version 2 signature covers besides the one sent)."""
+        path: str = scope["path"]
+        if self.prefix and path.startswith(self.prefix):
+            path = path[len(self.prefix):]
+        name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host
+        for domain in self.domains:
+            if name.endswith("." + domain):
+                bucket = name[:-len(domain) - 1]
+                return bucket, path.lstrip("/"), f"/{bucket}{path or '/'}"
+        bucket, _, key = path.lstrip("/").partition("/")
+        return bucket, key, path or "/"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request_id = _request_id()
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        method: str = scope["method"]
+        raw_query = scope["query_string"].decode("latin-1")
+        resource = scope["path"]
+        call: Call | None = None
+        try:
+            bucket, key, stripped = self._address(scope, headers.get("host", ""))
+            resource = f"/{bucket}/{key}" if key else f"/{bucket}"
+            try:
+                query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict"))
+            except (UnicodeError, ValueError):
+                raise InvalidArgument("The request is not valid UTF-8") from None
+            raw_path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
+            self.refresh()
+            signature = verify_s3(method, raw_path.partition("?")[0], raw_query, headers, query, self.secret_of,
+                                  [raw_path.partition("?")[0], unquote(stripped), stripped])
+            who = self.requester_of(signature.access_key) if signature.access_key else None
+            call = Call(method, bucket, key, query, raw_query, headers, receive, who, signature, self.walrus,
+                        request_id, lambda account_id: "")
+            reply = await route(call)(call)
+        except ClientGone:
+            return
+        except ApiError as exc:
+            reply = self._error(exc, resource, request_id, method)
+        except Exception:
+            log.exception("S3 request %s failed", request_id)
+            reply = self._error(InternalError(), resource, request_id, method)
+        if call is not None and "origin" in headers:
+            with contextlib.suppress(Exception):
+                reply.headers.update(cors.actual_headers(call))
+        await self._send(reply, send, request_id, method)
+
+    @staticmethod
+    def _error(exc: ApiError, resource: str, request_id: str, method: str) -> Reply:
+        fields = exc.fields if isinstance(exc, S3Error) else {}
+        headers = dict(exc.headers) if isinstance(exc, S3Error) else {}
+        body = b"" if method == "HEAD" else wire.error(exc.code, exc.message, resource, request_id, fields)
+        if body:
+            headers["content-type"] = _XML
+        return Reply(exc.status, headers, body)
+
+    async def _send(self, reply: Reply, send: Send, request_id: str, method: str) -> None:
+        headers = reply.headers
+        headers.setdefault("x-amz-request-id", request_id)
+        if reply.path is None and "content-length" not in headers:
+            headers["content-length"] = str(len(reply.body))
+        if reply.body and "content-type" not in headers:
+            headers["content-type"] = _XML
+        raw = [(k.encode("latin-1"), _header_value(v)) for k, v in headers.items()]
+        if reply.path is None:
+            await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+            await send({"type": "http.response.body", "body": reply.body})
+            return
+        try:
+            fd = os.open(reply.path, os.O_RDONLY)
+        except FileNotFoundError:
+            # deleted between the lookup and the open: as if it had been a moment earlier
+            error = self._error(InternalError("The object changed while it was read; try again"), "", request_id,
+                                method)
+            await self._send(error, send, request_id, method)
+            return
+        try:
+            await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+            offset, left = reply.offset, reply.length
+            while left > 0:
+                chunk = os.pread(fd, min(SEND_BUFFER, left), offset)
+                if not chunk:
+                    break
+                offset += len(chunk)
+                left -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
+            if left > 0 or reply.length == 0:
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            os.close(fd)
+
+
+def _header_value(value: str) -> bytes:
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        from urllib.parse import quote
+
+        return quote(value, safe=" !#$&'()*+,-./:;<=>?@[]^_`{|}~").encode()

@@ -1,0 +1,47 @@
+"""One S3 request as the handlers see it, and what they answer."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from starlette.types import Receive
+
+from euca.auth.s3 import S3Signature
+from euca.walrus import Requester, Walrus
+
+
+@dataclass
+class Call:
+    method: str
+    bucket: str
+    key: str
+    query: dict[str, str]  # decoded; a parameter without a value maps to ""
+    raw_query: str
+    headers: dict[str, str]  # lower-case names
+    receive: Receive
+    who: Requester | None
+    signature: S3Signature
+    walrus: Walrus
+    request_id: str
+    display_name: Callable[[str], str]  # account id -> the name ListBuckets and ACLs show
+
+    @property
+    def resource(self) -> str:
+        return f"/{self.bucket}/{self.key}" if self.key else f"/{self.bucket}" if self.bucket else "/"
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    file: BinaryIO | None = None  # streamed from ``offset`` for ``length`` bytes, then closed
+    offset: int = 0
+    length: int = 0
+    path: Path | None = None
+
+
+Handler = Callable[[Call], Awaitable[Reply]]
