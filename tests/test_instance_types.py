@@ -175,3 +175,11 @@ def test_status_follows_the_node_and_monitoring_and_credits(box: Box, ec2: Any, 
     every = ec2.describe_instance_status(InstanceIds=[instance_id], IncludeAllInstances=True)["InstanceStatuses"]
     assert every[0]["InstanceState"]["Name"] in ("shutting-down", "terminated")
     assert ec2.describe_instance_status(InstanceIds=[instance_id])["InstanceStatuses"] == []
+
+
+def test_addresses_are_ec2_classic_only(ec2: Any) -> None:
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ec2.allocate_address(Domain="vpc")
+    assert code(exc) == "Unsupported"
+    assert ec2.describe_addresses()["Addresses"] == []
+    assert ec2.allocate_address(Domain="standard")["Domain"] == "standard"

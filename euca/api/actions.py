@@ -144,7 +144,7 @@ def modify_security_group_rules(c: Cloud, who: Caller, p: Params) -> Result:
 
 
 def allocate_address(c: Cloud, who: Caller, p: Params) -> Result:
-    return c.addresses.allocate(who)
+    return c.addresses.allocate(who, p.get("Domain"))
 
 
 def release_address(c: Cloud, who: Caller, p: Params) -> Result:

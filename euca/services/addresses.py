@@ -28,7 +28,9 @@ from euca.core.errors import (
     InvalidAddressNotFound,
     InvalidInstanceIDNotFound,
     InvalidParameterValue,
+    Unsupported,
 )
+from euca.core.text import quoted
 from euca.services.common import Caller, matches, wanted
 from euca.store import Store, Tx
 from pyx.errors import Exhausted, KernelError
@@ -75,7 +77,10 @@ class Addresses:
             raise InvalidAddressNotFound(f"Address '{ip}' not found.")
         return a
 
-    def allocate(self, caller: Caller) -> dict[str, Any]:
+    def allocate(self, caller: Caller, domain: str | None = None) -> dict[str, Any]:
+        if domain not in (None, "standard"):
+            # EC2-Classic addresses only: a cloud without VPCs has no vpc domain to allocate in
+            raise Unsupported(f"The domain '{quoted(domain)}' is not supported: this cloud has no VPC")
         held = sum(1 for a in self._addresses.values() if a.account == caller.account and not a.dynamic)
         if not caller.admin and held >= self.limit:
             raise AddressLimitExceeded("Too many addresses allocated")
