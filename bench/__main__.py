@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
                         help="run only these parts: placement, netalloc, ledger, imagecache, digest, packing, api; "
-                             "fuzz and soak run only when named")
+                             "fuzz, soak and bundle run only when named")
     parser.add_argument("--requests", type=int, help="fuzz: requests to send (100,000; --quick 3,000)")
     parser.add_argument("--seconds", type=float, help="soak: seconds to run (600; --quick 30)")
     args = parser.parse_args(argv)
@@ -81,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soaking the EC2 API for {seconds:.0f} s ...", file=sys.stderr, flush=True)
         print(f"Soak: {soak.CLIENTS} concurrent clients, mixed workload, one euca up worker")
         print(soak.format_report(soak.measure(seconds)))
+    if "bundle" in wanted:
+        from bench import bundle
+
+        print("measuring image bundles ...", file=sys.stderr, flush=True)
+        print(f"Image bundles: bundle-image and unbundle of a {'64 MiB' if args.quick else '1 GiB'} image, "
+              "MB/s per stage (medians of 3)")
+        print(bundle.format_report(bundle.measure(args.quick)))
     return 0
 
 

@@ -470,3 +470,16 @@ def test_cli_errors_name_the_file_or_field(keys: Keys, tmp_path: Path, capsys: p
     part.unlink()
     fails(["upload-bundle", "-b", "images", "-m", manifest, "--url", "http://127.0.0.1:9"],
           f"part {part}: no such file")
+
+
+def test_the_gzip_stream_does_not_depend_on_the_thread_count(keys: Keys, tmp_path: Path) -> None:
+    image = _image(tmp_path / "disk.img")
+    streams = []
+    for threads in (1, 3):
+        made = _bundle(keys, image, tmp_path / str(threads), threads=threads)
+        manifest = _cloud_reads(keys, made.manifest)
+        decryptor = Cipher(algorithms.AES(manifest.key), modes.CBC(manifest.iv)).decryptor()
+        plain = decryptor.update(b"".join(p.read_bytes() for p in made.parts)) + decryptor.finalize()
+        streams.append(plain[: -plain[-1]])
+    assert streams[0] == streams[1]
+    assert len(streams[0]) < image.stat().st_size * 0.6  # the zeros compress, priming or not
