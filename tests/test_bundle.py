@@ -483,3 +483,74 @@ def test_the_gzip_stream_does_not_depend_on_the_thread_count(keys: Keys, tmp_pat
         streams.append(plain[: -plain[-1]])
     assert streams[0] == streams[1]
     assert len(streams[0]) < image.stat().st_size * 0.6  # the zeros compress, priming or not
+
+
+# --- through Walrus --------------------------------------------------------------------------------
+
+def test_upload_bundle_to_walrus_and_the_cloud_unbundles_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    from euca.services.common import ADMIN
+    from euca.walrus import Requester
+    from tests.ec2_server import running_box
+
+    with running_box(tmp_path / "cloud") as box:
+        assert box.walrus is not None
+        access, secret = box.keys("alice")
+        alice, admin = box.cloud.accounts.get("alice"), box.cloud.accounts.get(ADMIN)
+        assert alice is not None and admin is not None
+        mine = user_credentials(box.data_dir, "alice", alice.account_id)
+        cloud = cloud_credentials(box.data_dir)
+        s3_url = f"{box.url}/services/Walrus"
+        for name, value in (("S3_URL", s3_url), ("AWS_ACCESS_KEY_ID", access), ("AWS_SECRET_ACCESS_KEY", secret),
+                            ("EC2_CERT", str(mine.cert)), ("EC2_PRIVATE_KEY", str(mine.key)),
+                            ("EUCALYPTUS_CERT", str(cloud.cert))):
+            monkeypatch.setenv(name, value)
+        image = _image(tmp_path / "disk.img", 700_000)
+        assert main(["bundle-image", "-i", str(image), "-d", str(tmp_path / "b"), "--part-size", str(PART)]) == 0
+        manifest_path = tmp_path / "b" / "disk.img.manifest.xml"
+        names = part_filenames(manifest_path.read_bytes())
+        capsys.readouterr()
+        assert main(["upload-bundle", "-b", "images/v1", "-m", str(manifest_path)]) == 0
+        assert capsys.readouterr().out.splitlines() == [f"Uploaded images/v1/{n}" for n in [*names,
+                                                                                           "disk.img.manifest.xml"]]
+
+        # the cloud reads it as its administrator (aws-exec-read) and checks alice's signature
+        cloud_reader = Requester(ADMIN, admin.account_id, True)
+        _, body = box.walrus.open_object(cloud_reader, "images", "v1/disk.img.manifest.xml")
+        with body:
+            manifest = read_manifest(body.read(), load_private_key(cloud.key),
+                                     account_certificates(box.data_dir, "alice"))
+        restored = unbundle(manifest, lambda name: box.walrus.open_object(cloud_reader, "images", f"v1/{name}")[1],
+                            tmp_path / "from-walrus.img")
+        assert restored.read_bytes() == image.read_bytes()
+
+        # the canned ACL aws-exec-read: alice has it all, the cloud's administrator reads
+        from euca.walrus import canonical_id
+
+        alice_s3 = boto3.client("s3", endpoint_url=s3_url, aws_access_key_id=access, aws_secret_access_key=secret,
+                                region_name="eucalyptus", config=Config(s3={"addressing_style": "path"}))
+        for name in [*names, "disk.img.manifest.xml"]:
+            grants = alice_s3.get_object_acl(Bucket="images", Key=f"v1/{name}")["Grants"]
+            assert sorted((g["Grantee"].get("ID"), g["Permission"]) for g in grants) == sorted(
+                [(canonical_id(alice.account_id), "FULL_CONTROL"), (canonical_id(admin.account_id), "READ")])
+
+        # nobody else reads it
+        bob_access, bob_secret = box.keys("bob")
+        bob = boto3.client("s3", endpoint_url=s3_url, aws_access_key_id=bob_access, aws_secret_access_key=bob_secret,
+                           region_name="eucalyptus", config=Config(s3={"addressing_style": "path"}))
+        with pytest.raises(ClientError) as refused:
+            bob.get_object(Bucket="images", Key="v1/disk.img.manifest.xml")
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+        # and alice gets it back as she put it
+        assert main(["download-bundle", "-b", "images/v1", "-m", "disk.img.manifest.xml",
+                     "-d", str(tmp_path / "down")]) == 0
+        for name in [*names, "disk.img.manifest.xml"]:
+            assert (tmp_path / "down" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+        capsys.readouterr()
+        assert main(["download-bundle", "-b", "images", "-m", "none.manifest.xml", "-d", str(tmp_path / "x")]) == 1
+        assert "euca download-bundle: NoSuchKey" in capsys.readouterr().err
