@@ -498,7 +498,8 @@ def test_upload_bundle_to_walrus_and_the_cloud_unbundles_it(tmp_path: Path, monk
     from tests.ec2_server import running_box
 
     with running_box(tmp_path / "cloud") as box:
-        assert box.walrus is not None
+        walrus = box.walrus
+        assert walrus is not None
         access, secret = box.keys("alice")
         alice, admin = box.cloud.accounts.get("alice"), box.cloud.accounts.get(ADMIN)
         assert alice is not None and admin is not None
@@ -520,11 +521,11 @@ def test_upload_bundle_to_walrus_and_the_cloud_unbundles_it(tmp_path: Path, monk
 
         # the cloud reads it as its administrator (aws-exec-read) and checks alice's signature
         cloud_reader = Requester(ADMIN, admin.account_id, True)
-        _, body = box.walrus.open_object(cloud_reader, "images", "v1/disk.img.manifest.xml")
+        _, body = walrus.open_object(cloud_reader, "images", "v1/disk.img.manifest.xml")
         with body:
             manifest = read_manifest(body.read(), load_private_key(cloud.key),
                                      account_certificates(box.data_dir, "alice"))
-        restored = unbundle(manifest, lambda name: box.walrus.open_object(cloud_reader, "images", f"v1/{name}")[1],
+        restored = unbundle(manifest, lambda name: walrus.open_object(cloud_reader, "images", f"v1/{name}")[1],
                             tmp_path / "from-walrus.img")
         assert restored.read_bytes() == image.read_bytes()
 
