@@ -111,18 +111,19 @@ class Cloud:
             self.box.register(self.cc, stored_nodes(self.store))
         log.info("applied the administrator's changes to %s", ", ".join(sorted(changed)) or "nothing")
 
-    def caller(self, access_key: str) -> Caller:
-        caller = self.accounts.caller(access_key)
+    def caller(self, access_key: str, service: str = "ec2") -> Caller:
+        caller = self.accounts.caller(access_key, service, self.zones.region)
         self.groups.ensure_default(caller.account)
         return caller
 
     def tick(self) -> None:
         """Periodic work: the nodes' latest reports to the cluster controller, instances their nodes
-        ended, burying long-terminated instances, and POWERSAVE's idle check."""
+        ended, burying long-terminated instances, POWERSAVE's idle check, and when access keys were last used."""
         self.box.fleet.apply(self.cc)
         self.instances.reconcile()
         self.instances.bury()
         self.cc.tick()
+        self.accounts.save_use()
 
     def resource_type(self, resource: str) -> str:
         prefix = resource.split("-", 1)[0]

@@ -21,11 +21,12 @@ ADMIN = "admin"
 
 @dataclass(frozen=True)
 class Caller:
-    """The account a request was signed for."""
+    """The account a request was signed for, and the user in it who signed."""
 
     account: str  # name
     account_id: str  # 12 digits, the OwnerId clients see
-    admin: bool = False
+    admin: bool = False  # the system administrator: the admin user of the admin account
+    user: str = ADMIN
 
     def sees(self, owner: str) -> bool:
         return self.admin or owner == self.account
