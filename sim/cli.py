@@ -8,6 +8,9 @@ well under a minute) and writes result.json, summary.csv, series.csv, PNG plots 
 ``euca sim sweep [SCENARIO]`` runs policies x cluster sizes x loads x replications on a local
 process pool (or a Dask cluster with ``--scheduler tcp://host:8786``) and answers: the fewest nodes
 that keep rejections under ``--target`` at each load, per policy, with 95 % confidence.
+
+``euca sim replay TRACE --against URL`` drives a running ``euca up`` with a trace and prints where
+its decisions and the simulator's differ (``sim.replay``).
 """
 
 from __future__ import annotations
@@ -144,10 +147,16 @@ def main(argv: list[str] | None = None) -> int:
     sweep.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: local pool)")
     sweep.add_argument("--workers", type=int, default=0, help="local pool size (default: one per CPU)")
     sweep.add_argument("--out", default="sim-sweep", help="report directory (default ./sim-sweep)")
+    from sim import replay
+
+    replay.add_arguments(commands.add_parser("replay", help="drive a running euca up with a trace and compare "
+                                             "its decisions with the simulator's"))
     args = parser.parse_args(argv)
     try:
+        if args.action == "replay":
+            return replay.command(args)
         return _run(args) if args.action == "run" else _sweep(args)
-    except (ScenarioError, TraceError) as exc:
+    except (ScenarioError, TraceError, replay.ReplayError) as exc:
         print(f"euca sim: {exc}", file=sys.stderr)
         return 2
 

@@ -22,8 +22,9 @@ import simpy
 from drivers.protocol import InstanceSpec
 from drivers.sim import SimNode
 from euca.cluster import ClusterController, ResourceReport, RunRequest
-from euca.core.config import MANAGED_MODES
-from pyx.errors import KernelError
+from euca.cluster.controller import NO_ADDRESSES
+from euca.core.config import MANAGED_MODES, Config
+from pyx.errors import Exhausted, InsufficientCapacity, KernelError
 from pyx.placement import ASLEEP, DOWN, WAKING
 from sim.metrics import Meter
 from sim.scenario import Scenario
@@ -43,9 +44,16 @@ class _Fetch(NamedTuple):
 
 
 class Cloud:
-    """The CC, its nodes and links, and the meter; ``reserve`` is what a RunInstances request does."""
+    """The CC, its nodes and links, and the meter; ``reserve`` is what a RunInstances request does.
 
-    def __init__(self, env: simpy.Environment, scenario: Scenario, demand: Demand, image_sizes: list[int]) -> None:
+    ``config`` is the CC's eucalyptus.conf when it is not the scenario's (a replay reads it from the
+    cloud it compares with); ``controller`` is the CC's class, which a replay extends to record what
+    the CC decides."""
+
+    controller: type[ClusterController] = ClusterController
+
+    def __init__(self, env: simpy.Environment, scenario: Scenario, demand: Demand, image_sizes: list[int],
+                 config: Config | None = None) -> None:
         self.env = env
         self.scenario = scenario
         self.demand = demand
@@ -54,9 +62,10 @@ class Cloud:
         if getattr(env, "_now", None) != env.now:
             raise RuntimeError("this SimPy keeps its clock elsewhere: sim.cloud needs updating")
         self.clock = clock = partial(getattr, env, "_now")
-        self.cc = ClusterController(scenario.config(), demand.vmtypes, clock=clock)
+        self.cc = self.controller(config or scenario.config(), demand.vmtypes, clock=clock)
         self.vmtypes = list(demand.vmtypes)
         self._needs = {t.name: (t.cores, t.memory, t.disk) for t in demand.vmtypes}
+        self._type_index = {t.name: k for k, t in enumerate(demand.vmtypes)}
         self.image_ids = list(demand.images)
         self.image_sizes = image_sizes  # bytes
         self.groups = list(demand.groups)
@@ -162,15 +171,21 @@ class Cloud:
         return f"i-{self._next_id:08X}"
 
     def _why_short(self, request: RunRequest, started: int) -> str:
-        """The reason the rest of a partly started reservation was skipped: what one more would hit."""
-        probe = RunRequest([self._instance_id()], request.vmtype, 1, request.account, request.group, request.image_id,
-                           request.public)
+        """The reason the rest of a partly started reservation was skipped: what one more would hit.
+
+        Read off the CC's state, not found by asking it to start one more: a placement the CC then
+        takes back still moves ROUNDROBIN's cursor (and wakes the POWERSAVE node it chose), so the
+        simulated CC would go on to decide differently from the real one, which is asked nothing."""
+        cc = self.cc
+        if cc.placement.availability()[self._type_index[request.vmtype]][0] == 0:
+            return str(InsufficientCapacity())
+        probe = self._instance_id()
         try:
-            launches = self.cc.run(probe)
+            cc.network.attach_key(probe, f"{request.account}-{request.group}")
         except KernelError as exc:
-            return str(exc)
-        self.cc.terminate(launches[0].instance_id)
-        return "Not enough resources available: vm instances"
+            return str(exc)  # a pool of the group's network: addresses, VLAN tags, MAC=IP pairs
+        cc.network.detach(probe)
+        return str(Exhausted(NO_ADDRESSES)) if request.public else str(InsufficientCapacity())
 
     def _fetch(self, n: int, image: int, start: float, instance_id: str) -> float:
         """Download an image from Walrus to node ``n``, or join the download already under way.

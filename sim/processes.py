@@ -4,7 +4,7 @@ and node hosts failing and being repaired."""
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import simpy
 
@@ -14,7 +14,13 @@ Reservation = tuple[float, int, int, int, list[float], bool]  # (submit time, ty
 Process = Generator[simpy.Event, Any, None]
 
 
-def users(env: simpy.Environment, cloud: Cloud, reservations: Sequence[Reservation]) -> Process:
+class Reserving(Protocol):
+    """Where users send RunInstances: the simulated cloud, or a real one driven by ``sim.replay``."""
+
+    def reserve(self, vmtype: int, image: int, group: int, lifetimes: list[float], counted: bool) -> None: ...
+
+
+def users(env: simpy.Environment, cloud: Reserving, reservations: Sequence[Reservation]) -> Process:
     """Users send RunInstances requests at their submit times; each is placed the moment it arrives.
 
     One process for the whole workload: a reservation's instances need no process of their own,
