@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from euca.api.s3 import cors, wire
 from euca.api.s3.body import ClientGone
@@ -71,6 +71,14 @@ class S3Api:
         raw_query = scope["query_string"].decode("latin-1")
         resource = scope["path"]
         call: Call | None = None
+        drained = not (headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in headers)
+
+        async def tracked() -> Message:
+            nonlocal drained
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                drained = True
+            return message
         try:
             bucket, key, stripped = self._address(scope, headers.get("host", ""))
             resource = f"/{bucket}/{key}" if key else f"/{bucket}"
@@ -83,7 +91,7 @@ class S3Api:
             signature = verify_s3(method, raw_path.partition("?")[0], raw_query, headers, query, self.secret_of,
                                   [raw_path.partition("?")[0], unquote(stripped), stripped])
             who = self.requester_of(signature.access_key) if signature.access_key else None
-            call = Call(method, bucket, key, query, raw_query, headers, receive, who, signature, self.walrus,
+            call = Call(method, bucket, key, query, raw_query, headers, tracked, who, signature, self.walrus,
                         request_id, lambda account_id: "")
             reply = await route(call)(call)
         except ClientGone:
@@ -93,6 +101,10 @@ class S3Api:
         except Exception:
             log.exception("S3 request %s failed", request_id)
             reply = self._error(InternalError(), resource, request_id, method)
+        if not drained:
+            # answered before the body was read (an error, or a refusal before 100-continue): the
+            # rest of the body must not be read as the next request
+            reply.headers["connection"] = "close"
         if call is not None and "origin" in headers:
             with contextlib.suppress(Exception):
                 reply.headers.update(cors.actual_headers(call))

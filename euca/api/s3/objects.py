@@ -133,7 +133,7 @@ def copy_source(call: Call) -> ObjectInfo:
                               ArgumentName="x-amz-copy-source", ArgumentValue=source)
     version = dict(parse_qsl(query)).get("versionId") if query else None
     info = call.walrus.head_object(call.who, bucket, key, version)
-    _check_conditions(call.headers, info, "x-amz-copy-source-", copy=True)
+    _check_conditions(call.headers, info, "x-amz-copy-source-if-", copy=True)
     return info
 
 

@@ -1,0 +1,450 @@
+"""S3 through real boto3 against a real server: buckets, objects, listings, versions, ACLs,
+multipart, CORS, lifecycle, tags, and the errors S3 answers with."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+import requests
+
+from tests.ec2_server import Box, running_box
+from tests.s3_kit import anonymous, close_all, s3_client
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    with running_box(tmp_path_factory.mktemp("s3")) as b:
+        yield b
+
+
+@pytest.fixture
+def s3(box: Box) -> Iterator[Any]:
+    yield s3_client(box)
+    close_all()
+
+
+def code(exc: pytest.ExceptionInfo[botocore.exceptions.ClientError]) -> tuple[str, int]:
+    return exc.value.response["Error"]["Code"], exc.value.response["ResponseMetadata"]["HTTPStatusCode"]
+
+
+_n = 0
+
+
+def new_bucket(s3: Any, **kw: Any) -> str:
+    global _n
+    _n += 1
+    name = f"bucket-{_n}-{int(time.time() * 1000) % 100000}"
+    s3.create_bucket(Bucket=name, **kw)
+    return name
+
+
+def test_bucket_lifecycle_and_errors(box: Box, s3: Any) -> None:
+    name = new_bucket(s3, CreateBucketConfiguration={"LocationConstraint": "eucalyptus"})
+    assert name in [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eucalyptus"
+    s3.head_bucket(Bucket=name)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.create_bucket(Bucket=name)
+    assert code(exc) == ("BucketAlreadyOwnedByYou", 409)
+    other = s3_client(box, "bucketeer")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        other.create_bucket(Bucket=name)
+    assert code(exc) == ("BucketAlreadyExists", 409)
+    for bad in ("ab", "Upper", "a..b", "192.168.1.1", "-dash", "x" * 64):
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            s3.create_bucket(Bucket=bad)
+        assert code(exc) == ("InvalidBucketName", 400), bad
+    s3.put_object(Bucket=name, Key="k", Body=b"x")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.delete_bucket(Bucket=name)
+    assert code(exc) == ("BucketNotEmpty", 409)
+    s3.delete_object(Bucket=name, Key="k")
+    s3.delete_bucket(Bucket=name)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.head_bucket(Bucket=name)
+    assert code(exc)[1] == 404
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.list_objects_v2(Bucket=name)
+    assert code(exc) == ("NoSuchBucket", 404)
+
+
+def test_too_many_buckets(box: Box) -> None:
+    s3 = s3_client(box, "hoarder")
+    for i in range(100):
+        s3.create_bucket(Bucket=f"hoard-{i:03d}")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.create_bucket(Bucket="hoard-100")
+    assert code(exc) == ("TooManyBuckets", 400)
+
+
+def test_object_round_trip_headers_metadata_and_digests(s3: Any) -> None:
+    b = new_bucket(s3)
+    body = b"hello walrus" * 100
+    md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+    put = s3.put_object(Bucket=b, Key="dir/ünï cödé+&.txt", Body=body, ContentMD5=md5, ContentType="text/plain",
+                        ContentEncoding="identity", ContentDisposition="attachment", CacheControl="max-age=5",
+                        Expires="Wed, 21 Oct 2015 07:28:00 GMT", Metadata={"colour": "blue"})
+    assert put["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+    got = s3.get_object(Bucket=b, Key="dir/ünï cödé+&.txt")
+    assert got["Body"].read() == body
+    assert got["ContentType"] == "text/plain" and got["Metadata"] == {"colour": "blue"}
+    assert got["ContentDisposition"] == "attachment" and got["CacheControl"] == "max-age=5"
+    assert got["ContentEncoding"] == "identity" and got["ETag"] == put["ETag"]
+    head = s3.head_object(Bucket=b, Key="dir/ünï cödé+&.txt")
+    assert head["ContentLength"] == len(body)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.put_object(Bucket=b, Key="bad", Body=body, ContentMD5=base64.b64encode(b"0" * 16).decode())
+    assert code(exc) == ("BadDigest", 400)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.put_object(Bucket=b, Key="bad", Body=body, ContentMD5="not-base64!")
+    assert code(exc) == ("InvalidDigest", 400)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.head_object(Bucket=b, Key="bad")
+    assert code(exc)[1] == 404
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.put_object(Bucket=b, Key="k" * 1025, Body=b"")
+    assert code(exc) == ("KeyTooLongError", 400)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="missing")
+    assert code(exc) == ("NoSuchKey", 404)
+    s3.delete_object(Bucket=b, Key="missing")  # idempotent
+
+
+def test_ranges_conditionals_and_overrides(s3: Any) -> None:
+    b = new_bucket(s3)
+    body = bytes(range(256)) * 4
+    etag = s3.put_object(Bucket=b, Key="r", Body=body)["ETag"]
+    part = s3.get_object(Bucket=b, Key="r", Range="bytes=10-19")
+    assert part["Body"].read() == body[10:20] and part["ContentRange"] == f"bytes 10-19/{len(body)}"
+    assert part["ResponseMetadata"]["HTTPStatusCode"] == 206
+    assert s3.get_object(Bucket=b, Key="r", Range="bytes=-5")["Body"].read() == body[-5:]
+    assert s3.get_object(Bucket=b, Key="r", Range="bytes=1000-")["Body"].read() == body[1000:]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="r", Range="bytes=5000-6000")
+    assert code(exc) == ("InvalidRange", 416)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="r", IfMatch='"nope"')
+    assert code(exc)[1] == 412
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="r", IfNoneMatch=etag)
+    assert code(exc)[1] == 304
+    future, past = time.time() + 3600, time.time() - 3600
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="r", IfModifiedSince=future)
+    assert code(exc)[1] == 304
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="r", IfUnmodifiedSince=past)
+    assert code(exc)[1] == 412
+    # If-Match holding outweighs a failing If-Unmodified-Since, as S3 documents
+    assert s3.get_object(Bucket=b, Key="r", IfMatch=etag, IfUnmodifiedSince=past)["ETag"] == etag
+    got = s3.get_object(Bucket=b, Key="r", ResponseContentType="image/png", ResponseCacheControl="no-cache",
+                        ResponseContentDisposition="inline")
+    assert got["ContentType"] == "image/png" and got["CacheControl"] == "no-cache"
+
+
+def test_copy_and_multi_delete(s3: Any) -> None:
+    b = new_bucket(s3)
+    s3.put_object(Bucket=b, Key="src", Body=b"copy me", Metadata={"a": "1"}, ContentType="text/x")
+    s3.copy_object(Bucket=b, Key="dst", CopySource={"Bucket": b, "Key": "src"})
+    got = s3.get_object(Bucket=b, Key="dst")
+    assert got["Body"].read() == b"copy me" and got["Metadata"] == {"a": "1"} and got["ContentType"] == "text/x"
+    s3.copy_object(Bucket=b, Key="dst2", CopySource=f"{b}/src", MetadataDirective="REPLACE", Metadata={"b": "2"})
+    assert s3.head_object(Bucket=b, Key="dst2")["Metadata"] == {"b": "2"}
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.copy_object(Bucket=b, Key="src", CopySource=f"{b}/src")
+    assert code(exc) == ("InvalidRequest", 400)
+    s3.copy_object(Bucket=b, Key="src", CopySource=f"{b}/src", MetadataDirective="REPLACE", Metadata={"c": "3"})
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.copy_object(Bucket=b, Key="x", CopySource=f"{b}/src", CopySourceIfMatch='"other"')
+    assert code(exc)[1] == 412
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.copy_object(Bucket=b, Key="x", CopySource=f"{b}/missing")
+    assert code(exc) == ("NoSuchKey", 404)
+    out = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "dst"}, {"Key": "dst2"}, {"Key": "never"}]})
+    assert sorted(d["Key"] for d in out["Deleted"]) == ["dst", "dst2", "never"]
+    quiet = s3.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "src"}], "Quiet": True})
+    assert quiet.get("Deleted", []) == []
+    assert s3.list_objects_v2(Bucket=b)["KeyCount"] == 0
+
+
+def test_listings_v1_v2_delimiters_pages_and_url_encoding(s3: Any) -> None:
+    b = new_bucket(s3)
+    keys = ["a/1", "a/2", "b", "c/d/e", "c/f", "d", "e f", "é"]
+    for k in keys:
+        s3.put_object(Bucket=b, Key=k, Body=k.encode())
+    v2 = s3.list_objects_v2(Bucket=b)
+    assert [o["Key"] for o in v2["Contents"]] == sorted(keys, key=lambda k: k.encode())
+    assert "Owner" not in v2["Contents"][0]
+    assert "Owner" in s3.list_objects_v2(Bucket=b, FetchOwner=True)["Contents"][0]
+    top = s3.list_objects_v2(Bucket=b, Delimiter="/")
+    assert [p["Prefix"] for p in top["CommonPrefixes"]] == ["a/", "c/"]
+    assert [o["Key"] for o in top["Contents"]] == ["b", "d", "e f", "é"]
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b, Prefix="c/", Delimiter="/")["Contents"]] == ["c/f"]
+    seen: list[str] = []
+    kwargs: dict[str, Any] = {"Bucket": b, "MaxKeys": 3, "Delimiter": "/"}
+    while True:
+        page = s3.list_objects_v2(**kwargs)
+        seen += [o["Key"] for o in page.get("Contents", [])] + [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        if not page["IsTruncated"]:
+            break
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    assert sorted(seen) == sorted(["a/", "b", "c/", "d", "e f", "é"])
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b, StartAfter="c/f")["Contents"]] == ["d", "e f", "é"]
+    v1 = s3.list_objects(Bucket=b, Marker="b", MaxKeys=2)
+    assert [o["Key"] for o in v1["Contents"]] == ["c/d/e", "c/f"] and v1["IsTruncated"]
+    raw = s3.list_objects_v2(Bucket=b, EncodingType="url")  # asked for explicitly, boto3 leaves them encoded
+    assert {"e%20f", "%C3%A9"} <= {o["Key"] for o in raw["Contents"]}
+    paginator = s3.get_paginator("list_objects")
+    assert sum(len(p.get("Contents", [])) for p in paginator.paginate(Bucket=b, PaginationConfig={"PageSize": 3})) \
+        == len(keys)
+
+
+def test_versioning(s3: Any) -> None:
+    b = new_bucket(s3)
+    assert "Status" not in s3.get_bucket_versioning(Bucket=b)
+    s3.put_object(Bucket=b, Key="k", Body=b"null version")
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket=b)["Status"] == "Enabled"
+    v1 = s3.put_object(Bucket=b, Key="k", Body=b"one")["VersionId"]
+    v2 = s3.put_object(Bucket=b, Key="k", Body=b"two")["VersionId"]
+    assert v1 != v2
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"two"
+    assert s3.get_object(Bucket=b, Key="k", VersionId=v1)["Body"].read() == b"one"
+    assert s3.get_object(Bucket=b, Key="k", VersionId="null")["Body"].read() == b"null version"
+    marker = s3.delete_object(Bucket=b, Key="k")
+    assert marker["DeleteMarker"] is True
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="k")
+    assert code(exc) == ("NoSuchKey", 404)
+    assert exc.value.response["ResponseMetadata"]["HTTPHeaders"].get("x-amz-delete-marker") == "true"
+    listing = s3.list_object_versions(Bucket=b)
+    assert [v["VersionId"] for v in listing["Versions"]] == [v2, v1, "null"]
+    assert [m["VersionId"] for m in listing["DeleteMarkers"]] == [marker["VersionId"]]
+    assert s3.list_objects_v2(Bucket=b)["KeyCount"] == 0
+    s3.delete_object(Bucket=b, Key="k", VersionId=marker["VersionId"])
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"two"
+    s3.delete_object(Bucket=b, Key="k", VersionId=v2)
+    assert s3.get_object(Bucket=b, Key="k")["Body"].read() == b"one"
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="k", VersionId="A" * 32)
+    assert code(exc) == ("NoSuchVersion", 404)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Suspended"})
+    assert s3.put_object(Bucket=b, Key="k", Body=b"suspended").get("VersionId") == "null"
+    assert s3.get_object(Bucket=b, Key="k", VersionId=v1)["Body"].read() == b"one"
+
+
+def test_acls_canned_explicit_and_enforced(box: Box, s3: Any) -> None:
+    b = new_bucket(s3)
+    anon = anonymous(box)
+    other = s3_client(box, "stranger")
+    s3.put_object(Bucket=b, Key="private", Body=b"secret")
+    s3.put_object(Bucket=b, Key="public", Body=b"for all", ACL="public-read")
+    assert anon.get_object(Bucket=b, Key="public")["Body"].read() == b"for all"
+    for client in (anon, other):
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            client.get_object(Bucket=b, Key="private")
+        assert code(exc) == ("AccessDenied", 403)
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            client.put_object(Bucket=b, Key="intrude", Body=b"x")
+        assert code(exc) == ("AccessDenied", 403)
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            client.list_objects_v2(Bucket=b)
+        assert code(exc) == ("AccessDenied", 403)
+    s3.put_object(Bucket=b, Key="auth", Body=b"members", ACL="authenticated-read")
+    assert other.get_object(Bucket=b, Key="auth")["Body"].read() == b"members"
+    with pytest.raises(botocore.exceptions.ClientError):
+        anon.get_object(Bucket=b, Key="auth")
+    # explicit grants: by account id in a header, by group in a document
+    stranger_id = box.cloud.accounts.get("stranger").account_id  # type: ignore[union-attr]
+    s3.put_object_acl(Bucket=b, Key="private", GrantRead=f"id={stranger_id}")
+    assert other.get_object(Bucket=b, Key="private")["Body"].read() == b"secret"
+    acl = s3.get_object_acl(Bucket=b, Key="private")
+    owner = acl["Owner"]
+    s3.put_bucket_acl(Bucket=b, AccessControlPolicy={"Owner": owner, "Grants": [
+        {"Grantee": {"Type": "CanonicalUser", "ID": owner["ID"]}, "Permission": "FULL_CONTROL"},
+        {"Grantee": {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+         "Permission": "READ"}]})
+    assert "private" in [o["Key"] for o in anon.list_objects_v2(Bucket=b)["Contents"]]
+    grants = s3.get_bucket_acl(Bucket=b)["Grants"]
+    assert {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"} in [g["Grantee"]
+                                                                                           for g in grants]
+    s3.put_bucket_acl(Bucket=b, ACL="public-read-write")
+    other.put_object(Bucket=b, Key="dropped", Body=b"x")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.put_object(Bucket=b, Key="bad", Body=b"x", ACL="no-such-acl")
+    assert code(exc) == ("InvalidArgument", 400)
+
+
+def test_eucalyptus_image_acls_let_the_admin_read(box: Box) -> None:
+    user = s3_client(box, "bundler")
+    admin = s3_client(box)
+    stranger = s3_client(box, "stranger")
+    b = new_bucket(user)
+    for acl in ("aws-exec-read", "ec2-bundle-read"):
+        user.put_object(Bucket=b, Key=f"image.{acl}", Body=b"part", ACL=acl)
+        assert admin.get_object(Bucket=b, Key=f"image.{acl}")["Body"].read() == b"part"
+        with pytest.raises(botocore.exceptions.ClientError):
+            stranger.get_object(Bucket=b, Key=f"image.{acl}")
+
+
+def test_multipart(s3: Any) -> None:
+    b = new_bucket(s3)
+    up = s3.create_multipart_upload(Bucket=b, Key="mp", ContentType="video/x", Metadata={"m": "1"})["UploadId"]
+    p1 = b"a" * (5 << 20)
+    p2 = b"b" * 1000
+    e1 = s3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=1, Body=p1)["ETag"]
+    e2 = s3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=2, Body=p2)["ETag"]
+    assert [p["PartNumber"] for p in s3.list_parts(Bucket=b, Key="mp", UploadId=up)["Parts"]] == [1, 2]
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=b)["Uploads"]] == [up]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up, MultipartUpload={"Parts": [
+            {"PartNumber": 2, "ETag": e2}, {"PartNumber": 1, "ETag": e1}]})
+    assert code(exc) == ("InvalidPartOrder", 400)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up, MultipartUpload={"Parts": [
+            {"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": '"0000"'}]})
+    assert code(exc) == ("InvalidPart", 400)
+    done = s3.complete_multipart_upload(Bucket=b, Key="mp", UploadId=up, MultipartUpload={"Parts": [
+        {"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    joined = hashlib.md5(hashlib.md5(p1).digest() + hashlib.md5(p2).digest()).hexdigest()
+    assert done["ETag"] == f'"{joined}-2"'
+    got = s3.get_object(Bucket=b, Key="mp")
+    assert got["Body"].read() == p1 + p2 and got["ContentType"] == "video/x" and got["Metadata"] == {"m": "1"}
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=3, Body=b"x")
+    assert code(exc) == ("NoSuchUpload", 404)
+    # small parts: EntityTooSmall; copy a part from a range; abort
+    up = s3.create_multipart_upload(Bucket=b, Key="small")["UploadId"]
+    e1 = s3.upload_part(Bucket=b, Key="small", UploadId=up, PartNumber=1, Body=b"x" * 100)["ETag"]
+    e2 = s3.upload_part_copy(Bucket=b, Key="small", UploadId=up, PartNumber=2, CopySource=f"{b}/mp",
+                             CopySourceRange="bytes=0-9")["CopyPartResult"]["ETag"]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.complete_multipart_upload(Bucket=b, Key="small", UploadId=up, MultipartUpload={"Parts": [
+            {"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+    assert code(exc) == ("EntityTooSmall", 400)
+    s3.abort_multipart_upload(Bucket=b, Key="small", UploadId=up)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.list_parts(Bucket=b, Key="small", UploadId=up)
+    assert code(exc) == ("NoSuchUpload", 404)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.upload_part(Bucket=b, Key="mp", UploadId=up, PartNumber=10001, Body=b"x")
+    assert code(exc)[1] in (400, 404)
+
+
+def test_cors_preflight(box: Box, s3: Any) -> None:
+    b = new_bucket(s3)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_bucket_cors(Bucket=b)
+    assert code(exc) == ("NoSuchCORSConfiguration", 404)
+    s3.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": [
+        {"AllowedOrigins": ["https://*.example.com"], "AllowedMethods": ["GET", "PUT"],
+         "AllowedHeaders": ["x-custom"], "MaxAgeSeconds": 60, "ExposeHeaders": ["ETag"]}]})
+    assert s3.get_bucket_cors(Bucket=b)["CORSRules"][0]["MaxAgeSeconds"] == 60
+    url = f"{box.url}/services/Walrus/{b}/key"
+    ok = requests.options(url, headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "PUT",
+                                        "Access-Control-Request-Headers": "x-custom"}, timeout=5)
+    assert ok.status_code == 200
+    assert ok.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    assert "PUT" in ok.headers["Access-Control-Allow-Methods"] and ok.headers["Access-Control-Max-Age"] == "60"
+    no = requests.options(url, headers={"Origin": "https://evil.test", "Access-Control-Request-Method": "GET"},
+                          timeout=5)
+    assert no.status_code == 403
+    s3.delete_bucket_cors(Bucket=b)
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_bucket_cors(Bucket=b)
+
+
+def test_tagging(s3: Any) -> None:
+    b = new_bucket(s3)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_bucket_tagging(Bucket=b)
+    assert code(exc) == ("NoSuchTagSet", 404)
+    s3.put_bucket_tagging(Bucket=b, Tagging={"TagSet": [{"Key": "team", "Value": "cloud"}]})
+    assert s3.get_bucket_tagging(Bucket=b)["TagSet"] == [{"Key": "team", "Value": "cloud"}]
+    s3.delete_bucket_tagging(Bucket=b)
+    s3.put_object(Bucket=b, Key="t", Body=b"x", Tagging="a=1&b=2")
+    assert s3.get_object_tagging(Bucket=b, Key="t")["TagSet"] == [{"Key": "a", "Value": "1"},
+                                                                  {"Key": "b", "Value": "2"}]
+    s3.put_object_tagging(Bucket=b, Key="t", Tagging={"TagSet": [{"Key": "c", "Value": "3"}]})
+    assert s3.get_object_tagging(Bucket=b, Key="t")["TagSet"] == [{"Key": "c", "Value": "3"}]
+    s3.delete_object_tagging(Bucket=b, Key="t")
+    assert s3.get_object_tagging(Bucket=b, Key="t")["TagSet"] == []
+
+
+def test_lifecycle_expiration_sweep(box: Box, s3: Any) -> None:
+    b = new_bucket(s3)
+    s3.put_object(Bucket=b, Key="logs/old", Body=b"x")
+    s3.put_object(Bucket=b, Key="keep/old", Body=b"x")
+    s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        {"ID": "logs", "Filter": {"Prefix": "logs/"}, "Status": "Enabled", "Expiration": {"Days": 1}}]})
+    rules = s3.get_bucket_lifecycle_configuration(Bucket=b)["Rules"]
+    assert rules[0]["Expiration"]["Days"] == 1
+    assert box.walrus is not None
+    from euca.walrus.lifecycle import expire
+
+    assert expire(box.walrus, time.time()) == 0
+    assert expire(box.walrus, time.time() + 3 * 86400) == 1
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] == ["keep/old"]
+    s3.delete_bucket_lifecycle(Bucket=b)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_bucket_lifecycle_configuration(Bucket=b)
+    assert code(exc) == ("NoSuchLifecycleConfiguration", 404)
+
+
+def test_disk_nearly_full_refuses_writes(box: Box, s3: Any) -> None:
+    b = new_bucket(s3)
+    assert box.walrus is not None
+    box.walrus.blobs.min_free = 1.0
+    try:
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            s3.put_object(Bucket=b, Key="k", Body=b"x")
+        assert code(exc) == ("InsufficientStorage", 507)
+    finally:
+        box.walrus.blobs.min_free = 0.10
+    s3.put_object(Bucket=b, Key="k", Body=b"x")
+
+
+def test_errors_are_s3_documents_and_never_tracebacks(box: Box, s3: Any) -> None:
+    b = new_bucket(s3)
+    base = f"{box.url}/services/Walrus"
+    r = requests.get(f"{base}/{b}/nothing", timeout=5)
+    assert r.status_code == 403 and b"<Code>AccessDenied</Code>" in r.content and b"<RequestId>" in r.content
+    r = requests.post(f"{base}/{b}/k?uploadId=x", data=b"<oops", timeout=5)
+    assert r.status_code in (400, 403)
+    s3.put_bucket_acl(Bucket=b, ACL="public-read-write")
+    r = requests.put(f"{base}/{b}/nolength", data=iter([b"abc"]), timeout=5)  # chunked, no length: accepted
+    assert r.status_code == 200
+    r = requests.post(f"{base}/{b}?delete", data=b"<Delete><Object>", timeout=5)
+    assert r.status_code == 400 and b"MalformedXML" in r.content
+    r = requests.request("PATCH", f"{base}/{b}/k", timeout=5)
+    assert r.status_code == 405 and b"MethodNotAllowed" in r.content
+    r = requests.get(f"{base}/{b}?policy", timeout=5)
+    assert r.status_code == 501
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.list_objects_v2(Bucket=b, MaxKeys=-1)
+    assert code(exc)[1] == 400
+
+
+def test_python_interface_streams_files(box: Box, tmp_path: Path) -> None:
+    assert box.walrus is not None
+    from euca.walrus import Requester
+
+    account = box.cloud.accounts.get("admin")
+    assert account is not None
+    who = Requester(account.name, account.account_id, True)
+    box.walrus.create_bucket(who, "python-interface")
+    info = box.walrus.put_object(who, "python-interface", "f", io.BytesIO(b"z" * 3_000_000), acl="aws-exec-read")
+    assert info.size == 3_000_000
+    got, f = box.walrus.open_object(who, "python-interface", "f")
+    with f:
+        assert f.read() == b"z" * 3_000_000
+    url = box.walrus.presign(who, "GET", "python-interface", "f", 60)
+    assert requests.get(url, timeout=5).content == b"z" * 3_000_000
