@@ -10,7 +10,6 @@ from botocore.config import Config
 
 from tests.ec2_server import Box
 
-
 OPEN: list[Any] = []  # clients the tests made; closed after each test (their sockets too)
 
 

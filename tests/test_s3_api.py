@@ -443,7 +443,8 @@ def test_python_interface_streams_files(box: Box, tmp_path: Path) -> None:
     box.walrus.create_bucket(who, "python-interface")
     info = box.walrus.put_object(who, "python-interface", "f", io.BytesIO(b"z" * 3_000_000), acl="aws-exec-read")
     assert info.size == 3_000_000
-    got, f = box.walrus.open_object(who, "python-interface", "f")
+    info, f = box.walrus.open_object(who, "python-interface", "f")
+    assert info.size == 3_000_000
     with f:
         assert f.read() == b"z" * 3_000_000
     url = box.walrus.presign(who, "GET", "python-interface", "f", 60)

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Callable
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import Message, Receive, Scope, Send
 
@@ -88,8 +88,12 @@ class S3Api:
                 raise InvalidArgument("The request is not valid UTF-8") from None
             raw_path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
             self.refresh()
-            signature = verify_s3(method, raw_path.partition("?")[0], raw_query, headers, query, self.secret_of,
-                                  [raw_path.partition("?")[0], unquote(stripped), stripped])
+            sent_path = raw_path.partition("?")[0]
+            # what a Version 2 signature may cover: the path as sent, or (botocore's auth_path) the
+            # bucket and key without the service prefix
+            v2_paths = dict.fromkeys((sent_path, f"/{bucket}/{quote(key, safe='/~')}", f"/{bucket}/{key}",
+                                      stripped, unquote(stripped)))
+            signature = verify_s3(method, sent_path, raw_query, headers, query, self.secret_of, list(v2_paths))
             who = self.requester_of(signature.access_key) if signature.access_key else None
             call = Call(method, bucket, key, query, raw_query, headers, tracked, who, signature, self.walrus,
                         request_id, lambda account_id: "")
