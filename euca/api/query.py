@@ -84,9 +84,12 @@ def fold(params: dict[str, str], extensions: Iterable[str] = ()) -> Tree:
     return root
 
 
-def parse(shape: StructureShape | None, params: dict[str, str], extensions: Iterable[str] = ()) -> dict[str, Any]:
+def parse(shape: StructureShape | None, params: dict[str, str], extensions: Iterable[str] = (),
+          wrapped: bool = False) -> dict[str, Any]:
     """The operation's input as boto3 would have passed it, plus the ``extensions`` given (as
-    text); or the EC2 error for the first parameter that does not fit."""
+    text); or the EC2 error for the first parameter that does not fit. ``wrapped``: the plain
+    query protocol's lists (IAM's), ``Name.member.N`` unless the model flattens them, where EC2
+    writes ``Name.N``."""
     extensions = tuple(extensions)
     tree = fold(params, extensions)
     out: dict[str, Any] = {}
@@ -98,7 +101,7 @@ def parse(shape: StructureShape | None, params: dict[str, str], extensions: Iter
         if tree:
             raise _unknown(tree, "")
         return out
-    out.update(_structure(shape, tree, ""))
+    out.update(_structure(shape, tree, "", wrapped))
     return out
 
 
@@ -137,7 +140,7 @@ def _members(shape: StructureShape) -> tuple[dict[str, tuple[str, Shape, str]], 
     return by_key, required
 
 
-def _structure(shape: StructureShape, node: Tree, path: str) -> dict[str, Any]:
+def _structure(shape: StructureShape, node: Tree, path: str, wrapped: bool) -> dict[str, Any]:
     by_key, required = _members(shape)
     out: dict[str, Any] = {}
     # Walk the request's keys, not the shape's: a request names a few of RunInstances' ~40 members.
@@ -149,27 +152,27 @@ def _structure(shape: StructureShape, node: Tree, path: str) -> dict[str, Any]:
             raise _unknown({key: child}, path)
         if found[2] and found[2] in node:
             continue
-        out[found[0]] = _value(found[1], child, f"{path}{key}")
+        out[found[0]] = _value(found[1], child, f"{path}{key}", wrapped)
     for name, key in required:
         if name not in out:
             raise MissingParameter(f"The request must contain the parameter {path}{key}")
     return out
 
 
-def _value(shape: Shape, node: Tree, path: str) -> Any:
+def _value(shape: Shape, node: Tree, path: str, wrapped: bool) -> Any:
     kind = shape.type_name
     if kind == "structure":
         assert isinstance(shape, StructureShape)
         if node.get(_TEXT):
             raise InvalidParameterValue(f"Value ({quoted(node[_TEXT])}) for parameter {path} is invalid. "
                                         f"It is a structure: give {path}.<member>")
-        return _structure(shape, node, path + ".")
+        return _structure(shape, node, path + ".", wrapped)
     if kind == "list":
         assert isinstance(shape, ListShape)
-        return _list(shape, node, path)
+        return _list(shape, node, path, wrapped)
     if kind == "map":
         assert isinstance(shape, MapShape)
-        return _map(shape, node, path)
+        return _map(shape, node, path, wrapped)
     if len(node) > 1 or _TEXT not in node:
         raise _unknown(node, path + ".")
     return _converter(shape)(node[_TEXT], path)
@@ -199,12 +202,19 @@ def _positions(node: Tree, path: str) -> list[tuple[int, Tree]]:
     return items
 
 
-def _list(shape: ListShape, node: Tree, path: str) -> list[Any]:
+def _list(shape: ListShape, node: Tree, path: str, wrapped: bool) -> list[Any]:
     member: Shape = shape.member
-    return [_value(member, child, f"{path}.{i}") for i, child in _positions(node, path)]
+    if wrapped and not shape.serialization.get("flattened"):
+        tag = str(member.serialization.get("name", "member"))
+        if set(node) - {_TEXT, tag}:
+            raise _unknown({k: v for k, v in node.items() if k not in (_TEXT, tag)}, path + ".")
+        if node.get(_TEXT):
+            _positions(node, path)  # the error for a list given as text
+        node, path = node.get(tag, {}), f"{path}.{tag}"
+    return [_value(member, child, f"{path}.{i}", wrapped) for i, child in _positions(node, path)]
 
 
-def _map(shape: MapShape, node: Tree, path: str) -> dict[Any, Any]:
+def _map(shape: MapShape, node: Tree, path: str, wrapped: bool) -> dict[Any, Any]:
     """``Name.entry.N.key`` / ``Name.entry.N.value`` (``Name.N.key`` when flattened), as
     botocore's query serializer writes a map."""
     if not shape.serialization.get("flattened"):
@@ -221,8 +231,9 @@ def _map(shape: MapShape, node: Tree, path: str) -> dict[Any, Any]:
             raise _unknown({k: entry[k] for k in extra}, at + ".")
         if key_name not in entry:
             raise MissingParameter(f"The request must contain the parameter {at}.{key_name}")
-        key = _value(shape.key, entry[key_name], f"{at}.{key_name}")
-        out[key] = _value(shape.value, entry[value_name], f"{at}.{value_name}") if value_name in entry else None
+        key = _value(shape.key, entry[key_name], f"{at}.{key_name}", wrapped)
+        out[key] = _value(shape.value, entry[value_name], f"{at}.{value_name}", wrapped) \
+            if value_name in entry else None
     return out
 
 

@@ -1,4 +1,4 @@
-"""EC2 responses serialized by walking the operation's output shape.
+"""EC2 (and IAM) responses serialized by walking the operation's output shape.
 
 Member elements take the shape's ``locationName`` (``instancesSet``, ``reservationId``), lists wrap
 each member in its own ``locationName`` (``item`` throughout EC2), timestamps are ISO 8601 in UTC,
@@ -155,6 +155,29 @@ def response(operation: OperationModel, result: dict[str, Any], request_id: str,
         out.append("<return>true</return>")
     out.append(f"</{root}>")
     return "".join(out).encode()
+
+
+def query_response(operation: OperationModel, result: dict[str, Any], request_id: str, namespace: str) -> bytes:
+    """The plain query protocol's document (IAM's): ``<XResponse xmlns=...><XResult>...</XResult>
+    <ResponseMetadata><RequestId/></ResponseMetadata></XResponse>``."""
+    root, emit = _document(operation)
+    out = [f'<?xml version="1.0" encoding="UTF-8"?>\n<{root} xmlns="{namespace}">']
+    if emit is not None:
+        assert operation.output_shape is not None
+        wrapper = str(operation.output_shape.serialization.get("resultWrapper", f"{operation.name}Result"))
+        out.append(f"<{wrapper}>")
+        emit(result, out)
+        out.append(f"</{wrapper}>")
+    out.append(f"<ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></{root}>")
+    return "".join(out).encode()
+
+
+def query_error(code: str, message: str, request_id: str, namespace: str, sender: bool = True) -> bytes:
+    """The plain query protocol's error document (IAM's); ``sender``: the client's fault, not the server's."""
+    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<ErrorResponse xmlns="{namespace}"><Error>'
+            f"<Type>{'Sender' if sender else 'Receiver'}</Type><Code>{_text(quoted(code))}</Code>"
+            f"<Message>{_text(quoted(message, 4096))}</Message></Error>"
+            f"<RequestId>{_text(request_id)}</RequestId></ErrorResponse>").encode()
 
 
 def error(code: str, message: str, request_id: str) -> bytes:

@@ -1,0 +1,170 @@
+"""The EC2 endpoint's authorization hook: the policy engine's decision, then the quotas.
+
+``PolicyAuthorizer(cloud)`` is what ``create_app`` plugs into the pipeline (``Ec2Api.authorize``):
+for each request it names the action (``ec2:RunInstances``) and the resources it touches as ARNs
+(``arn:aws:ec2:<region>:<account id>:instance/i-...``; ``*`` for actions EC2 authorizes without a
+resource, the describes), asks ``euca.auth.policy.authorize`` about each with the request's
+context (``aws:SourceIp``, ``aws:CurrentTime``, ``ec2:InstanceType``), and refuses with
+``UnauthorizedOperation`` unless every one is allowed. It runs before ``DryRun`` is answered, so a
+dry run tells a denied user so.
+
+Then Eucalyptus's quotas (``"Effect": "Limit"`` statements on the account, the user's groups and the
+user): a request that would take the caller's account past one is refused with EC2's error for it
+and changes nothing. Resources belong to accounts here, so a user's or group's limit bounds the
+account's count while that user asks. A RunInstances that fits only partly launches what fits if
+that is at least ``MinCount``, as Eucalyptus's allocation did.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any
+
+from euca.auth.policy import CURRENT_TIME, INSTANCE_TYPE, SOURCE_IP, Principal, authorize, limit
+from euca.core.errors import (
+    AddressLimitExceeded,
+    ApiError,
+    InstanceLimitExceeded,
+    SecurityGroupLimitExceeded,
+    UnauthorizedOperation,
+)
+from euca.core.iamerrors import ResourceLimitExceeded
+from euca.services.cloud import Cloud
+from euca.services.common import Caller
+from euca.services.images import kind_of_location
+
+# The client's address for the request being handled (set by the endpoint, read for aws:SourceIp).
+source_ip: ContextVar[str] = ContextVar("source_ip", default="")
+
+# action -> (parameter naming the resources, resource type)
+_RESOURCES: dict[str, tuple[str, str]] = {
+    **{a: ("InstanceIds", "instance") for a in (
+        "TerminateInstances", "StopInstances", "StartInstances", "RebootInstances", "MonitorInstances",
+        "UnmonitorInstances")},
+    **{a: ("InstanceId", "instance") for a in (
+        "GetConsoleOutput", "ModifyInstanceAttribute", "DescribeInstanceAttribute", "ResetInstanceAttribute",
+        "AssociateAddress")},
+    **{a: ("GroupId", "security-group") for a in (
+        "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
+        "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "ModifySecurityGroupRules",
+        "UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress")},
+    **{a: ("KeyName", "key-pair") for a in ("CreateKeyPair", "ImportKeyPair", "DeleteKeyPair")},
+    **{a: ("ImageId", "image") for a in (
+        "DeregisterImage", "ModifyImageAttribute", "DescribeImageAttribute", "ResetImageAttribute")},
+    **{a: ("Resources", "") for a in ("CreateTags", "DeleteTags")},
+}
+
+
+def account_policy(caller: Caller, action: str, params: dict[str, Any]) -> None:
+    """What only the cloud's administrator may do, whatever the policies say: register kernels
+    and ramdisks."""
+    if caller.admin:
+        return
+    if action == "RegisterImage":
+        kind = kind_of_location(str(params.get("ImageLocation") or ""))
+        if kind != "machine":
+            raise UnauthorizedOperation(f"Only administrators can register {kind} images")
+
+
+class PolicyAuthorizer:
+    """``(caller, action, params) -> None`` or an ApiError: the pipeline's authorization hook."""
+
+    def __init__(self, cloud: Cloud) -> None:
+        self.cloud = cloud
+
+    def __call__(self, caller: Caller, action: str, params: dict[str, Any]) -> None:
+        account_policy(caller, action, params)
+        if caller.admin:
+            return
+        principal = self.cloud.accounts.principal(caller)
+        if not principal.account_admin or principal.account_policies:
+            context = {SOURCE_IP: source_ip.get(), CURRENT_TIME: time.time()}
+            if action == "RunInstances":
+                context[INSTANCE_TYPE] = params.get("InstanceType") or "m1.small"
+            name = "ec2:" + action
+            for resource in self.resources(caller, action, params):
+                if not authorize(principal, name, resource, context):
+                    raise UnauthorizedOperation("You are not authorized to perform this operation.")
+        self.quotas(caller, principal, action, params)
+
+    def resources(self, caller: Caller, action: str, params: dict[str, Any]) -> list[str]:
+        """The ARNs a request acts on (``*`` when EC2 authorizes the action without one)."""
+        head = f"arn:aws:ec2:{self.cloud.zones.region}:{caller.account_id}:"
+        if action == "RunInstances":
+            return [f"arn:aws:ec2:{self.cloud.zones.region}::image/{params.get('ImageId', '')}", head + "instance/*"]
+        found = _RESOURCES.get(action)
+        if found is None:
+            return ["*"]
+        param, kind = found
+        if kind == "security-group" and not params.get("GroupId"):
+            param = "GroupName"
+        value = params.get(param)
+        ids = value if isinstance(value, list) else [value] if value else ["*"]
+        out = []
+        for id_ in ids:
+            what = kind or self.cloud.resource_type(str(id_))
+            out.append(f"arn:aws:ec2:{self.cloud.zones.region}::image/{id_}" if what == "image"
+                       else f"{head}{what}/{id_}")
+        return out
+
+    # --- quotas ---------------------------------------------------------------------------------------
+
+    def quotas(self, caller: Caller, principal: Principal, action: str, params: dict[str, Any]) -> None:
+        checks = _QUOTAS.get(action)
+        if not checks:
+            return
+        mine = Caller(caller.account, caller.account_id, False, caller.user)
+        for key, count, error, what in checks:
+            bound = limit(principal, "ec2:" + action, key)
+            if bound is None:
+                continue
+            held = count(self.cloud, mine)
+            wanted = int(params.get("MinCount") or 1) if action == "RunInstances" else \
+                len(params.get("InstanceIds") or ()) if action == "StartInstances" else 1
+            if held + wanted > bound:
+                raise error(f"You have reached the quota for {what} ({key} = {bound}; {held} in use)")
+            if action == "RunInstances":
+                params["MaxCount"] = min(int(params.get("MaxCount") or wanted), bound - held)
+
+
+def _instances(cloud: Cloud, caller: Caller) -> int:
+    return sum(1 for _, state in cloud.instances.listed(caller) if state != "terminated")
+
+
+def _active(cloud: Cloud, caller: Caller) -> int:
+    return sum(1 for _, state in cloud.instances.listed(caller) if state in ("pending", "running"))
+
+
+def _addresses(cloud: Cloud, caller: Caller) -> int:
+    return len(cloud.addresses.describe(caller, None, None))
+
+
+def _groups(cloud: Cloud, caller: Caller) -> int:
+    return len(cloud.groups.describe(caller, None, None, None).get("SecurityGroups") or [])
+
+
+def _keypairs(cloud: Cloud, caller: Caller) -> int:
+    return len(cloud.keypairs.describe(caller))
+
+
+def _images(cloud: Cloud, caller: Caller) -> int:
+    return sum(1 for i in cloud.images.all() if i.account == caller.account)
+
+
+Count = Callable[[Cloud, Caller], int]
+_Quota = tuple[str, Count, type[ApiError], str]
+_QUOTAS: dict[str, tuple[_Quota, ...]] = {
+    "RunInstances": (("ec2:quota-vminstancenumber", _instances, InstanceLimitExceeded, "instances"),
+                     ("ec2:quota-vminstanceactivenumber", _active, InstanceLimitExceeded, "running instances")),
+    "StartInstances": (("ec2:quota-vminstanceactivenumber", _active, InstanceLimitExceeded, "running instances"),),
+    "AllocateAddress": (("ec2:quota-addressnumber", _addresses, AddressLimitExceeded, "elastic IP addresses"),),
+    "CreateSecurityGroup": (("ec2:quota-securitygroupnumber", _groups, SecurityGroupLimitExceeded,
+                             "security groups"),),
+    "CreateKeyPair": (("ec2:quota-keypairnumber", _keypairs, ResourceLimitExceeded, "key pairs"),),
+    "ImportKeyPair": (("ec2:quota-keypairnumber", _keypairs, ResourceLimitExceeded, "key pairs"),),
+    "RegisterImage": (("ec2:quota-imagenumber", _images, ResourceLimitExceeded, "images"),),
+}
+# Quota keys Walrus checks itself (``euca.auth.policy.limit(principal, "s3:CreateBucket", key)``).
+S3_QUOTA_BUCKETS = "s3:quota-bucketnumber"
