@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start the cloud in a box (EC2 API, cluster, nodes)", up.add_arguments, up.run),
         ("node-controller", "run this host's node controller (NC)", node_controller.add_arguments,
          node_controller.run),
-        ("account", "cloud accounts and their access keys", account.add_arguments, account.run),
+        ("account", "cloud accounts, their access keys and certificates", account.add_arguments, account.run),
         ("node", "the cluster's nodes", node.add_arguments, node.run),
         ("image", "register, list and remove images", image.add_arguments, image.run),
         ("bundle-image", "bundle an image file for Walrus (as euca-bundle-image)", bundle.add_bundle_image,
