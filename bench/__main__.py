@@ -11,14 +11,14 @@ from bench.table import Row, format_rows
 
 # Each module's rows(quick) measures a kernel and its twin side by side in one run.
 KERNEL_BENCHES = ("bench.placement", "bench.netalloc", "bench.ledger", "bench.imagecache", "bench.digest", "bench.sim",
-                  "bench.node")
+                  "bench.node", "bench.policy")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only these parts: placement, netalloc, ledger, imagecache, digest, packing, api; "
+                        help="run only these parts: placement, netalloc, ledger, imagecache, digest, policy, packing, api; "
                              "fuzz, soak and bundle run only when named")
     parser.add_argument("--requests", type=int, help="fuzz: requests to send (100,000; --quick 3,000)")
     parser.add_argument("--seconds", type=float, help="soak: seconds to run (600; --quick 30)")
