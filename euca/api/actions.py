@@ -279,3 +279,12 @@ ACTIONS: dict[str, Handler] = {
     "DeleteTags": delete_tags,
     "DescribeTags": describe_tags,
 }
+
+
+def modify_instance_metadata_options(c: Cloud, who: Caller, p: Params) -> Result:
+    """IMDSv2 required or optional, the hop limit, and the metadata service on or off for an instance."""
+    _need(p, "InstanceId")
+    return c.instances.modify_metadata_options(who, p)
+
+
+ACTIONS["ModifyInstanceMetadataOptions"] = modify_instance_metadata_options

@@ -80,6 +80,10 @@ class Instance:
     terminated: float | None = None
     api_termination_disabled: bool = False  # disableApiTermination
     monitored: bool = False  # Monitor/UnmonitorInstances
+    # MetadataOptions: IMDSv2 required or optional, the PUT response's hop limit, the service on or off
+    http_tokens: str = "optional"
+    hop_limit: int = 1
+    http_endpoint: str = "enabled"
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -88,6 +92,22 @@ class Instance:
         return Placed(self.instance_id, self.node, self.vmtype,
                       NetAssignment(self.instance_id, self.mac, self.private_ip, self.vlan, self.netgroup),
                       self.image_id)
+
+
+def metadata_options(p: Mapping[str, Any], current: tuple[str, int, str] = ("optional", 1, "enabled"),
+                     ) -> tuple[str, int, str]:
+    """HttpTokens, HttpPutResponseHopLimit and HttpEndpoint, checked, over ``current``."""
+    tokens = p.get("HttpTokens") or current[0]
+    if tokens not in ("optional", "required"):
+        raise InvalidParameterValue(f"HttpTokens must be optional or required, not {str(tokens)[:32]}")
+    hops = p.get("HttpPutResponseHopLimit")
+    hops = current[1] if hops is None else hops
+    if not isinstance(hops, int) or not 1 <= hops <= 64:
+        raise InvalidParameterValue("HttpPutResponseHopLimit must be between 1 and 64")
+    endpoint = p.get("HttpEndpoint") or current[2]
+    if endpoint not in ("enabled", "disabled"):
+        raise InvalidParameterValue(f"HttpEndpoint must be enabled or disabled, not {str(endpoint)[:32]}")
+    return tokens, hops, endpoint
 
 
 class Instances:
@@ -215,6 +235,7 @@ class Instances:
         zone = (p.get("Placement") or {}).get("AvailabilityZone") or self._cc.name
         if zone != self._cc.name:
             raise InvalidParameterValue(f"Invalid availability zone: [{zone[:64]}]")
+        http_tokens, hop_limit, http_endpoint = metadata_options(p.get("MetadataOptions") or {})
         user_data = p.get("UserData") or ""
         try:
             if len(base64.b64decode(user_data, validate=True)) > MAX_USER_DATA:
@@ -252,7 +273,8 @@ class Instances:
                     launch.instance_id, reservation_id, caller.account, image_id, vmtype, launch.node,
                     launch.net.mac, launch.net.private_ip, launch.net.vlan, launch.net.group, now, self._cc.name,
                     names, kernel_id, ramdisk_id, key_name, user_data, index, token, None,
-                    bool(p.get("DisableApiTermination")), bool((p.get("Monitoring") or {}).get("Enabled")))
+                    bool(p.get("DisableApiTermination")), bool((p.get("Monitoring") or {}).get("Enabled")),
+                    http_tokens, hop_limit, http_endpoint)
                     for index, launch in enumerate(launches)]
                 for inst in created:
                     tx.put("instance", inst.instance_id, inst.account, inst.body())
@@ -343,6 +365,39 @@ class Instances:
                             vm.disk, inst.image_id, inst.kernel_id, inst.ramdisk_id, inst.mac, inst.private_ip,
                             inst.vlan, inst.key_name, key.public_key if key else "", user_data, inst.launch_index,
                             tuple(inst.groups))
+
+    # --- the metadata service's view, and ModifyInstanceMetadataOptions -----------------------------
+
+    def live(self, instance_id: str) -> Instance | None:
+        inst = self._instances.get(instance_id)
+        return inst if inst is not None and inst.terminated is None else None
+
+    def record_count(self) -> int:
+        """How many instance records there are (a new instance changes it: cheap to watch)."""
+        return len(self._instances)
+
+    def live_instances(self) -> list[Instance]:
+        return [i for i in self._instances.values() if i.terminated is None]
+
+    @staticmethod
+    def user_data(inst: Instance) -> bytes:
+        try:
+            return base64.b64decode(inst.user_data) if inst.user_data else b""
+        except (binascii.Error, ValueError):
+            return b""
+
+    @staticmethod
+    def metadata_options_of(inst: Instance) -> dict[str, Any]:
+        return {"State": "applied", "HttpTokens": inst.http_tokens, "HttpPutResponseHopLimit": inst.hop_limit,
+                "HttpEndpoint": inst.http_endpoint}
+
+    def modify_metadata_options(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
+        """What is not given stays as it was; the metadata service applies the change to the next request."""
+        inst = self._visible(caller, [p.get("InstanceId") or ""])[0]
+        tokens, hops, endpoint = metadata_options(p, (inst.http_tokens, inst.hop_limit, inst.http_endpoint))
+        if inst.terminated is None:
+            self.update([inst], http_tokens=tokens, hop_limit=hops, http_endpoint=endpoint)
+        return {"InstanceId": inst.instance_id, "InstanceMetadataOptions": self.metadata_options_of(inst)}
 
     def reboot(self, caller: Caller, ids: list[str]) -> None:
         for inst in self._visible(caller, ids):
@@ -526,8 +581,7 @@ class Instances:
             "BlockDeviceMappings": [], "EbsOptimized": False, "EnaSupport": False, "SourceDestCheck": True,
             "CpuOptions": {"CoreCount": self._cores(inst.vmtype), "ThreadsPerCore": 1},
             "PlatformDetails": "Linux/UNIX", "UsageOperation": "RunInstances",
-            "MetadataOptions": {"State": "applied", "HttpTokens": "optional", "HttpPutResponseHopLimit": 1,
-                                "HttpEndpoint": "enabled"},
+            "MetadataOptions": self.metadata_options_of(inst),
             "PrivateIpAddress": inst.private_ip if live else None, "PublicIpAddress": public if live else None,
             "Architecture": "x86_64", "RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1",
             "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
