@@ -27,6 +27,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from euca.api import query, xml
 from euca.api.actions import ACTIONS, Handler
+from euca.api.authorize import PolicyAuthorizer, source_ip
+from euca.api.authorize import account_policy as account_policy  # the kernel/ramdisk rule, inside every hook
 from euca.api.metadata import create_metadata_app
 from euca.api.s3 import PREFIX as WALRUS
 from euca.api.s3 import create_s3_app
@@ -39,13 +41,11 @@ from euca.core.errors import (
     InvalidParameterValue,
     MissingParameter,
     RequestTooLarge,
-    UnauthorizedOperation,
 )
 from euca.core.text import quoted
 from euca.metadata import is_metadata_path
 from euca.services.cloud import Cloud
 from euca.services.common import Caller
-from euca.services.images import kind_of_location
 from euca.walrus import Walrus
 
 log = logging.getLogger("euca.api")
@@ -54,6 +54,7 @@ MAX_BODY = 1 << 20
 XML = "text/xml;charset=UTF-8"
 FORM = "application/x-www-form-urlencoded"
 PATHS = ("/", "/services/Eucalyptus", "/services/Eucalyptus/")
+EUARE = ("/services/Euare", "/services/Euare/")
 _XML_HEADER = (b"content-type", XML.encode())
 # Parameters Eucalyptus's tools send that botocore's EC2 model does not have
 EXTENSIONS = {"RunInstances": ("AddressingType",)}
@@ -71,26 +72,14 @@ def ec2_model() -> ServiceModel:
     return _model
 
 
-def account_policy(caller: Caller, action: str, params: dict[str, Any]) -> None:
-    """Today's authorization: a valid access key may call every action, except what only the
-    cloud's administrator may do. It runs before a dry run answers, so ``DryRun=true`` tells a
-    caller the truth about both. The policy engine (IAM-style policies per user) takes this
-    place through ``create_app(authorize=...)``."""
-    if caller.admin:
-        return
-    if action == "RegisterImage":
-        kind = kind_of_location(str(params.get("ImageLocation") or ""))
-        if kind != "machine":
-            raise UnauthorizedOperation(f"Only administrators can register {kind} images")
-
-
 class Ec2Api:
     """The request pipeline; one instance per cloud."""
 
-    def __init__(self, cloud: Cloud, authorize: Authorize = account_policy,
+    def __init__(self, cloud: Cloud, authorize: Authorize | None = None,
                  actions: Mapping[str, Handler] = ACTIONS) -> None:
+        """``authorize``: the users' policies and quotas (``PolicyAuthorizer``) unless given."""
         self.cloud = cloud
-        self.authorize = authorize
+        self.authorize = authorize or PolicyAuthorizer(cloud)
         self.actions = actions
         self.model = ec2_model()
         self.version = str(self.model.metadata["apiVersion"])
@@ -101,6 +90,8 @@ class Ec2Api:
         """The ASGI contract, without a Request and a Response object per call: at thousands of
         requests a second their construction was a tenth of the time spent on one."""
         request_id = _request_id()
+        client = scope.get("client")
+        source_ip.set(client[0] if client else "")
         try:
             body = await self._body(scope, receive)
             if body is None:
@@ -167,18 +158,24 @@ class Ec2Api:
             return internal.status, xml.error(internal.code, internal.message, request_id)
 
     def _params(self, raw_query: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
-        params: dict[str, str] = {}
-        try:
-            # Percent-escapes must decode as UTF-8: a name or value that does not is refused, not guessed at.
-            pairs = parse_qsl(raw_query, keep_blank_values=True, max_num_fields=query.MAX_PARAMS, errors="strict")
-            if body and headers.get("content-type", "").partition(";")[0].strip().lower() == FORM:
-                pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=query.MAX_PARAMS,
-                                   errors="strict")
-        except (ValueError, UnicodeDecodeError):
-            raise InvalidParameterValue("The request parameters are not valid form encoding") from None
-        for key, value in pairs:
-            params.setdefault(key, value)
-        return params
+        return form_params(raw_query, headers, body)
+
+
+def form_params(raw_query: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
+    """The query string's and a form body's parameters (the first of a repeated name wins); the
+    IAM endpoint reads its requests the same way."""
+    params: dict[str, str] = {}
+    try:
+        # Percent-escapes must decode as UTF-8: a name or value that does not is refused, not guessed at.
+        pairs = parse_qsl(raw_query, keep_blank_values=True, max_num_fields=query.MAX_PARAMS, errors="strict")
+        if body and headers.get("content-type", "").partition(";")[0].strip().lower() == FORM:
+            pairs += parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=query.MAX_PARAMS,
+                               errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidParameterValue("The request parameters are not valid form encoding") from None
+    for key, value in pairs:
+        params.setdefault(key, value)
+    return params
 
 
 def _request_id() -> str:
@@ -197,10 +194,11 @@ def _method_not_allowed() -> Response:
 
 class _Front:
     """The EC2 endpoint's paths straight to the pipeline (any other method there gets EC2's error
-    document); ``/services/Walrus`` to the S3 app; lifespan and everything else to Starlette."""
+    document); ``/services/Walrus`` to the S3 app, ``/services/Euare`` to IAM; lifespan and everything
+    else to Starlette."""
 
-    def __init__(self, api: Ec2Api, rest: Starlette, s3: ASGIApp | None = None) -> None:
-        self.api, self.rest, self.s3 = api, rest, s3
+    def __init__(self, api: Ec2Api, rest: Starlette, s3: ASGIApp | None = None, iam: ASGIApp | None = None) -> None:
+        self.api, self.rest, self.s3, self.iam = api, rest, s3, iam
 
     metadata: ASGIApp | None = None  # /latest/... and /<date>/... (euca.api.metadata)
 
@@ -210,6 +208,8 @@ class _Front:
         elif self.s3 is not None and scope["type"] == "http" and scope["path"].startswith(WALRUS) \
                 and scope["path"][len(WALRUS):len(WALRUS) + 1] in ("", "/"):
             await self.s3(scope, receive, send)
+        elif self.iam is not None and scope["type"] == "http" and scope["path"] in EUARE:
+            await self.iam(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] in PATHS:
             if scope["method"] in ("GET", "POST"):
                 await self.api(scope, receive, send)
@@ -219,9 +219,12 @@ class _Front:
             await self.rest(scope, receive, send)
 
 
-def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize = account_policy,
+def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | None = None,
                walrus: Walrus | None = None) -> _Front:
-    """``walrus``: serve it (S3) under ``/services/Walrus`` too, and run its lifecycle sweep."""
+    """``walrus``: serve it (S3) under ``/services/Walrus`` too, and run its lifecycle sweep. IAM
+    (Euare) is served under ``/services/Euare``."""
+    from euca.api.iam import IamApi
+
     api = Ec2Api(cloud, authorize)
 
     @contextlib.asynccontextmanager
@@ -244,7 +247,7 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize = a
                 await task
 
     s3 = create_s3_app(cloud, walrus) if walrus is not None else None
-    front = _Front(api, Starlette(lifespan=lifespan), s3)
+    front = _Front(api, Starlette(lifespan=lifespan), s3, IamApi(cloud))
     # The instance metadata service; the cloud's key (in the data directory, beside Walrus) signs
     # its identity documents.
     front.metadata = create_metadata_app(cloud, walrus.blobs.root.parent if walrus is not None else None)
