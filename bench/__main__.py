@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Image bundles: bundle-image and unbundle of a {'64 MiB' if args.quick else '1 GiB'} image, "
               "MB/s per stage (medians of 3)")
         print(bundle.format_report(bundle.measure(args.quick)))
+    if "metadata" in wanted:
+        from bench import metadata
+
+        print("measuring the metadata service ...", file=sys.stderr, flush=True)
+        print("Metadata service: one euca up worker, 8 instances asking over kept-alive connections (127.0.0.x)")
+        print(metadata.format_report(metadata.measure(args.quick)))
     return 0
 
 
