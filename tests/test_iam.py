@@ -353,3 +353,48 @@ def test_the_aws_cli(box: Box, tmp_path: Path) -> None:
     assert aws("get-login-profile", "--user-name", "hank")["LoginProfile"]["UserName"] == "hank"
     assert aws("list-users")["Users"][1]["UserName"] == "hank"
     assert "NoSuchEntity" in aws("get-user", "--user-name", "nobody", ok=False)
+
+
+def test_the_admin_cli_is_applied_by_the_running_server_within_a_second(
+        box: Box, emi: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from euca.cli import main
+    from tests.test_admin_live import within_a_second
+
+    def cli(*argv: str) -> int:
+        return main([*argv, "--data-dir", str(box.data_dir)])
+
+    box.keys("clied")
+    assert cli("user", "add", "clied", "ivy") == 0
+    _, _, access, secret = capsys.readouterr().out.split()
+    ivy = ec2_for(box, access, secret)
+    assert within_a_second(lambda: error(ivy.describe_regions))[0] == "UnauthorizedOperation"
+    document = tmp_path / "read.json"
+    document.write_text(policy({"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}))
+    assert cli("policy", "put", "clied", "--user", "ivy", "read", str(document)) == 0
+    within_a_second(ivy.describe_regions)
+    assert cli("policy", "list", "clied", "--user", "ivy") == 0
+    assert capsys.readouterr().out.startswith("read\t")
+    quota = tmp_path / "quota.json"
+    quota.write_text(policy({"Effect": "Limit", "Action": "ec2:CreateKeyPair", "Resource": "*",
+                             "Condition": {"NumericLessThanEquals": {"ec2:quota-keypairnumber": "0"}}}))
+    assert cli("policy", "put", "clied", "quotas", str(quota)) == 0
+
+    def refused() -> None:
+        assert error(ivy.create_key_pair, KeyName="k")[0] == "ResourceLimitExceeded"
+    within_a_second(refused)
+    assert cli("policy", "delete", "clied", "quotas") == 0
+    within_a_second(lambda: ivy.create_key_pair(KeyName="k"))
+    assert cli("user", "keys", "clied", "ivy", "--deactivate", access) == 0
+
+    def gone() -> None:
+        assert error(ivy.describe_regions)[0] == "AuthFailure"
+    within_a_second(gone)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    assert cli("policy", "put", "clied", "--user", "ivy", "bad", str(bad)) == 1
+    capsys.readouterr()
+    assert cli("user", "list", "clied") == 0
+    assert [line.split("\t")[0] for line in capsys.readouterr().out.splitlines()] == ["admin", "ivy"]
+    assert cli("user", "delete", "clied", "ivy") == 0
+    assert cli("user", "list", "clied") == 0
+    assert "ivy" not in capsys.readouterr().out

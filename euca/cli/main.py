@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from euca import __version__
-from euca.cli import account, bundle, config, image, node, node_controller, up, vmtype
+from euca.cli import account, bundle, config, image, node, node_controller, policy, up, user, vmtype
 
 Run = Callable[[argparse.Namespace], int]
 
@@ -31,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         ("node-controller", "run this host's node controller (NC)", node_controller.add_arguments,
          node_controller.run),
         ("account", "cloud accounts, their access keys and certificates", account.add_arguments, account.run),
+        ("user", "an account's users and their access keys", user.add_arguments, user.run),
+        ("policy", "policies and quotas on accounts, groups and users", policy.add_arguments, policy.run),
         ("node", "the cluster's nodes", node.add_arguments, node.run),
         ("image", "register, list and remove images", image.add_arguments, image.run),
         ("bundle-image", "bundle an image file for Walrus (as euca-bundle-image)", bundle.add_bundle_image,
