@@ -166,5 +166,3 @@ _QUOTAS: dict[str, tuple[_Quota, ...]] = {
     "ImportKeyPair": (("ec2:quota-keypairnumber", _keypairs, ResourceLimitExceeded, "key pairs"),),
     "RegisterImage": (("ec2:quota-imagenumber", _images, ResourceLimitExceeded, "images"),),
 }
-# Quota keys Walrus checks itself (``euca.auth.policy.limit(principal, "s3:CreateBucket", key)``).
-S3_QUOTA_BUCKETS = "s3:quota-bucketnumber"

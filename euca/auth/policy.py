@@ -21,7 +21,8 @@ For everyone who calls it (the EC2 and IAM endpoints here, Walrus's S3 endpoint)
     authorize(principal, "s3:PutObject", "arn:aws:s3:::bucket/key", {SOURCE_IP: "10.0.0.1"}) -> bool
     limit(principal, "s3:CreateBucket", "s3:quota-bucketnumber") -> int | None
 
-``principal`` is what ``Accounts.principal(caller)`` hands out (compiled once per user, rebuilt
+The S3 endpoint asks with the ``Caller`` that ``cloud.accounts.caller(access_key)`` gave it:
+``principal`` is what ``cloud.accounts.principal(caller)`` hands out (compiled once per user, rebuilt
 when a policy changes). Context keys are lower case (``aws:sourceip``, ``aws:currenttime`` as
 epoch seconds, ``ec2:instancetype``, ``s3:prefix``, ...); ``aws:currenttime`` defaults to now.
 """
@@ -38,6 +39,8 @@ from typing import Any
 
 import orjson
 
+# Walrus's quota: ``limit(principal, "s3:CreateBucket", BUCKET_QUOTA)`` bounds an account's buckets
+BUCKET_QUOTA = "s3:quota-bucketnumber"
 SOURCE_IP = "aws:sourceip"
 CURRENT_TIME = "aws:currenttime"
 INSTANCE_TYPE = "ec2:instancetype"
