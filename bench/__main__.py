@@ -67,6 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("Where a RunInstances request spends its time (the pipeline in-process, medians)")
         print(format_breakdown(breakdown(2_000 if args.quick else 10_000)))
+    if "s3" in wanted:
+        from bench import s3
+
+        print("measuring S3 (Walrus) against moto ...", file=sys.stderr, flush=True)
+        print()
+        print("S3: euca (Walrus) beside moto's server, one worker each, same workloads (127.0.0.1)")
+        print(s3.format_table(*s3.measure(args.quick)))
     if "fuzz" in wanted:
         from bench import fuzz
 

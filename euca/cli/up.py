@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bury-time", type=float, default=3600.0,
                         help="seconds a terminated instance stays visible (BURY_TIME, 3600)")
     parser.add_argument("--sync", choices=("normal", "full"), default="normal",
-                        help="SQLite synchronous mode: normal survives a killed server, full a power cut")
+                        help="SQLite synchronous mode, and whether S3 object bodies are fsynced: normal survives a "
+                        "killed server, full a power cut")
     parser.add_argument("--node-key", help="the key shared with the node controllers named in NODES "
                         "(or EUCA_NODE_KEY)")
     parser.add_argument("--s3-port", type=int, help="also serve S3 (Walrus) on this port, path style at / and "
@@ -141,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"default image {seeded.machine} (kernel {seeded.kernel}, ramdisk {seeded.ramdisk})")
         print(f"credentials written to {data_dir / 'eucarc'} and {data_dir / 'aws-profile'}")
     ready = f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})"
-    walrus = open_walrus(cloud, data_dir, f"{url}/services/Walrus", args.s3_min_free)
+    # object bodies are as durable as the store's commits: --sync full fsyncs each one too
+    walrus = open_walrus(cloud, data_dir, f"{url}/services/Walrus", args.s3_min_free, fsync=args.sync == "full")
     app = create_app(cloud, walrus=walrus)
     if args.s3_port is not None:
         s3 = create_s3_app(cloud, walrus, prefix="", domains=(args.host, "localhost"))

@@ -4,6 +4,11 @@ A body is written to ``tmp/<id>`` as it arrives, fsynced, and renamed to ``objec
 before the metadata that names it is committed; a blob is deleted only after the commit that stops
 naming it. So a crash at any point leaves, besides whole objects, only files nothing names: the
 start-up sweep (``sweep``) deletes those. As MinIO and Walrus do it.
+
+``fsync``: whether a body (and its directory entry) is forced to disk before its metadata commits.
+A killed server loses nothing either way (the page cache outlives the process); a power cut needs
+the fsync. ``euca up`` ties it to the store's own choice (``--sync full``), since an object is
+only as durable as the commit that names it.
 """
 
 from __future__ import annotations
@@ -63,6 +68,12 @@ class Staged:
         final = self.blobs.path(self.id)
         final.parent.mkdir(exist_ok=True)
         os.rename(self.path, final)
+        if self.blobs.fsync:
+            directory = os.open(final.parent, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
         self.placed = True
         return self.id
 

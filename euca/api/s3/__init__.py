@@ -38,10 +38,11 @@ class AccountDirectory:
         return (keys[0].access_key, keys[0].secret_key) if keys else None
 
 
-def open_walrus(cloud: Cloud, data_dir: Path, endpoint: str = "", min_free: float = 0.10) -> Walrus:
+def open_walrus(cloud: Cloud, data_dir: Path, endpoint: str = "", min_free: float = 0.10,
+                fsync: bool = True) -> Walrus:
     """The cloud's Walrus over ``<data_dir>/walrus``, with the orphans of a crash swept away."""
     walrus = Walrus(cloud.store, data_dir / "walrus", AccountDirectory(cloud.accounts), min_free=min_free,
-                    endpoint=endpoint)
+                    endpoint=endpoint, fsync=fsync)
     walrus.sweep()
     return walrus
 
