@@ -30,6 +30,8 @@ from euca.api.actions import ACTIONS, Handler
 from euca.api.authorize import PolicyAuthorizer, source_ip
 from euca.api.authorize import account_policy as account_policy  # the kernel/ramdisk rule, inside every hook
 from euca.api.metadata import create_metadata_app
+from euca.api.netview import PATH as NETWORK_INFO
+from euca.api.netview import NetViewApp, node_keys
 from euca.api.s3 import PREFIX as WALRUS
 from euca.api.s3 import create_s3_app
 from euca.auth import SignedRequest, verify
@@ -201,10 +203,13 @@ class _Front:
         self.api, self.rest, self.s3, self.iam = api, rest, s3, iam
 
     metadata: ASGIApp | None = None  # /latest/... and /<date>/... (euca.api.metadata)
+    netview: ASGIApp | None = None  # the network agents' view (euca.api.netview)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.metadata is not None and scope["type"] == "http" and is_metadata_path(scope["path"]):
             await self.metadata(scope, receive, send)
+        elif self.netview is not None and scope["type"] == "http" and scope["path"] == NETWORK_INFO:
+            await self.netview(scope, receive, send)
         elif self.s3 is not None and scope["type"] == "http" and scope["path"].startswith(WALRUS) \
                 and scope["path"][len(WALRUS):len(WALRUS) + 1] in ("", "/"):
             await self.s3(scope, receive, send)
@@ -251,4 +256,5 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | N
     # The instance metadata service; the cloud's key (in the data directory, beside Walrus) signs
     # its identity documents.
     front.metadata = create_metadata_app(cloud, walrus.blobs.root.parent if walrus is not None else None)
+    front.netview = NetViewApp(cloud, node_keys(cloud))
     return front

@@ -1,0 +1,191 @@
+"""Making the host match a rendered ``Desired``, atomically and only where it differs.
+
+- iptables: one ``iptables-restore --noflush`` for the filter and nat tables' changed chains (a
+  declared chain is flushed and refilled in the same transaction, so no packet sees half a
+  chain), stale ones deleted in it too; the jumps from the built-in chains are checked once.
+- ipset: one ``ipset restore`` that builds each changed set under a temporary name, swaps it in
+  and destroys the old contents; sets nobody references any more are destroyed afterwards.
+- ebtables: the whole bridge filter table with one ``ebtables-restore``.
+- links: bridges, their gateway addresses, and MANAGED's segments (802.1q or VXLAN uplinks).
+
+What was applied last is kept, so an unchanged view runs nothing. After a restart nothing is
+kept: the first apply reads what our chains and sets are on the host, replaces them whole and
+deletes the stale ones, which leaves the host exactly as the previous agent left it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from euca.net.render import ENFORCING, JUMPS, OURS, Desired, Segment, restore_text
+
+log = logging.getLogger("euca.net")
+
+# argv, stdin -> stdout; raises CommandError
+Run = Callable[[Sequence[str], str], str]
+
+
+class CommandError(RuntimeError):
+    pass
+
+
+def run_command(prefix: Sequence[str] = ()) -> Run:
+    """Commands on this host (or, with ``prefix`` like ``ip netns exec NS``, somewhere else)."""
+    def run(argv: Sequence[str], stdin: str = "") -> str:
+        done = subprocess.run([*prefix, *argv], input=stdin, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise CommandError(f"{' '.join(argv[:4])}: {done.stderr.strip()[:500]}")
+        return done.stdout
+    return run
+
+
+@dataclass
+class Applied:
+    filter: dict[str, list[str]] = field(default_factory=dict)
+    nat: dict[str, list[str]] = field(default_factory=dict)
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ebtables: str | None = None
+    links: tuple[object, ...] | None = None
+
+
+def _ours(name: str) -> bool:
+    return name.startswith(OURS)
+
+
+class Host:
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.applied: Applied | None = None  # None: not yet read from the host
+        self.commands = 0  # how many commands the last apply ran
+
+    def _call(self, argv: Sequence[str], stdin: str = "") -> str:
+        self.commands += 1
+        return self.run(argv, stdin)
+
+    def _read(self) -> Applied:
+        """What our chains and sets are on the host now (after a restart: the previous agent's)."""
+        found = Applied()
+        for table, chains in (("filter", found.filter), ("nat", found.nat)):
+            for line in self._call(["iptables-save", "-t", table]).splitlines():
+                if line.startswith(":") and _ours(line[1:].split()[0]):
+                    chains.setdefault(line[1:].split()[0], ["<unknown>"])
+        for name in self._call(["ipset", "list", "-n"]).split():
+            if _ours(name):
+                found.sets[name] = ("<unknown>",)
+        return found
+
+    def apply(self, desired: Desired) -> bool:
+        """Make the host match; True if anything had to change."""
+        self.commands = 0
+        first = self.applied is None
+        was = self._read() if self.applied is None else self.applied
+        enforcing = desired.mode in ENFORCING
+        changed = False
+        # sets first: rules can only name sets that exist
+        set_changes = [(n, m) for n, m in desired.sets.items() if was.sets.get(n) != m]
+        if set_changes:
+            self._call(["ipset", "restore"], _set_script(set_changes))
+            changed = True
+        for table, want, have in (("filter", desired.filter, was.filter), ("nat", desired.nat, was.nat)):
+            chains = {c: rules for c, rules in want.items() if have.get(c) != rules}
+            stale = [c for c in have if c not in want]
+            for builtin, chain in JUMPS[table]:
+                if chain in stale:  # the mode stopped enforcing: unhook before deleting
+                    with contextlib.suppress(CommandError):
+                        self._call(["iptables", "-w", "-t", table, "-D", builtin, "-j", chain])
+            if chains or stale:
+                self._call(["iptables-restore", "-w", "--noflush"], restore_text(table, chains, stale))
+                changed = True
+            if first and enforcing:
+                for builtin, chain in JUMPS[table]:
+                    try:
+                        self._call(["iptables", "-w", "-t", table, "-C", builtin, "-j", chain])
+                    except CommandError:
+                        self._call(["iptables", "-w", "-t", table, "-I", builtin, "1", "-j", chain])
+        stale_sets = [n for n in was.sets if n not in desired.sets]
+        if stale_sets:
+            self._call(["ipset", "restore"], "".join(f"destroy {n}\n" for n in stale_sets))
+            changed = True
+        if desired.ebtables != was.ebtables:
+            if desired.ebtables:
+                self._call(["ebtables-restore"], desired.ebtables)
+            elif was.ebtables is not None or first:
+                self._call(["ebtables-restore"], "*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\n")
+            changed = True
+        links = (tuple(sorted(desired.bridge_addresses.items())), desired.segments)
+        if links != was.links:
+            self._links(desired)
+            changed = True
+        self.applied = Applied(dict(desired.filter), dict(desired.nat), dict(desired.sets), desired.ebtables, links)
+        return changed
+
+    # --- links --------------------------------------------------------------------------------------
+
+    def _exists(self, dev: str) -> bool:
+        try:
+            self._call(["ip", "link", "show", "dev", dev])
+            return True
+        except CommandError:
+            return False
+
+    def _links(self, desired: Desired) -> None:
+        """Bridges with exactly their gateway addresses; MANAGED's segments made and unmade."""
+        want_segments = {s.bridge: s for s in desired.segments}
+        for line in self._call(["ip", "-o", "link", "show", "type", "bridge"]).splitlines():
+            name = line.split(":")[1].strip().split("@")[0]
+            if name.startswith("eucabr") and name[6:].isdigit() and name not in want_segments:
+                self._unmake_segment(int(name[6:]))
+        for segment in desired.segments:
+            self._make_segment(segment)
+        for bridge, addresses in desired.bridge_addresses.items():
+            if not self._exists(bridge):
+                self._call(["ip", "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "200"])
+            self._call(["ip", "link", "set", bridge, "up"])
+            have = set()
+            for line in self._call(["ip", "-o", "-4", "addr", "show", "dev", bridge]).splitlines():
+                fields = line.split()
+                have.add(fields[fields.index("inet") + 1])
+            for address in sorted(set(addresses) - have):
+                self._call(["ip", "addr", "add", address, "dev", bridge])
+            for address in sorted(have - set(addresses)):
+                self._call(["ip", "addr", "del", address, "dev", bridge])
+
+    def _make_segment(self, s: Segment) -> None:
+        if not self._exists(s.uplink):
+            if s.uplink.startswith("vx"):
+                host = self.segment_settings
+                argv = ["ip", "link", "add", s.uplink, "type", "vxlan", "id", str(s.vlan), "dstport", "4789",
+                        "dev", host[0]]
+                if host[1]:
+                    argv += ["local", host[1]]
+                self._call(argv)
+                for remote in host[2]:
+                    self._call(["bridge", "fdb", "append", "00:00:00:00:00:00", "dev", s.uplink, "dst", remote])
+            else:
+                parent = s.uplink.rsplit(".", 1)[0]
+                self._call(["ip", "link", "add", "link", parent, "name", s.uplink, "type", "vlan", "id", str(s.vlan)])
+        if not self._exists(s.bridge):
+            self._call(["ip", "link", "add", s.bridge, "type", "bridge", "stp_state", "0", "forward_delay", "200"])
+        self._call(["ip", "link", "set", s.uplink, "master", s.bridge, "up"])
+
+    def _unmake_segment(self, vlan: int) -> None:
+        for dev in (f"vx{vlan}", f"{self.segment_settings[0]}.{vlan}", f"eucabr{vlan}"):
+            if self._exists(dev):
+                self._call(["ip", "link", "del", dev])
+
+    # (private interface, VXLAN local address, VXLAN remotes): set by the agent from its HostConfig
+    segment_settings: tuple[str, str, tuple[str, ...]] = ("eth0", "", ())
+
+
+def _set_script(changes: list[tuple[str, tuple[str, ...]]]) -> str:
+    """Each set built under a temporary name and swapped in: a reader sees the old members or the new."""
+    lines = []
+    for name, members in changes:
+        temp = f"{name[:26]}.new"
+        lines += [f"create {temp} hash:ip -exist", f"flush {temp}", *(f"add {temp} {ip}" for ip in members),
+                  f"create {name} hash:ip -exist", f"swap {temp} {name}", f"destroy {temp}"]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,219 @@
+"""From a network view to the host state it asks for: iptables chains, ipsets, one ebtables table,
+bridges and segments, DHCP host entries. A pure function of the view and the host's settings, so
+the same view always renders the same text (and ``iptables-save`` after a restart matches).
+
+Rules per security group live in one chain per group, named by the group id, and membership in one
+hash:ip set of the same name, as Eucalyptus 4.3+'s EDGE has them, so a new member is a set entry,
+not new rules:
+
+- ``EUCA_FILTER_FWD`` (jumped to from FORWARD): established traffic passes; traffic to a member of
+  group G goes through G's chain; what no chain accepted and is bound for an instance is dropped.
+  Egress is open.
+- ``G``: members of G reach each other; then one ACCEPT per ingress rule (a CIDR, or another
+  group's set as the source).
+- nat ``EUCA_NAT_PRE``/``EUCA_NAT_OUT``: 169.254.169.254:80 to the cloud's API; each public address
+  DNATed to its instance. ``EUCA_NAT_POST``: an instance with a public address leaves with it,
+  except towards other instances and the cloud's metadata port.
+- ebtables: per instance interface ``vn_<instance-id>``, frames must carry the instance's MAC and
+  IPv4 address (DHCP requests excepted), ARP its MAC and IP, and RARP is dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from euca.net.view import GroupView, InstanceView, NetView, Rule
+
+METADATA_IP = "169.254.169.254"
+ALL_PRIVATE = "EUCA_ALLPRIVATE"
+FILTER_FWD = "EUCA_FILTER_FWD"
+NAT_PRE, NAT_OUT, NAT_POST = "EUCA_NAT_PRE", "EUCA_NAT_OUT", "EUCA_NAT_POST"
+EBT_FWD = "EUCA_EBT_FWD"
+# built-in chain -> our chain it jumps to, per table
+JUMPS = {"filter": (("FORWARD", FILTER_FWD),),
+         "nat": (("PREROUTING", NAT_PRE), ("OUTPUT", NAT_OUT), ("POSTROUTING", NAT_POST))}
+OURS = ("EUCA_", "sg-")  # chain and set names this agent owns
+ENFORCING = ("EDGE", "MANAGED", "MANAGED-NOVLAN")
+
+
+@dataclass(frozen=True)
+class HostConfig:
+    """This host's side of the settings (eucalyptus.conf on the node)."""
+
+    bridge: str = "eucabr"  # EDGE / MANAGED-NOVLAN / STATIC: the instances' bridge (VNET_BRIDGE)
+    priv_interface: str = "eth0"  # MANAGED: where segments leave the host (VNET_PRIVINTERFACE)
+    segments: str = "vlan"  # MANAGED: "vlan" (802.1q sub-interfaces) or "vxlan" (VNI = the tag)
+    vxlan_local: str = ""  # VXLAN: this host's address on the private interface
+    vxlan_remotes: tuple[str, ...] = ()  # VXLAN: the other hosts (head-end replication)
+    instance_prefix: str = "vn_"  # an instance's interface: prefix + instance id
+    lease_seconds: int = 1200  # Eucalyptus's euca-dhcp.conf lease
+
+
+@dataclass(frozen=True)
+class Segment:
+    """MANAGED: one group's layer-2 segment: bridge ``eucabr<vlan>`` and its uplink device."""
+
+    vlan: int
+    bridge: str
+    uplink: str  # "<priv>.<vlan>" (802.1q) or "vx<vlan>" (VXLAN)
+    gateway: str  # "a.b.c.d/n" put on the bridge
+
+
+@dataclass
+class Desired:
+    mode: str
+    filter: dict[str, list[str]] = field(default_factory=dict)  # chain -> its rules, in order
+    nat: dict[str, list[str]] = field(default_factory=dict)
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # ipset -> members
+    ebtables: str = ""  # the whole bridge filter table, or "" for none
+    bridge_addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # bridge -> "ip/n" addresses
+    segments: tuple[Segment, ...] = ()
+    dhcp_hosts: str = ""  # dnsmasq --dhcp-hostsfile
+    dhcp_opts: str = ""  # dnsmasq --dhcp-optsfile
+    dhcp_range: tuple[str, str] | None = None  # (network, netmask) that dnsmasq serves statically
+
+
+def _prefix(netmask: str) -> int:
+    return ipaddress.IPv4Network(f"0.0.0.0/{netmask}").prefixlen
+
+
+def _match(r: Rule) -> str:
+    if r.protocol == "-1":
+        return ""
+    if r.protocol == "icmp":
+        if r.low == -1:
+            return " -p icmp -m icmp --icmp-type any"
+        return f" -p icmp -m icmp --icmp-type {r.low}" + ("" if r.high == -1 else f"/{r.high}")
+    if r.low == -1 or (r.low == 0 and r.high == 65535):
+        return f" -p {r.protocol}"
+    ports = str(r.low) if r.low == r.high else f"{r.low}:{r.high}"
+    return f" -p {r.protocol} -m {r.protocol} --dport {ports}"
+
+
+def _group_chain(g: GroupView) -> list[str]:
+    c = g.group_id
+    lines = [f"-A {c} -m set --match-set {c} src -j ACCEPT"]
+    for r in g.rules:
+        source = f" -s {r.cidr}" if r.cidr else f" -m set --match-set {r.group} src"
+        if r.cidr == "0.0.0.0/0":
+            source = ""
+        lines.append(f"-A {c}{source}{_match(r)} -j ACCEPT")
+    return lines
+
+
+def _ebtables(view: NetView, host: HostConfig) -> str:
+    lines = ["*filter", ":INPUT ACCEPT", ":FORWARD ACCEPT", ":OUTPUT ACCEPT", f":{EBT_FWD} ACCEPT",
+             f"-A FORWARD -j {EBT_FWD}", f"-A INPUT -j {EBT_FWD}"]
+    for i in sorted(view.instances, key=lambda i: i.instance_id):
+        dev = host.instance_prefix + i.instance_id
+        lines += [
+            f"-A {EBT_FWD} -i {dev} -s ! {i.mac} -j DROP",
+            f"-A {EBT_FWD} -p IPv4 -i {dev} --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j ACCEPT",
+            f"-A {EBT_FWD} -p IPv4 -i {dev} --ip-src ! {i.private_ip} -j DROP",
+            f"-A {EBT_FWD} -p ARP -i {dev} --arp-mac-src ! {i.mac} -j DROP",
+            f"-A {EBT_FWD} -p ARP -i {dev} --arp-ip-src ! {i.private_ip} -j DROP",
+            f"-A {EBT_FWD} -p 0x8035 -i {dev} -j DROP",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _dhcp(view: NetView, instances: list[InstanceView], desired: Desired, networks: dict[str, GroupView]) -> None:
+    """Fixed addresses by MAC (Eucalyptus's ``host node-<ip> { hardware ethernet; fixed-address; }``),
+    with each managed group's router and netmask through a tag, so a new group is a file rewrite
+    and SIGHUP, never a restart."""
+    hosts, opts = [], []
+    for i in instances:
+        group = networks.get(i.groups[0]) if i.groups else None
+        if group is not None and group.gateway and view.mode in ("MANAGED", "MANAGED-NOVLAN"):
+            hosts.append(f"{i.mac},set:{group.group_id},{i.private_ip}")
+        else:
+            hosts.append(f"{i.mac},{i.private_ip}")
+    for g in sorted(networks.values(), key=lambda g: g.group_id):
+        if g.gateway and view.mode in ("MANAGED", "MANAGED-NOVLAN"):
+            opts += [f"tag:{g.group_id},option:router,{g.gateway}", f"tag:{g.group_id},option:netmask,{g.netmask}"]
+    if view.router and view.mode in ("EDGE", "STATIC"):
+        opts.append(f"option:router,{view.router}")
+    if view.dns:
+        opts.append(f"option:dns-server,{view.dns}")
+    if view.domain:
+        opts.append(f"option:domain-name,{view.domain}")
+    desired.dhcp_hosts = "".join(line + "\n" for line in hosts)
+    desired.dhcp_opts = "".join(line + "\n" for line in opts)
+    desired.dhcp_range = (view.subnet, view.netmask)
+
+
+def render(view: NetView, host: HostConfig) -> Desired:
+    desired = Desired(view.mode)
+    if view.mode == "SYSTEM":
+        return desired
+    instances = sorted(view.instances, key=lambda i: i.instance_id)
+    groups = sorted(view.groups, key=lambda g: g.group_id)
+    networks = {g.group_id: g for g in groups}
+    _dhcp(view, instances, desired, networks)
+    prefix = _prefix(view.netmask)
+    if view.mode == "STATIC":
+        if view.router:
+            desired.bridge_addresses[host.bridge] = (f"{view.router}/{prefix}",)
+        return desired
+
+    members: dict[str, list[str]] = {g.group_id: [] for g in groups}
+    for i in instances:
+        for group_id in i.groups:
+            members[group_id].append(i.private_ip)
+    desired.sets[ALL_PRIVATE] = tuple(sorted({i.private_ip for i in instances}, key=ipaddress.IPv4Address))
+    for g in groups:
+        desired.sets[g.group_id] = tuple(sorted(set(members[g.group_id]), key=ipaddress.IPv4Address))
+    forward = [f"-A {FILTER_FWD} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT"]
+    for g in groups:
+        forward.append(f"-A {FILTER_FWD} -m set --match-set {g.group_id} dst -j {g.group_id}")
+        desired.filter[g.group_id] = _group_chain(g)
+    forward.append(f"-A {FILTER_FWD} -m set --match-set {ALL_PRIVATE} dst -j DROP")
+    desired.filter[FILTER_FWD] = forward
+
+    pre, out, post = [], [], []
+    if view.metadata:
+        meta_ip, _, meta_port = view.metadata.rpartition(":")
+        pre.append(f"-A {NAT_PRE} -d {METADATA_IP}/32 -p tcp -m tcp --dport 80 "
+                   f"-j DNAT --to-destination {view.metadata}")
+        post.append(f"-A {NAT_POST} -d {meta_ip}/32 -p tcp -m tcp --dport {meta_port} -j RETURN")
+    for i in instances:
+        if i.public_ip and i.public_ip != i.private_ip:
+            pre.append(f"-A {NAT_PRE} -d {i.public_ip}/32 -j DNAT --to-destination {i.private_ip}")
+            out.append(f"-A {NAT_OUT} -d {i.public_ip}/32 -j DNAT --to-destination {i.private_ip}")
+            post.append(f"-A {NAT_POST} -s {i.private_ip}/32 -m set ! --match-set {ALL_PRIVATE} dst "
+                        f"-j SNAT --to-source {i.public_ip}")
+    desired.nat = {NAT_PRE: pre, NAT_OUT: out, NAT_POST: post}
+    desired.ebtables = _ebtables(view, host)
+
+    if view.mode == "EDGE":
+        router = view.router or str(ipaddress.IPv4Address(view.subnet) + 1)
+        desired.bridge_addresses[host.bridge] = (f"{router}/{prefix}",)
+    elif view.mode == "MANAGED-NOVLAN":
+        desired.bridge_addresses[host.bridge] = tuple(sorted(
+            {f"{g.gateway}/{_prefix(g.netmask)}" for g in groups if g.gateway and members[g.group_id]}))
+    else:  # MANAGED: a segment per group network in use
+        segments = []
+        for group in groups:
+            if not group.gateway or group.vlan < 0 or not members[group.group_id]:
+                continue
+            tag = group.vlan
+            uplink = f"vx{tag}" if host.segments == "vxlan" else f"{host.priv_interface}.{tag}"
+            segments.append(Segment(tag, f"eucabr{tag}", uplink, f"{group.gateway}/{_prefix(group.netmask)}"))
+        desired.segments = tuple(segments)
+        for s in segments:
+            desired.bridge_addresses[s.bridge] = (s.gateway,)
+    return desired
+
+
+def restore_text(table: str, chains: dict[str, list[str]], stale: Sequence[str] = ()) -> str:
+    """iptables-restore --noflush input that replaces these chains whole (declaring one flushes it)
+    and deletes the stale ones, in one transaction."""
+    lines = [f"*{table}"]
+    lines += [f":{name} - [0:0]" for name in [*chains, *stale]]
+    for rules in chains.values():
+        lines += rules
+    lines += [f"-X {name}" for name in stale]
+    lines.append("COMMIT")
+    return "\n".join(lines) + "\n"
