@@ -10,6 +10,7 @@ whole.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -57,8 +58,11 @@ class HttpView:
 
 class Agent:
     def __init__(self, fetch: Callable[[], NetView | None], host: Host, config: HostConfig,
-                 dhcp: Dhcp | None = None, poll: float = 0.5, min_interval: float = 0.25) -> None:
-        self.fetch, self.host, self.config, self.dhcp = fetch, host, config, dhcp
+                 dhcp: Dhcp | None = None, poll: float = 0.5, min_interval: float = 0.25,
+                 mode: str = "") -> None:
+        """``mode``: EDGE to enforce on this node over a MANAGED-NOVLAN cluster's addresses (the
+        cluster's own VNET_MODE otherwise)."""
+        self.fetch, self.host, self.config, self.dhcp, self.mode = fetch, host, config, dhcp, mode
         self.poll, self.min_interval = poll, min_interval
         self.host.segment_settings = (config.priv_interface, config.vxlan_local, config.vxlan_remotes)
         self.applied_at = float("-inf")
@@ -76,7 +80,7 @@ class Agent:
         wait = self.applied_at + self.min_interval - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        desired = render(view, self.config)
+        desired = render(dataclasses.replace(view, mode=self.mode) if self.mode else view, self.config)
         self.host.apply(desired)
         if self.dhcp is not None:
             self.dhcp.apply(desired)

@@ -29,8 +29,8 @@ from typing import Any
 
 MODES = ("EDGE", "MANAGED", "MANAGED-NOVLAN", "STATIC", "SYSTEM")
 PROTOCOLS = ("tcp", "udp", "icmp", "-1")
-_GROUP_ID = re.compile(r"sg-[0-9a-f]{8,17}")
-_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+_GROUP_ID = re.compile(r"sg-[0-9a-fA-F]{8,17}")
+_INSTANCE_ID = re.compile(r"i-[0-9a-fA-F]{8,17}")
 _MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 
 

@@ -1,0 +1,159 @@
+"""The network agent for real, in network namespaces this test makes: a node namespace the agent
+runs against, instances as namespaces on its bridge, a public client routed through it. A cloud
+in a box (MANAGED-NOVLAN addresses, enforced EDGE-style on the node) supplies the view; the agent
+polls it in a thread, as ``euca network-agent`` does."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from euca.core.config import Config
+from euca.net.agent import Agent
+from euca.net.dhcp import Dhcp
+from euca.net.host import Host, run_command
+from euca.net.render import HostConfig
+from euca.net.view import NetView, parse_view
+from euca.services.netview import network_view, render_view
+from tests.ec2_server import Box, running_box
+from tests.netns import Lab, lab, net_tools, saved
+
+__all__ = ["net_tools"]
+CONFIG = dataclasses.replace(Config(), vnet_subnet="10.77.0.0", vnet_netmask="255.255.0.0",
+                             vnet_publicips="198.51.100.1-198.51.100.8", vnet_cloudip="127.0.0.1")
+HOSTCONF = HostConfig(bridge="eucabr")
+
+
+def view_of(box: Box) -> NetView:
+    return parse_view(render_view(network_view(box.cloud))[0])
+
+
+@dataclasses.dataclass
+class Running:
+    agent: Agent
+    stop: threading.Event
+    thread: threading.Thread
+
+    def end(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+def start_agent(box: Box, lab_: Lab, state: Path) -> Running:
+    prefix = ["ip", "netns", "exec", lab_.host]
+    agent = Agent(lambda: view_of(box), Host(run_command(prefix)), HOSTCONF, Dhcp(state, HOSTCONF, prefix),
+                  poll=0.2, mode="EDGE")
+    agent.step()  # the first apply before the test goes on: the bridge exists
+    stop = threading.Event()
+    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+    thread.start()
+    return Running(agent, stop, thread)
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Iterator[Box]:
+    with running_box(tmp_path / "cloud", config=CONFIG) as b:
+        yield b
+
+
+_images: dict[int, str] = {}
+
+
+def launch(box: Box, group: str) -> dict[str, Any]:
+    ec2 = box.client("alice")
+    image = _images.get(id(box)) or _images.setdefault(id(box), box.image())
+    return dict(ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, SecurityGroups=[group])["Instances"][0])
+
+
+def mac_of(box: Box, instance_id: str) -> str:
+    inst = box.cloud.instances.live(instance_id)
+    assert inst is not None
+    return inst.mac
+
+
+def test_edge_groups_spoofing_elastic_ips_and_restart(net_tools: None, box: Box, tmp_path: Path) -> None:
+    ec2 = box.client("alice")
+    for name in ("web", "db"):
+        ec2.create_security_group(GroupName=name, Description=name)
+    web1, web2, db1 = launch(box, "web"), launch(box, "web"), launch(box, "db")
+    with lab(f"eu{id(box) % 10000}") as net:
+        running = start_agent(box, net, tmp_path / "agent")
+        try:
+            spaces = {}
+            for inst in (web1, web2, db1):
+                spaces[inst["InstanceId"]] = net.plug(inst["InstanceId"], mac_of(box, inst["InstanceId"]),
+                                                      inst["PrivateIpAddress"], 16, "10.77.0.1", "eucabr")
+            w1, _, d1 = (spaces[i["InstanceId"]] for i in (web1, web2, db1))
+            ip = {k: i["PrivateIpAddress"] for k, i in (("web1", web1), ("web2", web2), ("db1", db1))}
+
+            # closed until a rule opens it, and again after Revoke, each within two seconds
+            assert net.connect(net.public, ip["web1"]) is None
+            ec2.authorize_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=8080, ToPort=8080,
+                                                 CidrIp="0.0.0.0/0")
+            assert net.until(net.public, ip["web1"], True) < 2.0
+            ec2.revoke_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=8080, ToPort=8080,
+                                              CidrIp="0.0.0.0/0")
+            assert net.until(net.public, ip["web1"], False) < 2.0
+
+            # members of a group reach each other; other groups only through a rule naming them
+            assert net.connect(w1, ip["web2"]) is not None
+            assert net.connect(w1, ip["db1"]) is None
+            ec2.authorize_security_group_ingress(GroupName="db", IpPermissions=[{
+                "IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "UserIdGroupPairs": [{"GroupName": "web"}]}])
+            assert net.until(w1, ip["db1"], True) < 2.0
+            assert net.connect(d1, ip["web1"]) is None
+            assert net.connect(net.public, ip["db1"]) is None
+
+            # a spoofed source address, then a spoofed MAC, are dropped at the bridge
+            net.in_ns(w1, "ip", "addr", "add", "10.77.200.200/16", "dev", "eth0")
+            assert net.connect(w1, ip["web2"], source="10.77.200.200") is None
+            assert net.connect(w1, ip["web2"]) is not None
+            net.in_ns(w1, "ip", "link", "set", "eth0", "address", "d0:0d:00:00:be:ef")
+            net.in_ns(w1, "ip", "neigh", "flush", "all")
+            assert net.connect(w1, ip["web2"]) is None
+            net.in_ns(w1, "ip", "link", "set", "eth0", "address", mac_of(box, web1["InstanceId"]))
+
+            # an elastic address reaches its instance from outside, and moves with AssociateAddress
+            ec2.authorize_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=8080, ToPort=8080,
+                                                 CidrIp="192.0.2.0/24")
+            net.until(net.public, ip["web1"], True)
+            elastic = ec2.allocate_address()["PublicIp"]
+            ec2.associate_address(PublicIp=elastic, InstanceId=web1["InstanceId"])
+            deadline = time.monotonic() + 2
+            while (net.connect(net.public, elastic) or "").split(" ")[0] != web1["InstanceId"]:
+                assert time.monotonic() < deadline, "the elastic address did not reach web1 in 2 s"
+            assert net.connect(net.public, elastic) == f"{web1['InstanceId']} 192.0.2.2"
+            ec2.associate_address(PublicIp=elastic, InstanceId=web2["InstanceId"])
+            deadline = time.monotonic() + 2
+            while (net.connect(net.public, elastic) or "").split(" ")[0] != web2["InstanceId"]:
+                assert time.monotonic() < deadline, "the elastic address did not move to web2 in 2 s"
+
+            # an unchanged view changes nothing; a new agent rebuilds the same state
+            before = saved(net)
+            assert running.agent.step() is True and running.agent.host.commands == 0
+            running.end()
+            restarted = start_agent(box, net, tmp_path / "agent")
+            assert saved(net) == before
+            assert net.connect(net.public, elastic) is not None
+
+            hosts = (tmp_path / "agent" / "dhcp-hosts").read_text()
+            assert f"{mac_of(box, db1['InstanceId'])},{ip['db1']}" in hosts
+            # when the instances end, their rules, sets and DHCP entries go
+            ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in (web1, web2, db1)])
+            deadline = time.monotonic() + 2
+            while "sg-" in net.in_ns(net.host, "ipset", "list", "-n"):
+                assert time.monotonic() < deadline, "group sets still there 2 s after the instances ended"
+                time.sleep(0.05)
+            assert ":sg-" not in net.in_ns(net.host, "iptables-save")
+            assert "vn_i-" not in net.in_ns(net.host, "ebtables-save")
+            assert (tmp_path / "agent" / "dhcp-hosts").read_text() == ""
+            assert "198.51.100" not in net.in_ns(net.host, "iptables-save", "-t", "nat")
+            restarted.end()
+        finally:
+            running.end()
