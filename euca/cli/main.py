@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 
 from euca import __version__
-from euca.cli import account, bundle, config, image, node, node_controller, policy, up, user, vmtype
+from euca.cli import account, bundle, config, image, network_agent, node, node_controller, policy, up, user, vmtype
 
 Run = Callable[[argparse.Namespace], int]
 
@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start the cloud in a box (EC2 API, cluster, nodes)", up.add_arguments, up.run),
         ("node-controller", "run this host's node controller (NC)", node_controller.add_arguments,
          node_controller.run),
+        ("network-agent", "run this host's network agent (rules, DHCP, metadata DNAT)", network_agent.add_arguments,
+         network_agent.run),
         ("account", "cloud accounts, their access keys and certificates", account.add_arguments, account.run),
         ("user", "an account's users and their access keys", user.add_arguments, user.run),
         ("policy", "policies and quotas on accounts, groups and users", policy.add_arguments, policy.run),

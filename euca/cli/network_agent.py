@@ -1,0 +1,47 @@
+"""``euca network-agent``: this node's network agent (eucanetd). It polls the cloud's network view
+and keeps the host's bridges, iptables chains, ipsets, ebtables and dnsmasq matching it. Runs as
+root on each node (EDGE) or on the routing host (MANAGED, MANAGED-NOVLAN)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cloud", required=True, help="the cloud's API URL, e.g. http://10.0.0.5:8773")
+    parser.add_argument("--node", required=True, help="this node's name, as registered with euca node add")
+    parser.add_argument("--key", required=True, help="the key this node was registered with")
+    parser.add_argument("--mode", default="", choices=["", "EDGE"],
+                        help="EDGE: enforce on this node over the cluster's addresses (default: the cluster's mode)")
+    parser.add_argument("--bridge", default="eucabr", help="the instances' bridge (VNET_BRIDGE)")
+    parser.add_argument("--priv-interface", default="eth0", help="MANAGED: the segments' uplink (VNET_PRIVINTERFACE)")
+    parser.add_argument("--segments", default="vlan", choices=["vlan", "vxlan"],
+                        help="MANAGED: 802.1q sub-interfaces, or VXLAN with VNI = the group's tag")
+    parser.add_argument("--vxlan-local", default="", help="VXLAN: this host's address")
+    parser.add_argument("--vxlan-remote", action="append", default=[], help="VXLAN: another host (repeat)")
+    parser.add_argument("--state-dir", default="/var/run/eucalyptus/net", help="dnsmasq's files")
+    parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls of the view")
+    parser.add_argument("--min-interval", type=float, default=0.25, help="least seconds between two applies")
+    parser.add_argument("--log-level", default="info")
+
+
+def run(args: argparse.Namespace) -> int:
+    from euca.net.agent import Agent, HttpView
+    from euca.net.dhcp import Dhcp
+    from euca.net.host import Host, run_command
+    from euca.net.render import HostConfig
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    config = HostConfig(bridge=args.bridge, priv_interface=args.priv_interface, segments=args.segments,
+                        vxlan_local=args.vxlan_local, vxlan_remotes=tuple(args.vxlan_remote))
+    agent = Agent(HttpView(args.cloud, args.node, args.key), Host(run_command()), config,
+                  Dhcp(Path(args.state_dir), config), poll=args.poll, min_interval=args.min_interval, mode=args.mode)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    agent.run(stop)
+    return 0
