@@ -5,14 +5,16 @@ A *node* is a node controller in the cluster's ``NODES`` list: its maximum and f
 and disk (GB), its power state (UP, DOWN, ASLEEP under POWERSAVE, WAKING after a wake-on-LAN) and how
 many instances it runs. A *VM type* is the (cores, memory, disk) row a request asks for (``m1.small``
 is 1/256/5 in Eucalyptus 3.3+). ``SCHEDPOLICY`` picks the node: Eucalyptus's GREEDY, ROUNDROBIN and
-POWERSAVE, plus BESTFIT, SPREAD, ALIGNED (Tetris-style) and CACHEAWARE (prefer a node whose image
-cache already holds the image, so it need not be fetched from Walrus).
+POWERSAVE, plus BESTFIT, SPREAD, ALIGNED (Tetris-style: the node the placement leaves the least
+unusable residue on) and CACHEAWARE (prefer a node whose image cache already holds the image, so it
+need not be fetched from Walrus).
 
 Every request is for a whole VM type, so the kernel keeps, per type, which nodes can take one more
 copy right now: a bitset of awake nodes and one of asleep nodes (first-fit and round-robin are a
 find-next-set-bit), and for the scoring policies a tournament tree over the nodes whose root is the
-winner (BESTFIT's fullest node, SPREAD's emptiest, ALIGNED's best aligned). A change to one node
-costs O(types * log nodes); a decision costs a bitset scan or a root read. ``describe-availability-zones
+winner (BESTFIT's fullest node, SPREAD's emptiest, ALIGNED's least stranding). A change to one node
+costs O(types * log nodes), plus O(types ** 2) for ALIGNED, which scores each type by what its
+placement leaves for every other; a decision costs a bitset scan or a root read. ``describe-availability-zones
 verbose``'s free / max counts are kept summed the same way.
 
 The plain-Python twin in ``pyx/twins/placement.py`` gives the same answers, bit for bit.
@@ -60,6 +62,11 @@ cdef enum:
 
 # Amounts are kept well inside int64 so that free + need can never overflow.
 cdef res_t MAX_RESOURCE = (<res_t>1) << 62
+# ALIGNED's score, smallest wins, weighed on bench/packing.py: the cores the placement strands, the
+# imbalance between the cores and the memory it leaves, and the L2 norm of the normalised free vector
+# it leaves, weighted down to a tie-break towards the fuller node.
+cdef double ALIGNED_STRANDED_WEIGHT = 2.0
+cdef double ALIGNED_RESIDUAL_WEIGHT = 1e-3
 
 
 cdef res_t _amount(object value, str what) except -1:
@@ -342,15 +349,34 @@ cdef class Placement:
         """The node's score for the type under the ranked policy; the smallest wins."""
         cdef const res_t* f
         cdef const res_t* n
+        cdef res_t r[3]
+        cdef double x0, x1, x2
         if self._tree_kind == 1:
             return self._key[i]
         if self._tree_kind == 2:
             return -self._key[i]
         f = &self._freer[3 * i]
         n = &self._need[3 * t]
-        return -(((<double>n[0]) / self._scale[0]) * ((<double>f[0]) / self._scale[0])
-                 + ((<double>n[1]) / self._scale[1]) * ((<double>f[1]) / self._scale[1])
-                 + ((<double>n[2]) / self._scale[2]) * ((<double>f[2]) / self._scale[2]))
+        r[0] = f[0] - n[0]
+        r[1] = f[1] - n[1]
+        r[2] = f[2] - n[2]
+        x0 = (<double>r[0]) / self._scale[0]
+        x1 = (<double>r[1]) / self._scale[1]
+        x2 = (<double>r[2]) / self._scale[2]
+        return (ALIGNED_STRANDED_WEIGHT * (self._stranded(r) - self._stranded(f))
+                + (x0 - x1) * (x0 - x1)
+                + ALIGNED_RESIDUAL_WEIGHT * (x0 * x0 + x1 * x1 + x2 * x2))
+
+    cdef double _stranded(self, const res_t* free) noexcept nogil:
+        """The node's free cores (scaled) that VM types cannot use, averaged over the types: for each
+        distinct type that no longer fits, all of them."""
+        cdef Py_ssize_t s, unfit = 0
+        cdef const res_t* need
+        for s in range(self._nshapes):
+            need = &self._need[3 * s]
+            if free[0] < need[0] or free[1] < need[1] or free[2] < need[2]:
+                unfit += 1
+        return ((<double>free[0]) / self._scale[0]) * ((<double>unfit) / (<double>self._nshapes))
 
     cdef void _tree_set(self, Py_ssize_t t, Py_ssize_t i, bint eligible) noexcept nogil:
         cdef slot_t* tree = &self._tree[2 * self._leaves * t]

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
@@ -288,6 +288,51 @@ def test_aligned_prefers_the_node_rich_where_the_type_is_demanding() -> None:
     p = cluster("ALIGNED", [(8, 1024, 10), (1, 8192, 10)], types)
     assert p.place(0) == 1
     assert p.place(1) == 0
+
+
+@pytest.mark.parametrize("impl", [kernel, twin], ids=["kernel", "twin"])
+def test_aligned_keeps_the_slot_a_large_type_needs(impl: Any) -> None:
+    """A small VM on node 0 would strand its 3 cores left for the large type (4 cores, 4 GB), so
+    ALIGNED puts it on node 1, where a large one still fits after; BESTFIT takes the fuller node 0
+    and then has room for one large VM, not two."""
+    types = [(4, 4096, 1), (1, 1024, 1)]
+    nodes = [(4, 4096, 10), (5, 8192, 10)]
+    aligned = impl.Placement(types, "ALIGNED")
+    bestfit = impl.Placement(types, "BESTFIT")
+    for p in (aligned, bestfit):
+        for node in nodes:
+            p.add_node(*node)
+    assert [aligned.place(1), aligned.place(0), aligned.place(0)] == [1, 0, 1]
+    assert [bestfit.place(1), bestfit.place(0), bestfit.place(0)] == [0, 1, -1]
+
+
+@pytest.mark.parametrize("impl", [kernel, twin], ids=["kernel", "twin"])
+def test_aligned_leaves_cores_and_memory_in_step(impl: Any) -> None:
+    """Where nothing is stranded, the node whose leftover cores and memory stay in proportion wins:
+    a memory-heavy VM goes to the node with memory to spare, not to node 0 (as full by BESTFIT's
+    measure, and its pick), which it would leave with 7 cores and half its memory."""
+    types = [(1, 4096, 1), (1, 256, 1)]
+    p = impl.Placement(types, "ALIGNED")
+    p.add_node(8, 8192, 10)
+    p.add_node(4, 16384, 10)
+    assert p.place(0) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(nodes=st.lists(st.tuples(st.integers(1, 16), st.sampled_from([1024, 2048, 4096, 8192, 16384]),
+                                st.integers(5, 50)), min_size=1, max_size=12),
+       types=vmtype_tables, picks=st.lists(st.integers(0, 3), max_size=25))
+def test_aligned_agrees_with_the_twin_on_long_fills(nodes: list[tuple[int, int, int]],
+                                                   types: list[tuple[int, int, int]], picks: list[int]) -> None:
+    """Filling a cluster to the brim: every choice and every free vector the same, bit for bit."""
+    sides: list[Any] = [Placement(types, "ALIGNED"), twin.Placement(types, "ALIGNED")]
+    for side in sides:
+        for node in nodes:
+            side.add_node(*node)
+    for pick in picks:
+        vmtype = pick % len(types)
+        assert sides[0].place(vmtype) == sides[1].place(vmtype)
+    assert snapshot(sides[0]) == snapshot(sides[1])
 
 
 def test_cacheaware_prefers_holders_then_falls_back() -> None:

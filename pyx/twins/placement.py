@@ -27,6 +27,9 @@ POLICIES = ("GREEDY", "ROUNDROBIN", "POWERSAVE", "BESTFIT", "SPREAD", "ALIGNED",
 
 # Amounts are kept well inside int64 so that free + need can never overflow in the kernel.
 MAX_RESOURCE = 1 << 62
+# ALIGNED's weights: stranded cores, then the cores/memory imbalance left, the residue's L2 norm a tie-break.
+ALIGNED_STRANDED_WEIGHT = 2.0
+ALIGNED_RESIDUAL_WEIGHT = 1e-3
 
 Triple = tuple[int, int, int]
 
@@ -79,6 +82,7 @@ class Placement:
 
     def __init__(self, vmtypes: Sequence[Sequence[int]], policy: str = "GREEDY", fallback: str = "BESTFIT") -> None:
         self._types = _vmtypes(vmtypes)
+        self._shapes = list(dict.fromkeys(self._types))  # distinct rows: ALIGNED weighs each once
         _policy(policy, fallback)
         self._policy = policy
         self._fallback = fallback
@@ -186,6 +190,7 @@ class Placement:
 
     def set_vmtypes(self, vmtypes: Sequence[Sequence[int]]) -> None:
         self._types = _vmtypes(vmtypes)
+        self._shapes = list(dict.fromkeys(self._types))
 
     # -- decisions ------------------------------------------------------------------------------------
 
@@ -203,11 +208,22 @@ class Placement:
         f = self._free[node]
         return float(f[0]) / scale[0] + float(f[1]) / scale[1] + float(f[2]) / scale[2]
 
-    def _alignment(self, node: int, need: Triple, scale: list[float]) -> float:
+    def _stranded(self, free: Triple, scale: list[float]) -> float:
+        """Free cores (scaled) the VM types cannot use, averaged over the distinct types: for each
+        type that does not fit, all of them."""
+        unfit = sum(1 for need in self._shapes if free[0] < need[0] or free[1] < need[1] or free[2] < need[2])
+        return (float(free[0]) / scale[0]) * (float(unfit) / float(len(self._shapes)))
+
+    def _residue(self, node: int, need: Triple, scale: list[float]) -> float:
+        """ALIGNED's score, smallest wins: the cores the placement strands, the imbalance between the
+        cores and the memory it leaves (what one of them alone cannot use), and the L2 norm of the
+        normalised free vector it leaves, weighted down to a tie-break towards the fuller node."""
         f = self._free[node]
-        return ((float(need[0]) / scale[0]) * (float(f[0]) / scale[0])
-                + (float(need[1]) / scale[1]) * (float(f[1]) / scale[1])
-                + (float(need[2]) / scale[2]) * (float(f[2]) / scale[2]))
+        r = (f[0] - need[0], f[1] - need[1], f[2] - need[2])
+        x0, x1, x2 = float(r[0]) / scale[0], float(r[1]) / scale[1], float(r[2]) / scale[2]
+        return (ALIGNED_STRANDED_WEIGHT * (self._stranded(r, scale) - self._stranded((f[0], f[1], f[2]), scale))
+                + (x0 - x1) * (x0 - x1)
+                + ALIGNED_RESIDUAL_WEIGHT * (x0 * x0 + x1 * x1 + x2 * x2))
 
     def _greedy(self, need: Triple) -> int:
         for i in range(self.n_nodes):
@@ -242,7 +258,7 @@ class Placement:
             elif policy == "SPREAD":
                 score = self._key(i, scale)
             else:
-                score = self._alignment(i, need, scale)
+                score = -self._residue(i, need, scale)
             if best < 0 or score > best_score:
                 best, best_score = i, score
         return best
