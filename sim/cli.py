@@ -80,8 +80,11 @@ def _run(args: argparse.Namespace) -> int:
     for reason, count in s["rejected_by_reason"].items():
         print(f"  {count:>8,}  {reason}")
     lat = s["boot_latency_s"]
-    print(f"mean core utilisation {100 * s['utilisation']['cores']:.1f} %, "
-          f"{s['power']['mean_powered_nodes']:.1f} nodes powered on average, {s['power']['energy_kwh']:,.0f} kWh")
+    power = s["power"]
+    print(f"energy {power['energy_kwh']:,.3f} kWh, {power['node_hours_awake']:,.1f} node-hours awake "
+          f"({power['mean_powered_nodes']:.1f} nodes on average), rejection rate {100 * s['rejection_rate']:.2f} %")
+    print(f"mean core utilisation {100 * s['utilisation']['cores']:.1f} % of {s['schedulable_capacity']['cores']:,} "
+          "schedulable cores (MAX_CORES applied)")
     print(f"boot latency p95: cache hit {lat['hit'].get('p95', float('nan')):.1f} s, "
           f"miss {lat['miss'].get('p95', float('nan')):.1f} s; instances lost: {s['failures']['instances_lost']}")
     print(f"simulated {s['simulated_hours']:.1f} h in {result.wall_seconds:.1f} s; report: {written[-1]}")
@@ -120,6 +123,13 @@ def _sweep(args: argparse.Namespace) -> int:
                 f"{args.replications} replications), per policy and offered load "
                 f"(a fraction of {base.workload.reference_cores or base.total_cores} cores)")
     written = write_sweep_report(Path(args.out), rows, table, answers, question)
+    print("per policy and size (means, +/- 95 % intervals; utilisation of the schedulable cores):")
+    for r in table:
+        print(f"  {r['policy']:<11} {r['nodes']:>6} nodes load {r['load']:<5g} rejections "
+              f"{100 * r['rejection_rate']:.2f} % +/- {100 * r['rejection_rate_ci95']:.2f}, "
+              f"{r['energy_kwh']:,.3f} kWh +/- {r['energy_kwh_ci95']:,.3f}, "
+              f"{r['node_hours_awake']:,.1f} node-hours awake +/- {r['node_hours_awake_ci95']:,.1f}, "
+              f"cores {100 * r['schedulable_core_utilisation']:.1f} %")
     print(question + ":")
     for a in answers:
         ci = a["rejection_rate_ci95"]

@@ -18,7 +18,11 @@ PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 
 @dataclass
 class Meter:
-    """Running sums of one cluster: resources in use, powered nodes, power draw, rejections."""
+    """Running sums of one cluster: resources in use, powered nodes, power draw, rejections.
+
+    ``total_*`` are the capacity utilisation is measured against: the schedulable capacity once
+    ``schedulable`` has been called. ``powered_s`` integrates the nodes awake (UP or WAKING; a node
+    counts from its wake-on-LAN to its power-down) and ``joules`` the power draw."""
 
     total_cores: int
     total_memory: int
@@ -56,6 +60,11 @@ class Meter:
     fetches: int = 0
     evictions: int = 0
 
+    def schedulable(self, cores: int, memory: int, disk: int) -> None:
+        """Measure utilisation against what the CC may schedule (MAX_CORES / MAX_MEM / MAX_DISK
+        applied) rather than the nodes' hardware; called before the first sample."""
+        self.total_cores, self.total_memory, self.total_disk = max(cores, 1), max(memory, 1), max(disk, 1)
+
     def advance(self, now: float) -> None:
         dt = now - self.last
         if dt > 0:
@@ -89,7 +98,9 @@ class Meter:
         self.first_exhausted.setdefault(reason, now)
 
 
-SERIES_COLUMNS = ("time_s", "cores_used", "memory_used", "disk_used", "powered_nodes", "watts", "instances",
+# Resources in use are fractions of the schedulable capacity (MAX_CORES / MAX_MEM / MAX_DISK applied).
+SERIES_COLUMNS = ("time_s", "cores_used_of_schedulable", "memory_used_of_schedulable", "disk_used_of_schedulable",
+                  "powered_nodes", "watts", "instances",
                   "vlans", "public_addresses", "private_addresses")
 
 

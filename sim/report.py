@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ def _utilisation_plot(path: Path, series: list[tuple[float, ...]], title: str) -
     hours = [s[0] / 3600 for s in series]
     for column, label in ((1, "cores"), (2, "memory"), (3, "disk")):
         top.plot(hours, [100 * s[column] for s in series], label=label)
-    top.set_ylabel("in use (%)")
+    top.set_ylabel("in use (% of schedulable)")
     top.set_ylim(0, 105)
     top.legend(loc="lower right")
     top.set_title(title)
@@ -82,6 +83,24 @@ def _rejection_plot(path: Path, bars: dict[str, dict[str, float]], ylabel: str) 
     plt.close(fig)
 
 
+EnergyPoint = tuple[str, float, float, float, float]  # label, rejection rate, its 95 % CI, kWh, its 95 % CI
+
+
+def _energy_plot(path: Path, points: list[EnergyPoint]) -> None:
+    """Energy against rejections: one point per policy (and cluster size, in a sweep), with 95 %
+    intervals from the replications both ways, so what POWERSAVE saves and what it costs show together."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, rate, rate_ci, kwh, kwh_ci in points:
+        ax.errorbar([100 * rate], [kwh], xerr=[0.0 if math.isnan(rate_ci) else 100 * rate_ci],
+                    yerr=[0.0 if math.isnan(kwh_ci) else kwh_ci], fmt="o", capsize=3, label=label)
+    ax.set_xlabel("VMs rejected (%)")
+    ax.set_ylabel("energy (kWh)")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
 def _page(title: str, body: str) -> str:
     return (f"<!doctype html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}"
@@ -113,25 +132,32 @@ def write_run_report(out: Path, result: RunResult, scenario: dict[str, Any]) -> 
     _latency_plot(out / "boot_latency_cdf.png", s["boot_latency_cdf_s"])
     _rejection_plot(out / "rejections.png", {s["policy"]: {k: float(v) for k, v in s["rejected_by_reason"].items()}},
                     "VMs rejected")
+    power = s["power"]
+    _energy_plot(out / "energy.png", [(f"{s['policy']}, {s['nodes']} nodes", s["rejection_rate"], math.nan,
+                                       power["energy_kwh"], math.nan)])
     lat = s["boot_latency_s"]
     rows = [
         ("requests", s["requests"]), ("accepted", s["accepted"]), ("rejected", s["rejected"]),
         ("rejection rate", s["rejection_rate"]), ("ran out first", s["ran_out_first"] or "nothing"),
         *[(f"rejected: {k.split(': ', 1)[-1]}", v) for k, v in s["rejected_by_reason"].items()],
-        ("mean core utilisation", s["utilisation"]["cores"]), ("mean powered nodes", s["power"]["mean_powered_nodes"]),
-        ("energy (kWh)", s["power"]["energy_kwh"]), ("instances lost to failures", s["failures"]["instances_lost"]),
+        ("mean core utilisation, of schedulable cores", s["utilisation"]["cores"]),
+        ("schedulable cores (MAX_CORES applied)", s["schedulable_capacity"]["cores"]),
+        ("energy (kWh)", power["energy_kwh"]), ("node-hours awake", power["node_hours_awake"]),
+        ("mean powered nodes", power["mean_powered_nodes"]),
+        ("instances lost to failures", s["failures"]["instances_lost"]),
         *[(f"boot latency {k} p{p} (s)", lat[k].get(f"p{p}", "-")) for k in ("hit", "miss") for p in (50, 95, 99)],
         *[(f"peak {k} in use", v) for k, v in s["network"]["peak_in_use"].items()],
     ]
     body = (_table(("metric", "value"), rows)
-            + "<h2>Utilisation</h2><img src='utilisation.png'>\n"
+            + "<h2>Utilisation, of the schedulable capacity</h2><img src='utilisation.png'>\n"
+            + "<h2>Energy against rejections</h2><img src='energy.png'>\n"
             + "<h2>Boot latency</h2><img src='boot_latency_cdf.png'>\n"
             + "<h2>Rejections</h2><img src='rejections.png'>\n"
             + "<p>Data: <a href='result.json'>result.json</a>, <a href='summary.csv'>summary.csv</a>, "
             + "<a href='series.csv'>series.csv</a></p>\n")
     (out / "index.html").write_text(_page(f"euca capacity plan: {s['scenario']}", body))
     return [out / n for n in ("result.json", "series.csv", "summary.csv", "utilisation.png",
-                              "boot_latency_cdf.png", "rejections.png", "index.html")]
+                              "boot_latency_cdf.png", "rejections.png", "energy.png", "index.html")]
 
 
 def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, object]:
@@ -156,13 +182,19 @@ def write_sweep_report(out: Path, rows: list[dict[str, Any]], table: list[dict[s
         header = list(data[0]) if data else []
         write_csv(out / name, header, [[r[h] for h in header] for r in data])
     _policy_plot(out / "rejections_by_policy.png", table)
+    several_loads = len({r["load"] for r in table}) > 1
+    _energy_plot(out / "energy_vs_rejections.png", [
+        (f"{r['policy']}, {r['nodes']} nodes" + (f", load {r['load']:g}" if several_loads else ""),
+         r["rejection_rate"], r["rejection_rate_ci95"], r["energy_kwh"], r["energy_kwh_ci95"]) for r in table])
     body = (f"<p>{html.escape(question)}</p>\n"
             + _table(list(answers[0]) if answers else [], [list(a.values()) for a in answers])
-            + "<h2>Rejections by policy</h2><img src='rejections_by_policy.png'>\n<h2>All cells</h2>\n"
+            + "<h2>Rejections by policy</h2><img src='rejections_by_policy.png'>\n"
+            + "<h2>Energy against rejections (95 % intervals)</h2><img src='energy_vs_rejections.png'>\n"
+            + "<h2>All cells (utilisation of the schedulable cores)</h2>\n"
             + _table(list(table[0]) if table else [], [list(r.values()) for r in table]))
     (out / "index.html").write_text(_page("euca capacity sweep", body))
     return [out / n for n in ("sweep.json", "runs.csv", "table.csv", "answers.csv", "rejections_by_policy.png",
-                              "index.html")]
+                              "energy_vs_rejections.png", "index.html")]
 
 
 def _policy_plot(path: Path, table: list[dict[str, Any]]) -> None:

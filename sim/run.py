@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from euca.cluster import DEFAULT_VMTYPES
+from euca.cluster import DEFAULT_VMTYPES, ClusterController
 from sim.cloud import Cloud, image_sizes
 from sim.gctuning import quiet_gc
 from sim.metrics import SERIES_COLUMNS, latency_cdf, latency_summary
@@ -131,6 +131,7 @@ def run_scenario(scenario: Scenario, replication: int = 0, observe: Callable[[Cl
     sizes = image_sizes(image_rng, n_images, im.size_mb_min, im.size_mb_max)
     env = simpy.Environment()
     cloud = Cloud(env, scenario, demand, sizes)
+    cloud.meter.schedulable(*schedulable_capacity(cloud.cc))
     if im.prestaged:
         cloud.prestage(list(range(min(im.prestaged, n_images))))
     if observe is not None:
@@ -168,6 +169,14 @@ def run_scenario(scenario: Scenario, replication: int = 0, observe: Callable[[Cl
                      time.perf_counter() - started)
 
 
+def schedulable_capacity(cc: ClusterController) -> tuple[int, int, int]:
+    """(cores, memory MB, disk GB) the CC may schedule on its nodes: what they report, with
+    MAX_CORES / MAX_MEM / MAX_DISK applied as its NodeRegistry applies them."""
+    caps = [cc.placement.max(i) for i in range(cc.placement.n_nodes)]
+    cores, memory, disk = (sum(c[d] for c in caps) for d in range(3))
+    return cores, memory, disk
+
+
 def summarise(scenario: Scenario, replication: int, cloud: Cloud, horizon: float) -> dict[str, Any]:
     m = cloud.meter
     span = horizon if horizon > 0 else 1.0
@@ -192,11 +201,15 @@ def summarise(scenario: Scenario, replication: int, cloud: Cloud, horizon: float
         "first_exhausted_at_s": dict(first),
         "ran_out_first": first[0][0].split(": ", 1)[-1] if first else None,
         "warm_start": {"instances": m.prefill_requested, "rejected": m.prefill_rejected},
+        "schedulable_capacity": {"cores": m.total_cores, "memory_mb": m.total_memory, "disk_gb": m.total_disk,
+                                 "hardware_cores": scenario.total_cores},
+        # Utilisation is of the schedulable capacity (MAX_CORES / MAX_MEM / MAX_DISK applied).
         "utilisation": {"cores": m.core_s / span / m.total_cores, "memory": m.memory_s / span / m.total_memory,
                         "disk": m.disk_s / span / m.total_disk},
         "peak_utilisation": {"cores": float(series[:, 1].max()), "memory": float(series[:, 2].max()),
                              "disk": float(series[:, 3].max())},
-        "power": {"energy_kwh": m.joules / 3.6e6, "mean_powered_nodes": m.powered_s / span,
+        "power": {"energy_kwh": m.joules / 3.6e6, "node_hours_awake": m.powered_s / 3600,
+                  "mean_powered_nodes": m.powered_s / span,
                   "sleeps": m.sleeps, "wakes": m.wakes, "wake_timeouts": m.wake_timeouts},
         "boot_latency_s": {"hit": latency_summary(m.hit_latency), "miss": latency_summary(m.miss_latency)},
         "boot_latency_cdf_s": {"hit": latency_cdf(m.hit_latency), "miss": latency_cdf(m.miss_latency)},

@@ -51,8 +51,9 @@ def run_cell(base: Scenario, cell: Cell) -> dict[str, Any]:
     return {
         "policy": cell.policy, "nodes": cell.nodes, "load": cell.load, "replication": cell.replication,
         "requests": s["requests"], "rejected": s["rejected"], "rejection_rate": s["rejection_rate"],
-        "ran_out_first": s["ran_out_first"] or "", "core_utilisation": s["utilisation"]["cores"],
-        "energy_kwh": s["power"]["energy_kwh"], "mean_powered_nodes": s["power"]["mean_powered_nodes"],
+        "ran_out_first": s["ran_out_first"] or "", "schedulable_core_utilisation": s["utilisation"]["cores"],
+        "energy_kwh": s["power"]["energy_kwh"], "node_hours_awake": s["power"]["node_hours_awake"],
+        "mean_powered_nodes": s["power"]["mean_powered_nodes"],
         "boot_p95_miss_s": miss.get("p95", 0.0), "instances_lost": s["failures"]["instances_lost"],
     }
 
@@ -107,7 +108,8 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
 
 
 def summarise_cells(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Means over replications, with 95 % intervals for the rejection rate and the energy."""
+    """Means over replications, with 95 % intervals for the rejection rate, the energy and the
+    node-hours awake; utilisation is of the schedulable cores (MAX_CORES applied)."""
     groups: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["policy"], r["nodes"], r["load"]), []).append(r)
@@ -115,12 +117,14 @@ def summarise_cells(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     for (policy, nodes, load), rs in sorted(groups.items()):
         rate, rate_ci = mean_ci([r["rejection_rate"] for r in rs])
         energy, energy_ci = mean_ci([r["energy_kwh"] for r in rs])
+        awake, awake_ci = mean_ci([r["node_hours_awake"] for r in rs])
         first = sorted({r["ran_out_first"] for r in rs if r["ran_out_first"]})
         table.append({
             "policy": policy, "nodes": nodes, "load": load, "replications": len(rs),
             "rejection_rate": rate, "rejection_rate_ci95": rate_ci,
-            "core_utilisation": mean_ci([r["core_utilisation"] for r in rs])[0],
+            "schedulable_core_utilisation": mean_ci([r["schedulable_core_utilisation"] for r in rs])[0],
             "energy_kwh": energy, "energy_kwh_ci95": energy_ci,
+            "node_hours_awake": awake, "node_hours_awake_ci95": awake_ci,
             "mean_powered_nodes": mean_ci([r["mean_powered_nodes"] for r in rs])[0],
             "boot_p95_miss_s": mean_ci([r["boot_p95_miss_s"] for r in rs])[0],
             "instances_lost": mean_ci([float(r["instances_lost"]) for r in rs])[0],

@@ -39,7 +39,8 @@ def test_policies_see_the_same_requests() -> None:
 def test_the_smallest_cluster_under_the_target_with_confidence() -> None:
     rows = [
         {"policy": "GREEDY", "nodes": n, "load": 0.9, "replication": r, "rejection_rate": rate,
-         "core_utilisation": 0.5, "energy_kwh": 1.0, "mean_powered_nodes": n, "boot_p95_miss_s": 1.0,
+         "schedulable_core_utilisation": 0.5, "energy_kwh": 1.0, "node_hours_awake": 2.0 * n,
+         "mean_powered_nodes": n, "boot_p95_miss_s": 1.0,
          "instances_lost": 0, "ran_out_first": ""}
         for n, rates in ((8, (0.05, 0.06, 0.055)), (10, (0.004, 0.02, 0.012)), (12, (0.001, 0.002, 0.0015)))
         for r, rate in enumerate(rates)
