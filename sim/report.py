@@ -93,6 +93,7 @@ def _energy_plot(path: Path, points: list[EnergyPoint]) -> None:
     for label, rate, rate_ci, kwh, kwh_ci in points:
         ax.errorbar([100 * rate], [kwh], xerr=[0.0 if math.isnan(rate_ci) else 100 * rate_ci],
                     yerr=[0.0 if math.isnan(kwh_ci) else kwh_ci], fmt="o", capsize=3, label=label)
+    ax.set_xlim(left=0)  # a wide interval around a small rate would reach below zero
     ax.set_xlabel("VMs rejected (%)")
     ax.set_ylabel("energy (kWh)")
     ax.legend(fontsize="small")
