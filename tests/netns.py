@@ -147,6 +147,7 @@ def saved(lab_: Lab) -> tuple[str, str, str]:
     tables = lab_.in_ns(lab_.host, "iptables-save")
     tables = "\n".join(re.sub(r"\[\d+:\d+\]", "[0:0]", line)
                        for line in tables.splitlines() if not line.startswith("#"))
-    sets = re.sub(r" initval 0x[0-9a-f]+", "", lab_.in_ns(lab_.host, "ipset", "save"))
+    # a set's members are unordered: its hash lists them in any order after a swap
+    sets = "\n".join(sorted(re.sub(r" initval 0x[0-9a-f]+", "", lab_.in_ns(lab_.host, "ipset", "save")).splitlines()))
     bridge = lab_.in_ns(lab_.host, "ebtables-save")
     return tables, sets, "\n".join(line for line in bridge.splitlines() if not line.startswith("#"))

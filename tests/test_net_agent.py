@@ -157,3 +157,19 @@ def test_edge_groups_spoofing_elastic_ips_and_restart(net_tools: None, box: Box,
             restarted.end()
         finally:
             running.end()
+
+
+def test_the_view_over_http_needs_a_registered_node_key(box: Box) -> None:
+    from euca.net.agent import HttpView
+    from euca.services.common import ADMIN
+
+    with box.cloud.store.transaction() as tx:
+        tx.put("node", "nc-agent", ADMIN, {"cores": 1, "memory": 512, "disk": 1, "url": "http://127.0.0.1:9",
+                                           "key": "s3cret"})
+        tx.changed("node")
+    source = HttpView(box.url, "nc-agent", "s3cret")
+    got = source()
+    assert got is not None and got.mode == "MANAGED-NOVLAN" and got.metadata == "127.0.0.1:8773"
+    assert source() is None  # unchanged: 304
+    with pytest.raises(Exception, match="403"):
+        HttpView(box.url, "nc-agent", "wrong")()

@@ -11,6 +11,8 @@ whole.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import hmac
 import logging
 import threading
 import time
@@ -23,11 +25,18 @@ from euca.net.dhcp import Dhcp
 from euca.net.host import CommandError, Host
 from euca.net.render import HostConfig, render
 from euca.net.view import NetView, ViewError, parse_view
-from euca.node.auth import sign
 
 log = logging.getLogger("euca.net")
 VIEW_PATH = "/services/NetworkInfo"
 NODE_HEADER = "X-Euca-Node"
+
+
+def sign(key: str, method: str, path: str, body: bytes) -> dict[str, str]:
+    """The node controller's request signature (``euca.node.auth``, a package on this agent's own
+    line, so not imported): HMAC-SHA256 of ``METHOD\\nPATH\\nDATE\\nSHA256(body)`` under the node's key."""
+    date = str(int(time.time()))
+    text = f"{method.upper()}\n{path}\n{date}\n{hashlib.sha256(body).hexdigest()}"
+    return {"x-euca-date": date, "x-euca-signature": hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()}
 
 
 class HttpView:

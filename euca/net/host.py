@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -59,6 +60,7 @@ def _ours(name: str) -> bool:
 class Host:
     def __init__(self, run: Run) -> None:
         self.run = run
+        self.saved_jumps: set[tuple[str, str, str]] = set()  # (table, chain, target) found by _read
         self.applied: Applied | None = None  # None: not yet read from the host
         self.commands = 0  # how many commands the last apply ran
 
@@ -69,10 +71,19 @@ class Host:
     def _read(self) -> Applied:
         """What our chains and sets are on the host now (after a restart: the previous agent's)."""
         found = Applied()
-        for table, chains in (("filter", found.filter), ("nat", found.nat)):
-            for line in self._call(["iptables-save", "-t", table]).splitlines():
-                if line.startswith(":") and _ours(line[1:].split()[0]):
-                    chains.setdefault(line[1:].split()[0], ["<unknown>"])
+        tables = {"filter": found.filter, "nat": found.nat}
+        chains: dict[str, list[str]] = {}
+        self.saved_jumps = set()
+        table = ""
+        for line in self._call(["iptables-save"]).splitlines():
+            if line.startswith("*"):
+                table = line[1:]
+                chains = tables.get(table, {})
+            elif line.startswith(":") and _ours(line[1:].split()[0]):
+                chains.setdefault(line[1:].split()[0], ["<unknown>"])
+            elif line.startswith("-A ") and line.count(" ") == 3 and " -j " in line:
+                parts = line.split()
+                self.saved_jumps.add((table, parts[1], parts[3]))
         for name in self._call(["ipset", "list", "-n"]).split():
             if _ours(name):
                 found.sets[name] = ("<unknown>",)
@@ -90,6 +101,13 @@ class Host:
         if set_changes:
             self._call(["ipset", "restore"], _set_script(set_changes))
             changed = True
+        # the bridge table is another subsystem: it is installed while iptables is
+        bridge = None
+        if desired.ebtables != was.ebtables and (desired.ebtables or was.ebtables is not None or first):
+            text = desired.ebtables or "*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\n"
+            bridge = _Background(self._call, ["ebtables-restore"], text)
+            changed = True
+        script = ""
         for table, want, have in (("filter", desired.filter, was.filter), ("nat", desired.nat, was.nat)):
             chains = {c: rules for c, rules in want.items() if have.get(c) != rules}
             stale = [c for c in have if c not in want]
@@ -98,24 +116,21 @@ class Host:
                     with contextlib.suppress(CommandError):
                         self._call(["iptables", "-w", "-t", table, "-D", builtin, "-j", chain])
             if chains or stale:
-                self._call(["iptables-restore", "-w", "--noflush"], restore_text(table, chains, stale))
-                changed = True
-            if first and enforcing:
-                for builtin, chain in JUMPS[table]:
-                    try:
-                        self._call(["iptables", "-w", "-t", table, "-C", builtin, "-j", chain])
-                    except CommandError:
+                script += restore_text(table, chains, stale)
+        if script:
+            self._call(["iptables-restore", "-w", "--noflush"], script)
+            changed = True
+        if first and enforcing:
+            for table, jumps in JUMPS.items():
+                for builtin, chain in jumps:
+                    if (table, builtin, chain) not in self.saved_jumps:
                         self._call(["iptables", "-w", "-t", table, "-I", builtin, "1", "-j", chain])
         stale_sets = [n for n in was.sets if n not in desired.sets]
         if stale_sets:
             self._call(["ipset", "restore"], "".join(f"destroy {n}\n" for n in stale_sets))
             changed = True
-        if desired.ebtables != was.ebtables:
-            if desired.ebtables:
-                self._call(["ebtables-restore"], desired.ebtables)
-            elif was.ebtables is not None or first:
-                self._call(["ebtables-restore"], "*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\n")
-            changed = True
+        if bridge is not None:
+            bridge.join()
         links = (tuple(sorted(desired.bridge_addresses.items())), desired.segments)
         if links != was.links:
             self._links(desired)
@@ -179,6 +194,26 @@ class Host:
 
     # (private interface, VXLAN local address, VXLAN remotes): set by the agent from its HostConfig
     segment_settings: tuple[str, str, tuple[str, ...]] = ("eth0", "", ())
+
+
+class _Background:
+    """A command run in a thread; ``join`` re-raises its failure."""
+
+    def __init__(self, call: Callable[[Sequence[str], str], str], argv: list[str], stdin: str) -> None:
+        self.error: BaseException | None = None
+
+        def work() -> None:
+            try:
+                call(argv, stdin)
+            except BaseException as exc:  # handed to join
+                self.error = exc
+        self.thread = threading.Thread(target=work, daemon=True)
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def _set_script(changes: list[tuple[str, tuple[str, ...]]]) -> str:
