@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         print("measuring the metadata service ...", file=sys.stderr, flush=True)
         print("Metadata service: one euca up worker, 8 instances asking over kept-alive connections (127.0.0.x)")
         print(metadata.format_report(metadata.measure(args.quick)))
+    if "net" in wanted:
+        from bench import net
+
+        print("measuring the network agent's install ...", file=sys.stderr, flush=True)
+        print("Network agent: the whole ruleset installed at once beside one iptables call per rule (as root)")
+        print(net.format_report(net.measure(args.quick)))
     return 0
 
 
