@@ -105,7 +105,8 @@ async def _token(port: int, source: str) -> str:
 
 
 async def _workload(port: int, name: str, per_client: int, v2: bool = False,
-                    path: str = "/latest/meta-data/instance-id", sources: list[str] = ADDRESSES, expect: int = 200) -> Measured:
+                    path: str = "/latest/meta-data/instance-id", sources: list[str] = ADDRESSES,
+                    expect: int = 200) -> Measured:
     requests = []
     for source in sources:
         headers = f"X-aws-ec2-metadata-token: {await _token(port, source)}\r\n" if v2 else ""
