@@ -6,18 +6,21 @@ chooses a node. Around it this module models what the CC does not: the nodes (``
 image downloads from Walrus over one shared link and a link per node, boot times, power-state
 delays and failures.
 
-Per instance the model costs one SimPy timeout (its end of life) and a few calls into the CC: the
-times an instance reaches Booting and Running follow from link and node state when it starts, and
-the node reads its instances' states off the clock.
+Per instance the model costs an entry on a heap of instance ends (SimPy's queue holds the earliest)
+and a few calls into the CC: the times an instance reaches Booting and Running follow from link and
+node state when it starts, and the node reads its instances' states off the clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple, cast
+from heapq import heappop, heappush
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import simpy
+from simpy.events import NORMAL
 
 from drivers.protocol import InstanceSpec
 from drivers.sim import SimNode
@@ -33,6 +36,27 @@ from sim.trace import Demand
 MB = 1024 * 1024
 ACCOUNT = "sim"
 _new = tuple.__new__  # builds a named tuple without the Python-level __new__ frame (one InstanceSpec per instance)
+
+
+class Alarm(simpy.Event):
+    """An event put straight onto SimPy's queue: what ``env.timeout(delay, value)`` makes, without the
+    two Python frames of building one (``Timeout.__init__`` and ``Environment.schedule``); there is
+    one per instance end. Built by ``alarm`` only."""
+
+    _ok = True
+
+
+_alarm = Alarm.__new__
+
+
+def alarm(env: simpy.Environment, delay: float, value: Any, callback: Any) -> Alarm:
+    """``env.timeout(delay, value)`` with ``callback`` on it, queued at the very time and in the very
+    order the timeout would be (``env.now + delay``, NORMAL priority, the next event id)."""
+    event = _alarm(Alarm)
+    event.callbacks = [callback]
+    event._value = value
+    heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), event))
+    return event
 
 
 class _Fetch(NamedTuple):
@@ -59,8 +83,9 @@ class Cloud:
         self.demand = demand
         # The clock every component reads: SimPy's current time without a Python frame per read
         # (``env.now`` is a property returning ``env._now``).
-        if getattr(env, "_now", None) != env.now:
-            raise RuntimeError("this SimPy keeps its clock elsewhere: sim.cloud needs updating")
+        # Its queue and event ids, where ``alarm`` puts instance ends.
+        if getattr(env, "_now", None) != env.now or not isinstance(getattr(env, "_queue", None), list):
+            raise RuntimeError("this SimPy keeps its clock or queue elsewhere: sim.cloud needs updating")
         self.clock = clock = partial(getattr, env, "_now")
         self.cc = self.controller(config or scenario.config(), demand.vmtypes, clock=clock)
         self.vmtypes = list(demand.vmtypes)
@@ -90,7 +115,15 @@ class Cloud:
         self.epoch = [0] * len(self.nodes)  # bumped when a node fails: downloads to it are void
         self.fetching: dict[tuple[int, int], _Fetch] = {}
         self.instances = 0  # running, as the meter counts them (the CC's records say where)
-        self._ends = self._instance_ends  # bound once: every instance's end event holds this one object
+        # Instance ends wait on a heap of their own as (time, event id, instance id), plain tuples the
+        # collector soon stops tracking; only the earliest is on SimPy's queue, under the key a
+        # timeout made at the instance's start would have had (its time, NORMAL, the event id it
+        # drew then), so events run in the same order as with one timeout per instance.
+        self._due: list[tuple[float, int, str]] = []
+        self._armed: set[int] = set()  # event ids of the ends on SimPy's queue
+        self._end_event = Alarm.__new__(Alarm)  # the one event every end is queued as
+        self._end_callbacks: list[Callable[[Any], None]] = [self._ends_due]
+        self._end_event.callbacks = self._end_callbacks
         self._arrived = self._image_arrived
         self._next_id = 0
         self.meter = Meter(
@@ -131,7 +164,7 @@ class Cloud:
         cores, memory, disk, name = t.cores, t.memory, t.disk, t.name
         nodes, watts_per_core, boot_time = self.nodes, self.watts_per_core, self.boot_time
         hit_latency, miss_latency = meter.hit_latency, meter.miss_latency
-        timeout, ends = self.env.timeout, self._ends
+        queue, eid, due, armed, end_event = self.env._queue, self.env._eid, self._due, self._armed, self._end_event
         reservation_id = "r-" + ids[0][2:]
         watts = 0.0
         for launch, life in zip(launches, lifetimes, strict=False):
@@ -156,7 +189,11 @@ class Cloud:
             else:
                 running = now
             watts += watts_per_core[n]
-            timeout(running + life - now, iid).callbacks.append(ends)
+            end, e = now + (running + life - now), next(eid)  # as env.timeout(running + life - now) would
+            heappush(due, (end, e, iid))
+            if due[0][1] == e:  # the earliest end now
+                heappush(queue, (end, NORMAL, e, end_event))
+                armed.add(e)
         started = len(launches)
         self.instances += started
         meter.watts += watts * cores
@@ -203,11 +240,11 @@ class Cloud:
         self.link_free[n] = done
         self.fetching[key] = _new(_Fetch, (done, self.epoch[n], [instance_id]))
         self.meter.fetches += 1
-        self.env.timeout(done - self.env.now, key).callbacks.append(self._arrived)
+        alarm(self.env, done - self.env._now, key, self._arrived)
         return done
 
     def _image_arrived(self, event: simpy.Event) -> None:
-        n, image = cast(tuple[int, int], event.value)
+        n, image = cast(tuple[int, int], event._value)
         fetch = self.fetching.get((n, image))
         if fetch is None or fetch.done != self.env.now or fetch.epoch != self.epoch[n]:
             return
@@ -220,9 +257,22 @@ class Cloud:
         for instance_id in fetch.waiting:
             self.cc.pin_image(instance_id)
 
-    def _instance_ends(self, event: simpy.Event) -> None:
+    def _ends_due(self, event: simpy.Event) -> None:
+        """The earliest instance end is due (SimPy took its key off the queue): end it, and queue the
+        next earliest unless it is queued already."""
+        event.callbacks = self._end_callbacks  # SimPy clears them from an event it has run
+        due = self._due
+        _, e, instance_id = heappop(due)
+        self._armed.discard(e)
+        self._instance_ends(instance_id)
+        if due:
+            end, e, _ = due[0]
+            if e not in self._armed:
+                heappush(self.env._queue, (end, NORMAL, e, self._end_event))
+                self._armed.add(e)
+
+    def _instance_ends(self, instance_id: str) -> None:
         """An instance's life is over: the user terminates it, the CC takes everything back."""
-        instance_id = cast(str, event.value)
         meter = self.meter
         meter.advance(self.clock())  # the network's usage is sampled here, before this end frees anything
         try:

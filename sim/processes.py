@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import simpy
 
-from sim.cloud import Cloud
+from sim.cloud import Cloud, alarm
 
 Reservation = tuple[float, int, int, int, list[float], bool]  # (submit time, type, image, group, lifetimes, counted)
 Process = Generator[simpy.Event, Any, None]
@@ -23,12 +23,29 @@ class Reserving(Protocol):
 def users(env: simpy.Environment, cloud: Reserving, reservations: Sequence[Reservation]) -> Process:
     """Users send RunInstances requests at their submit times; each is placed the moment it arrives.
 
-    One process for the whole workload: a reservation's instances need no process of their own,
-    their ends are timeouts (``Cloud.reserve``)."""
-    for when, vmtype, image, group, lifetimes, counted in reservations:
-        if when > env.now:
-            yield env.timeout(when - env.now)
-        cloud.reserve(vmtype, image, group, lifetimes, counted)
+    One process for the whole workload, which waits for the last request; a reservation's instances
+    need no process of their own, their ends are alarms (``Cloud.reserve``). The requests come as a
+    chain of alarms, each arrival queueing the next as this process would by yielding a timeout, at
+    the same time and in the same order, without resuming a generator per reservation."""
+    done = env.event()
+    plan = iter(reservations)
+    upcoming: list[Reservation | None] = [next(plan, None)]
+
+    def arrive(_: simpy.Event) -> None:
+        now = env._now
+        request = upcoming[0]
+        while request is not None:
+            when, vmtype, image, group, lifetimes, counted = request
+            if when > now:
+                upcoming[0] = request
+                alarm(env, when - now, None, arrive)
+                return
+            cloud.reserve(vmtype, image, group, lifetimes, counted)
+            request = next(plan, None)
+        done.succeed()
+
+    arrive(done)
+    yield done
 
 
 def power_manager(env: simpy.Environment, cloud: Cloud, every: float) -> Process:
