@@ -210,6 +210,7 @@ def _workloads(target: S3Target, n_small: int, n_large: int, n_list: int) -> dic
         Bucket="bench", Key=f"boto-{i}", Body=body) for i in range(n_small)]), "req/s")
     out["GET 4 KiB (boto3)"] = (_timed([lambda i=i: client.get_object(  # type: ignore[misc]
         Bucket="bench", Key=f"boto-{i}")["Body"].read() for i in range(n_small)]), "req/s")
+    raw.close()  # idle while boto3 ran: the server's keep-alive timeout may have closed it
     block = b"y" * (1 << 20)
 
     def large() -> Iterator[bytes]:
