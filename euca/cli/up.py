@@ -55,18 +55,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, account_id: str,
                       image_id: str = "", region: str = "eucalyptus") -> None:
+    from euca.auth.certs import eucarc_lines
+
     data_dir.mkdir(parents=True, exist_ok=True)
     eucarc = data_dir / "eucarc"
     eucarc.write_text(
         f"export EC2_URL={url}/services/Eucalyptus\n"
         f"export S3_URL={url}/services/Walrus\n"
+        f"export EUARE_URL={url}/services/Euare\n"
+        f"export AWS_IAM_URL={url}/services/Euare\n"
         f"export EC2_ACCESS_KEY={access_key}\n"
         f"export EC2_SECRET_KEY={secret}\n"
         f"export EC2_ACCOUNT_ID={account_id}\n"
         f"export AWS_ACCESS_KEY_ID={access_key}\n"
         f"export AWS_SECRET_ACCESS_KEY={secret}\n"
         f"export AWS_DEFAULT_REGION={region}\n"
-        + (f"export EUCA_DEFAULT_IMAGE={image_id}\n" if image_id else ""))
+        + (f"export EUCA_DEFAULT_IMAGE={image_id}\n" if image_id else "")
+        + eucarc_lines(data_dir, "admin", account_id))
     (data_dir / "aws-profile").write_text(
         "# append to ~/.aws/credentials and use: aws --profile euca --endpoint-url "
         f"{url} ec2 ...\n[euca]\naws_access_key_id = {access_key}\naws_secret_access_key = {secret}\n"
@@ -99,6 +104,7 @@ def _two_ports(main: Any, s3: Any, s3_port: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     from euca.api.app import create_app
     from euca.api.s3 import create_s3_app, open_walrus
+    from euca.auth.certs import cloud_credentials
     from euca.core.config import ConfigError, load_config
     from euca.core.serving import serve
     from euca.fleet.box import Timings
@@ -128,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     store = Store(database_url(data_dir, args.database))
     store.set_synchronous(args.sync)
     seeded = first_start(store, data_dir, args.nodes, args.node_cores, args.node_memory, args.node_disk)
+    cloud_credentials(data_dir)  # the cloud's key and certificate (bundles, signed metadata), made once
     url = f"http://{args.host}:{args.port}"
     cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url,
                        extra_nodes=extra, zone=args.zone, region=args.region)
