@@ -272,3 +272,49 @@ class InvalidResourceNotFound(ApiError):
 
 class TagLimitExceeded(ApiError):
     code = "TagLimitExceeded"
+
+
+# --- volumes and snapshots (EBS) -----------------------------------------------------------------
+
+class InvalidVolumeNotFound(ApiError):
+    code = "InvalidVolume.NotFound"
+
+
+class InvalidVolumeIDMalformed(ApiError):
+    code = "InvalidVolumeID.Malformed"
+
+
+class InvalidVolumeZoneMismatch(ApiError):
+    code = "InvalidVolume.ZoneMismatch"
+
+
+class VolumeInUse(ApiError):
+    code = "VolumeInUse"
+
+
+class IncorrectState(ApiError):
+    code = "IncorrectState"
+
+
+class InvalidAttachmentNotFound(ApiError):
+    code = "InvalidAttachment.NotFound"
+
+
+class VolumeLimitExceeded(ApiError):
+    code = "VolumeLimitExceeded"
+
+
+class InvalidSnapshotNotFound(ApiError):
+    code = "InvalidSnapshot.NotFound"
+
+
+class InvalidSnapshotIDMalformed(ApiError):
+    code = "InvalidSnapshotID.Malformed"
+
+
+class InvalidSnapshotInUse(ApiError):
+    code = "InvalidSnapshot.InUse"
+
+
+class SnapshotLimitExceeded(ApiError):
+    code = "SnapshotLimitExceeded"

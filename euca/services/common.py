@@ -67,7 +67,7 @@ class Ids:
         return id_ in self._issued
 
 
-_ID = re.compile(r"^(i|r|emi|eki|eri|ami|aki|ari|sg|sgr|key)-[0-9A-Fa-f]{8}([0-9A-Fa-f]{9})?$")
+_ID = re.compile(r"^(i|r|emi|eki|eri|ami|aki|ari|sg|sgr|key|vol|snap)-[0-9A-Fa-f]{8}([0-9A-Fa-f]{9})?$")
 
 
 def well_formed(id_: str, *prefixes: str) -> bool:

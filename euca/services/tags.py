@@ -16,6 +16,8 @@ from euca.core.errors import (
     InvalidIDMalformed,
     InvalidInstanceIDNotFound,
     InvalidParameterValue,
+    InvalidSnapshotNotFound,
+    InvalidVolumeNotFound,
     TagLimitExceeded,
 )
 from euca.core.text import check_tag, quoted
@@ -66,6 +68,10 @@ class Tags:
             raise InvalidGroupNotFound(f"The security group '{resource}' does not exist")
         if well_formed(resource, "emi", "eki", "eri", "ami", "aki", "ari"):
             raise InvalidAMIIDNotFound(f"The image id '[{resource}]' does not exist")
+        if well_formed(resource, "vol"):
+            raise InvalidVolumeNotFound(f"The volume '{resource}' does not exist.")
+        if well_formed(resource, "snap"):
+            raise InvalidSnapshotNotFound(f"The snapshot '{resource}' does not exist.")
         raise InvalidIDMalformed(f"The ID '{quoted(resource)}' is not valid")
 
     @staticmethod
