@@ -183,3 +183,27 @@ def test_addresses_are_ec2_classic_only(ec2: Any) -> None:
     assert code(exc) == "Unsupported"
     assert ec2.describe_addresses()["Addresses"] == []
     assert ec2.allocate_address(Domain="standard")["Domain"] == "standard"
+
+
+def test_addresses_have_allocation_and_association_ids(ec2: Any, image: str) -> None:
+    allocated = ec2.allocate_address()
+    allocation = allocated["AllocationId"]
+    assert allocation.startswith("eipalloc-") and len(allocation) == len("eipalloc-") + 17
+    instance_id = running(ec2, image)
+    association = ec2.associate_address(AllocationId=allocation, InstanceId=instance_id)["AssociationId"]
+    assert association.startswith("eipassoc-")
+    shown = ec2.describe_addresses(AllocationIds=[allocation])["Addresses"]
+    assert [(a["PublicIp"], a["InstanceId"], a["AssociationId"]) for a in shown] == [
+        (allocated["PublicIp"], instance_id, association)]
+    by_filter = ec2.describe_addresses(Filters=[{"Name": "association-id", "Values": [association]}])["Addresses"]
+    assert [a["AllocationId"] for a in by_filter] == [allocation]
+    ec2.disassociate_address(AssociationId=association)
+    assert "AssociationId" not in ec2.describe_addresses(AllocationIds=[allocation])["Addresses"][0]
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ec2.disassociate_address(AssociationId=association)
+    assert code(exc) == "InvalidAssociationID.NotFound"
+    ec2.release_address(AllocationId=allocation)
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        ec2.describe_addresses(AllocationIds=[allocation])
+    assert code(exc) == "InvalidAllocationID.NotFound"
+    ec2.terminate_instances(InstanceIds=[instance_id])

@@ -148,22 +148,21 @@ def allocate_address(c: Cloud, who: Caller, p: Params) -> Result:
 
 
 def release_address(c: Cloud, who: Caller, p: Params) -> Result:
-    c.addresses.release(who, p.get("PublicIp"))
+    c.addresses.release(who, p.get("PublicIp"), p.get("AllocationId"))
     return OK
 
 
 def associate_address(c: Cloud, who: Caller, p: Params) -> Result:
-    c.addresses.associate(who, p.get("PublicIp"), p.get("InstanceId"))
-    return OK
+    return c.addresses.associate(who, p.get("PublicIp"), p.get("InstanceId"), p.get("AllocationId"))
 
 
 def disassociate_address(c: Cloud, who: Caller, p: Params) -> Result:
-    c.addresses.disassociate(who, p.get("PublicIp"))
+    c.addresses.disassociate(who, p.get("PublicIp"), p.get("AssociationId"))
     return OK
 
 
 def describe_addresses(c: Cloud, who: Caller, p: Params) -> Result:
-    return {"Addresses": c.addresses.describe(who, p.get("PublicIps"), p.get("Filters"))}
+    return {"Addresses": c.addresses.describe(who, p.get("PublicIps"), p.get("Filters"), p.get("AllocationIds"))}
 
 
 def run_instances(c: Cloud, who: Caller, p: Params) -> Result:

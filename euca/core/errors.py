@@ -254,6 +254,14 @@ class InvalidAddressMalformed(ApiError):
     code = "InvalidAddress.Malformed"
 
 
+class InvalidAllocationIDNotFound(ApiError):
+    code = "InvalidAllocationID.NotFound"
+
+
+class InvalidAssociationIDNotFound(ApiError):
+    code = "InvalidAssociationID.NotFound"
+
+
 class InvalidIPAddressInUse(ApiError):
     code = "InvalidIPAddress.InUse"
 

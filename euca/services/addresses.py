@@ -26,12 +26,15 @@ from euca.core.errors import (
     InsufficientAddressCapacity,
     InvalidAddressMalformed,
     InvalidAddressNotFound,
+    InvalidAllocationIDNotFound,
+    InvalidAssociationIDNotFound,
     InvalidInstanceIDNotFound,
     InvalidParameterValue,
+    MissingParameter,
     Unsupported,
 )
 from euca.core.text import quoted
-from euca.services.common import Caller, matches, wanted
+from euca.services.common import Caller, Ids, matches, wanted
 from euca.store import Store, Tx
 from pyx.errors import Exhausted, KernelError
 
@@ -46,19 +49,27 @@ class Address:
     account: str
     instance: str | None = None
     dynamic: bool = False
+    allocation: str = ""  # eipalloc-: clients of today's EC2 name an address by it
+    association: str = ""  # eipassoc-, while associated
+
+    def body(self, instance: str | None, association: str = "") -> dict[str, Any]:
+        return {"instance": instance, "allocation": self.allocation, "association": association}
 
 
 class Addresses:
     def __init__(self, store: Store, cc: ClusterController, limit: int = MAX_USER_PUBLIC_ADDRESSES,
-                 dynamic: bool = True) -> None:
+                 dynamic: bool = True, ids: Ids | None = None, region: str = "eucalyptus") -> None:
+        self.region = region
         self._store, self._cc, self.limit = store, cc, limit
+        self._ids = ids or Ids(store)
         # doDynamicPublicAddresses; only the MANAGED modes have a public pool to take them from
         self.dynamic = dynamic and cc.network.mode in MANAGED_MODES
         self._addresses: dict[str, Address] = {}
         # instance id -> (account, private ip) of a live instance; set by the instances service
         self.live: Callable[[str], tuple[str, str] | None] = lambda instance_id: None
         for ip, account, body in store.load("address"):
-            self._addresses[ip] = Address(ip, account, body.get("instance"), bool(body.get("dynamic")))
+            self._addresses[ip] = Address(ip, account, body.get("instance"), bool(body.get("dynamic")),
+                                          body.get("allocation") or "", body.get("association") or "")
 
     def restore_list(self) -> list[tuple[str, str | None, bool]]:
         return [(a.ip, a.instance, a.dynamic) for a in self._addresses.values()]
@@ -69,9 +80,21 @@ class Addresses:
         except ValueError:
             raise InvalidAddressMalformed(f"Invalid address: {ip[:64]}") from None
 
-    def _mine(self, caller: Caller, ip: str | None) -> Address:
+    def _mine(self, caller: Caller, ip: str | None, allocation: str | None = None,
+              association: str | None = None) -> Address:
+        """The caller's elastic address by public IP, allocation id or association id."""
+        if allocation:
+            found = next((a for a in self._addresses.values() if a.allocation == allocation), None)
+            if found is None or found.dynamic or not caller.sees(found.account):
+                raise InvalidAllocationIDNotFound(f"The allocation ID '{quoted(allocation)}' does not exist")
+            return found
+        if association:
+            found = next((a for a in self._addresses.values() if a.association == association), None)
+            if found is None or found.dynamic or not caller.sees(found.account):
+                raise InvalidAssociationIDNotFound(f"The association ID '{quoted(association)}' does not exist")
+            return found
         if not ip:
-            raise InvalidParameterValue("PublicIp is required (EC2-Classic addresses have no allocation id)")
+            raise MissingParameter("The request must contain the parameter PublicIp or AllocationId")
         a = self._addresses.get(self._check_ip(ip))
         if a is None or a.dynamic or not caller.sees(a.account):
             raise InvalidAddressNotFound(f"Address '{ip}' not found.")
@@ -90,15 +113,17 @@ class Addresses:
             raise InsufficientAddressCapacity(f"{exc} (try --addressing private)") from None
         try:
             with self._store.transaction() as tx:
-                tx.put("address", ip, caller.account, {"instance": None})
+                a = Address(ip, caller.account, allocation=self._ids.new_long("eipalloc", tx))
+                tx.put("address", ip, caller.account, a.body(None))
         except BaseException:
             self._cc.network.release_public(ip)
             raise
-        self._addresses[ip] = Address(ip, caller.account)
-        return {"PublicIp": ip, "Domain": "standard"}
+        self._addresses[ip] = a
+        return {"PublicIp": ip, "Domain": "standard", "AllocationId": a.allocation,
+                "NetworkBorderGroup": self.region, "PublicIpv4Pool": "amazon"}
 
-    def release(self, caller: Caller, ip: str | None) -> None:
-        a = self._mine(caller, ip)
+    def release(self, caller: Caller, ip: str | None, allocation: str | None = None) -> None:
+        a = self._mine(caller, ip, allocation)
         instance = a.instance
         with self._store.transaction() as tx:
             tx.delete("address", a.ip)
@@ -109,8 +134,9 @@ class Addresses:
         self._cc.network.release_public(a.ip)
         del self._addresses[a.ip]
 
-    def associate(self, caller: Caller, ip: str | None, instance_id: str | None) -> None:
-        a = self._mine(caller, ip)
+    def associate(self, caller: Caller, ip: str | None, instance_id: str | None,
+                  allocation: str | None = None) -> dict[str, Any]:
+        a = self._mine(caller, ip, allocation)
         if not instance_id:
             raise InvalidParameterValue("InstanceId is required")
         live = self.live(instance_id)
@@ -124,8 +150,9 @@ class Addresses:
                 if replaced.dynamic:
                     tx.delete("address", replaced.ip)
                 else:
-                    tx.put("address", replaced.ip, replaced.account, {"instance": None})
-            tx.put("address", a.ip, a.account, {"instance": instance_id})
+                    tx.put("address", replaced.ip, replaced.account, replaced.body(None))
+            association = self._ids.new_long("eipassoc", tx)
+            tx.put("address", a.ip, a.account, a.body(instance_id, association))
             if elsewhere is not None:
                 # the instance it leaves gets a dynamic address of its own again
                 self._cc.network.disassociate(a.ip)
@@ -133,24 +160,25 @@ class Addresses:
                 self._give_dynamic(tx, [elsewhere])
         if replaced is not None:
             self._cc.network.disassociate(replaced.ip)
-            replaced.instance = None
+            replaced.instance, replaced.association = None, ""
             if replaced.dynamic:
                 self._cc.network.release_public(replaced.ip)
                 del self._addresses[replaced.ip]
         self._cc.network.associate(a.ip, instance_id)
-        a.instance = instance_id
+        a.instance, a.association = instance_id, association
+        return {"AssociationId": association}
 
-    def disassociate(self, caller: Caller, ip: str | None) -> None:
-        a = self._mine(caller, ip)
+    def disassociate(self, caller: Caller, ip: str | None, association: str | None = None) -> None:
+        a = self._mine(caller, ip, association=association)
         instance = a.instance
         if instance is None:
             return
         with self._store.transaction() as tx:
-            tx.put("address", a.ip, a.account, {"instance": None})
+            tx.put("address", a.ip, a.account, a.body(None))
             self._cc.network.disassociate(a.ip)
             tx.on_rollback(lambda: self._cc.network.associate(a.ip, instance))
             self._give_dynamic(tx, [instance])
-        a.instance = None
+        a.instance, a.association = None, ""
 
     def launched(self, tx: Tx, instance_ids: list[str]) -> None:
         """Inside the transaction that records new instances: the dynamic public addresses the
@@ -196,7 +224,7 @@ class Addresses:
             if a.dynamic:
                 tx.delete("address", a.ip)
             else:
-                tx.put("address", a.ip, a.account, {"instance": None})
+                tx.put("address", a.ip, a.account, a.body(None))
         return [a.ip for a in freed]
 
     def unbound(self, ips: list[str]) -> None:
@@ -206,7 +234,7 @@ class Addresses:
             a = self._addresses.get(ip)
             if a is None:
                 continue
-            a.instance = None
+            a.instance, a.association = None, ""
             if a.dynamic:
                 del self._addresses[ip]
                 if self._cc.network.holds_public(ip):
@@ -215,21 +243,32 @@ class Addresses:
     def public_of(self, instance_id: str) -> str | None:
         return self._cc.network.public_of(instance_id)
 
-    def describe(self, caller: Caller, ips: list[str] | None, filters: Any) -> list[dict[str, Any]]:
-        chosen = wanted(filters, ("public-ip", "instance-id", "domain", "private-ip-address"))
+    def describe(self, caller: Caller, ips: list[str] | None, filters: Any,
+                 allocations: list[str] | None = None) -> list[dict[str, Any]]:
+        chosen = wanted(filters, ("public-ip", "instance-id", "domain", "private-ip-address", "allocation-id",
+                                  "association-id", "network-border-group", "public-ipv4-pool"), tags=False)
         visible = [a for a in self._addresses.values() if not a.dynamic and caller.sees(a.account)]
         if ips:
             for ip in ips:
                 if not any(a.ip == self._check_ip(ip) for a in visible):
                     raise InvalidAddressNotFound(f"Address '{ip}' not found.")
             visible = [a for a in visible if a.ip in ips]
+        if allocations:
+            for allocation in allocations:
+                if not any(a.allocation == allocation for a in visible):
+                    raise InvalidAllocationIDNotFound(f"The allocation ID '{quoted(allocation)}' does not exist")
+            visible = [a for a in visible if a.allocation in allocations]
         out = []
         for a in sorted(visible, key=lambda a: ipaddress.IPv4Address(a.ip)):
             live = self.live(a.instance) if a.instance else None
             private = live[1] if live else None
             fields = {"public-ip": [a.ip], "instance-id": [a.instance or ""], "domain": ["standard"],
-                      "private-ip-address": [private or ""]}
+                      "private-ip-address": [private or ""], "allocation-id": [a.allocation],
+                      "association-id": [a.association], "network-border-group": [self.region],
+                      "public-ipv4-pool": ["amazon"]}
             if matches(chosen, lambda n, f=fields: f.get(n, [])):  # type: ignore[misc]
                 out.append({"PublicIp": a.ip, "InstanceId": a.instance, "Domain": "standard",
-                            "PrivateIpAddress": private})
+                            "PrivateIpAddress": private, "AllocationId": a.allocation or None,
+                            "AssociationId": a.association or None, "NetworkBorderGroup": self.region,
+                            "PublicIpv4Pool": "amazon"})
         return out

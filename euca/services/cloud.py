@@ -71,7 +71,7 @@ class Cloud:
         tags = Tags(store)
         keypairs = KeyPairs(store, ids, tags, clock)
         groups = Groups(store, ids, accounts, tags)
-        addresses = Addresses(store, cc)
+        addresses = Addresses(store, cc, ids=ids, region=region)
         images = Images(store, ids, accounts, tags)
         instances = Instances(store, ids, cc, box, accounts, images, keypairs, groups, addresses, tags)
         seen = store.changes()
