@@ -260,3 +260,43 @@ def _v2_query(method: str, raw_query: str, headers: Mapping[str, str], params: M
         raise AccessDenied("Request has expired", Expires=expires)
     return _v2_check(method, raw_query, headers, params["AWSAccessKeyId"], params["Signature"], [expires],
                      secret_of, resources)
+
+
+# --- browser forms (POST Object) -------------------------------------------------------------------
+
+def verify_post(fields: Mapping[str, str], secret_of: SecretLookup) -> str | None:
+    """The access key whose secret signed a browser form's ``policy`` (None: an anonymous form, no
+    signature). ``fields``: the form's fields by lower-case name. Version 4 signs the base64 policy
+    with the day's derived key (``x-amz-credential``); Version 2 with the secret itself (HMAC-SHA1)."""
+    policy = fields.get("policy", "")
+    if "x-amz-signature" in fields or "x-amz-algorithm" in fields or "x-amz-credential" in fields:
+        if fields.get("x-amz-algorithm") != "AWS4-HMAC-SHA256":
+            raise InvalidArgument("POST requires the x-amz-algorithm field to be AWS4-HMAC-SHA256",
+                                  ArgumentName="x-amz-algorithm", ArgumentValue=fields.get("x-amz-algorithm", ""))
+        for name in ("x-amz-credential", "x-amz-date", "x-amz-signature", "policy"):
+            if not fields.get(name):
+                raise InvalidArgument(f"Bucket POST must contain a field named '{name}'.  If it is specified, "
+                                      "please check the order of the fields.", ArgumentName=name)
+        parts = fields["x-amz-credential"].split("/")
+        if len(parts) != 5 or parts[4] != "aws4_request" or len(parts[1]) != 8:
+            raise InvalidArgument("The credential is malformed; expecting "
+                                  "\"<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request\".",
+                                  ArgumentName="x-amz-credential", ArgumentValue=fields["x-amz-credential"])
+        access_key = parts[0]
+        key = _signing_key(_secret(secret_of, access_key), *parts[1:])
+        expected = hmac.digest(key, policy.encode(), "sha256").hex()
+        if not hmac.compare_digest(expected, fields["x-amz-signature"]):
+            raise SignatureDoesNotMatch(AWSAccessKeyId=access_key, StringToSign=policy)
+        return access_key
+    if "signature" in fields or "awsaccesskeyid" in fields:
+        for name in ("awsaccesskeyid", "signature", "policy"):
+            if not fields.get(name):
+                raise InvalidArgument(f"Bucket POST must contain a field named '{name}'.  If it is specified, "
+                                      "please check the order of the fields.", ArgumentName=name)
+        access_key = fields["awsaccesskeyid"]
+        secret = _secret(secret_of, access_key)
+        expected = base64.b64encode(hmac.digest(secret.encode(), policy.encode(), "sha1")).decode()
+        if not hmac.compare_digest(expected, fields["signature"]):
+            raise SignatureDoesNotMatch(AWSAccessKeyId=access_key, StringToSign=policy)
+        return access_key
+    return None

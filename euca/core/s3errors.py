@@ -62,6 +62,10 @@ InvalidPart = _error("InvalidPart", 400, "One or more of the specified parts cou
                                          "the part's entity tag.")
 InvalidPartOrder = _error("InvalidPartOrder", 400, "The list of parts was not in ascending order. Parts must be "
                                                    "ordered by part number.")
+MalformedPOSTRequest = _error("MalformedPOSTRequest", 400, "The body of your POST request is not well-formed "
+                                                           "multipart/form-data.")
+MaxPostPreDataLengthExceeded = _error("MaxPostPreDataLengthExceededError", 400, "Your POST request fields preceding "
+                                                                                "the upload file were too large.")
 InvalidPolicyDocument = _error("InvalidPolicyDocument", 400, "The content of the form does not meet the conditions "
                                                              "specified in the policy document.")
 InvalidStorageClass = _error("InvalidStorageClass", 400, "The storage class you specified is not valid")

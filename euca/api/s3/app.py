@@ -96,7 +96,7 @@ class S3Api:
             signature = verify_s3(method, sent_path, raw_query, headers, query, self.secret_of, list(v2_paths))
             who = self.requester_of(signature.access_key) if signature.access_key else None
             call = Call(method, bucket, key, query, raw_query, headers, tracked, who, signature, self.walrus,
-                        request_id, lambda account_id: "")
+                        request_id, lambda account_id: "", self.secret_of, self.requester_of)
             reply = await route(call)(call)
         except ClientGone:
             return

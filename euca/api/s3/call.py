@@ -10,6 +10,7 @@ from typing import BinaryIO
 from starlette.types import Receive
 
 from euca.auth.s3 import S3Signature
+from euca.auth.signing import SecretLookup
 from euca.walrus import Requester, Walrus
 
 
@@ -27,6 +28,9 @@ class Call:
     walrus: Walrus
     request_id: str
     display_name: Callable[[str], str]  # account id -> the name ListBuckets and ACLs show
+    # for a signature found in the body rather than the headers (a browser form's policy)
+    secret_of: SecretLookup = lambda access_key: None
+    requester_of: Callable[[str], Requester | None] = lambda access_key: None
 
     @property
     def resource(self) -> str:

@@ -3,7 +3,7 @@ sub-resource (``?acl``, ``?uploads``, ``?uploadId=``, ...), as S3 routes them.""
 
 from __future__ import annotations
 
-from euca.api.s3 import buckets, cors, objects, uploads
+from euca.api.s3 import buckets, cors, objects, post, uploads
 from euca.api.s3.call import Call, Handler
 from euca.core.s3errors import MethodNotAllowed, NotImplemented_
 
@@ -20,7 +20,7 @@ _TABLE: dict[tuple[str, bool], list[tuple[str, Handler]]] = {
     ("DELETE", False): [("cors", buckets.delete_cors), ("lifecycle", buckets.delete_lifecycle),
                         ("tagging", buckets.delete_bucket_tagging), ("", buckets.delete_bucket)],
     ("HEAD", False): [("", buckets.head_bucket)],
-    ("POST", False): [("delete", objects.delete_objects)],
+    ("POST", False): [("delete", objects.delete_objects), ("", post.post_object)],
     ("GET", True): [("acl", objects.get_object_acl), ("tagging", objects.get_object_tagging),
                     ("uploadId", uploads.list_parts), ("", objects.get_object)],
     ("HEAD", True): [("", objects.get_object)],

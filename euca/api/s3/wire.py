@@ -62,6 +62,9 @@ def _escape(value: str) -> str:
     return out
 
 
+escape = _escape  # XML text, for documents written by hand (PostResponse)
+
+
 def _timestamp(value: Any) -> str:
     if isinstance(value, (int, float)):
         value = datetime.fromtimestamp(value, UTC)
