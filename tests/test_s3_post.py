@@ -50,8 +50,8 @@ def new_bucket(s3: Any, **kw: Any) -> str:
 
 
 def send(post: dict[str, Any], body: bytes = b"hello, form", filename: str = "hello.txt",
-         **extra: str) -> requests.Response:
-    fields = dict(post["fields"], **extra)
+         extra: dict[str, str] | None = None) -> requests.Response:
+    fields = dict(post["fields"], **(extra or {}))
     return requests.post(post["url"], data=fields, files={"file": (filename, body, "text/plain")},
                          allow_redirects=False, timeout=30)
 
@@ -133,17 +133,17 @@ def test_policy_violations_are_refused_and_leave_nothing(box: Box, s3: Any) -> N
     assert (status, code) == (403, "AccessDenied")
     assert message == 'Invalid according to Policy: Policy Condition failed: ["starts-with","$key","in/"]'
     # a field the policy does not mention
-    status, code, message = error(send(post, **{"x-amz-meta-sneaky": "1"}))
+    status, code, message = error(send(post, extra={"x-amz-meta-sneaky": "1"}))
     assert (status, code, message) == (403, "AccessDenied",
                                        "Invalid according to Policy: Extra input fields: x-amz-meta-sneaky")
     # x-ignore- fields need not be mentioned
-    assert send(post, **{"x-ignore-me": "1"}).status_code == 204
+    assert send(post, extra={"x-ignore-me": "1"}).status_code == 204
     # the file's length outside content-length-range
     assert error(send(post, b"x" * 21))[:2] == (400, "EntityTooLarge")
     assert error(send(post, b"x"))[:2] == (400, "EntityTooSmall")
     # an exact match that does not hold
     acl_post = s3.generate_presigned_post(b, "acl", Fields={"acl": "private"}, Conditions=[{"acl": "private"}])
-    status, code, message = error(send(acl_post, acl="public-read"))
+    status, code, message = error(send(acl_post, extra={"acl": "public-read"}))
     assert (status, code) == (403, "AccessDenied")
     assert message == 'Invalid according to Policy: Policy Condition failed: ["eq","$acl","private"]'
     # a form meant for another bucket
@@ -161,9 +161,9 @@ def test_policy_violations_are_refused_and_leave_nothing(box: Box, s3: Any) -> N
         box.walrus.clock = real
     # a tampered policy no longer matches its signature; an unknown key is refused
     tampered = base64.b64encode(base64.b64decode(post["fields"]["policy"]).replace(b"in/", b"ou/")).decode()
-    assert error(send(post, policy=tampered))[:2] == (403, "SignatureDoesNotMatch")
+    assert error(send(post, extra={"policy": tampered}))[:2] == (403, "SignatureDoesNotMatch")
     credential = post["fields"]["x-amz-credential"].split("/", 1)[1]
-    assert error(send(post, **{"x-amz-credential": "AKIDNOBODY/" + credential}))[:2] == (403, "InvalidAccessKeyId")
+    assert error(send(post, extra={"x-amz-credential": "AKIDNOBODY/" + credential}))[:2] == (403, "InvalidAccessKeyId")
     # no key field, no file, not JSON
     fields = {k: v for k, v in post["fields"].items() if k != "key"}
     assert error(requests.post(post["url"], data=fields, files={"file": ("f", b"abc")}, timeout=10))[:2] == \
@@ -172,7 +172,7 @@ def test_policy_violations_are_refused_and_leave_nothing(box: Box, s3: Any) -> N
     secret = box.keys()[1]
     garbage = base64.b64encode(b"{not json").decode()
     signed = _sign_v4(secret, garbage, post["fields"])
-    assert error(send(post, policy=garbage, **{"x-amz-signature": signed}))[:2] == (400, "InvalidPolicyDocument")
+    assert error(send(post, extra={"policy": garbage, "x-amz-signature": signed}))[:2] == (400, "InvalidPolicyDocument")
     # a plain POST is not a form
     assert error(requests.post(post["url"], data=b"x", headers={"content-type": "text/plain"}, timeout=10))[:2] \
         == (412, "PreconditionFailed")
