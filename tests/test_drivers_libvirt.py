@@ -80,9 +80,10 @@ def test_xen_domain_is_paravirtual_with_three_partitions_on_the_xen_bus(lv: Any,
     assert nic.find("source").get("bridge") == "eucabr10"  # type: ignore[union-attr]
     assert nic.find("mac").get("address") == "d0:0d:3A:4B:5C:01"  # type: ignore[union-attr]
     assert nic.find("script").get("path") == "/etc/xen/scripts/vif-bridge"  # type: ignore[union-attr]
+    assert nic.find("target").get("dev") == f"vn_{s.instance_id}"  # type: ignore[union-attr]
     # no swap room: sda3 is left out; no MAC given: derived from the id as Eucalyptus does
     lean = ET.fromstring(layout.xml(spec(mac=""), files, swap=False))
-    assert [t.get("dev") for t in lean.iter("target")] == ["sda1", "sda2"]
+    assert [t.get("dev") for t in lean.iterfind("devices/disk/target")] == ["sda1", "sda2"]
     assert lean.find("devices/interface/mac").get("address") == "d0:0d:3A:4B:5C:01"  # type: ignore[union-attr]
     # and the test driver takes it
     driver = lv.LibvirtDriver(node_uri(tmp_path), layout=layout, instance_path=tmp_path / "instances", events=False)
@@ -104,6 +105,11 @@ def test_kvm_domain_is_hvm_with_one_disk_and_a_logged_serial_console(lv: Any, tm
     assert dom.findtext("os/cmdline") == "root=/dev/vda console=ttyS0"
     assert [d.find("source").get("file") for d in dom.iter("disk")] == [str(files.root)]  # type: ignore[union-attr]
     assert dom.find("devices/interface/model").get("type") == nic  # type: ignore[union-attr]
+    assert dom.find("devices/interface").get("type") == "user"  # type: ignore[union-attr]
+    assert dom.find("devices/interface/target") is None  # no VNET_BRIDGE: no tap device to name
+    bridged = ET.fromstring(lv.DomainLayout(hypervisor, bridge="eucabr", nic_model=nic).xml(s, files))
+    validate(tmp_path, ET.tostring(bridged, encoding="unicode"))
+    assert bridged.find("devices/interface/target").get("dev") == f"vn_{s.instance_id}"  # type: ignore[union-attr]
     log = dom.find("devices/serial/log")
     assert dom.find("devices/serial").get("type") == "pty"  # type: ignore[union-attr]
     assert log is not None and log.get("file") == str(files.console_log)

@@ -26,6 +26,7 @@ from drivers.protocol import HYPERVISORS, InstanceFiles, InstanceSpec
 
 NIC_MODELS = ("virtio", "e1000")
 XEN_BRIDGE = "xenbr0"
+TAP_PREFIX = "vn_"  # the node's network agent knows an instance's port on the bridge by this name
 VIF_SCRIPT = "/etc/xen/scripts/vif-bridge"
 _HEX8 = re.compile(r"^[0-9A-Fa-f]{8}$")
 
@@ -36,6 +37,15 @@ def instance_mac(instance_id: str, prefix: str = "d0:0d") -> str:
     if not _HEX8.match(digits):
         raise ValueError(f"{instance_id}: an instance id needs 8 hex digits to derive a MAC")
     return prefix + "".join(f":{digits[i:i + 2]}" for i in range(0, 8, 2))
+
+
+def tap_name(instance_id: str) -> str:
+    """The instance's port on the bridge, ``vn_<instance-id>``: the network agent's anti-spoofing rules
+    and physdev matches name it (Eucalyptus's EDGE does the same)."""
+    name = TAP_PREFIX + instance_id
+    if len(name) > 15:  # IFNAMSIZ - 1
+        raise ValueError(f"{instance_id}: too long for an interface name {name!r}")
+    return name
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class DomainLayout:
             nic = ET.SubElement(devices, "interface", type="bridge")
             ET.SubElement(nic, "source", bridge=self.bridge or XEN_BRIDGE)
             ET.SubElement(nic, "mac", address=spec.mac or instance_mac(spec.instance_id))
+            ET.SubElement(nic, "target", dev=tap_name(spec.instance_id))
             ET.SubElement(nic, "script", path=VIF_SCRIPT)
         return domain
 
@@ -119,6 +130,7 @@ class DomainLayout:
             if self.bridge:
                 nic = ET.SubElement(devices, "interface", type="bridge")
                 ET.SubElement(nic, "source", bridge=self.bridge)
+                ET.SubElement(nic, "target", dev=tap_name(spec.instance_id))
             else:
                 # No VNET_BRIDGE: user-mode networking needs no host set-up (a test or a laptop node).
                 nic = ET.SubElement(devices, "interface", type="user")
