@@ -152,3 +152,27 @@ class Driver(Protocol):
     def instances(self) -> list[InstanceStatus]: ...
 
     def console_output(self, instance_id: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class VolumeAttachment:
+    """An EBS volume as a node attaches it: over iSCSI (the SC's target ``iqn``, LUN ``lun`` on
+    ``host:port``, which QEMU's own initiator logs in to) or, on a node beside the Storage
+    Controller, as the volume's file ``path``. ``device`` is the guest's name for it (``vdb``...)."""
+
+    volume_id: str
+    device: str
+    iqn: str = ""
+    host: str = ""
+    port: int = 3260
+    lun: int = 1
+    path: str = ""
+
+
+@runtime_checkable
+class Attaching(Protocol):
+    """A driver that hot-plugs volumes into running instances (ncAttachVolume, ncDetachVolume)."""
+
+    def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None: ...
+
+    def detach_volume(self, instance_id: str, volume: VolumeAttachment) -> None: ...

@@ -14,11 +14,21 @@ powered, ``watts_asleep`` asleep and nothing when DOWN.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from drivers.protocol import TEARDOWN_FORGET, Clock, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from drivers.protocol import (
+    TEARDOWN_FORGET,
+    Clock,
+    InstanceSpec,
+    InstanceStatus,
+    NcState,
+    NodeError,
+    NodeResources,
+    VolumeAttachment,
+)
 from pyx.placement import ASLEEP, DOWN, POWER_STATES, UP, WAKING
 
 
@@ -92,6 +102,8 @@ class SimNode:
         self._ended: dict[str, _Row] = {}
         self._ended_before: dict[str, _Row] = {}
         self._gen_start = 0.0
+        # instance -> device -> the volume attached there (only instances that have volumes)
+        self.volumes: dict[str, dict[str, VolumeAttachment]] = {}
 
     # --- the Driver protocol ----------------------------------------------------------------------
 
@@ -139,6 +151,8 @@ class SimNode:
         if now - self._gen_start >= TEARDOWN_FORGET:
             self._forget(now)
         self._ended[instance_id] = (vm[0], vm[1], vm[2], now) + vm[_SPEC:]  # noqa: RUF005
+        if self.volumes:
+            self.volumes.pop(instance_id, None)
         self.used_cores -= vm[_CORES]
         self.used_memory -= vm[_MEMORY]
         self.used_disk -= vm[_DISK]
@@ -169,6 +183,31 @@ class SimNode:
             # What a guest's getty leaves last on the serial console: its login prompt.
             return "\n".join(lines) + f"\n{instance_id} login: "
         return "\n".join(lines) + "\n"
+
+    # --- volumes (drivers.protocol.Attaching) --------------------------------------------------------
+
+    def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        """Record the volume on the instance's device. A volume given by path must be there: the
+        in-box nodes attach the Storage Controller's own files."""
+        self._live(instance_id)
+        devices = self.volumes.setdefault(instance_id, {})
+        held = devices.get(volume.device)
+        if held is not None and held.volume_id != volume.volume_id:
+            raise NodeError(f"{instance_id}: {volume.device} already holds {held.volume_id}")
+        if volume.path and not os.path.exists(volume.path):
+            if not devices:
+                del self.volumes[instance_id]
+            raise NodeError(f"{instance_id}: {volume.volume_id}: no such file {volume.path}")
+        devices[volume.device] = volume
+
+    def detach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        devices = self.volumes.get(instance_id, {})
+        held = devices.get(volume.device)
+        if held is None or held.volume_id != volume.volume_id:
+            raise NodeError(f"{instance_id}: {volume.volume_id} is not attached at {volume.device}")
+        del devices[volume.device]
+        if not devices:
+            del self.volumes[instance_id]
 
     # --- what the simulator and POWERSAVE do to the node --------------------------------------------
 
@@ -212,6 +251,7 @@ class SimNode:
         """The host died: every instance on it is lost. Returns their ids."""
         lost = self.live_instances()
         self._vms.clear()
+        self.volumes.clear()
         self._ended.clear()
         self._ended_before.clear()
         self.used_cores = self.used_memory = self.used_disk = 0

@@ -22,7 +22,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 
-from drivers.protocol import HYPERVISORS, InstanceFiles, InstanceSpec
+from drivers.protocol import HYPERVISORS, InstanceFiles, InstanceSpec, VolumeAttachment
 
 NIC_MODELS = ("virtio", "e1000")
 XEN_BRIDGE = "xenbr0"
@@ -46,6 +46,28 @@ def tap_name(instance_id: str) -> str:
     if len(name) > 15:  # IFNAMSIZ - 1
         raise ValueError(f"{instance_id}: too long for an interface name {name!r}")
     return name
+
+
+def volume_xml(volume: VolumeAttachment, bus: str = "virtio") -> str:
+    """The ``<disk>`` an EBS volume is hot-plugged as: a network disk QEMU's own iSCSI initiator
+    reaches (``iqn/lun`` on the SC's target), or, for a volume beside the node, its file. The
+    serial is the volume id, so the guest finds it under ``/dev/disk/by-id``."""
+    if volume.iqn:
+        disk = ET.Element("disk", type="network", device="disk")
+        ET.SubElement(disk, "driver", name="qemu", type="raw", cache="none")
+        source = ET.SubElement(disk, "source", protocol="iscsi", name=f"{volume.iqn}/{volume.lun}")
+        ET.SubElement(source, "host", name=volume.host, port=str(volume.port))
+    elif volume.path:
+        disk = ET.Element("disk", type="file", device="disk")
+        ET.SubElement(disk, "driver", name="qemu", type="raw", cache="none")
+        ET.SubElement(disk, "source", file=volume.path)
+    else:
+        raise ValueError(f"{volume.volume_id}: neither an iSCSI target nor a file to attach")
+    if not re.match(r"^(vd|sd|xvd|hd)[a-z]{1,2}$", volume.device):
+        raise ValueError(f"{volume.volume_id}: not a disk name: {volume.device[:16]!r}")
+    ET.SubElement(disk, "target", dev=volume.device, bus=bus)
+    ET.SubElement(disk, "serial").text = volume.volume_id
+    return ET.tostring(disk, encoding="unicode")
 
 
 @dataclass(frozen=True)

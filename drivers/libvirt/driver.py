@@ -28,7 +28,7 @@ from typing import Any
 
 import libvirt
 
-from drivers.libvirt.domain import DomainLayout
+from drivers.libvirt.domain import DomainLayout, volume_xml
 from drivers.protocol import (
     TEARDOWN_FORGET,
     Clock,
@@ -38,6 +38,7 @@ from drivers.protocol import (
     NcState,
     NodeError,
     NodeResources,
+    VolumeAttachment,
 )
 
 log = logging.getLogger("drivers.libvirt")
@@ -245,6 +246,42 @@ class LibvirtDriver:
                     raise NodeError(f"{instance_id}: cannot terminate: {_message(exc)}") from None
             entry.state = NcState.TEARDOWN
             entry.ended = self.clock()
+
+    def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        """virDomainAttachDevice on the running domain (and its definition, if it has one)."""
+        self._plug(instance_id, volume, attach=True)
+
+    def detach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        """virDomainDetachDevice: the guest is asked to let the disk go."""
+        self._plug(instance_id, volume, attach=False)
+
+    def _plug(self, instance_id: str, volume: VolumeAttachment, *, attach: bool) -> None:
+        try:
+            xml = volume_xml(volume, "xen" if self.layout.hypervisor == "xen" else "virtio")
+        except ValueError as exc:
+            raise NodeError(f"{instance_id}: {exc}") from None
+        what = "attach" if attach else "detach"
+        with self._lock:
+            self._live(instance_id)
+            try:
+                dom = self.connection.lookupByName(instance_id)
+                flags = libvirt.VIR_DOMAIN_AFFECT_LIVE
+                if dom.isPersistent():
+                    flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
+                if attach:
+                    dom.attachDeviceFlags(xml, flags)
+                else:
+                    dom.detachDeviceFlags(xml, flags)
+            except libvirt.libvirtError as exc:
+                raise NodeError(f"{instance_id}: cannot {what} {volume.volume_id}: {_message(exc)}") from None
+
+    def volumes(self, instance_id: str) -> list[str]:
+        """The EBS volumes (disks whose serial is a volume id) the running domain has now."""
+        try:
+            xml = self.connection.lookupByName(instance_id).XMLDesc(0)
+        except libvirt.libvirtError:
+            return []
+        return [s.text for s in ET.fromstring(xml).iter("serial") if s.text and s.text.startswith("vol-")]
 
     def instances(self) -> list[InstanceStatus]:
         """Every instance this node knows, its state refreshed from the hypervisor."""
