@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from drivers.protocol import InstanceSpec, InstanceStatus, NodeError, NodeResources
+from drivers.protocol import InstanceSpec, InstanceStatus, NodeError, NodeResources, VolumeAttachment
 from euca.node import auth, wire
 
 CALL_TIMEOUT = 20.0  # s per NC call (Eucalyptus 2.0)
@@ -51,6 +51,12 @@ class NodeClient:
 
     async def console(self, instance_id: str) -> str:
         return str((await self.call("console", {"instance_id": instance_id}))["output"])
+
+    async def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        await self.call("attach-volume", {"instance_id": instance_id, "volume": volume.__dict__})
+
+    async def detach_volume(self, instance_id: str, volume_id: str) -> None:
+        await self.call("detach-volume", {"instance_id": instance_id, "volume_id": volume_id})
 
     async def describe_resources(self) -> NodeResources:
         return wire.resources_from_json(await self.call("describe-resource", {}))

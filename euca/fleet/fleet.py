@@ -26,7 +26,7 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources, VolumeAttachment
 from euca.cluster import ClusterController
 from euca.core.clock import Clock, wall
 from euca.fleet.client import NodeClient, NodeUnreachable
@@ -67,6 +67,10 @@ class NodeHandle(Protocol):
 
     def console(self, instance_id: str) -> str: ...
 
+    def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None: ...
+
+    def detach_volume(self, instance_id: str, volume_id: str) -> None: ...
+
     def poll(self) -> Poll | None:
         """The newest poll not handed out yet (a local node polls now)."""
         ...
@@ -95,6 +99,12 @@ class LocalNode:
 
     def console(self, instance_id: str) -> str:
         return self.nc.console(instance_id)
+
+    def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        self.nc.attach_volume(instance_id, volume)
+
+    def detach_volume(self, instance_id: str, volume_id: str) -> None:
+        self.nc.detach_volume(instance_id, volume_id)
 
     def poll(self) -> Poll:
         now = self.clock()
@@ -162,6 +172,21 @@ class RemoteNode:
         except concurrent.futures.TimeoutError:
             future.cancel()
             raise NodeUnreachable(f"{self.client.url}: no console within {self.client.timeout:g} s") from None
+
+    def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        """Waits for the node: the volume is attached, or the call failed, before the cloud says so."""
+        self._wait(self.client.attach_volume(instance_id, volume), "attach")
+
+    def detach_volume(self, instance_id: str, volume_id: str) -> None:
+        self._wait(self.client.detach_volume(instance_id, volume_id), "detach")
+
+    def _wait(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        future = self._loop.submit(coro)
+        try:
+            future.result(self.client.timeout + 1)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise NodeUnreachable(f"{self.client.url}: no answer to {what} within {self.client.timeout:g} s") from None
 
     def poll(self) -> Poll | None:
         with self._lock:
@@ -304,6 +329,23 @@ class Fleet:
         if handle is None:
             raise NodeError(f"{instance_id}: node {node} is not in the cluster")
         return handle.console(instance_id)
+
+    def is_local(self, node: str) -> bool:
+        """Is the node controller in this process (beside an in-process Storage Controller)?"""
+        return isinstance(self.nodes.get(node), LocalNode)
+
+    def attach_volume(self, node: str, instance_id: str, volume: VolumeAttachment) -> None:
+        """ncAttachVolume; a refusal or an unreachable node raises NodeError."""
+        handle = self.nodes.get(node)
+        if handle is None:
+            raise NodeError(f"{instance_id}: node {node} is not in the cluster")
+        handle.attach_volume(instance_id, volume)
+
+    def detach_volume(self, node: str, instance_id: str, volume_id: str) -> None:
+        handle = self.nodes.get(node)
+        if handle is None:
+            raise NodeError(f"{instance_id}: node {node} is not in the cluster")
+        handle.detach_volume(instance_id, volume_id)
 
     # --- what the nodes report -------------------------------------------------------------------------
 

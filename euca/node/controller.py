@@ -15,10 +15,20 @@ import logging
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from drivers.protocol import TEARDOWN_FORGET, Driver, InstanceSpec, InstanceStatus, NcState, NodeError, NodeResources
+from drivers.protocol import (
+    TEARDOWN_FORGET,
+    Attaching,
+    Driver,
+    InstanceSpec,
+    InstanceStatus,
+    NcState,
+    NodeError,
+    NodeResources,
+    VolumeAttachment,
+)
 from euca.core.clock import Clock, wall
 from euca.node.disks import InstanceDisks
 from euca.node.images import ImageCache, ImageSource, Progress
@@ -38,6 +48,7 @@ class NodeStorage:
         if concurrent_disk_ops < 1:
             raise ValueError("CONCURRENT_DISK_OPS must be at least 1")
         path = Path(instance_path)
+        self.path = path
         self.disk_ops = threading.Semaphore(concurrent_disk_ops)
         self.cache = ImageCache(path / "eucalyptus" / "cache", cache_size_mb, source, self.disk_ops, clock, progress)
         self.disks = InstanceDisks(path, swap_mb)
@@ -94,6 +105,9 @@ class NodeController:
         self._starting: dict[str, _Starting] = {}
         self._specs: dict[str, InstanceSpec] = {}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix=f"nc-{name}") if storage else None
+        # instance -> volume id -> how it is attached; kept in INSTANCE_PATH/eucalyptus/volumes.json
+        self._volumes: dict[str, dict[str, VolumeAttachment]] = {}
+        self._volumes_file = storage.path / "eucalyptus" / "volumes.json" if storage else None
 
     def close(self) -> None:
         if self._pool is not None:
@@ -134,6 +148,8 @@ class NodeController:
                 return
             self.driver.terminate(instance_id)
             spec = self._specs.pop(instance_id, None)
+            if self._volumes.pop(instance_id, None):
+                self._save_volumes()
         if spec is not None and self.storage is not None:
             self.storage.teardown(spec)
 
@@ -183,12 +199,75 @@ class NodeController:
             extra = [InstanceStatus(i, s.state, s.since) for i, s in self._starting.items() if i not in known]
         return statuses + extra
 
+    # --- volumes (ncAttachVolume, ncDetachVolume) ----------------------------------------------------
+
+    def attach_volume(self, instance_id: str, volume: VolumeAttachment) -> None:
+        """Hot-plug an EBS volume into a running instance."""
+        with self._lock:
+            if instance_id in self._starting or instance_id not in self._specs:
+                raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
+            if not isinstance(self.driver, Attaching):
+                raise NodeError(f"{instance_id}: this node's hypervisor cannot attach volumes")
+            held = self._volumes.get(instance_id, {})
+            if volume.volume_id in held:
+                return
+            if any(v.device == volume.device for v in held.values()):
+                raise NodeError(f"{instance_id}: {volume.device} is already in use")
+            self.driver.attach_volume(instance_id, volume)
+            self._volumes.setdefault(instance_id, {})[volume.volume_id] = volume
+            self._save_volumes()
+
+    def detach_volume(self, instance_id: str, volume_id: str) -> None:
+        with self._lock:
+            volume = self._volumes.get(instance_id, {}).get(volume_id)
+            if volume is None:
+                raise NodeError(f"{instance_id}: {volume_id} is not attached on node {self.name}")
+            if isinstance(self.driver, Attaching) and instance_id in self._specs:
+                self.driver.detach_volume(instance_id, volume)
+            del self._volumes[instance_id][volume_id]
+            if not self._volumes[instance_id]:
+                del self._volumes[instance_id]
+            self._save_volumes()
+
+    def volumes(self) -> dict[str, list[VolumeAttachment]]:
+        """Every attachment on this node, by instance."""
+        with self._lock:
+            return {i: list(v.values()) for i, v in self._volumes.items()}
+
+    def _save_volumes(self) -> None:
+        if self._volumes_file is None:
+            return
+        import orjson
+
+        body = {i: [asdict(v) for v in vs.values()] for i, vs in self._volumes.items()}
+        self._volumes_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._volumes_file.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(body))
+        temporary.replace(self._volumes_file)
+
+    def _load_volumes(self, live: set[str]) -> None:
+        if self._volumes_file is None or not self._volumes_file.exists():
+            return
+        import orjson
+
+        try:
+            body = orjson.loads(self._volumes_file.read_bytes())
+            found = {i: {v["volume_id"]: VolumeAttachment(**v) for v in vs} for i, vs in body.items() if i in live}
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.warning("%s: unreadable, attachments forgotten: %s", self._volumes_file, exc)
+            found = {}
+        with self._lock:
+            self._volumes = found
+            self._save_volumes()
+
     def recover(self) -> list[str]:
         """At start-up: remove the directories of instances the hypervisor no longer runs (the node
-        controller or the host died with them). Returns their instance ids."""
+        controller or the host died with them), and take back the volumes attached to those it
+        still runs. Returns the removed instances' ids."""
         if self.storage is None:
             return []
         live = {s.instance_id for s in self.driver.instances() if s.state is not NcState.TEARDOWN}
+        self._load_volumes(live)
         swept = []
         for files in self.storage.disks.leftovers(live):
             log.info("removing %s: its instance is no longer running", files.directory)

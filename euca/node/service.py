@@ -1,7 +1,8 @@
 """A node controller as its own HTTP service on NC_PORT (8775); ``euca node-controller`` runs it.
 
 The cluster controller calls ``POST /nc/<operation>`` with a JSON body: ``run`` (ncRunInstance),
-``terminate``, ``reboot``, ``console``, ``describe-resource`` and ``describe-instances``. Every
+``terminate``, ``reboot``, ``console``, ``describe-resource`` and ``describe-instances``;
+``attach-volume``, ``detach-volume`` and ``describe-volumes`` (ncAttachVolume...). Every
 request must be signed with the node's shared key (``euca.node.auth``); anything else gets 403
 before it is even parsed. A NodeError is 409 with libvirt's message; a malformed body is 400.
 The node controller's calls block (libvirt, file copies), so they run in worker threads.
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from drivers.protocol import NodeError
+from drivers.protocol import NodeError, VolumeAttachment
 from euca.core.clock import Clock, wall
 from euca.node import auth, wire
 from euca.node.controller import NodeController
@@ -68,7 +69,27 @@ def _instances(nc: NodeController, body: Any) -> Any:
     return wire.statuses_to_json(nc.describe_instances())
 
 
+def _attach(nc: NodeController, body: Any) -> Any:
+    volume = body.get("volume") if isinstance(body, dict) else None
+    if not isinstance(volume, dict):
+        raise ValueError("the body must be an object with an instance_id and a volume")
+    nc.attach_volume(_id(body), VolumeAttachment(**volume))
+    return {}
+
+
+def _detach(nc: NodeController, body: Any) -> Any:
+    if not isinstance(body.get("volume_id"), str):
+        raise ValueError("the body must name a volume_id")
+    nc.detach_volume(_id(body), body["volume_id"])
+    return {}
+
+
+def _volumes(nc: NodeController, body: Any) -> Any:
+    return {i: [v.__dict__ for v in vs] for i, vs in nc.volumes().items()}
+
+
 OPERATIONS: dict[str, Handler] = {
+    "attach-volume": _attach, "detach-volume": _detach, "describe-volumes": _volumes,
     "run": _run, "terminate": _terminate, "reboot": _reboot, "console": _console,
     "describe-resource": _resources, "describe-instances": _instances,
 }
