@@ -35,6 +35,7 @@ from euca.api.netview import NetViewApp, node_keys
 from euca.api.s3 import PREFIX as WALRUS
 from euca.api.s3 import create_s3_app
 from euca.auth import SignedRequest, verify
+from euca.console import is_console_path
 from euca.core.errors import (
     ApiError,
     DryRunOperation,
@@ -203,6 +204,7 @@ class _Front:
         self.api, self.rest, self.s3, self.iam = api, rest, s3, iam
 
     metadata: ASGIApp | None = None  # /latest/... and /<date>/... (euca.api.metadata)
+    console: ASGIApp | None = None  # /console/... (euca.console)
     netview: ASGIApp | None = None  # the network agents' view (euca.api.netview)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -215,6 +217,8 @@ class _Front:
             await self.s3(scope, receive, send)
         elif self.iam is not None and scope["type"] == "http" and scope["path"] in EUARE:
             await self.iam(scope, receive, send)
+        elif self.console is not None and scope["type"] == "http" and is_console_path(scope["path"]):
+            await self.console(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] in PATHS:
             if scope["method"] in ("GET", "POST"):
                 await self.api(scope, receive, send)
@@ -229,8 +233,12 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | N
     """``walrus``: serve it (S3) under ``/services/Walrus`` too, and run its lifecycle sweep. IAM
     (Euare) is served under ``/services/Euare``."""
     from euca.api.iam import IamApi
+    from euca.console import Console, Ec2Calls
 
     api = Ec2Api(cloud, authorize)
+    # The web console acts through the same handlers and the same authorization hook as the API.
+    console = Console(cloud, Ec2Calls(cloud, api.authorize, api.actions, api.model, query.parse, source_ip),
+                      walrus.blobs.root.parent if walrus is not None else None, walrus)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -239,6 +247,7 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | N
                 await asyncio.sleep(tick_seconds)
                 try:
                     cloud.tick()
+                    console.sample()
                     if walrus is not None:
                         walrus.tick()
                 except Exception:
@@ -257,4 +266,5 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | N
     # its identity documents.
     front.metadata = create_metadata_app(cloud, walrus.blobs.root.parent if walrus is not None else None)
     front.netview = NetViewApp(cloud, node_keys(cloud))
+    front.console = console
     return front
