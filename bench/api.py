@@ -181,9 +181,7 @@ def euca_server() -> Iterator[Target]:
             env = dict(line.removeprefix("export ").split("=", 1)
                        for line in (Path(tmp) / "eucarc").read_text().splitlines())
             target = Target("euca", "127.0.0.1", port, "eucalyptus", env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"])
-            client = target.boto()
-            target.image = client.register_image(ImageLocation="bench/bench.manifest.xml", Name="bench")["ImageId"]
-            client.close()
+            target.image = env["EUCA_DEFAULT_IMAGE"]  # the default image euca up registers on first start
             yield target
 
 

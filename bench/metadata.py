@@ -54,7 +54,7 @@ def metadata_server() -> Iterator[int]:
                        for line in (Path(tmp) / "eucarc").read_text().splitlines())
             ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}", region_name="eucalyptus",
                                aws_access_key_id=env["EC2_ACCESS_KEY"], aws_secret_access_key=env["EC2_SECRET_KEY"])
-            image = ec2.register_image(ImageLocation="bench/bench.manifest.xml", Name="bench")["ImageId"]
+            image = env["EUCA_DEFAULT_IMAGE"]
             ec2.run_instances(ImageId=image, MinCount=INSTANCES, MaxCount=INSTANCES, UserData="I2Nsb3VkLWNvbmZpZwo=")
             ec2.close()
             yield port

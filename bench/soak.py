@@ -82,10 +82,7 @@ def euca_up() -> Iterator[Server]:
                     time.sleep(0.05)
             env = dict(line.removeprefix("export ").split("=", 1)
                        for line in (Path(tmp) / "eucarc").read_text().splitlines())
-            admin = Client("127.0.0.1", port, env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"])
-            image = admin.call("RegisterImage", ImageLocation="soak/soak.manifest.xml", Name="soak").findtext(
-                "{*}imageId") or ""
-            admin.close()
+            image = env["EUCA_DEFAULT_IMAGE"]
             yield Server("127.0.0.1", port, proc.pid, env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"], image)
         finally:
             proc.send_signal(signal.SIGTERM)

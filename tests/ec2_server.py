@@ -3,6 +3,8 @@ boto3 clients signed with an account's keys."""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import socket
 import threading
 import time
@@ -21,6 +23,7 @@ from euca.core.config import Config
 from euca.fleet.box import Timings
 from euca.services.cloud import Cloud
 from euca.services.common import ADMIN
+from euca.services.imaging import ImageStore, keep_images
 from euca.services.seed import first_start
 from euca.store import Store
 from euca.walrus import Walrus
@@ -38,6 +41,7 @@ class Box:
     url: str
     data_dir: Path
     walrus: Walrus | None = None
+    imaging: ImageStore | None = None
 
     def keys(self, account: str = ADMIN) -> tuple[str, str]:
         if self.cloud.accounts.get(account) is None:
@@ -51,12 +55,63 @@ class Box:
                             region_name="eucalyptus", **kw)
 
     def image(self, kernel: bool = True) -> str:
-        admin = self.cloud.accounts.get(ADMIN)
-        assert admin is not None
-        eki = self.cloud.images.register(admin.caller, "images/vmlinuz-2.6.28", kind="kernel", public=True)
-        eri = self.cloud.images.register(admin.caller, "images/initrd-2.6.28", kind="ramdisk", public=True)
-        return self.cloud.images.register(admin.caller, f"images/ubuntu-{eki}.manifest.xml", public=True,
-                                          kernel_id=eki if kernel else None, ramdisk_id=eri if kernel else None)
+        """A new public machine image (with a kernel and ramdisk unless told not), its bytes in Walrus."""
+        from euca.services.seed import import_files, store_image
+
+        assert self.imaging is not None
+        name = f"ubuntu-{secrets.token_hex(4)}"
+        if not kernel:
+            return store_image(self.cloud.images, self.imaging, "machine", name.encode(), name)
+        return import_files(self.cloud.images, self.imaging, name.encode(), kernel=b"vmlinuz-2.6.28",
+                            ramdisk=b"initrd-2.6.28", name=name).machine
+
+    def upload_bundle(self, account: str, location: str, image: bytes = b"", image_type: str = "machine",
+                      acl: str = "aws-exec-read") -> str:
+        """A bundle of ``image`` made with ``account``'s certificate and uploaded by it to
+        ``location`` (``bucket/prefix.manifest.xml``), as ``euca bundle-image`` and ``euca
+        upload-bundle`` do: the location, for RegisterImage."""
+        import tempfile
+
+        from euca.auth.certs import cloud_credentials, load_certificate, load_private_key, user_credentials
+        from euca.core.s3errors import BucketAlreadyOwnedByYou
+        from euca.walrus import Requester
+        from euca.walrus.bundle import bundle_image
+
+        assert self.walrus is not None
+        self.keys(account)
+        found = self.cloud.accounts.get(account)
+        assert found is not None
+        mine = user_credentials(self.data_dir, account, found.account_id)
+        cloud = cloud_credentials(self.data_dir)
+        bucket, _, key = location.partition("/")
+        folder, _, manifest_name = key.rpartition("/")
+        prefix = manifest_name.removesuffix(".manifest.xml")
+        who = Requester(account, found.account_id, found.admin)
+        with tempfile.TemporaryDirectory() as tmp:
+            source = Path(tmp) / prefix
+            source.write_bytes(image or f"{location} root file system\n".encode() + bytes(20000))
+            made = bundle_image(source, Path(tmp) / "out", prefix, load_certificate(mine.cert),
+                                load_private_key(mine.key), load_certificate(cloud.cert), "x86_64",
+                                image_type=image_type, part_size=8192)
+            with contextlib.suppress(BucketAlreadyOwnedByYou):
+                self.walrus.create_bucket(who, bucket)
+            for path in [*made.parts, made.manifest]:
+                with path.open("rb") as body:
+                    self.walrus.put_object(who, bucket, f"{folder}/{path.name}" if folder else path.name, body,
+                                           acl=acl)
+        return location
+
+    def registered(self, client: Any, location: str, name: str, timeout: float = 20.0, **kw: Any) -> str:
+        """RegisterImage, then wait until the image is available (the cloud unbundles it)."""
+        image_id = str(client.register_image(ImageLocation=location, Name=name, **kw)["ImageId"])
+        deadline = time.monotonic() + timeout
+        while True:
+            state = client.describe_images(ImageIds=[image_id])["Images"][0]
+            if state["State"] == "available":
+                return image_id
+            if state["State"] == "failed" or time.monotonic() > deadline:
+                raise AssertionError(f"{image_id} is {state['State']}: {state.get('StateReason')}")
+            time.sleep(0.05)
 
 
 @contextmanager
@@ -70,6 +125,7 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
     url = f"http://127.0.0.1:{port}"
     opened = Cloud.open(store, config, timings or Timings(0.3, 0.3, 60), endpoint=url, **cloud)
     walrus = open_walrus(opened, data_dir, f"{url}/services/Walrus")
+    images = keep_images(opened.images, walrus, data_dir)
     server = uvicorn.Server(uvicorn.Config(create_app(opened, tick_seconds=0.2, walrus=walrus), host="127.0.0.1",
                                            port=port,
                                            log_level="warning", loop="asyncio", lifespan="on"))
@@ -81,8 +137,9 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
             raise RuntimeError("the test server did not start")
         time.sleep(0.02)
     try:
-        yield Box(opened, url, data_dir, walrus)
+        yield Box(opened, url, data_dir, walrus, images)
     finally:
         server.should_exit = True
         thread.join(10)
+        images.close()
         store.close()

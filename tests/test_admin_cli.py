@@ -52,7 +52,9 @@ def test_node_vmtype_and_image_commands(tmp_path: Path, capsys: pytest.CaptureFi
         images = cloud.images.describe(admin.caller, None, None, None, None)
         machine = next(i for i in images if i["ImageType"] == "machine")
         assert machine["KernelId"].startswith("eki-") and machine["Public"] is True
-        assert Path(machine["ImageLocation"]).is_file()
+        assert machine["ImageLocation"] == f"euca-images/{machine['ImageId']}"  # its bytes are in Walrus
+        stored = cloud.images.get(machine["ImageId"])
+        assert stored is not None and stored.size == len(b"root.img" * 100) and stored.digest
     finally:
         store.close()
 

@@ -29,7 +29,7 @@ def test_kill_9_under_load_loses_nothing(store: str, tmp_path: Path, request: py
     stop = threading.Event()
     with euca_up(tmp_path, port, database) as proc:
         ec2 = client(tmp_path, port)
-        emi = ec2.register_image(ImageLocation="bucket/box.manifest.xml", Name="box")["ImageId"]
+        emi = ec2.describe_images(Filters=[{"Name": "name", "Values": ["euca-default"]}])["Images"][0]["ImageId"]
 
         def load() -> None:
             rng = random.Random(7)

@@ -356,12 +356,15 @@ def test_user_data_base64_is_checked(alice: Any, box: Box, emi: str) -> None:
 # --- images ---------------------------------------------------------------------------------------
 
 def test_images_and_launch_permissions(alice: Any, bob: Any, ec2: Any, box: Box) -> None:
-    own = alice.register_image(ImageLocation="alice-bucket/app.manifest.xml", Name="app")["ImageId"]
+    own = alice.register_image(ImageLocation=box.upload_bundle("alice", "alice-bucket/app.manifest.xml"),
+                               Name="app")["ImageId"]
     assert own.startswith("emi-")
     with pytest.raises(botocore.exceptions.ClientError) as exc:
-        alice.register_image(ImageLocation="alice-bucket/vmlinuz-6.1.manifest.xml", Name="my-kernel")
+        alice.register_image(ImageLocation=box.upload_bundle("alice", "alice-bucket/vmlinuz-6.1.manifest.xml",
+                                                             image_type="kernel"), Name="my-kernel")
     assert code(exc) == "UnauthorizedOperation"
-    kernel = ec2.register_image(ImageLocation="admin-bucket/vmlinuz-6.1.manifest.xml", Name="kernel-6.1")["ImageId"]
+    kernel = ec2.register_image(ImageLocation=box.upload_bundle("admin", "admin-bucket/vmlinuz-6.1.manifest.xml",
+                                                                image_type="kernel"), Name="kernel-6.1")["ImageId"]
     assert kernel.startswith("eki-")
     mine = alice.describe_images(Owners=["self"])["Images"]
     assert [i["ImageId"] for i in mine] == [own]

@@ -164,8 +164,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                                            CidrIp="0.0.0.0/0")
         a.authorize_security_group_ingress(GroupId=db, IpPermissions=[
             {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "UserIdGroupPairs": [{"GroupName": "a-web"}]}])
-        image = a.register_image(ImageLocation="alice-bucket/a-app.manifest.xml", Name="a-app",
-                                 Description="alice's private app")["ImageId"]
+        image = box.registered(a, box.upload_bundle("alice", "alice-bucket/a-app.manifest.xml"), "a-app",
+                               Description="alice's private app")
         run = a.run_instances(ImageId=image, MinCount=2, MaxCount=2, KeyName="a-key", SecurityGroups=["a-web"],
                               ClientToken="a-token", TagSpecifications=[
                                   {"ResourceType": "instance", "Tags": [{"Key": "a-role", "Value": "a-frontend"}]}])
@@ -398,7 +398,8 @@ def test_names_and_client_tokens_are_per_account(world: World) -> None:
     b.create_security_group(GroupName="a-web", Description="bob's own")
     b.authorize_security_group_ingress(GroupName="a-web", IpProtocol="tcp", FromPort=80, ToPort=80,
                                        CidrIp="0.0.0.0/0")
-    own_image = b.register_image(ImageLocation="bob-bucket/a-app.manifest.xml", Name="a-app")["ImageId"]
+    own_image = b.register_image(ImageLocation=world.box.upload_bundle("bob", "bob-bucket/a-app.manifest.xml"),
+                                 Name="a-app")["ImageId"]
     run = b.run_instances(ImageId=world.emi, MinCount=1, MaxCount=1, KeyName="a-key", SecurityGroups=["a-web"],
                           ClientToken="a-token")
     mine = run["Instances"][0]

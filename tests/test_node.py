@@ -12,7 +12,7 @@ from drivers.protocol import InstanceFiles, InstanceSpec, NcState, NodeError
 from drivers.sim import NodeShape, SimNode
 from euca.node import LocalFiles, NodeController, NodeStorage
 from euca.node.disks import GB, MB, DiskPlan
-from euca.node.images import ImageSource, SourceImage
+from euca.node.images import ImageLocation, ImageSource, SourceImage
 
 
 class SlowFiles:
@@ -21,7 +21,7 @@ class SlowFiles:
     def __init__(self, inner: ImageSource, delay: float) -> None:
         self.inner, self.delay, self.opens = inner, delay, 0
 
-    def open(self, image_id: str, location: str) -> SourceImage:
+    def open(self, image_id: str, location: ImageLocation) -> SourceImage:
         self.opens += 1
         time.sleep(self.delay)
         return self.inner.open(image_id, location)

@@ -17,7 +17,7 @@ import pytest
 from drivers.protocol import InstanceFiles, InstanceSpec, NcState, NodeError
 from drivers.sim import NodeShape, SimNode
 from euca.node import ImageCache, NodeController, NodeStorage, SourceImage
-from euca.node.images import DIGEST, IMAGE
+from euca.node.images import DIGEST, IMAGE, ImageLocation
 from pyx.digest import CHUNK_SIZE, tree_digest_bytes, tree_digest_file
 
 EMI, EKI, ERI = "emi-00000001", "eki-00000001", "eri-00000001"
@@ -53,8 +53,8 @@ class Transit:
         self.damage, self.bad, self.times = damage, bad, times
         self.sent: dict[str, int] = {}
 
-    def open(self, image_id: str, location: str) -> SourceImage:
-        data = Path(location).read_bytes()
+    def open(self, image_id: str, location: ImageLocation) -> SourceImage:
+        data = Path(location.location).read_bytes()
 
         def stream() -> BinaryIO:
             sent = self.sent[image_id] = self.sent.get(image_id, 0) + 1

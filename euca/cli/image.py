@@ -1,9 +1,9 @@
 """``euca image``: register images from local files, list them, deregister them.
 
-A running server sees each change within a second. ``import`` copies the files into the data
-directory (named by their content, so a kernel imported twice is kept and registered once) and
-registers an eki-, an eri- and an emi- as the admin account; ``--kernel-id`` / ``--ramdisk-id``
-launch a new machine image with ones already registered.
+A running server sees each change within a second. ``import`` stores the files in Walrus
+(``euca-images/<image id>``, where nodes download them from; a kernel or ramdisk imported twice is
+kept and registered once) and registers an eki-, an eri- and an emi- as the admin account;
+``--kernel-id`` / ``--ramdisk-id`` launch a new machine image with ones already registered.
 """
 
 from __future__ import annotations
@@ -44,10 +44,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace, store: Store) -> int:
     from euca.services.seed import images_of, import_files
 
-    images = images_of(store)
+    images, stored = images_of(store, Path(args.data_dir))
     if args.action == "list":
         for i in images.all():
-            print("\t".join(["IMAGE", i.image_id, i.location, i.account, "available",
+            print("\t".join(["IMAGE", i.image_id, i.location, i.account, i.state,
                              "public" if i.public else "private", i.architecture, i.kind,
                              i.kernel_id, i.ramdisk_id, i.name]))
         return 0
@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace, store: Store) -> int:
     for path in files:
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
-    done = import_files(images, Path(args.data_dir) / "images", Path(args.root),
+    done = import_files(images, stored, Path(args.root),
                         kernel=Path(args.kernel) if args.kernel else None,
                         ramdisk=Path(args.ramdisk) if args.ramdisk else None,
                         kernel_id=args.kernel_id, ramdisk_id=args.ramdisk_id, name=args.name,

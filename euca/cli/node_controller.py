@@ -1,4 +1,9 @@
-"""``euca node-controller``: run this host's node controller (NC) as an HTTP service on NC_PORT."""
+"""``euca node-controller``: run this host's node controller (NC) as an HTTP service on NC_PORT.
+
+Images come from Walrus: ncRunInstance carries a presigned URL, size and digest for each of the
+instance's images, so the node needs no view of the cloud's data directory. ``--images`` only
+resolves a relative file path that an image record from before Walrus still names.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="default NC_PORT (8775)")
     parser.add_argument("--key", help="the key shared with the cluster (or EUCA_NODE_KEY, or --key-file)")
     parser.add_argument("--key-file", help="a file holding the shared key")
-    parser.add_argument("--images", help="directory that relative image locations are resolved against")
+    parser.add_argument("--images", help="directory that relative file locations (image records from before "
+                        "Walrus) are resolved against; images in Walrus are downloaded by URL")
     parser.add_argument("--log-level", default="info")
 
 
@@ -38,7 +44,7 @@ def _key(args: argparse.Namespace) -> str:
 def build(args: argparse.Namespace) -> tuple[NodeController, int]:
     from drivers.protocol import Driver
     from euca.core.config import Config, load_config
-    from euca.node import LocalFiles, NodeController, NodeStorage
+    from euca.node import ImageSources, LocalFiles, NodeController, NodeStorage
 
     config = load_config(args.config) if args.config else Config()
     driver: Driver
@@ -53,7 +59,8 @@ def build(args: argparse.Namespace) -> tuple[NodeController, int]:
         driver = LibvirtDriver(uri, layout=DomainLayout(config.hypervisor, config.vnet_bridge),
                                instance_path=config.instance_path,
                                overrides=(config.max_cores, config.max_mem, config.max_disk))
-    storage = NodeStorage(config.instance_path, LocalFiles(Path(args.images) if args.images else None),
+    source = ImageSources(LocalFiles(Path(args.images) if args.images else None))
+    storage = NodeStorage(config.instance_path, source,
                           cache_size_mb=config.nc_cache_size, concurrent_disk_ops=config.concurrent_disk_ops,
                           swap_mb=config.swap_size)
     nc = NodeController(driver, storage, name=os.uname().nodename)

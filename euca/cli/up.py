@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from euca.fleet.box import Timings
     from euca.services.cloud import Cloud
     from euca.services.common import ADMIN
+    from euca.services.imaging import keep_images
     from euca.services.seed import first_start
     from euca.store import Store
 
@@ -151,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     ready = f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})"
     # object bodies are as durable as the store's commits: --sync full fsyncs each one too
     walrus = open_walrus(cloud, data_dir, f"{url}/services/Walrus", args.s3_min_free, fsync=args.sync == "full")
+    images = keep_images(cloud.images, walrus, data_dir)  # nodes fetch images from Walrus by presigned URL
     app = create_app(cloud, walrus=walrus)
     if args.s3_port is not None:
         s3 = create_s3_app(cloud, walrus, prefix="", domains=(args.host, "localhost"))
@@ -160,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
         serve(app, args.host, args.port, ready, loop="uvloop", http="httptools",
               log_level="warning", lifespan="on", access_log=False, extra_port=args.s3_port)
     finally:
+        images.close()
         cloud.close()
         store.close()
     return 0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,6 +17,7 @@ import orjson
 
 from drivers.protocol import InstanceSpec, InstanceStatus, NodeError, NodeResources, VolumeAttachment
 from euca.node import auth, wire
+from euca.node.images import Locations, as_location
 
 CALL_TIMEOUT = 20.0  # s per NC call (Eucalyptus 2.0)
 MAX_ANSWER = 16 * 1024 * 1024
@@ -40,8 +40,9 @@ class NodeClient:
         self.key = key
         self.timeout = timeout
 
-    async def run(self, spec: InstanceSpec, locations: Mapping[str, str]) -> None:
-        await self.call("run", {"instance": wire.spec_to_json(spec), "locations": dict(locations)})
+    async def run(self, spec: InstanceSpec, locations: Locations) -> None:
+        await self.call("run", {"instance": wire.spec_to_json(spec),
+                                "locations": {k: as_location(v).to_json() for k, v in locations.items()}})
 
     async def terminate(self, instance_id: str) -> None:
         await self.call("terminate", {"instance_id": instance_id})

@@ -22,7 +22,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -31,6 +31,7 @@ from euca.cluster import ClusterController
 from euca.core.clock import Clock, wall
 from euca.fleet.client import NodeClient, NodeUnreachable
 from euca.node.controller import NodeController
+from euca.node.images import Locations
 
 log = logging.getLogger("euca.fleet.fleet")
 
@@ -59,7 +60,7 @@ class NodeHandle(Protocol):
 
     name: str
 
-    def run(self, spec: InstanceSpec, locations: Mapping[str, str]) -> None: ...
+    def run(self, spec: InstanceSpec, locations: Locations) -> None: ...
 
     def terminate(self, instance_id: str) -> None: ...
 
@@ -88,7 +89,7 @@ class LocalNode:
         self.name = nc.name
         self.clock = clock
 
-    def run(self, spec: InstanceSpec, locations: Mapping[str, str]) -> None:
+    def run(self, spec: InstanceSpec, locations: Locations) -> None:
         self.nc.run(spec, locations)
 
     def terminate(self, instance_id: str) -> None:
@@ -155,7 +156,7 @@ class RemoteNode:
         self._failed: list[tuple[str, str]] = []
         self._lock = threading.Lock()
 
-    def run(self, spec: InstanceSpec, locations: Mapping[str, str]) -> None:
+    def run(self, spec: InstanceSpec, locations: Locations) -> None:
         self._send(spec.instance_id, "run", self.client.run(spec, dict(locations)))
 
     def terminate(self, instance_id: str) -> None:
@@ -292,7 +293,7 @@ class Fleet:
 
     # --- requests --------------------------------------------------------------------------------------
 
-    def launch(self, node: str, spec: InstanceSpec, locations: Mapping[str, str]) -> None:
+    def launch(self, node: str, spec: InstanceSpec, locations: Locations) -> None:
         """ncRunInstance on the node the CC chose. A refusal ends the instance (Teardown), which
         the cloud then terminates."""
         now = self.clock()

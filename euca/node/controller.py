@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from drivers.protocol import (
 )
 from euca.core.clock import Clock, wall
 from euca.node.disks import InstanceDisks
-from euca.node.images import ImageCache, ImageSource, Progress
+from euca.node.images import ImageCache, ImageSource, Locations, Progress
 
 log = logging.getLogger("euca.node")
 
@@ -53,7 +52,7 @@ class NodeStorage:
         self.cache = ImageCache(path / "eucalyptus" / "cache", cache_size_mb, source, self.disk_ops, clock, progress)
         self.disks = InstanceDisks(path, swap_mb)
 
-    def stage(self, spec: InstanceSpec, locations: Mapping[str, str]) -> None:
+    def stage(self, spec: InstanceSpec, locations: Locations) -> None:
         """Fetch (or verify) the instance's emi, eki and eri and build its directory."""
         wanted = [i for i in (spec.image_id, spec.kernel_id, spec.ramdisk_id) if i]
         missing = [i for i in wanted if not locations.get(i)]
@@ -115,7 +114,7 @@ class NodeController:
 
     # --- requests from the cluster controller -------------------------------------------------------
 
-    def run(self, spec: InstanceSpec, locations: Mapping[str, str] | None = None, *, wait: bool = False) -> None:
+    def run(self, spec: InstanceSpec, locations: Locations | None = None, *, wait: bool = False) -> None:
         """ncRunInstance. With storage the instance is Staging while its images and disks are made
         in the background (``wait`` makes that synchronous); without it the driver starts it now."""
         with self._lock:
@@ -277,7 +276,7 @@ class NodeController:
 
     # --- internals ----------------------------------------------------------------------------------
 
-    def _stage_and_start(self, spec: InstanceSpec, locations: dict[str, str]) -> None:
+    def _stage_and_start(self, spec: InstanceSpec, locations: Locations) -> None:
         assert self.storage is not None
         try:
             self.storage.stage(spec, locations)

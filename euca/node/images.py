@@ -8,8 +8,12 @@ CONCURRENT_DISK_OPS copies, digests and disk builds run at once. At every start 
 checked against its recorded ``tree-sha256`` digest (``pyx.digest``); a copy that went bad on
 disk, or an image re-registered with other bytes, is purged and fetched again.
 
-Where images come from is an :class:`ImageSource`: today the data directory's files that
-``euca image import`` registered (:class:`LocalFiles`); Walrus slots in behind the same call.
+Where images come from is an :class:`ImageSource`. The cloud keeps every image in Walrus and hands
+the node, for each of an instance's emi, eki and eri, an :class:`ImageLocation`: a presigned GET URL
+(valid for three hours, as Eucalyptus 4 gave its nodes) with the image's size and ``tree-sha256``
+digest as the cloud recorded them. :class:`HttpImages` streams such a URL to disk; :class:`LocalFiles`
+reads a file on this host (records from before Walrus, and tests); :class:`ImageSources` picks by
+the location's form.
 """
 
 from __future__ import annotations
@@ -17,13 +21,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import threading
 import time
-from collections.abc import Callable
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from drivers.protocol import NodeError
 from euca.core.clock import Clock, wall
@@ -38,6 +45,44 @@ PROGRESS_FROM = 256 * MB  # images at least this large log their digest progress
 IMAGE, DIGEST, STAGING = "image", "image-digest", "image-staging"
 
 Progress = Callable[[str, int, int], None]
+FETCH_TIMEOUT = 60.0  # s without a byte from Walrus before a download is given up
+
+
+@dataclass(frozen=True)
+class ImageLocation:
+    """Where a node fetches one image and what it must get: ``location`` is a presigned Walrus
+    URL (or a file on the node); ``size`` (bytes, -1 unknown) and ``digest`` (``tree-sha256``,
+    "" unknown) are what the cloud recorded when it stored the image."""
+
+    location: str
+    size: int = -1
+    digest: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"location": self.location, "size": self.size, "digest": self.digest}
+
+    @classmethod
+    def from_json(cls, value: object) -> ImageLocation:
+        """A location as ncRunInstance carries it: an object, or bare text (a file path)."""
+        if isinstance(value, str):
+            return cls(value)
+        if isinstance(value, dict) and isinstance(value.get("location"), str):
+            size, digest = value.get("size", -1), value.get("digest", "")
+            if isinstance(size, int) and not isinstance(size, bool) and isinstance(digest, str):
+                return cls(value["location"], size, digest)
+        raise ValueError("an image location is text or {location, size, digest}")
+
+
+Locations = Mapping[str, "ImageLocation | str"]  # image id -> where; bare text is a file path
+
+
+def as_location(value: ImageLocation | str) -> ImageLocation:
+    return value if isinstance(value, ImageLocation) else ImageLocation(value)
+
+
+def shown(location: str) -> str:
+    """A location fit for a log or an error: a URL without its query (the signature)."""
+    return location.split("?", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -53,10 +98,10 @@ class SourceImage:
 
 
 class ImageSource(Protocol):
-    """Where a node fetches images from. ``location`` is what the image was registered with (a file
-    that ``euca image import`` wrote, later a Walrus bucket/manifest)."""
+    """Where a node fetches images from: what the cloud handed it for the image (no bytes are
+    read yet; the cache opens ``stream`` or copies ``path`` only when it has no good copy)."""
 
-    def open(self, image_id: str, location: str) -> SourceImage: ...
+    def open(self, image_id: str, location: ImageLocation) -> SourceImage: ...
 
 
 class LocalFiles:
@@ -67,16 +112,18 @@ class LocalFiles:
         self.root = root
         self._lock = threading.Lock()
 
-    def open(self, image_id: str, location: str) -> SourceImage:
-        path = Path(location)
+    def open(self, image_id: str, location: ImageLocation) -> SourceImage:
+        path = Path(location.location)
         if not path.is_absolute() and self.root is not None:
             path = self.root / path
         try:
             st = path.stat()
         except OSError:
-            raise NodeError(f"{image_id}: image file {location!r} is not on this node") from None
+            raise NodeError(f"{image_id}: image file {location.location!r} is not on this node") from None
         if not path.is_file():
-            raise NodeError(f"{image_id}: {location!r} is not an image file")
+            raise NodeError(f"{image_id}: {location.location!r} is not an image file")
+        if location.digest:  # what the cloud recorded: the copy is checked against it
+            return SourceImage(image_id, st.st_size, location.digest, path=path)
         stamp = f"{st.st_size} {st.st_mtime_ns}"
         sidecar = path.with_name(path.name + ".tree-sha256")
         with self._lock:
@@ -91,6 +138,50 @@ class LocalFiles:
             with contextlib.suppress(OSError):
                 sidecar.write_text(f"{stamp}\n{digest}\n")
         return SourceImage(image_id, st.st_size, digest, path=path)
+
+
+class HttpImages:
+    """Images downloaded from the URLs the cloud hands out (presigned Walrus GETs): nothing is
+    fetched until the cache asks for the stream, which it copies to disk through a fixed buffer.
+    A refused URL (expired, tampered with, the object gone) is a NodeError naming the image and
+    Walrus's answer; the URL's signature never appears in a message."""
+
+    def __init__(self, timeout: float = FETCH_TIMEOUT) -> None:
+        self.timeout = timeout
+
+    def open(self, image_id: str, location: ImageLocation) -> SourceImage:
+        if location.size < 0 or not location.digest:
+            raise NodeError(f"{image_id}: the cloud gave no size and digest for {shown(location.location)}")
+
+        def stream() -> BinaryIO:
+            try:
+                answer = urllib.request.urlopen(location.location, timeout=self.timeout)
+            except urllib.error.HTTPError as exc:
+                with exc:
+                    said = exc.read(4096).decode(errors="replace")
+                code = re.search(r"<Code>([^<]*)</Code>", said)
+                message = re.search(r"<Message>([^<]*)</Message>", said)
+                why = ": ".join(m.group(1) for m in (code, message) if m) or exc.reason
+                raise NodeError(f"{image_id}: Walrus refused the download of {shown(location.location)} "
+                                f"(HTTP {exc.code}: {why})") from None
+            except (urllib.error.URLError, OSError) as exc:
+                reason = getattr(exc, "reason", exc)
+                raise NodeError(f"{image_id}: cannot download {shown(location.location)}: {reason}") from None
+            return cast(BinaryIO, answer)
+
+        return SourceImage(image_id, location.size, location.digest, stream=stream)
+
+
+class ImageSources:
+    """A node's sources by the location's form: ``http(s)://`` from Walrus, anything else a file."""
+
+    def __init__(self, files: ImageSource | None = None, http: ImageSource | None = None) -> None:
+        self.files = files or LocalFiles()
+        self.http = http or HttpImages()
+
+    def open(self, image_id: str, location: ImageLocation) -> SourceImage:
+        web = location.location.startswith(("http://", "https://"))
+        return (self.http if web else self.files).open(image_id, location)
 
 
 class ImageCache:
@@ -120,9 +211,10 @@ class ImageCache:
     def path(self, image_id: str) -> Path:
         return self.root / image_id / IMAGE
 
-    def acquire(self, image_id: str, location: str) -> Path:
+    def acquire(self, image_id: str, location: ImageLocation | str) -> Path:
         """The image's file in the cache, verified and pinned until :meth:`release`. Waits while
         another start stages the same image."""
+        location = as_location(location)
         slot = self._slot(image_id)
         deadline = time.monotonic() + STAGING_WAIT
         with self._cond:
@@ -212,12 +304,19 @@ class ImageCache:
             if source.path is not None:
                 shutil.copyfile(source.path, partial)
             elif source.stream is not None:
-                with source.stream() as src, open(partial, "wb") as dst:
-                    shutil.copyfileobj(src, dst, 1 * MB)
+                try:
+                    with source.stream() as src, open(partial, "wb") as dst:
+                        shutil.copyfileobj(src, dst, 1 * MB)
+                except NodeError:
+                    partial.unlink(missing_ok=True)
+                    raise
+                except OSError as exc:  # the connection dropped mid-way, or the disk filled
+                    partial.unlink(missing_ok=True)
+                    raise NodeError(f"{image_id}: download failed: {exc}") from None
             else:
                 raise NodeError(f"{image_id}: the image source gave neither a file nor a stream")
             got = self._digest(image_id, partial)
-            if got != source.digest:
+            if got != source.digest or (source.size >= 0 and partial.stat().st_size != source.size):
                 partial.unlink(missing_ok=True)
                 raise NodeError(f"{image_id}: downloaded image does not match its digest")
             (target.parent / DIGEST).write_text(source.digest + "\n")

@@ -25,6 +25,7 @@ from drivers.protocol import NodeError, VolumeAttachment
 from euca.core.clock import Clock, wall
 from euca.node import auth, wire
 from euca.node.controller import NodeController
+from euca.node.images import ImageLocation
 
 log = logging.getLogger("euca.node.service")
 
@@ -41,9 +42,9 @@ def _run(nc: NodeController, body: Any) -> Any:
     if not isinstance(body, dict) or not isinstance(body.get("instance"), dict):
         raise ValueError("the body must be an object with an instance")
     locations = body.get("locations") or {}
-    if not isinstance(locations, dict) or not all(isinstance(v, str) for v in locations.values()):
-        raise ValueError("locations must map image ids to text")
-    nc.run(wire.spec_from_json(body["instance"]), locations)
+    if not isinstance(locations, dict):
+        raise ValueError("locations must map image ids to their locations")
+    nc.run(wire.spec_from_json(body["instance"]), {k: ImageLocation.from_json(v) for k, v in locations.items()})
     return {}
 
 

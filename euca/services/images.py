@@ -1,33 +1,51 @@
 """Images: machine images (emi-), kernels (eki-) and ramdisks (eri-), with launch permissions.
 
-Only administrators register kernels and ramdisks. Until Walrus lands, an image's location is
-recorded as given (a bundle manifest path, or the files ``euca image import`` copied into the
-data directory); the image type is read from the manifest's name as euca-bundle-image names them.
+Every image's bytes are in Walrus, under the cloud's own bucket (``euca-images/<image id>``) with
+their size and ``tree-sha256`` digest recorded here; nodes download them by presigned URL
+(``euca.services.imaging``). They get there two ways:
+
+* RegisterImage names a bundle's manifest in Walrus (``bucket/prefix.manifest.xml``, what
+  ``euca bundle-image`` and ``euca upload-bundle`` made). The caller must be able to read it,
+  else ``InvalidManifest``: the code AWS answers an unreadable manifest with ("HTTP 403
+  (Forbidden) response for URL ...: check your manifest path"), rather than AuthFailure, which EC2
+  keeps for the request's own credentials. The manifest's type (``<type>``, or ``kernel_id`` /
+  ``ramdisk_id`` of ``true``) says machine, kernel or ramdisk, and only administrators register
+  kernels and ramdisks. The image is ``pending`` while the cloud checks the manifest's signature
+  and unbundles it off the request path, then ``available``, or ``failed`` with the reason in its
+  StateReason.
+* ``euca image import`` and the default image of a new cloud store local files directly
+  (``euca.services.seed``): ``available`` at once, location ``euca-images/<image id>``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+import orjson
 
 from euca.core.errors import (
     InvalidAMIAttributeItemValue,
     InvalidAMIIDMalformed,
     InvalidAMIIDNotFound,
+    InvalidAMIIDUnavailable,
     InvalidAMINameDuplicate,
+    InvalidManifest,
     InvalidParameterCombination,
     InvalidParameterValue,
     MissingParameter,
     UnauthorizedOperation,
 )
 from euca.core.text import printable
+from euca.node.images import ImageLocation
 from euca.services.accounts import Accounts
 from euca.services.common import ADMIN, Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
 from euca.services.tags import Tags
 from euca.store import Store
 
 PREFIX = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
+PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
 ATTRIBUTES = ("launchPermission", "description", "kernel", "ramdisk", "productCodes", "blockDeviceMapping")
 
 
@@ -45,9 +63,48 @@ class Image:
     public: bool = False
     launch: list[str] = field(default_factory=list)  # account ids allowed to launch
     created: float = 0.0
+    state: str = AVAILABLE  # pending while the cloud unbundles it; failed with ``reason``
+    reason: str = ""
+    size: int = -1  # bytes of the image in Walrus (-1: a record from before Walrus, not stored)
+    digest: str = ""  # its tree-sha256
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def stored(self) -> bool:
+        return self.size >= 0 and bool(self.digest)
+
+
+@dataclass(frozen=True)
+class ManifestFacts:
+    """What RegisterImage reads from a manifest before anything is verified (the worker checks the
+    signature later and fails the image if the verified manifest says otherwise)."""
+
+    kind: str
+    architecture: str = ""
+    kernel_id: str = ""
+    ramdisk_id: str = ""
+
+
+class ImageBytes(Protocol):
+    """Where images' bytes live (``euca.services.imaging.ImageStore`` over Walrus)."""
+
+    def manifest_facts(self, caller: Caller, location: str) -> ManifestFacts:
+        """Read the manifest as the caller would; InvalidManifest if they cannot."""
+        ...
+
+    def submit(self, image_id: str) -> None:
+        """Unbundle a pending image off the request path."""
+        ...
+
+    def node_location(self, image: Image) -> ImageLocation:
+        """What a node fetches the image with: a presigned URL, the size and the digest."""
+        ...
+
+    def discard(self, image_id: str) -> None:
+        """The image is deregistered: its bytes go."""
+        ...
 
 
 def kind_of_location(location: str) -> str:
@@ -62,6 +119,7 @@ def kind_of_location(location: str) -> str:
 class Images:
     def __init__(self, store: Store, ids: Ids, accounts: Accounts, tags: Tags) -> None:
         self._store, self._ids, self._accounts, self._tags = store, ids, accounts, tags
+        self.bytes: ImageBytes | None = None  # Walrus, once the cloud keeps images there
         self._images: dict[str, Image] = {}
         for _, _, body in store.load("image"):
             img = Image(**body)
@@ -102,22 +160,16 @@ class Images:
             raise UnauthorizedOperation(f"You are not the owner of {image_id}")
         return img
 
-    def register(self, caller: Caller, location: str, name: str | None = None, description: str = "",
-                 architecture: str | None = None, kernel_id: str | None = None, ramdisk_id: str | None = None,
-                 kind: str | None = None, public: bool = False) -> str:
-        if not location or len(location) > 1024 or not location.isprintable():
-            raise MissingParameter("The request must contain the parameter ImageLocation")
-        kind = kind or kind_of_location(location)
+    def _checked(self, caller: Caller, kind: str, name: str, description: str, architecture: str,
+                 kernel_id: str, ramdisk_id: str) -> None:
         if kind != "machine" and not caller.admin:
             raise UnauthorizedOperation(f"Only administrators can register {kind} images")
-        name = name or location.rsplit("/", 1)[-1].removesuffix(".manifest.xml")
         if not 3 <= len(name) <= 128 or not name.isprintable():
             raise InvalidParameterValue("image names are 3-128 printable characters")
         if any(i.name == name and i.account == caller.account for i in self._images.values()):
             raise InvalidAMINameDuplicate(f"AMI name {name} is already in use by {caller.account}")
         if not printable(description, 255):
             raise InvalidParameterValue("Description: at most 255 printable characters")
-        architecture = architecture or "x86_64"
         if architecture not in ("i386", "x86_64"):
             raise InvalidParameterValue(f"architecture {architecture[:32]}: i386 or x86_64")
         if kind != "machine" and (kernel_id or ramdisk_id):
@@ -126,13 +178,92 @@ class Images:
             self.visible(caller, kernel_id, "kernel")
         if ramdisk_id:
             self.visible(caller, ramdisk_id, "ramdisk")
+
+    def register(self, caller: Caller, location: str, name: str | None = None, description: str = "",
+                 architecture: str | None = None, kernel_id: str | None = None, ramdisk_id: str | None = None,
+                 public: bool = False) -> str:
+        """RegisterImage: a bundle's manifest in Walrus. The image is pending until the cloud has
+        unbundled it; its type, and unless given its architecture, kernel and ramdisk, are the
+        manifest's."""
+        if not location or len(location) > 1024 or not location.isprintable():
+            raise MissingParameter("The request must contain the parameter ImageLocation")
+        if self.bytes is None:
+            raise InvalidManifest(f"The manifest {location[:256]} is not accessible: this cloud has no Walrus")
+        facts = self.bytes.manifest_facts(caller, location)
+        kind = facts.kind
+        name = name or location.rsplit("/", 1)[-1].removesuffix(".manifest.xml")
+        architecture = architecture or facts.architecture or "x86_64"
+        if kind == "machine":
+            kernel_id = kernel_id or facts.kernel_id or None
+            ramdisk_id = ramdisk_id or facts.ramdisk_id or None
+        self._checked(caller, kind, name, description, architecture, kernel_id or "", ramdisk_id or "")
+        image_id = self._record(caller, kind, location, name, description, architecture, kernel_id or "",
+                                ramdisk_id or "", public, PENDING)
+        self.bytes.submit(image_id)
+        return image_id
+
+    def new_id(self, kind: str) -> str:
+        """An image id issued now, for bytes stored before their record is written (an import)."""
         with self._store.transaction() as tx:
-            img = Image(self._ids.new(PREFIX[kind], tx), caller.account, kind, location, name, description,
-                        architecture, kernel_id or "", ramdisk_id or "", public, [], time.time())
+            return self._ids.new(PREFIX[kind], tx)
+
+    def add(self, caller: Caller, image_id: str, location: str, name: str, size: int, digest: str,
+            description: str = "", architecture: str = "x86_64", kernel_id: str | None = None,
+            ramdisk_id: str | None = None, public: bool = False) -> str:
+        """An image whose bytes are already stored (``size`` bytes, ``digest`` their tree-sha256):
+        available at once. ``image_id`` comes from :meth:`new_id`; its prefix says the kind."""
+        kind = next(k for k, p in PREFIX.items() if image_id.startswith(p + "-"))
+        self._checked(caller, kind, name, description, architecture, kernel_id or "", ramdisk_id or "")
+        return self._record(caller, kind, location, name, description, architecture, kernel_id or "",
+                            ramdisk_id or "", public, AVAILABLE, image_id=image_id, size=size, digest=digest)
+
+    def _record(self, caller: Caller, kind: str, location: str, name: str, description: str, architecture: str,
+                kernel_id: str, ramdisk_id: str, public: bool, state: str, image_id: str = "", size: int = -1,
+                digest: str = "") -> str:
+        with self._store.transaction() as tx:
+            img = Image(image_id or self._ids.new(PREFIX[kind], tx), caller.account, kind, location, name,
+                        description, architecture, kernel_id, ramdisk_id, public, [], time.time(), state, "",
+                        size, digest)
             tx.put("image", img.image_id, img.account, img.body())
             tx.changed("image")
         self._images[img.image_id] = img
         return img.image_id
+
+    # --- what the unbundling worker and RunInstances use ---------------------------------------------
+
+    def get(self, image_id: str) -> Image | None:
+        return self._images.get(image_id)
+
+    def pending(self) -> list[Image]:
+        return [i for i in self.all() if i.state == PENDING]
+
+    def settle(self, image_id: str, state: str, reason: str = "", size: int = -1, digest: str = "") -> bool:
+        """A pending image is available (its bytes stored) or failed. False if it was deregistered
+        meanwhile (its bytes are then the caller's to remove)."""
+        with self._store.transaction() as tx:
+            row = tx.execute("SELECT body FROM records WHERE kind = 'image' AND id = ?", (image_id,)).fetchone()
+            if row is None:
+                return False
+            body = orjson.loads(row[0]) | {"state": state, "reason": reason, "size": size, "digest": digest}
+            tx.put("image", image_id, body["account"], body)
+        img = self._images.get(image_id)
+        if img is not None:
+            img.state, img.reason, img.size, img.digest = state, reason, size, digest
+        return True
+
+    def launchable(self, img: Image) -> Image:
+        """RunInstances' check: only an available image is launched."""
+        if img.state != AVAILABLE:
+            raise InvalidAMIIDUnavailable(f"The image {img.image_id} is {img.state}"
+                                          + (f": {img.reason}" if img.reason else ""))
+        return img
+
+    def node_location(self, img: Image) -> ImageLocation | str:
+        """What a node fetches the image with: a presigned URL with size and digest for an image
+        in Walrus; a record from before Walrus names a file."""
+        if self.bytes is not None and img.stored:
+            return self.bytes.node_location(img)
+        return img.location
 
     def deregister(self, caller: Caller, image_id: str) -> None:
         img = self._owned(caller, image_id)
@@ -141,6 +272,8 @@ class Images:
             self._tags.drop_in(tx, img.image_id)
             tx.changed("image")
         del self._images[img.image_id]
+        if self.bytes is not None and (img.stored or img.state == PENDING):
+            self.bytes.discard(img.image_id)
 
     def describe(self, caller: Caller, image_ids: list[str] | None, owners: list[str] | None,
                  executable_by: list[str] | None, filters: Any) -> list[dict[str, Any]]:
@@ -174,20 +307,22 @@ class Images:
             owner = self._owner_id(i.account)
             tags = self._tags.of(i.image_id)
             fields = {"image-id": [i.image_id], "image-type": [i.kind], "name": [i.name], "owner-id": [owner],
-                      "state": ["available"], "is-public": ["true" if i.public else "false"],
+                      "state": [i.state], "is-public": ["true" if i.public else "false"],
                       "architecture": [i.architecture], "kernel-id": [i.kernel_id], "ramdisk-id": [i.ramdisk_id],
                       "manifest-location": [i.location], "description": [i.description],
                       "root-device-type": ["instance-store"], "owner-alias": [i.account]}
             if matches(chosen, lambda n, f=fields, t=tags: f.get(n) or tag_fields(t, n)):  # type: ignore[misc]
                 out.append({
-                    "ImageId": i.image_id, "ImageLocation": i.location, "State": "available", "OwnerId": owner,
+                    "ImageId": i.image_id, "ImageLocation": i.location, "State": i.state, "OwnerId": owner,
                     "Public": i.public, "Architecture": i.architecture, "ImageType": i.kind,
                     "KernelId": i.kernel_id or None, "RamdiskId": i.ramdisk_id or None, "Name": i.name,
                     "Description": i.description or None, "RootDeviceType": "instance-store",
                     "RootDeviceName": "/dev/sda1", "VirtualizationType": "paravirtual", "Hypervisor": "xen",
                     "ImageOwnerAlias": i.account,
                     "CreationDate": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(i.created)),
-                    "Tags": tag_list(tags)})
+                    "Tags": tag_list(tags),
+                    "StateReason": {"Code": "Client.InvalidManifest" if i.state == FAILED else "pending",
+                                    "Message": i.reason} if i.state != AVAILABLE else None})
         return out
 
     def _owner_id(self, account: str) -> str:

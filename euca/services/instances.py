@@ -218,11 +218,11 @@ class Instances:
         vmtype = p.get("InstanceType") or "m1.small"
         if vmtype not in self._cc.vmtypes:
             raise InvalidParameterValue(f"Invalid value '{vmtype[:32]}' for InstanceType")
-        image = self._images.visible(caller, image_id, "machine")
+        image = self._images.launchable(self._images.visible(caller, image_id, "machine"))
         kernel_id = p.get("KernelId") or image.kernel_id
         ramdisk_id = p.get("RamdiskId") or image.ramdisk_id
-        kernel = self._images.visible(caller, kernel_id, "kernel") if kernel_id else None
-        ramdisk = self._images.visible(caller, ramdisk_id, "ramdisk") if ramdisk_id else None
+        kernel = self._images.launchable(self._images.visible(caller, kernel_id, "kernel")) if kernel_id else None
+        ramdisk = self._images.launchable(self._images.visible(caller, ramdisk_id, "ramdisk")) if ramdisk_id else None
         key_name = p.get("KeyName") or ""
         if key_name and self._keypairs.get(caller.account, key_name) is None:
             raise InvalidKeyPairNotFound(f"The key pair '{key_name[:255]}' does not exist")
@@ -290,7 +290,8 @@ class Instances:
             self._instances[inst.instance_id] = inst
         # The records are durable before any node hears of them: a crash in between leaves instances
         # that no node reports, which the cloud ends after INSTANCE_TIMEOUT + SHUT_DOWN_TIME.
-        locations = {i.image_id: i.location for i in (image, kernel, ramdisk) if i is not None}
+        # each node downloads the images from Walrus by presigned URL, checking size and digest
+        locations = {i.image_id: self._images.node_location(i) for i in (image, kernel, ramdisk) if i is not None}
         for inst in created:
             self._box.fleet.launch(inst.node, self._spec(inst), locations)
         return self._reservation(caller, created)

@@ -1,23 +1,24 @@
 """What the administrator puts into a cloud from local files: nodes of a fresh box, and images.
 
 ``euca up`` seeds a fresh data directory with its nodes and a public default machine image (a
-kernel, a ramdisk and a root disk it writes itself, which the box's simulated nodes boot), so a
+kernel, a ramdisk and a root disk it makes itself, which the box's simulated nodes boot), so a
 newcomer can run an instance the moment the cloud is up. ``euca image import`` registers images
-from files the same way.
+from files the same way. Either way the bytes go into Walrus (``euca-images/<image id>``), where
+every image is, and the image is available at once.
 """
 
 from __future__ import annotations
 
-import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 from euca.services.accounts import Accounts
 from euca.services.common import ADMIN, Ids
-from euca.services.images import Image, Images
+from euca.services.images import AVAILABLE, Image, Images
+from euca.services.imaging import IMAGES_BUCKET, ImageStore
 from euca.services.tags import Tags
 from euca.store import Store
+from pyx.digest import tree_digest_bytes, tree_digest_file
 
 DEFAULT_IMAGE = "euca-default"
 # What the default image's files hold: enough bytes to have a digest; the box's nodes never read them.
@@ -37,68 +38,74 @@ class Imported:
     ramdisk: str
 
 
-def images_of(store: Store) -> Images:
+def images_of(store: Store, data_dir: Path) -> tuple[Images, ImageStore]:
+    """The store's images, and Walrus under ``data_dir`` to keep their bytes in."""
+    from euca.api.s3 import AccountDirectory
+    from euca.walrus import Walrus
+
     accounts = Accounts(store)
     if accounts.get(ADMIN) is None:
         accounts.create(ADMIN, admin=True)
-    return Images(store, Ids(store), accounts, Tags(store))
+    images = Images(store, Ids(store), accounts, Tags(store))
+    walrus = Walrus(store, data_dir / "walrus", AccountDirectory(accounts))
+    stored = ImageStore(walrus, images, data_dir)
+    images.bytes = stored
+    return images, stored
 
 
-def _copy_in(path: Path, target: Path) -> Path:
-    """The file under the data directory, named by its content so that the same file is kept once."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    stored = target / f"{digest.hexdigest()[:16]}-{path.name}"
-    if not stored.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        partial = stored.with_name(stored.name + ".partial")
-        shutil.copyfile(path, partial)
-        partial.replace(stored)
-    return stored
+def _digest(body: Path | bytes) -> str:
+    return tree_digest_file(body) if isinstance(body, Path) else tree_digest_bytes(body)
 
 
-def _registered(images: Images, location: str, kind: str) -> Image | None:
-    return next((i for i in images.all() if i.location == location and i.kind == kind), None)
+def _same(images: Images, kind: str, digest: str) -> Image | None:
+    return next((i for i in images.all() if i.kind == kind and i.digest == digest and i.state == AVAILABLE), None)
 
 
-def import_files(images: Images, target: Path, root: Path, *, kernel: Path | None = None,
-                 ramdisk: Path | None = None, kernel_id: str | None = None, ramdisk_id: str | None = None,
+def store_image(images: Images, stored: ImageStore, kind: str, body: Path | bytes, name: str, *,
+                kernel_id: str | None = None, ramdisk_id: str | None = None, public: bool = True) -> str:
+    """Put the bytes into Walrus and register them as the admin account: an image id, available."""
+    admin = images.admin_caller()
+    image_id = images.new_id(kind)
+    size, digest = stored.put(image_id, body)
+    try:
+        return images.add(admin, image_id, f"{IMAGES_BUCKET}/{image_id}", name, size, digest, kernel_id=kernel_id,
+                          ramdisk_id=ramdisk_id, public=public)
+    except BaseException:
+        stored.discard(image_id)
+        raise
+
+
+def import_files(images: Images, stored: ImageStore, root: Path | bytes, *, kernel: Path | bytes | None = None,
+                 ramdisk: Path | bytes | None = None, kernel_id: str | None = None, ramdisk_id: str | None = None,
                  name: str | None = None, public: bool = True) -> Imported:
-    """Copy the files into ``target`` and register them as the admin account. A kernel or ramdisk
-    file that is already registered (same content) is reused, as is one named by id."""
+    """Store the files in Walrus and register them as the admin account. A kernel or ramdisk that
+    is already registered (same content) is reused, as is one named by id."""
     admin = images.admin_caller()
     parts: dict[str, str] = {}
-    for kind, path, given in (("kernel", kernel, kernel_id), ("ramdisk", ramdisk, ramdisk_id)):
+    for kind, body, given in (("kernel", kernel, kernel_id), ("ramdisk", ramdisk, ramdisk_id)):
         if given:
             parts[kind] = images.visible(admin, given, kind).image_id
             continue
-        if path is None:
+        if body is None:
             raise ValueError(f"give --{kind} FILE or --{kind}-id {'eki' if kind == 'kernel' else 'eri'}-...")
-        stored = str(_copy_in(path, target))
-        found = _registered(images, stored, kind)
-        parts[kind] = found.image_id if found is not None else images.register(
-            admin, stored, name=f"{path.name}-{Path(stored).name[:8]}", kind=kind, public=public)
-    stored_root = str(_copy_in(root, target))
-    machine = images.register(admin, stored_root, name=name or root.name, kind="machine", public=public,
-                              kernel_id=parts["kernel"], ramdisk_id=parts["ramdisk"])
+        digest = _digest(body)
+        found = _same(images, kind, digest)
+        label = body.name if isinstance(body, Path) else f"{DEFAULT_IMAGE}-{kind}"
+        parts[kind] = found.image_id if found is not None else store_image(
+            images, stored, kind, body, f"{label}-{digest[:8]}", public=public)
+    machine = store_image(images, stored, "machine", root,
+                          name or (root.name if isinstance(root, Path) else DEFAULT_IMAGE),
+                          kernel_id=parts["kernel"], ramdisk_id=parts["ramdisk"], public=public)
     return Imported(machine, parts["kernel"], parts["ramdisk"])
 
 
-def default_image(images: Images, data_dir: Path) -> Imported:
+def default_image(images: Images, stored: ImageStore) -> Imported:
     """The public default machine image, registered on first use and found again after that."""
     found = next((i for i in images.all() if i.name == DEFAULT_IMAGE and i.kind == "machine"), None)
     if found is not None:
         return Imported(found.image_id, found.kernel_id, found.ramdisk_id)
-    source = data_dir / "images" / "default"
-    source.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for kind, content in _DEFAULT_FILES.items():
-        files[kind] = source / f"{DEFAULT_IMAGE}-{kind}.img"
-        files[kind].write_bytes(content)
-    return import_files(images, data_dir / "images", files["machine"], kernel=files["kernel"],
-                        ramdisk=files["ramdisk"], name=DEFAULT_IMAGE)
+    return import_files(images, stored, _DEFAULT_FILES["machine"], kernel=_DEFAULT_FILES["kernel"],
+                        ramdisk=_DEFAULT_FILES["ramdisk"], name=DEFAULT_IMAGE)
 
 
 def first_start(store: Store, data_dir: Path, nodes: int, cores: int, memory: int, disk: int) -> Imported | None:
@@ -112,7 +119,7 @@ def first_start(store: Store, data_dir: Path, nodes: int, cores: int, memory: in
         with store.transaction() as tx:
             for i in range(1, nodes + 1):
                 tx.put("node", f"node{i:02d}", ADMIN, {"cores": cores, "memory": memory, "disk": disk})
-    image = default_image(images_of(store), data_dir)
+    image = default_image(*images_of(store, data_dir))
     with store.transaction() as tx:
         tx.set_meta("initialised", "1")
     return image
