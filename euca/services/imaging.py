@@ -284,8 +284,8 @@ class ImageStore:
         try:
             info, body = self.walrus.open_object(admin, bucket, key)
         except AccessDenied:
-            raise ImageFailure(f"the cloud cannot read the manifest {image.location}: upload the bundle with the "
-                               "aws-exec-read ACL (euca upload-bundle's default)") from None
+            raise ImageFailure(f"the cloud cannot read the manifest {image.location}: it is gone, or was uploaded "
+                               "without the aws-exec-read ACL (euca upload-bundle's default)") from None
         except S3Error as exc:
             raise ImageFailure(f"the manifest {image.location} is not accessible ({exc.code})") from None
         with body:
