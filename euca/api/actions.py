@@ -287,3 +287,90 @@ def modify_instance_metadata_options(c: Cloud, who: Caller, p: Params) -> Result
 
 
 ACTIONS["ModifyInstanceMetadataOptions"] = modify_instance_metadata_options
+
+
+# --- EBS: volumes and snapshots (euca.services.volumes, euca.services.snapshots) ----------------------
+
+def create_volume(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.volumes.create(who, p)
+
+
+def describe_volumes(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.volumes.describe(who, p)
+
+
+def delete_volume(c: Cloud, who: Caller, p: Params) -> Result:
+    c.volumes.delete(who, _need(p, "VolumeId"))
+    return {}
+
+
+def attach_volume(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.volumes.attach(who, _need(p, "VolumeId"), _need(p, "InstanceId"), _need(p, "Device"))
+
+
+def detach_volume(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.volumes.detach(who, _need(p, "VolumeId"), p.get("InstanceId"), p.get("Device"), bool(p.get("Force")))
+
+
+def describe_volume_status(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.volumes.status(who, p)
+
+
+def describe_volume_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.volumes.attribute(who, _need(p, "VolumeId"), _need(p, "Attribute"))
+
+
+def modify_volume_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    c.volumes.modify_attribute(who, _need(p, "VolumeId"), p.get("AutoEnableIO"))
+    return {}
+
+
+def create_snapshot(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.snapshots.create(who, _need(p, "VolumeId"), p.get("Description") or "", p.get("TagSpecifications"))
+
+
+def describe_snapshots(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.snapshots.describe(who, p)
+
+
+def delete_snapshot(c: Cloud, who: Caller, p: Params) -> Result:
+    c.snapshots.delete(who, _need(p, "SnapshotId"))
+    return {}
+
+
+def copy_snapshot(c: Cloud, who: Caller, p: Params) -> Result:
+    _need(p, "SourceSnapshotId")
+    return c.snapshots.copy(who, p, c.zones.region)
+
+
+def describe_snapshot_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    return c.snapshots.attribute(who, _need(p, "SnapshotId"), _need(p, "Attribute"))
+
+
+def modify_snapshot_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    c.snapshots.modify(who, p)
+    return {}
+
+
+def reset_snapshot_attribute(c: Cloud, who: Caller, p: Params) -> Result:
+    c.snapshots.reset(who, _need(p, "SnapshotId"), _need(p, "Attribute"))
+    return {}
+
+
+ACTIONS.update({
+    "CreateVolume": create_volume,
+    "DescribeVolumes": describe_volumes,
+    "DeleteVolume": delete_volume,
+    "AttachVolume": attach_volume,
+    "DetachVolume": detach_volume,
+    "DescribeVolumeStatus": describe_volume_status,
+    "DescribeVolumeAttribute": describe_volume_attribute,
+    "ModifyVolumeAttribute": modify_volume_attribute,
+    "CreateSnapshot": create_snapshot,
+    "DescribeSnapshots": describe_snapshots,
+    "DeleteSnapshot": delete_snapshot,
+    "CopySnapshot": copy_snapshot,
+    "DescribeSnapshotAttribute": describe_snapshot_attribute,
+    "ModifySnapshotAttribute": modify_snapshot_attribute,
+    "ResetSnapshotAttribute": reset_snapshot_attribute,
+})

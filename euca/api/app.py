@@ -266,5 +266,9 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | N
     # its identity documents.
     front.metadata = create_metadata_app(cloud, walrus.blobs.root.parent if walrus is not None else None)
     front.netview = NetViewApp(cloud, node_keys(cloud))
+    if walrus is not None:
+        from euca.walrus.snapshots import WalrusSnapshots
+
+        cloud.keep_snapshots_in(WalrusSnapshots(walrus, cloud.snapshots.bucket))
     front.console = console
     return front

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from euca.cluster import CLOUD_VMTYPES, ClusterController, VmType, VmTypes
 from euca.core.clock import Clock, wall
@@ -18,8 +19,11 @@ from euca.services.instance_attributes import InstanceAttributes
 from euca.services.instances import Instances
 from euca.services.instancetypes import InstanceTypes
 from euca.services.keypairs import KeyPairs
+from euca.services.snapshots import SnapshotObjects, Snapshots
 from euca.services.tags import Tags
+from euca.services.volumes import Volumes
 from euca.services.zones import REGION, Zones
+from euca.storage import Overlay, StorageClient, StorageController
 from euca.store import Store
 
 log = logging.getLogger("euca.cloud")
@@ -53,13 +57,17 @@ class Cloud:
     instance_types: InstanceTypes
     attributes: InstanceAttributes
     seen: dict[str, str]  # the store's change counters as this server last applied them
+    volumes: Volumes = field(init=False)
+    snapshots: Snapshots = field(init=False)
 
     @classmethod
     def open(cls, store: Store, config: Config | None = None, timings: Timings | None = None,
              endpoint: str = "", extra_nodes: list[NodeSpec] | None = None, clock: Clock = wall,
-             zone: str = "cluster01", region: str = REGION) -> Cloud:
+             zone: str = "cluster01", region: str = REGION, storage: StorageClient | None = None) -> Cloud:
         """Load every record, register the nodes (the stored ones, then ``extra_nodes``, e.g. NODES
-        from eucalyptus.conf), rebuild the cluster controller from the store, and start polling."""
+        from eucalyptus.conf), rebuild the cluster controller from the store, and start polling.
+        ``storage`` is the zone's Storage Controller; by default one in this process, its volumes
+        sparse files beside the SQLite store."""
         vmtypes = stored_vmtypes(store)
         nodes = stored_nodes(store) + list(extra_nodes or [])
         cc = ClusterController(config or box_config(nodes, vmtypes), vmtypes, clock=clock, name=zone)
@@ -80,6 +88,15 @@ class Cloud:
                     InstanceAttributes(instances), seen)
         for problem in instances.restore():
             log.warning("restore: %s", problem)
+        if storage is None:
+            root = Path(store.url).parent if not store.is_postgres else Path.cwd()
+            sc = StorageController(store, Overlay(root / "volumes"), zone, clock=clock)
+            sc.restore()
+            storage = sc
+        cloud.volumes = Volumes(store, ids, cc, box, storage, instances, tags, clock)
+        cloud.snapshots = Snapshots(store, ids, accounts, cloud.volumes, tags, clock, region)
+        cloud.volumes.restore()
+        cloud.snapshots.restore()
         if accounts.get(ADMIN) is None:
             accounts.create(ADMIN, admin=True)
         box.start()
@@ -88,6 +105,12 @@ class Cloud:
     def close(self) -> None:
         """Stop polling the node controllers (the store is the caller's to close)."""
         self.box.close()
+        self.volumes.close()
+        self.snapshots.close()
+
+    def keep_snapshots_in(self, objects: SnapshotObjects) -> None:
+        """Walrus is opened over the cloud's accounts, after the cloud: snapshots live in it."""
+        self.snapshots.objects = objects
 
     def refresh(self) -> None:
         """Apply what the administrator changed with the CLI since the last request (accounts and
@@ -121,6 +144,7 @@ class Cloud:
         ended, burying long-terminated instances, POWERSAVE's idle check, and when access keys were last used."""
         self.box.fleet.apply(self.cc)
         self.instances.reconcile()
+        self.volumes.reconcile()
         self.instances.bury()
         self.cc.tick()
         self.accounts.save_use()
@@ -128,4 +152,5 @@ class Cloud:
     def resource_type(self, resource: str) -> str:
         prefix = resource.split("-", 1)[0]
         return {"i": "instance", "sg": "security-group", "sgr": "security-group-rule", "key": "key-pair",
-                "emi": "image", "eki": "image", "eri": "image"}.get(prefix, "unknown")
+                "emi": "image", "eki": "image", "eri": "image",
+                "vol": "volume", "snap": "snapshot"}.get(prefix, "unknown")

@@ -1,0 +1,401 @@
+"""EBS volumes: CreateVolume, DescribeVolumes, DeleteVolume, AttachVolume, DetachVolume and their
+status and attributes, as Eucalyptus's cloud controller answered them over its Storage Controller.
+
+A volume is admitted by the SC (its limits: ``VolumeLimitExceeded``) and recorded ``creating``;
+its bytes are made in the background (blank, or a snapshot streamed back from Walrus) and it
+becomes ``available``. AttachVolume checks what Eucalyptus's VolumeManager checks, records the
+attachment ``attaching``, has the SC export the volume to the instance's node (or hand an in-box
+node its file), and the node hot-plug it; then ``attached`` and the volume ``in-use``. A volume
+whose instance ended is detached at the next housekeeping pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.protocol import NodeError, VolumeAttachment
+from euca.cluster import ClusterController
+from euca.core.clock import Clock
+from euca.core.errors import (
+    ApiError,
+    IncorrectState,
+    InvalidAttachmentNotFound,
+    InvalidParameterCombination,
+    InvalidParameterValue,
+    InvalidVolumeIDMalformed,
+    InvalidVolumeNotFound,
+    InvalidVolumeZoneMismatch,
+    InvalidZoneNotFound,
+    MissingParameter,
+    ServiceUnavailable,
+    VolumeInUse,
+    VolumeLimitExceeded,
+)
+from euca.core.text import quoted
+from euca.fleet.box import BoxNodes
+from euca.services.common import Caller, Ids, matches, page, tag_fields, tag_list, wanted, well_formed
+from euca.services.instances import Instances
+from euca.services.tags import Tags
+from euca.storage import StorageClient, StorageError, VolumeLimit
+from euca.store import Store
+
+log = logging.getLogger("euca.services.volumes")
+
+KIND = "volume"
+MAX_PER_INSTANCE = 256  # Eucalyptus 2.0
+DEVICE = re.compile(r"^[a-zA-Z\d/]{3,10}$")  # VolumeManager's check
+_DISK = re.compile(r"^(?:/dev/)?(?:sd|xvd|vd|hd)([a-z]{1,2})$")
+FILTERS = ("attachment.attach-time", "attachment.delete-on-termination", "attachment.device",
+           "attachment.instance-id", "attachment.status", "availability-zone", "create-time", "encrypted",
+           "multi-attach-enabled", "size", "snapshot-id", "status", "volume-id", "volume-type")
+
+# (caller, snapshot id) -> the snapshot's size in GiB and a way to open its stream (gzip chunks)
+SnapshotSource = Callable[[Caller, str], tuple[int, Callable[[], Iterator[bytes]]]]
+
+
+@dataclass
+class Volume:
+    volume_id: str
+    account: str
+    size: int
+    zone: str
+    created: float
+    state: str = "creating"  # creating, available, in-use, error
+    snapshot_id: str = ""
+    instance_id: str = ""
+    device: str = ""
+    attach_state: str = ""  # attaching, attached
+    attach_time: float = 0.0
+    node: str = ""
+    exported: bool = False
+    delete_on_termination: bool = False
+    auto_enable_io: bool = False
+
+    def body(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def guest_disk(device: str) -> str:
+    """The virtio disk a requested device becomes (``/dev/sdf`` -> ``vdf``); ``a`` is the root's."""
+    if not DEVICE.match(device):
+        raise InvalidParameterValue(f"Value ({quoted(device[:32])}) for parameter device is invalid.")
+    found = _DISK.match(device)
+    if found is None or found.group(1) == "a":
+        raise InvalidParameterValue(f"Value ({quoted(device)}) for parameter device is invalid. "
+                                    "Expected a device such as /dev/sdf or /dev/vdb.")
+    return "vd" + found.group(1)
+
+
+class Volumes:
+    def __init__(self, store: Store, ids: Ids, cc: ClusterController, box: BoxNodes, sc: StorageClient,
+                 instances: Instances, tags: Tags, clock: Clock) -> None:
+        self._store, self._ids, self._cc, self._box, self.sc = store, ids, cc, box, sc
+        self._instances, self._tags, self._clock = instances, tags, clock
+        self._lock = threading.RLock()
+        self._volumes = {id_: Volume(**body) for id_, _, body in store.load(KIND)}
+        self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="volumes")
+        self.snapshot_source: SnapshotSource | None = None  # set by the snapshot service
+        tags.add_resolver(self._resolve)
+
+    def close(self) -> None:
+        self._work.shutdown(wait=True, cancel_futures=True)
+
+    # --- lookups ------------------------------------------------------------------------------------
+
+    def _resolve(self, caller: Caller, resource: str) -> tuple[str, str] | None:
+        vol = self._volumes.get(resource)
+        return (vol.account, "volume") if vol is not None and caller.sees(vol.account) else None
+
+    def visible(self, caller: Caller, volume_id: str) -> Volume:
+        if not isinstance(volume_id, str) or not well_formed(volume_id, "vol"):
+            raise InvalidVolumeIDMalformed(f"Invalid id: \"{quoted(str(volume_id)[:64])}\" (expecting \"vol-...\")")
+        vol = self._volumes.get(volume_id)
+        if vol is None or not caller.sees(vol.account):
+            raise InvalidVolumeNotFound(f"The volume '{volume_id}' does not exist.")
+        return vol
+
+    def _save(self, vol: Volume, **changes: Any) -> None:
+        with self._lock:
+            updated = Volume(**{**vol.body(), **changes})
+            with self._store.transaction() as tx:
+                tx.put(KIND, vol.volume_id, vol.account, updated.body())
+            self._volumes[vol.volume_id] = updated
+
+    # --- CreateVolume -------------------------------------------------------------------------------
+
+    def create(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
+        zone = p.get("AvailabilityZone")
+        if not zone:
+            raise MissingParameter("The request must contain the parameter AvailabilityZone")
+        if zone != self._cc.name:
+            raise InvalidZoneNotFound(f"The zone '{quoted(zone[:64])}' does not exist.")
+        size, snapshot_id = p.get("Size"), p.get("SnapshotId") or ""
+        if size is None and not snapshot_id:
+            raise MissingParameter("The request must contain the parameter size or snapshotId")
+        for key in ("Iops", "Throughput", "KmsKeyId"):
+            if p.get(key):
+                raise InvalidParameterCombination(f"{key} is not supported by this cloud's volumes")
+        if p.get("Encrypted"):
+            raise InvalidParameterValue("Encrypted volumes are not supported by this cloud")
+        if p.get("VolumeType") not in (None, "", "standard"):
+            raise InvalidParameterValue(f"Volume type {quoted(str(p['VolumeType'])[:32])} is not supported; "
+                                        "use standard")
+        opener: Callable[[], Iterator[bytes]] | None = None
+        if snapshot_id:
+            if self.snapshot_source is None:
+                raise ServiceUnavailable("Snapshots are not available: this cloud has no Walrus")
+            snap_size, opener = self.snapshot_source(caller, snapshot_id)
+            size = snap_size if size is None else size
+            if size < snap_size:
+                raise InvalidParameterValue(f"Volume of {size}GiB is too small; minimum is {snap_size}GiB.")
+        if not isinstance(size, int) or size < 1:
+            raise InvalidParameterValue("The volume size must be a whole number of GiB, at least 1")
+        pairs: list[tuple[str, str]] = []
+        for n, spec in enumerate(p.get("TagSpecifications") or [], 1):
+            if spec.get("ResourceType") not in (None, "volume"):
+                raise InvalidParameterValue(f"TagSpecification.{n}.ResourceType: only volume can be tagged here")
+            pairs += self._tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
+        drawn: list[str] = []
+        try:
+            with self._lock, self._store.transaction() as tx:
+                volume_id = self._ids.new("vol", tx)
+                drawn.append(volume_id)
+                vol = Volume(volume_id, caller.account, size, zone, self._clock(), snapshot_id=snapshot_id)
+                tx.put(KIND, volume_id, vol.account, vol.body())
+                if pairs:
+                    self._tags.write(tx, [(volume_id, vol.account)], pairs)
+        except BaseException:
+            self._ids.forget_unwritten(drawn)
+            raise
+        try:
+            self.sc.admit(volume_id, size)  # the SC writes its own record, so after ours committed
+        except StorageError as exc:
+            with self._lock, self._store.transaction() as tx:
+                tx.delete(KIND, volume_id)
+                self._tags.drop_in(tx, volume_id)
+            if isinstance(exc, VolumeLimit):
+                raise VolumeLimitExceeded(str(exc)) from None
+            raise ServiceUnavailable(f"The storage controller cannot create the volume: {exc}") from None
+        self._volumes[volume_id] = vol
+        self._work.submit(self._fill, vol, opener)
+        return self._shape(vol)
+
+    def _fill(self, vol: Volume, opener: Callable[[], Iterator[bytes]] | None) -> None:
+        try:
+            self.sc.fill(vol.volume_id, opener() if opener is not None else None)
+        except (StorageError, ApiError, OSError, ValueError) as exc:
+            log.warning("%s: could not be created: %s", vol.volume_id, exc)
+            state = "error"
+        else:
+            state = "available"
+        current = self._volumes.get(vol.volume_id)
+        if current is not None:
+            self._save(current, state=state)
+
+    # --- DescribeVolumes, DeleteVolume ----------------------------------------------------------------
+
+    def describe(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
+        ids = p.get("VolumeIds") or []
+        chosen = wanted(p.get("Filters"), FILTERS)
+        if ids and p.get("MaxResults") is not None:
+            raise InvalidParameterCombination("The parameter volumeSet cannot be used with the parameter maxResults")
+        vols = [self.visible(caller, i) for i in dict.fromkeys(ids)] if ids else [
+            v for v in self._volumes.values() if caller.sees(v.account)]
+        shown = [self._shape(v) for v in sorted(vols, key=lambda v: (v.created, v.volume_id))
+                 if matches(chosen, lambda name, v=v: self._fields(v, name))]  # type: ignore[misc]
+        items, token = page(shown, p.get("MaxResults"), p.get("NextToken"))
+        return {"Volumes": items, "NextToken": token}
+
+    def _fields(self, v: Volume, name: str) -> list[str]:
+        attached = bool(v.instance_id)
+        fields = {
+            "volume-id": [v.volume_id], "size": [str(v.size)], "status": [v.state], "availability-zone": [v.zone],
+            "snapshot-id": [v.snapshot_id] if v.snapshot_id else [], "volume-type": ["standard"],
+            "encrypted": ["false"], "multi-attach-enabled": ["false"], "create-time": [_iso(v.created)],
+            "attachment.instance-id": [v.instance_id] if attached else [],
+            "attachment.device": [v.device] if attached else [],
+            "attachment.status": [v.attach_state] if attached else [],
+            "attachment.attach-time": [_iso(v.attach_time)] if attached else [],
+            "attachment.delete-on-termination": [str(v.delete_on_termination).lower()] if attached else [],
+        }
+        return fields.get(name) or tag_fields(self._tags.of(v.volume_id), name)
+
+    def _shape(self, v: Volume) -> dict[str, Any]:
+        return {"VolumeId": v.volume_id, "Size": v.size, "SnapshotId": v.snapshot_id, "AvailabilityZone": v.zone,
+                "State": v.state, "CreateTime": v.created,
+                "Attachments": [self._attachment(v)] if v.instance_id else [],
+                "VolumeType": "standard", "Encrypted": False, "MultiAttachEnabled": False,
+                "Tags": tag_list(self._tags.of(v.volume_id))}
+
+    @staticmethod
+    def _attachment(v: Volume, state: str = "") -> dict[str, Any]:
+        return {"VolumeId": v.volume_id, "InstanceId": v.instance_id, "Device": v.device,
+                "State": state or v.attach_state, "AttachTime": v.attach_time,
+                "DeleteOnTermination": v.delete_on_termination}
+
+    def delete(self, caller: Caller, volume_id: str) -> None:
+        vol = self.visible(caller, volume_id)
+        if vol.instance_id or vol.state == "in-use":
+            raise VolumeInUse(f"Volume {volume_id} is currently attached to {vol.instance_id}")
+        if vol.state == "creating":
+            raise IncorrectState(f"Volume {volume_id} is still being created")
+        try:
+            self.sc.delete(volume_id)
+        except StorageError as exc:
+            raise ServiceUnavailable(f"The storage controller cannot delete the volume: {exc}") from None
+        with self._lock, self._store.transaction() as tx:
+            tx.delete(KIND, volume_id)
+            self._tags.drop_in(tx, volume_id)
+            self._volumes.pop(volume_id, None)
+
+    # --- AttachVolume, DetachVolume ---------------------------------------------------------------------
+
+    def attach(self, caller: Caller, volume_id: str, instance_id: str, device: str) -> dict[str, Any]:
+        vol = self.visible(caller, volume_id)
+        disk = guest_disk(device)
+        found = self._instances.describe(caller, {"InstanceIds": [instance_id]})["Reservations"]
+        inst = found[0]["Instances"][0]
+        if inst["State"]["Name"] != "running":
+            raise IncorrectState(f"Instance '{instance_id}' is not 'running'")
+        if vol.instance_id or vol.state == "in-use":
+            raise VolumeInUse(f"{volume_id} is already attached to an instance")
+        if vol.state != "available":
+            raise IncorrectState(f"Volume '{volume_id}' is '{vol.state}', not 'available'")
+        if vol.zone != inst["Placement"]["AvailabilityZone"]:
+            raise InvalidVolumeZoneMismatch(f"The volume '{volume_id}' is not in the same availability zone as "
+                                            f"instance '{instance_id}'")
+        others = [v for v in self._volumes.values() if v.instance_id == instance_id]
+        for other in others:
+            if other.device == device or guest_disk(other.device) == disk:
+                raise InvalidParameterValue(f"Already have a device attached to: {device}")
+        if len(others) >= MAX_PER_INSTANCE:
+            raise VolumeLimitExceeded(f"Instance '{instance_id}' has {MAX_PER_INSTANCE} volumes attached already")
+        placed = self._cc.instance(instance_id)
+        if placed is None:
+            raise IncorrectState(f"Instance '{instance_id}' is not 'running'")
+        self._save(vol, state="in-use", instance_id=instance_id, device=device, attach_state="attaching",
+                   attach_time=self._clock(), node=placed.node)
+        vol = self._volumes[volume_id]
+        try:
+            self._plug(vol, disk)
+        except (StorageError, NodeError) as exc:
+            log.warning("%s: could not be attached to %s: %s", volume_id, instance_id, exc)
+            self._unexport(vol)
+            self._save(vol, state="available", instance_id="", device="", attach_state="", attach_time=0.0,
+                       node="", exported=False)
+            raise ServiceUnavailable(f"Volume '{volume_id}' could not be attached to '{instance_id}'") from None
+        answer = self._attachment(vol, "attaching")
+        self._save(vol, attach_state="attached")
+        return answer
+
+    def _plug(self, vol: Volume, disk: str) -> None:
+        """Export the volume to the node (or hand an in-box node its file) and have the node attach it."""
+        if self._box.fleet.is_local(vol.node):
+            attachment = VolumeAttachment(vol.volume_id, disk, path=self.sc.local_path(vol.volume_id))
+        else:
+            handle = self._box.fleet.nodes.get(vol.node)
+            initiator = getattr(getattr(handle, "client", None), "host", "ALL")
+            export = self.sc.export(vol.volume_id, initiator)
+            self._save(vol, exported=True)
+            attachment = VolumeAttachment(vol.volume_id, disk, export.iqn, export.host, export.port, export.lun)
+        self._box.fleet.attach_volume(vol.node, vol.instance_id, attachment)
+
+    def _unexport(self, vol: Volume) -> None:
+        current = self._volumes.get(vol.volume_id, vol)
+        if current.exported:
+            try:
+                self.sc.unexport(vol.volume_id)
+            except StorageError as exc:
+                log.warning("%s: %s", vol.volume_id, exc)
+
+    def detach(self, caller: Caller, volume_id: str, instance_id: str | None, device: str | None,
+               force: bool) -> dict[str, Any]:
+        vol = self.visible(caller, volume_id)
+        if not vol.instance_id:
+            raise IncorrectState(f"Volume '{volume_id}' is not attached")
+        if (instance_id and instance_id != vol.instance_id) or (device and device != vol.device):
+            raise InvalidAttachmentNotFound(f"No attachment for volume '{volume_id}' matches")
+        try:
+            self._box.fleet.detach_volume(vol.node, vol.instance_id, volume_id)
+        except NodeError as exc:
+            if not force:
+                log.warning("%s: %s", volume_id, exc)
+                raise IncorrectState(f"Volume '{volume_id}' could not be detached; try again with Force") from None
+        answer = self._attachment(vol, "detaching")
+        self._release(vol)
+        return answer
+
+    def _release(self, vol: Volume) -> None:
+        self._unexport(vol)
+        self._save(self._volumes[vol.volume_id], state="available", instance_id="", device="", attach_state="",
+                   attach_time=0.0, node="", exported=False)
+
+    # --- housekeeping ---------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Volumes whose instance ended are detached (their node tore the disk down with the domain)."""
+        for vol in list(self._volumes.values()):
+            if vol.instance_id and self._cc.instance(vol.instance_id) is None:
+                log.info("%s: its instance %s ended; detached", vol.volume_id, vol.instance_id)
+                self._release(vol)
+
+    def restore(self) -> None:
+        """After a restart: in-box nodes started empty, so their volumes are attached again; a
+        remote node kept its own; volumes a crash left creating are errors."""
+        for vol in list(self._volumes.values()):
+            if vol.state == "creating":
+                self._save(vol, state="error")
+            elif vol.instance_id and self._box.fleet.is_local(vol.node) and self._cc.instance(vol.instance_id):
+                try:
+                    self._plug(vol, guest_disk(vol.device))
+                except (StorageError, NodeError, InvalidParameterValue) as exc:
+                    log.warning("%s: cannot attach it again: %s", vol.volume_id, exc)
+
+    # --- status and attributes --------------------------------------------------------------------------
+
+    def status(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
+        ids = p.get("VolumeIds") or []
+        chosen = wanted(p.get("Filters"), ("availability-zone", "volume-status.status", "volume-status.details-name",
+                                           "volume-status.details-status", "event.event-type", "action.code"),
+                        tags=False)
+        vols = [self.visible(caller, i) for i in ids] if ids else [
+            v for v in self._volumes.values() if caller.sees(v.account)]
+        out = []
+        for v in sorted(vols, key=lambda v: v.volume_id):
+            ok = v.state in ("available", "in-use")
+            status = "ok" if ok else "insufficient-data" if v.state == "creating" else "impaired"
+            fields = {"availability-zone": [v.zone], "volume-status.status": [status],
+                      "volume-status.details-name": ["io-enabled"],
+                      "volume-status.details-status": ["passed" if ok else "failed"]}
+            if matches(chosen, lambda n, f=fields: f.get(n, [])):  # type: ignore[misc]
+                out.append({"VolumeId": v.volume_id, "AvailabilityZone": v.zone, "Events": [], "Actions": [],
+                            "VolumeStatus": {"Status": status, "Details": [
+                                {"Name": "io-enabled", "Status": "passed" if ok else "failed"}]}})
+        items, token = page(out, p.get("MaxResults"), p.get("NextToken"))
+        return {"VolumeStatuses": items, "NextToken": token}
+
+    def attribute(self, caller: Caller, volume_id: str, attribute: str) -> dict[str, Any]:
+        vol = self.visible(caller, volume_id)
+        if attribute == "autoEnableIO":
+            return {"VolumeId": volume_id, "AutoEnableIO": {"Value": vol.auto_enable_io}}
+        if attribute == "productCodes":
+            return {"VolumeId": volume_id, "ProductCodes": []}
+        raise InvalidParameterValue(f"Value ({quoted(attribute[:32])}) for parameter attribute is invalid.")
+
+    def modify_attribute(self, caller: Caller, volume_id: str, auto_enable_io: dict[str, Any] | None) -> None:
+        vol = self.visible(caller, volume_id)
+        if not auto_enable_io or "Value" not in auto_enable_io:
+            raise MissingParameter("The request must contain the parameter AutoEnableIO")
+        self._save(vol, auto_enable_io=bool(auto_enable_io["Value"]))
+
+
+def _iso(t: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"

@@ -1,0 +1,225 @@
+"""The Storage Controller (SC): a zone's EBS volumes, their iSCSI exports, and their snapshots' bytes.
+
+The cloud asks it to admit a volume (the size limits are checked and the volume recorded as
+``creating``), then to fill it, blank or from a snapshot's stream, which makes it ``available``;
+to export it to a node (tgt, one target per volume) or hand an in-box node its path; to stream a
+point-in-time copy of it for a snapshot; and to delete it. Its records (``sc-volume``) live in the
+cloud's store, so a restarted SC knows its volumes and exports again what was exported: tgtd's
+targets do not outlive tgtd.
+
+Snapshots travel as gzip, as Eucalyptus's SC compressed them for Walrus: a mostly empty volume is
+a small object, and restoring one leaves its zero runs holes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import zlib
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from euca.core.clock import Clock, wall
+from euca.storage.backends import GIB, Backend, StorageError
+from euca.storage.tgt import Export, Tgt, iqn_of
+from euca.store import Store
+
+log = logging.getLogger("euca.storage")
+
+KIND = "sc-volume"
+CHUNK = 1 << 20
+GZIP = 31  # zlib's wbits for a gzip stream
+
+# bytes of the volume done, of its size
+Progress = Callable[[int, int], None]
+
+
+class VolumeLimit(StorageError):
+    """A volume larger than the SC allows, or one that would take it past its total."""
+
+    code = "VolumeLimitExceeded"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Eucalyptus 2.0's StorageProperties: a volume of at most 10 GB, 50 GB in all per SC."""
+
+    max_volume_gb: int = 10
+    max_total_gb: int = 50
+
+
+class StorageController:
+    def __init__(self, store: Store, backend: Backend, zone: str, *, tgt: Tgt | None = None,
+                 limits: Limits | None = None, clock: Clock = wall) -> None:
+        self.store, self.backend, self.zone, self.tgt = store, backend, zone, tgt
+        self.limits = limits or Limits()
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._volumes: dict[str, dict[str, Any]] = {id_: body for id_, _, body in store.load(KIND)}
+
+    # --- volumes -----------------------------------------------------------------------------------
+
+    def admit(self, volume_id: str, size_gb: int) -> None:
+        """Check the limits and record the volume as creating (it counts against the total now)."""
+        if size_gb < 1:
+            raise StorageError(f"{volume_id}: a volume is at least 1 GiB")
+        if size_gb > self.limits.max_volume_gb:
+            raise VolumeLimit(f"Volume size {size_gb} GiB exceeds the maximum of {self.limits.max_volume_gb} GiB")
+        with self._lock:
+            if volume_id in self._volumes:
+                return
+            used = sum(v["size"] for v in self._volumes.values())
+            if used + size_gb > self.limits.max_total_gb:
+                raise VolumeLimit(f"The storage controller has {self.limits.max_total_gb - used} GiB of "
+                                  f"{self.limits.max_total_gb} GiB left; {size_gb} GiB were asked for")
+            self._put(volume_id, {"size": size_gb, "status": "creating", "export": None, "since": self.clock()})
+
+    def fill(self, volume_id: str, source: Iterable[bytes] | None = None, progress: Progress | None = None) -> None:
+        """Make the admitted volume's bytes: blank, or a snapshot's gzip stream written back."""
+        record = self._record(volume_id)
+        size = int(record["size"]) * GIB
+        try:
+            if self.backend.exists(volume_id):
+                self.backend.delete(volume_id)  # a fill a crash interrupted starts over
+            path = self.backend.create(volume_id, int(record["size"]))
+            if source is not None:
+                with open(path, "r+b") as f:
+                    _inflate(source, f.fileno(), size, progress)
+        except (OSError, zlib.error, StorageError) as exc:
+            self._update(volume_id, status="failed")
+            raise StorageError(f"{volume_id}: {exc}") from None
+        self._update(volume_id, status="available")
+
+    def delete(self, volume_id: str) -> None:
+        with self._lock:
+            record = self._volumes.get(volume_id)
+        if record is None:
+            return
+        if record.get("export"):
+            self.unexport(volume_id)
+        self.backend.delete(volume_id)
+        with self._lock, self.store.transaction() as tx:
+            tx.delete(KIND, volume_id)
+            self._volumes.pop(volume_id, None)
+
+    def describe(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [{"volume_id": k, **v} for k, v in sorted(self._volumes.items())]
+
+    # --- attachments -------------------------------------------------------------------------------
+
+    def export(self, volume_id: str, initiator: str = "ALL") -> Export:
+        """A target for the volume that ``initiator`` (a node's address) may log in to."""
+        record = self._record(volume_id)
+        if self.tgt is None:
+            raise StorageError(f"{volume_id}: this storage controller has no iSCSI target (tgtd)")
+        if record["status"] != "available":
+            raise StorageError(f"{volume_id}: not available ({record['status']})")
+        found = self.tgt.export(iqn_of(self.zone, volume_id), self.backend.path(volume_id), initiator)
+        self._update(volume_id, export={"iqn": found.iqn, "initiator": initiator})
+        return found
+
+    def local_path(self, volume_id: str) -> str:
+        """For a node in this process (the cloud in a box): the volume's own file."""
+        record = self._record(volume_id)
+        if record["status"] != "available":
+            raise StorageError(f"{volume_id}: not available ({record['status']})")
+        return str(self.backend.path(volume_id))
+
+    def unexport(self, volume_id: str) -> None:
+        record = self._record(volume_id)
+        if record.get("export") and self.tgt is not None:
+            self.tgt.unexport(record["export"]["iqn"])
+        self._update(volume_id, export=None)
+
+    def restore(self) -> list[str]:
+        """At start-up: export again what was exported (tgtd forgot it if it restarted); finish
+        nothing a crash interrupted: such volumes are failed. Returns what was exported."""
+        done = []
+        for volume_id, record in list(self._volumes.items()):
+            if record["status"] == "creating":
+                self._update(volume_id, status="failed")
+            export = record.get("export")
+            if export and self.tgt is not None and record["status"] == "available":
+                try:
+                    self.tgt.export(export["iqn"], self.backend.path(volume_id), export.get("initiator", "ALL"))
+                    done.append(volume_id)
+                except StorageError as exc:
+                    log.warning("%s: cannot export it again: %s", volume_id, exc)
+        return done
+
+    # --- snapshots ---------------------------------------------------------------------------------
+
+    def snapshot(self, volume_id: str, snapshot_id: str, progress: Progress | None = None) -> Iterator[bytes]:
+        """The volume as it is now, gzip-compressed, in chunks: read from a point-in-time clone
+        (taken before this returns), so writes made meanwhile are not in it."""
+        record = self._record(volume_id)
+        if record["status"] != "available":
+            raise StorageError(f"{volume_id}: not available ({record['status']})")
+        clone = self.backend.clone(volume_id, snapshot_id)
+        return self._deflate(clone.as_posix(), snapshot_id, int(record["size"]) * GIB, progress)
+
+    def _deflate(self, path: str, snapshot_id: str, size: int, progress: Progress | None) -> Iterator[bytes]:
+        try:
+            packer = zlib.compressobj(1, zlib.DEFLATED, GZIP)
+            done = 0
+            with open(path, "rb") as f:
+                while chunk := f.read(CHUNK):
+                    done += len(chunk)
+                    out = packer.compress(chunk)
+                    if progress is not None:
+                        progress(done, size)
+                    if out:
+                        yield out
+            yield packer.flush()
+        finally:
+            self.backend.drop_clone(snapshot_id)
+
+    # --- records -----------------------------------------------------------------------------------
+
+    def _record(self, volume_id: str) -> dict[str, Any]:
+        with self._lock:
+            record = self._volumes.get(volume_id)
+        if record is None:
+            raise StorageError(f"{volume_id}: no such volume on this storage controller")
+        return record
+
+    def _put(self, volume_id: str, body: dict[str, Any]) -> None:
+        with self.store.transaction() as tx:
+            tx.put(KIND, volume_id, "", body)
+        self._volumes[volume_id] = body
+
+    def _update(self, volume_id: str, **changes: Any) -> None:
+        with self._lock:
+            body = {**self._volumes[volume_id], **changes}
+            self._put(volume_id, body)
+
+
+def _inflate(source: Iterable[bytes], fd: int, size: int, progress: Progress | None) -> None:
+    """Write a gzip stream into the (sparse, ``size``-byte) file ``fd``; runs of zeros stay holes.
+    Output is bounded per step, so a small stream cannot make a large buffer."""
+    import os
+
+    unpacker = zlib.decompressobj(GZIP)
+    offset = 0
+    zero = bytes(CHUNK)
+
+    def put(data: bytes) -> None:
+        nonlocal offset
+        if offset + len(data) > size:
+            raise StorageError("the snapshot is larger than the volume")
+        if data != zero[:len(data)]:
+            os.pwrite(fd, data, offset)
+        offset += len(data)
+        if progress is not None:
+            progress(offset, size)
+
+    for compressed in source:
+        data = unpacker.decompress(compressed, CHUNK)
+        put(data)
+        while unpacker.unconsumed_tail:
+            put(unpacker.decompress(unpacker.unconsumed_tail, CHUNK))
+    put(unpacker.flush())
+    if not unpacker.eof:
+        raise StorageError("the snapshot's stream ended early")

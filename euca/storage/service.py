@@ -1,0 +1,180 @@
+"""A Storage Controller as its own HTTP service (``euca storage-controller``; port 8773 by default).
+
+The cloud calls ``POST /sc/<operation>`` with a JSON body: ``admit``, ``fill`` (blank), ``delete``,
+``export``, ``unexport`` and ``describe``; ``PUT /sc/fill/<vol-id>`` streams a snapshot back into a
+volume, and ``POST /sc/snapshot/<vol-id>/<snap-id>`` answers with a point-in-time copy of the
+volume as gzip. Every request is signed with the key shared with the cloud (``euca.auth.shared_key``;
+a streamed body as ``UNSIGNED-PAYLOAD``); anything else is 403. A refusal is 409 with the reason
+and, for a limit, the EC2 code. The SC's calls block (files, tgtadm), so they run in worker threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from euca.auth import shared_key
+from euca.core.clock import Clock, wall
+from euca.storage.backends import StorageError
+from euca.storage.controller import StorageController
+
+log = logging.getLogger("euca.storage.service")
+
+Handler = Callable[[StorageController, dict[str, Any]], Any]
+
+
+def _volume(body: dict[str, Any]) -> str:
+    value = body.get("volume_id")
+    if not isinstance(value, str):
+        raise ValueError("the body must name a volume_id")
+    return value
+
+
+def _admit(sc: StorageController, body: dict[str, Any]) -> Any:
+    size = body.get("size")
+    if not isinstance(size, int):
+        raise ValueError("size must be a whole number of GiB")
+    sc.admit(_volume(body), size)
+    return {}
+
+
+def _export(sc: StorageController, body: dict[str, Any]) -> Any:
+    initiator = body.get("initiator", "ALL")
+    if not isinstance(initiator, str):
+        raise ValueError("initiator must be text")
+    found = sc.export(_volume(body), initiator)
+    return {"iqn": found.iqn, "tid": found.tid, "host": found.host, "port": found.port, "lun": found.lun}
+
+
+def _fill(sc: StorageController, body: dict[str, Any]) -> Any:
+    sc.fill(_volume(body))
+    return {}
+
+
+def _delete(sc: StorageController, body: dict[str, Any]) -> Any:
+    sc.delete(_volume(body))
+    return {}
+
+
+def _unexport(sc: StorageController, body: dict[str, Any]) -> Any:
+    sc.unexport(_volume(body))
+    return {}
+
+
+OPERATIONS: dict[str, Handler] = {
+    "admit": _admit,
+    "fill": _fill,
+    "delete": _delete,
+    "export": _export,
+    "unexport": _unexport,
+    "describe": lambda sc, body: {"volumes": sc.describe()},
+}
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
+
+
+def _refusal(exc: StorageError) -> Response:
+    return _json({"error": str(exc), "code": getattr(exc, "code", "")}, 409)
+
+
+async def _chunks_to_thread(request: Request, sink: queue.Queue[bytes | None]) -> None:
+    async for chunk in request.stream():
+        if chunk:
+            await asyncio.to_thread(sink.put, chunk)
+    await asyncio.to_thread(sink.put, None)
+
+
+def _drain(source: queue.Queue[bytes | None]) -> Iterator[bytes]:
+    while (chunk := source.get()) is not None:
+        yield chunk
+
+
+def create_app(sc: StorageController, key: str, clock: Clock = wall) -> Starlette:
+    """The SC's HTTP face. ``key`` is the secret shared with the cloud."""
+
+    def refused(request: Request, body: bytes | str) -> Response | None:
+        why = shared_key.verify(key, request.method, request.url.path, body, request.headers.get(shared_key.DATE),
+                                request.headers.get(shared_key.SIGNATURE), clock())
+        return None if why is None else _json({"error": f"refused: {why}"}, 403)
+
+    async def operation(request: Request) -> Response:
+        body = await request.body()
+        denied = refused(request, body)
+        if denied is not None:
+            return denied
+        handler = OPERATIONS.get(request.path_params["operation"])
+        if handler is None:
+            return _json({"error": "no such operation"}, 404)
+        try:
+            payload = orjson.loads(body or b"{}")
+            if not isinstance(payload, dict):
+                raise ValueError("the body must be an object")
+            return _json(await run_in_threadpool(handler, sc, payload))
+        except StorageError as exc:
+            return _refusal(exc)
+        except (ValueError, TypeError, KeyError) as exc:
+            return _json({"error": f"bad request: {exc}"}, 400)
+
+    async def fill(request: Request) -> Response:
+        denied = refused(request, shared_key.UNSIGNED)
+        if denied is not None:
+            return denied
+        chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+        volume_id = request.path_params["volume_id"]
+        done: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                sc.fill(volume_id, _drain(chunks))
+            except BaseException as exc:  # handed to the request, below
+                done.append(exc)
+                while chunks.get() is not None:  # let the reader finish
+                    pass
+
+        worker = threading.Thread(target=work, name=f"sc-fill-{volume_id}", daemon=True)
+        worker.start()
+        await _chunks_to_thread(request, chunks)
+        await asyncio.to_thread(worker.join)
+        if done:
+            if isinstance(done[0], StorageError):
+                return _refusal(done[0])
+            return _json({"error": f"bad request: {done[0]}"}, 400)
+        return _json({})
+
+    async def snapshot(request: Request) -> Response:
+        denied = refused(request, await request.body())
+        if denied is not None:
+            return denied
+        try:
+            stream = await run_in_threadpool(sc.snapshot, request.path_params["volume_id"],
+                                             request.path_params["snapshot_id"])
+        except StorageError as exc:
+            return _refusal(exc)
+
+        async def body() -> AsyncIterator[bytes]:
+            async for chunk in iterate_in_threadpool(stream):
+                yield chunk
+
+        return StreamingResponse(body(), media_type="application/gzip")
+
+    async def deny(request: Request) -> Response:
+        return _json({"error": "refused"}, 403)
+
+    routes = [Route("/sc/fill/{volume_id}", fill, methods=["PUT"]),
+              Route("/sc/snapshot/{volume_id}/{snapshot_id}", snapshot, methods=["POST"]),
+              Route("/sc/{operation}", operation, methods=["POST"]),
+              Route("/{path:path}", deny, methods=["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"])]
+    return Starlette(routes=routes)

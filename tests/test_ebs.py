@@ -1,0 +1,233 @@
+"""EBS over the real EC2 API: volumes on the box's simulated nodes (real sparse files under the
+data directory), attachments, and snapshots really in Walrus, restored byte for byte."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+from euca.core.s3errors import S3Error
+from tests.ec2_server import Box, running_box
+
+GIB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    with running_box(tmp_path_factory.mktemp("ebs")) as b:
+        yield b
+
+
+def refused(code: str, call: Any, **kw: Any) -> str:
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        call(**kw)
+    assert exc.value.response["Error"]["Code"] == code, exc.value.response["Error"]
+    return str(exc.value.response["Error"]["Message"])
+
+
+def until(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def volume(ec2: Any, volume_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0])
+
+
+def available(ec2: Any, volume_id: str) -> dict[str, Any]:
+    return dict(until(lambda: (v := volume(ec2, volume_id))["State"] == "available" and v))
+
+
+def running(box: Box, ec2: Any) -> str:
+    image = box.image()
+    instance_id = str(ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
+    until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]["Name"]
+          == "running")
+    return instance_id
+
+
+def test_volume_lifecycle_attach_and_detach(box: Box) -> None:
+    ec2 = box.client("ebs-user")
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    made = ec2.create_volume(Size=1, AvailabilityZone=zone,
+                             TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "role", "Value": "db"}]}])
+    vol_id = made["VolumeId"]
+    assert vol_id.startswith("vol-") and made["State"] == "creating" and made["Size"] == 1
+    shown = available(ec2, vol_id)
+    assert shown["Tags"] == [{"Key": "role", "Value": "db"}] and shown["AvailabilityZone"] == zone
+    path = box.data_dir / "volumes" / vol_id
+    assert path.stat().st_size == GIB and path.stat().st_blocks == 0  # a sparse file
+    assert [v["VolumeId"] for v in ec2.describe_volumes(Filters=[{"Name": "tag:role", "Values": ["db"]}])["Volumes"]] \
+        == [vol_id]
+    assert ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [vol_id]}])["Tags"][0]["ResourceType"] \
+        == "volume"
+    refused("InvalidZone.NotFound", ec2.create_volume, Size=1, AvailabilityZone="elsewhere")
+    refused("MissingParameter", ec2.create_volume, AvailabilityZone=zone)
+    refused("VolumeLimitExceeded", ec2.create_volume, Size=11, AvailabilityZone=zone)
+    refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=["vol-00000000"])
+    refused("InvalidVolumeID.Malformed", ec2.describe_volumes, VolumeIds=["vol-xyz"])
+
+    instance_id = running(box, ec2)
+    refused("InvalidParameterValue", ec2.attach_volume, VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sda")
+    refused("InvalidParameterValue", ec2.attach_volume, VolumeId=vol_id, InstanceId=instance_id, Device="x")
+    refused("IncorrectState", ec2.detach_volume, VolumeId=vol_id)
+    answer = ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+    assert answer["State"] == "attaching" and answer["Device"] == "/dev/sdf"
+    shown = volume(ec2, vol_id)
+    assert shown["State"] == "in-use"
+    assert shown["Attachments"][0]["State"] == "attached" and shown["Attachments"][0]["InstanceId"] == instance_id
+    node = box.cloud.cc.instance(instance_id)
+    assert node is not None
+    held = box.cloud.box.sims[node.node].volumes[instance_id]["vdf"]
+    assert held.volume_id == vol_id and held.path == str(path)
+    refused("VolumeInUse", ec2.delete_volume, VolumeId=vol_id)
+    refused("VolumeInUse", ec2.attach_volume, VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdg")
+    other = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    available(ec2, other)
+    assert "Already have a device attached to" in refused(
+        "InvalidParameterValue", ec2.attach_volume, VolumeId=other, InstanceId=instance_id, Device="/dev/sdf")
+    assert [v["VolumeId"] for v in ec2.describe_volumes(
+        Filters=[{"Name": "attachment.instance-id", "Values": [instance_id]}])["Volumes"]] == [vol_id]
+    page = ec2.describe_volumes(MaxResults=1)
+    assert len(page["Volumes"]) == 1 and page["NextToken"]
+    status = ec2.describe_volume_status(VolumeIds=[vol_id])["VolumeStatuses"][0]
+    assert status["VolumeStatus"]["Status"] == "ok"
+    assert ec2.describe_volume_attribute(VolumeId=vol_id, Attribute="autoEnableIO")["AutoEnableIO"]["Value"] is False
+    ec2.modify_volume_attribute(VolumeId=vol_id, AutoEnableIO={"Value": True})
+    assert ec2.describe_volume_attribute(VolumeId=vol_id, Attribute="autoEnableIO")["AutoEnableIO"]["Value"] is True
+
+    refused("InvalidAttachment.NotFound", ec2.detach_volume, VolumeId=vol_id, InstanceId="i-00000000")
+    assert ec2.detach_volume(VolumeId=vol_id)["State"] == "detaching"
+    assert volume(ec2, vol_id)["State"] == "available" and volume(ec2, vol_id)["Attachments"] == []
+    assert instance_id not in box.cloud.box.sims[node.node].volumes
+
+    # an instance that ends lets its volumes go
+    ec2.attach_volume(VolumeId=other, InstanceId=instance_id, Device="/dev/sdh")
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    until(lambda: volume(ec2, other)["State"] == "available")
+    refused("IncorrectState", ec2.attach_volume, VolumeId=other, InstanceId=instance_id, Device="/dev/sdh")
+    ec2.delete_volume(VolumeId=other)
+    ec2.delete_volume(VolumeId=vol_id)
+    assert not path.exists()
+    refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[vol_id])
+
+
+def test_snapshot_to_walrus_and_back(box: Box) -> None:
+    ec2 = box.client("snap-user")
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    available(ec2, vol_id)
+    path = box.data_dir / "volumes" / vol_id
+    payload = {0: os.urandom(4096), 300 << 20: b"middle" * 1000, GIB - 4096: b"\xff" * 4096}
+    with open(path, "r+b") as f:
+        for offset, data in payload.items():
+            f.seek(offset)
+            f.write(data)
+    snap = ec2.create_snapshot(VolumeId=vol_id, Description="before",
+                               TagSpecifications=[{"ResourceType": "snapshot", "Tags": [{"Key": "k", "Value": "v"}]}])
+    snap_id = snap["SnapshotId"]
+    assert snap_id.startswith("snap-") and snap["State"] == "pending" and snap["Progress"].endswith("%")
+    with open(path, "r+b") as f:  # a write after the snapshot began is not in it
+        f.write(b"later")
+    done = until(lambda: (s := ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0])["State"] == "completed"
+                 and s, 60)
+    assert done["Progress"] == "100%" and done["VolumeSize"] == 1 and done["Tags"] == [{"Key": "k", "Value": "v"}]
+    assert box.walrus is not None
+    admin = box.walrus.directory.admin()
+    info = box.walrus.head_object(admin, box.cloud.snapshots.bucket, snap_id)
+    assert 0 < info.size < 16 << 20  # gzip: the volume's holes cost next to nothing
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [snap_id]
+    assert ec2.describe_snapshots(Filters=[{"Name": "volume-id", "Values": [vol_id]}])["Snapshots"][0]["SnapshotId"] \
+        == snap_id
+
+    restored = ec2.create_volume(SnapshotId=snap_id, AvailabilityZone=zone)
+    assert restored["SnapshotId"] == snap_id and restored["Size"] == 1
+    available(ec2, restored["VolumeId"])
+    copy = box.data_dir / "volumes" / restored["VolumeId"]
+    with open(copy, "rb") as f:
+        for offset, data in payload.items():
+            f.seek(offset)
+            assert f.read(len(data)) == data
+        f.seek(0)
+        assert f.read(5) != b"later"
+    assert copy.stat().st_blocks * 512 < 64 << 20  # zero runs stayed holes
+    refused("InvalidParameterValue", ec2.create_volume, SnapshotId=snap_id, Size=0, AvailabilityZone=zone)
+
+    copied = ec2.copy_snapshot(SourceSnapshotId=snap_id, SourceRegion="eucalyptus", Description="copy")["SnapshotId"]
+    until(lambda: ec2.describe_snapshots(SnapshotIds=[copied])["Snapshots"][0]["State"] == "completed")
+    refused("InvalidParameterValue", ec2.copy_snapshot, SourceSnapshotId=snap_id, SourceRegion="us-west-2")
+
+    # createVolumePermission shares it with another account
+    other = box.client("snap-friend")
+    friend_id = box.cloud.accounts.get("snap-friend").account_id  # type: ignore[union-attr]
+    refused("InvalidSnapshot.NotFound", other.describe_snapshots, SnapshotIds=[snap_id])
+    ec2.modify_snapshot_attribute(SnapshotId=snap_id, Attribute="createVolumePermission", OperationType="add",
+                                  UserIds=[friend_id])
+    perms = ec2.describe_snapshot_attribute(SnapshotId=snap_id, Attribute="createVolumePermission")
+    assert perms["CreateVolumePermissions"] == [{"UserId": friend_id}]
+    assert [s["SnapshotId"] for s in other.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"]] == [snap_id]
+    assert other.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+    theirs = other.create_volume(SnapshotId=snap_id, AvailabilityZone=zone)["VolumeId"]
+    available(other, theirs)
+    refused("InvalidSnapshot.NotFound", other.delete_snapshot, SnapshotId=snap_id)
+    ec2.reset_snapshot_attribute(SnapshotId=snap_id, Attribute="createVolumePermission")
+    refused("InvalidSnapshot.NotFound", other.describe_snapshots, SnapshotIds=[snap_id])
+
+    ec2.delete_snapshot(SnapshotId=snap_id)
+    refused("InvalidSnapshot.NotFound", ec2.describe_snapshots, SnapshotIds=[snap_id])
+    with pytest.raises(S3Error):
+        box.walrus.head_object(admin, box.cloud.snapshots.bucket, snap_id)
+    refused("InvalidSnapshotID.Malformed", ec2.delete_snapshot, SnapshotId="snap-zz")
+
+
+def test_another_accounts_volumes_and_snapshots_are_not_found(box: Box) -> None:
+    alice, bob = box.client("ebs-alice"), box.client("ebs-bob")
+    zone = alice.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vol_id = alice.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    available(alice, vol_id)
+    snap_id = alice.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+    until(lambda: alice.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0]["State"] == "completed")
+    assert vol_id not in {v["VolumeId"] for v in bob.describe_volumes()["Volumes"]}
+    assert snap_id not in {s["SnapshotId"] for s in bob.describe_snapshots()["Snapshots"]}
+    for call, kw in ((bob.describe_volumes, {"VolumeIds": [vol_id]}), (bob.delete_volume, {"VolumeId": vol_id}),
+                     (bob.create_snapshot, {"VolumeId": vol_id}),
+                     (bob.detach_volume, {"VolumeId": vol_id}),
+                     (bob.describe_volume_attribute, {"VolumeId": vol_id, "Attribute": "autoEnableIO"}),
+                     (bob.create_tags, {"Resources": [vol_id], "Tags": [{"Key": "a", "Value": "b"}]})):
+        refused("InvalidVolume.NotFound", call, **kw)
+    for call, kw in ((bob.describe_snapshots, {"SnapshotIds": [snap_id]}),
+                     (bob.delete_snapshot, {"SnapshotId": snap_id}),
+                     (bob.create_volume, {"SnapshotId": snap_id, "AvailabilityZone": zone}),
+                     (bob.copy_snapshot, {"SourceSnapshotId": snap_id, "SourceRegion": "eucalyptus"}),
+                     (bob.modify_snapshot_attribute, {"SnapshotId": snap_id, "Attribute": "createVolumePermission",
+                                                      "OperationType": "add", "GroupNames": ["all"]}),
+                     (bob.create_tags, {"Resources": [snap_id], "Tags": [{"Key": "a", "Value": "b"}]})):
+        refused("InvalidSnapshot.NotFound", call, **kw)
+    assert volume(alice, vol_id)["State"] == "available"
+
+
+def test_a_restarted_cloud_knows_its_volumes_and_attaches_them_again(tmp_path: Path) -> None:
+    with running_box(tmp_path) as box:
+        ec2 = box.client("restart-user")
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+        available(ec2, vol_id)
+        instance_id = running(box, ec2)
+        ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+    with running_box(tmp_path) as box:
+        ec2 = box.client("restart-user")
+        shown = volume(ec2, vol_id)
+        assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
+        node = box.cloud.cc.instance(instance_id)
+        assert node is not None and vol_id == box.cloud.box.sims[node.node].volumes[instance_id]["vdf"].volume_id
