@@ -3,12 +3,14 @@ namespaces plugged into its bridge by a veth named ``vn_<instance-id>``, and a "
 namespace routed through the host. Everything is made by the test and deleted after it; packets
 never leave these namespaces.
 
-The tools come from Debian (iptables, ipset, ebtables, dnsmasq-base), installed on first use as
+The tools come from Debian (iptables, ipset, nftables, dnsmasq-base, and busybox-static for its
+DHCP client udhcpc), installed on first use as
 root with apt-get; without root or apt-get the tests are skipped with the reason.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -19,8 +21,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-APT_PACKAGES = ["iptables", "ipset", "ebtables", "dnsmasq-base", "iproute2"]
-TOOLS = ["iptables-restore", "ipset", "ebtables-restore", "dnsmasq", "ip"]
+APT_PACKAGES = ["iptables", "ipset", "nftables", "dnsmasq-base", "iproute2", "busybox-static"]
+TOOLS = ["iptables-restore", "ipset", "nft", "dnsmasq", "ip", "busybox", "bridge"]
 LISTENER = ("import socket,sys\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
             "s.bind(('0.0.0.0',int(sys.argv[1])));s.listen(16)\nwhile True:\n c,a=s.accept();"
             "c.sendall(sys.argv[2].encode()+b' '+a[0].encode()+b'\\n');c.close()\n")
@@ -33,7 +35,7 @@ def tools_reason() -> str | None:
     if all(shutil.which(t) for t in TOOLS):
         return None
     if not shutil.which("apt-get"):
-        return "iptables/ipset/ebtables/dnsmasq are missing and there is no apt-get"
+        return "iptables/ipset/nft/dnsmasq/busybox are missing and there is no apt-get"
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     for step in (["apt-get", "update", "-q"],
                  ["apt-get", "install", "-y", "-q", "--no-install-recommends", *APT_PACKAGES]):
@@ -77,19 +79,41 @@ class Lab:
         return sh("ip", "netns", "exec", ns, *argv, check=check)
 
     def plug(self, instance_id: str, mac: str, ip: str, prefix: int, router: str, bridge: str, port: int = 8080,
-             ns_name: str | None = None) -> str:
-        """An instance: a namespace whose eth0 carries its MAC and address, plugged into ``bridge`` on
-        the host as ``vn_<instance-id>``, with a TCP listener on ``port`` that answers the caller's address."""
+             ns_name: str | None = None, node: str = "") -> str:
+        """An instance: a namespace whose eth0 carries its MAC and address (none when ``ip`` is "":
+        it takes one with ``dhcp``), plugged into ``bridge`` on the node (the host unless named) as
+        ``vn_<instance-id>``, with a TCP listener on ``port`` that answers the caller's address."""
         ns = self.ns(ns_name or instance_id[2:])
         dev = f"vn_{instance_id}"
-        sh("ip", "-n", self.host, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        sh("ip", "-n", self.host, "link", "set", dev, "master", bridge, "up")
+        node = node or self.host
+        sh("ip", "-n", node, "link", "add", dev, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        sh("ip", "-n", node, "link", "set", dev, "master", bridge, "up")
         sh("ip", "-n", ns, "link", "set", "eth0", "address", mac, "up")
-        sh("ip", "-n", ns, "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
-        sh("ip", "-n", ns, "route", "add", "default", "via", router)
+        if ip:
+            sh("ip", "-n", ns, "addr", "add", f"{ip}/{prefix}", "dev", "eth0")
+            sh("ip", "-n", ns, "route", "add", "default", "via", router)
         argv = ["ip", "netns", "exec", ns, "python3", "-c", LISTENER, str(port), instance_id]
         self.listeners.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return ns
+
+    def dhcp(self, ns: str, timeout: int = 8) -> dict[str, str]:
+        """busybox udhcpc on the namespace's eth0, once: the lease it took (``ip``, ``subnet``,
+        ``router``, ...) with the address and default route put on eth0, or {} when none came."""
+        script = ("#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n"
+                  "ip addr add \"$ip/$mask\" dev \"$interface\"\n"
+                  "[ -n \"$router\" ] && ip route add default via \"${router%% *}\"\n"
+                  "echo \"lease ip=$ip subnet=$subnet router=$router dns=$dns domain=$domain\"\n")
+        path = f"/tmp/{self.tag}-udhcpc.sh"
+        with open(path, "w") as fh:
+            fh.write(script)
+        os.chmod(path, 0o755)
+        done = subprocess.run(["ip", "netns", "exec", ns, "busybox", "udhcpc", "-f", "-q", "-n", "-i", "eth0",
+                               "-t", str(timeout), "-T", "1", "-A", "1", "-s", path],
+                              capture_output=True, text=True, check=False, timeout=timeout + 20)
+        for line in done.stdout.splitlines():
+            if line.startswith("lease "):
+                return dict(field.split("=", 1) for field in line.split()[1:])
+        return {}
 
     def unplug(self, instance_id: str, ns: str) -> None:
         sh("ip", "-n", self.host, "link", "del", f"vn_{instance_id}", check=False)
@@ -138,6 +162,8 @@ def lab(tag: str) -> Iterator[Lab]:
             proc.wait(5)
         for ns in reversed(made.spaces):
             sh("ip", "netns", "del", ns, check=False)
+        with contextlib.suppress(OSError):
+            os.unlink(f"/tmp/{tag}-udhcpc.sh")
 
 
 def saved(lab_: Lab) -> tuple[str, str, str]:
@@ -149,5 +175,5 @@ def saved(lab_: Lab) -> tuple[str, str, str]:
                        for line in tables.splitlines() if not line.startswith("#"))
     # a set's members are unordered: its hash lists them in any order after a swap
     sets = "\n".join(sorted(re.sub(r" initval 0x[0-9a-f]+", "", lab_.in_ns(lab_.host, "ipset", "save")).splitlines()))
-    bridge = lab_.in_ns(lab_.host, "ebtables-save")
+    bridge = lab_.in_ns(lab_.host, "nft", "list", "table", "bridge", "euca", check=False)
     return tables, sets, "\n".join(line for line in bridge.splitlines() if not line.startswith("#"))

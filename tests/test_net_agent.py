@@ -151,7 +151,7 @@ def test_edge_groups_spoofing_elastic_ips_and_restart(net_tools: None, box: Box,
                 assert time.monotonic() < deadline, "group sets still there 2 s after the instances ended"
                 time.sleep(0.05)
             assert ":sg-" not in net.in_ns(net.host, "iptables-save")
-            assert "vn_i-" not in net.in_ns(net.host, "ebtables-save")
+            assert "vn_i-" not in net.in_ns(net.host, "nft", "list", "ruleset", "bridge")
             assert (tmp_path / "agent" / "dhcp-hosts").read_text() == ""
             assert "198.51.100" not in net.in_ns(net.host, "iptables-save", "-t", "nat")
             restarted.end()

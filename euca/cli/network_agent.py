@@ -1,6 +1,7 @@
 """``euca network-agent``: this node's network agent (eucanetd). It polls the cloud's network view
 and keeps the host's bridges, iptables chains, ipsets, ebtables and dnsmasq matching it. Runs as
-root on each node (EDGE) or on the routing host (MANAGED, MANAGED-NOVLAN)."""
+root on each node (EDGE, and MANAGED's segments) and on the routing host (MANAGED, MANAGED-NOVLAN,
+STATIC's DHCP)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", required=True, help="the key this node was registered with")
     parser.add_argument("--mode", default="", choices=["", "EDGE"],
                         help="EDGE: enforce on this node over the cluster's addresses (default: the cluster's mode)")
+    parser.add_argument("--role", default="router", choices=["router", "node"],
+                        help="MANAGED, MANAGED-NOVLAN: router on the host that routes the group networks (the "
+                             "CC's: gateways, group chains, NAT, DHCP), node on a host that only runs instances")
     parser.add_argument("--bridge", default="eucabr", help="the instances' bridge (VNET_BRIDGE)")
     parser.add_argument("--priv-interface", default="eth0", help="MANAGED: the segments' uplink (VNET_PRIVINTERFACE)")
     parser.add_argument("--segments", default="vlan", choices=["vlan", "vxlan"],
                         help="MANAGED: 802.1q sub-interfaces, or VXLAN with VNI = the group's tag")
     parser.add_argument("--vxlan-local", default="", help="VXLAN: this host's address")
     parser.add_argument("--vxlan-remote", action="append", default=[], help="VXLAN: another host (repeat)")
+    parser.add_argument("--dhcp-user", default="root", help="the user dnsmasq runs as (VNET_DHCPUSER)")
     parser.add_argument("--state-dir", default="/var/run/eucalyptus/net", help="dnsmasq's files")
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls of the view")
     parser.add_argument("--min-interval", type=float, default=0.25, help="least seconds between two applies")
@@ -37,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = HostConfig(bridge=args.bridge, priv_interface=args.priv_interface, segments=args.segments,
-                        vxlan_local=args.vxlan_local, vxlan_remotes=tuple(args.vxlan_remote))
+                        vxlan_local=args.vxlan_local, vxlan_remotes=tuple(args.vxlan_remote), dhcp_user=args.dhcp_user,
+                        router=args.role == "router")
     agent = Agent(HttpView(args.cloud, args.node, args.key), Host(run_command()), config,
                   Dhcp(Path(args.state_dir), config), poll=args.poll, min_interval=args.min_interval, mode=args.mode)
     stop = threading.Event()

@@ -54,7 +54,7 @@ class Dhcp:
         network, netmask = desired.dhcp_range
         interfaces = "eucabr*" if desired.mode == "MANAGED" else self.host.bridge
         self._write(self.conf_file, "".join(line + "\n" for line in (
-            "port=0", "bind-dynamic", f"interface={interfaces}", "except-interface=lo",
+            "port=0", "bind-dynamic", f"user={self.host.dhcp_user}", f"interface={interfaces}", "except-interface=lo",
             f"dhcp-range={network},static,{netmask},{self.host.lease_seconds}s",
             f"dhcp-hostsfile={self.hosts_file}", f"dhcp-optsfile={self.opts_file}",
             f"dhcp-leasefile={self.leases}", "dhcp-authoritative", "log-dhcp")))

@@ -5,12 +5,14 @@
   chain), stale ones deleted in it too; the jumps from the built-in chains are checked once.
 - ipset: one ``ipset restore`` that builds each changed set under a temporary name, swaps it in
   and destroys the old contents; sets nobody references any more are destroyed afterwards.
-- ebtables: the whole bridge filter table with one ``ebtables-restore``.
+- the bridge table: replaced whole with one ``nft -f`` (its pairs are set elements, so a thousand
+  instances are one short script), alongside iptables' restore.
 - links: bridges, their gateway addresses, and MANAGED's segments (802.1q or VXLAN uplinks).
 
-What was applied last is kept, so an unchanged view runs nothing. After a restart nothing is
-kept: the first apply reads what our chains and sets are on the host, replaces them whole and
-deletes the stale ones, which leaves the host exactly as the previous agent left it.
+What was applied last is kept, so an unchanged view runs nothing and a changed one reads nothing
+from the host. After a restart nothing is kept: the first apply reads what our chains and sets are
+on the host, replaces them whole and deletes the stale ones, which leaves the host exactly as the
+previous agent left it. In SYSTEM mode a fresh agent touches nothing at all.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from euca.net.render import ENFORCING, JUMPS, OURS, Desired, Segment, restore_text
+from euca.net.render import JUMPS, OURS, Desired, Segment, bridge_filter_removal, restore_text
 
 log = logging.getLogger("euca.net")
 
@@ -49,7 +51,7 @@ class Applied:
     filter: dict[str, list[str]] = field(default_factory=dict)
     nat: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
-    ebtables: str | None = None
+    bridge_filter: str | None = None  # None: unknown (not read after a restart)
     links: tuple[object, ...] | None = None
 
 
@@ -61,6 +63,7 @@ class Host:
     def __init__(self, run: Run) -> None:
         self.run = run
         self.saved_jumps: set[tuple[str, str, str]] = set()  # (table, chain, target) found by _read
+        self.hooked: set[str] = set()  # tables whose built-in chains jump to ours
         self.applied: Applied | None = None  # None: not yet read from the host
         self.commands = 0  # how many commands the last apply ran
 
@@ -92,9 +95,10 @@ class Host:
     def apply(self, desired: Desired) -> bool:
         """Make the host match; True if anything had to change."""
         self.commands = 0
+        if self.applied is None and desired.mode == "SYSTEM":
+            return False  # the cloud leaves this host's network alone, and so does a fresh agent
         first = self.applied is None
         was = self._read() if self.applied is None else self.applied
-        enforcing = desired.mode in ENFORCING
         changed = False
         # sets first: rules can only name sets that exist
         set_changes = [(n, m) for n, m in desired.sets.items() if was.sets.get(n) != m]
@@ -103,9 +107,15 @@ class Host:
             changed = True
         # the bridge table is another subsystem: it is installed while iptables is
         bridge = None
-        if desired.ebtables != was.ebtables and (desired.ebtables or was.ebtables is not None or first):
-            text = desired.ebtables or "*filter\n:INPUT ACCEPT\n:FORWARD ACCEPT\n:OUTPUT ACCEPT\n"
-            bridge = _Background(self._call, ["ebtables-restore"], text)
+        if desired.bridge_filter != was.bridge_filter:
+            if desired.bridge_filter:
+                bridge = _Background(self._call, ["nft", "-f", "-"], desired.bridge_filter)
+            else:
+                try:
+                    self._call(["nft", "-f", "-"], bridge_filter_removal())
+                except (CommandError, OSError):
+                    if not first:  # after a restart there may be no table, or no nft, to remove
+                        raise
             changed = True
         script = ""
         for table, want, have in (("filter", desired.filter, was.filter), ("nat", desired.nat, was.nat)):
@@ -115,16 +125,19 @@ class Host:
                 if chain in stale:  # the mode stopped enforcing: unhook before deleting
                     with contextlib.suppress(CommandError):
                         self._call(["iptables", "-w", "-t", table, "-D", builtin, "-j", chain])
+                    self.saved_jumps.discard((table, builtin, chain))
+                    self.hooked.discard(table)
             if chains or stale:
                 script += restore_text(table, chains, stale)
         if script:
             self._call(["iptables-restore", "-w", "--noflush"], script)
             changed = True
-        if first and enforcing:
-            for table, jumps in JUMPS.items():
-                for builtin, chain in jumps:
+        for table, want in (("filter", desired.filter), ("nat", desired.nat)):
+            if want and table not in self.hooked:
+                for builtin, chain in JUMPS[table]:
                     if (table, builtin, chain) not in self.saved_jumps:
                         self._call(["iptables", "-w", "-t", table, "-I", builtin, "1", "-j", chain])
+                self.hooked.add(table)
         stale_sets = [n for n in was.sets if n not in desired.sets]
         if stale_sets:
             self._call(["ipset", "restore"], "".join(f"destroy {n}\n" for n in stale_sets))
@@ -135,7 +148,8 @@ class Host:
         if links != was.links:
             self._links(desired)
             changed = True
-        self.applied = Applied(dict(desired.filter), dict(desired.nat), dict(desired.sets), desired.ebtables, links)
+        self.applied = Applied(dict(desired.filter), dict(desired.nat), dict(desired.sets), desired.bridge_filter,
+                               links)
         return changed
 
     # --- links --------------------------------------------------------------------------------------

@@ -14,8 +14,22 @@ not new rules:
 - nat ``EUCA_NAT_PRE``/``EUCA_NAT_OUT``: 169.254.169.254:80 to the cloud's API; each public address
   DNATed to its instance. ``EUCA_NAT_POST``: an instance with a public address leaves with it,
   except towards other instances and the cloud's metadata port.
-- ebtables: per instance interface ``vn_<instance-id>``, frames must carry the instance's MAC and
-  IPv4 address (DHCP requests excepted), ARP its MAC and IP, and RARP is dropped.
+- the bridge table (nftables' ``bridge euca``, Eucalyptus's ebtables rules): a frame from an
+  instance's port ``vn_<instance-id>`` must carry the instance's MAC, its IPv4 packets the
+  instance's address (DHCP requests excepted) and its ARP the MAC and address; RARP is dropped.
+  The pairs live in two sets, so the table has five rules however many instances there are.
+
+Who does what, per mode (Eucalyptus's VNET_MODE):
+
+- EDGE: every node enforces for its own instances: chains, sets, NAT, bridge table, DHCP, and the
+  router's address on its bridge.
+- MANAGED-NOVLAN: the routing host (the CC's, ``HostConfig.router``) holds each group network's
+  gateway on the one bridge, routes between them through the group chains, NATs the elastic
+  addresses and serves DHCP; a node that only hosts instances keeps its bridge and the bridge table.
+- MANAGED: as MANAGED-NOVLAN, with one layer-2 segment per group network (``eucabr<vlan>`` over
+  an 802.1q sub-interface or a VXLAN with VNI = the tag) on the routing host and on every node.
+- STATIC: DHCP of VNET_MACMAP's addresses and the router's address on the bridge; no filtering.
+- SYSTEM: nothing: the addresses come from a DHCP server outside the cloud.
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ METADATA_IP = "169.254.169.254"
 ALL_PRIVATE = "EUCA_ALLPRIVATE"
 FILTER_FWD = "EUCA_FILTER_FWD"
 NAT_PRE, NAT_OUT, NAT_POST = "EUCA_NAT_PRE", "EUCA_NAT_OUT", "EUCA_NAT_POST"
-EBT_FWD = "EUCA_EBT_FWD"
+BRIDGE_TABLE = "euca"  # nftables: table bridge euca
 # built-in chain -> our chain it jumps to, per table
 JUMPS = {"filter": (("FORWARD", FILTER_FWD),),
          "nat": (("PREROUTING", NAT_PRE), ("OUTPUT", NAT_OUT), ("POSTROUTING", NAT_POST))}
@@ -48,7 +62,9 @@ class HostConfig:
     vxlan_local: str = ""  # VXLAN: this host's address on the private interface
     vxlan_remotes: tuple[str, ...] = ()  # VXLAN: the other hosts (head-end replication)
     instance_prefix: str = "vn_"  # an instance's interface: prefix + instance id
+    router: bool = True  # MANAGED / MANAGED-NOVLAN: this host routes the group networks (the CC's host)
     lease_seconds: int = 1200  # Eucalyptus's euca-dhcp.conf lease
+    dhcp_user: str = "root"  # VNET_DHCPUSER: dnsmasq re-reads its host files as this user on SIGHUP
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,7 @@ class Desired:
     filter: dict[str, list[str]] = field(default_factory=dict)  # chain -> its rules, in order
     nat: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # ipset -> members
-    ebtables: str = ""  # the whole bridge filter table, or "" for none
+    bridge_filter: str = ""  # the nft script that replaces our bridge table whole ("": no table)
     bridge_addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # bridge -> "ip/n" addresses
     segments: tuple[Segment, ...] = ()
     dhcp_hosts: str = ""  # dnsmasq --dhcp-hostsfile
@@ -103,20 +119,32 @@ def _group_chain(g: GroupView) -> list[str]:
     return lines
 
 
-def _ebtables(view: NetView, host: HostConfig) -> str:
-    lines = ["*filter", ":INPUT ACCEPT", ":FORWARD ACCEPT", ":OUTPUT ACCEPT", f":{EBT_FWD} ACCEPT",
-             f"-A FORWARD -j {EBT_FWD}", f"-A INPUT -j {EBT_FWD}"]
-    for i in sorted(view.instances, key=lambda i: i.instance_id):
-        dev = host.instance_prefix + i.instance_id
-        lines += [
-            f"-A {EBT_FWD} -i {dev} -s ! {i.mac} -j DROP",
-            f"-A {EBT_FWD} -p IPv4 -i {dev} --ip-src 0.0.0.0 --ip-proto udp --ip-dport 67 -j ACCEPT",
-            f"-A {EBT_FWD} -p IPv4 -i {dev} --ip-src ! {i.private_ip} -j DROP",
-            f"-A {EBT_FWD} -p ARP -i {dev} --arp-mac-src ! {i.mac} -j DROP",
-            f"-A {EBT_FWD} -p ARP -i {dev} --arp-ip-src ! {i.private_ip} -j DROP",
-            f"-A {EBT_FWD} -p 0x8035 -i {dev} -j DROP",
-        ]
-    return "\n".join(lines) + "\n"
+def _bridge_filter(view: NetView, host: HostConfig) -> str:
+    """One nft transaction that replaces ``table bridge euca`` whole (declaring it first makes the
+    delete safe when it is not there yet)."""
+    instances = sorted(view.instances, key=lambda i: i.instance_id)
+    ports = ", ".join(f'"{host.instance_prefix}{i.instance_id}" . {i.mac} . {i.private_ip}' for i in instances)
+    macs = ", ".join(f'"{host.instance_prefix}{i.instance_id}" . {i.mac}' for i in instances)
+    wildcard = f'"{host.instance_prefix}*"'
+    return "\n".join([
+        f"table bridge {BRIDGE_TABLE}", f"delete table bridge {BRIDGE_TABLE}", f"table bridge {BRIDGE_TABLE} {{",
+        "  set ports { type ifname . ether_addr . ipv4_addr;" + (f" elements = {{ {ports} }};" if ports else "") + " }",
+        "  set macs { type ifname . ether_addr;" + (f" elements = {{ {macs} }};" if macs else "") + " }",
+        "  chain forward {", "    type filter hook forward priority -200; policy accept;",
+        f"    iifname {wildcard} jump ports", "  }",
+        "  chain input {", "    type filter hook input priority -200; policy accept;",
+        f"    iifname {wildcard} jump ports", "  }",
+        "  chain ports {",
+        "    iifname . ether saddr != @macs drop",
+        "    ether type ip ip saddr 0.0.0.0 udp dport 67 accept",
+        "    ether type ip iifname . ether saddr . ip saddr != @ports drop",
+        "    ether type arp iifname . arp saddr ether . arp saddr ip != @ports drop",
+        "    ether type 0x8035 drop",
+        "  }", "}"]) + "\n"
+
+
+def bridge_filter_removal() -> str:
+    return f"table bridge {BRIDGE_TABLE}\ndelete table bridge {BRIDGE_TABLE}\n"
 
 
 def _dhcp(view: NetView, instances: list[InstanceView], desired: Desired, networks: dict[str, GroupView]) -> None:
@@ -150,6 +178,26 @@ def render(view: NetView, host: HostConfig) -> Desired:
         return desired
     instances = sorted(view.instances, key=lambda i: i.instance_id)
     groups = sorted(view.groups, key=lambda g: g.group_id)
+    members: dict[str, list[str]] = {g.group_id: [] for g in groups}
+    for i in instances:
+        for group_id in i.groups:
+            members[group_id].append(i.private_ip)
+    segments = []
+    if view.mode == "MANAGED":  # a segment per group network in use, on every host
+        for group in groups:
+            if not group.gateway or group.vlan < 0 or not members[group.group_id]:
+                continue
+            tag = group.vlan
+            uplink = f"vx{tag}" if host.segments == "vxlan" else f"{host.priv_interface}.{tag}"
+            segments.append(Segment(tag, f"eucabr{tag}", uplink, f"{group.gateway}/{_prefix(group.netmask)}"))
+        desired.segments = tuple(segments)
+    if view.mode in ("MANAGED", "MANAGED-NOVLAN") and not host.router:
+        # a node: its instances' ports on bridges without addresses; the routing host does the rest
+        desired.bridge_filter = _bridge_filter(view, host)
+        for bridge in [s.bridge for s in segments] or [host.bridge]:
+            desired.bridge_addresses[bridge] = ()
+        return desired
+
     networks = {g.group_id: g for g in groups}
     _dhcp(view, instances, desired, networks)
     prefix = _prefix(view.netmask)
@@ -158,10 +206,6 @@ def render(view: NetView, host: HostConfig) -> Desired:
             desired.bridge_addresses[host.bridge] = (f"{view.router}/{prefix}",)
         return desired
 
-    members: dict[str, list[str]] = {g.group_id: [] for g in groups}
-    for i in instances:
-        for group_id in i.groups:
-            members[group_id].append(i.private_ip)
     desired.sets[ALL_PRIVATE] = tuple(sorted({i.private_ip for i in instances}, key=ipaddress.IPv4Address))
     for g in groups:
         desired.sets[g.group_id] = tuple(sorted(set(members[g.group_id]), key=ipaddress.IPv4Address))
@@ -185,23 +229,16 @@ def render(view: NetView, host: HostConfig) -> Desired:
             post.append(f"-A {NAT_POST} -s {i.private_ip}/32 -m set ! --match-set {ALL_PRIVATE} dst "
                         f"-j SNAT --to-source {i.public_ip}")
     desired.nat = {NAT_PRE: pre, NAT_OUT: out, NAT_POST: post}
-    desired.ebtables = _ebtables(view, host)
 
     if view.mode == "EDGE":
+        desired.bridge_filter = _bridge_filter(view, host)
         router = view.router or str(ipaddress.IPv4Address(view.subnet) + 1)
         desired.bridge_addresses[host.bridge] = (f"{router}/{prefix}",)
     elif view.mode == "MANAGED-NOVLAN":
+        desired.bridge_filter = _bridge_filter(view, host)  # the routing host may host instances too
         desired.bridge_addresses[host.bridge] = tuple(sorted(
             {f"{g.gateway}/{_prefix(g.netmask)}" for g in groups if g.gateway and members[g.group_id]}))
-    else:  # MANAGED: a segment per group network in use
-        segments = []
-        for group in groups:
-            if not group.gateway or group.vlan < 0 or not members[group.group_id]:
-                continue
-            tag = group.vlan
-            uplink = f"vx{tag}" if host.segments == "vxlan" else f"{host.priv_interface}.{tag}"
-            segments.append(Segment(tag, f"eucabr{tag}", uplink, f"{group.gateway}/{_prefix(group.netmask)}"))
-        desired.segments = tuple(segments)
+    else:
         for s in segments:
             desired.bridge_addresses[s.bridge] = (s.gateway,)
     return desired
