@@ -11,7 +11,20 @@ import sys
 from collections.abc import Callable
 
 from euca import __version__
-from euca.cli import account, bundle, config, image, network_agent, node, node_controller, policy, up, user, vmtype
+from euca.cli import (
+    account,
+    bundle,
+    config,
+    image,
+    network_agent,
+    node,
+    node_controller,
+    policy,
+    storage_controller,
+    up,
+    user,
+    vmtype,
+)
 
 Run = Callable[[argparse.Namespace], int]
 
@@ -30,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start the cloud in a box (EC2 API, cluster, nodes)", up.add_arguments, up.run),
         ("node-controller", "run this host's node controller (NC)", node_controller.add_arguments,
          node_controller.run),
+        ("storage-controller", "run a zone's Storage Controller (EBS volumes, iSCSI exports)",
+         storage_controller.add_arguments, storage_controller.run),
         ("network-agent", "run this host's network agent (rules, DHCP, metadata DNAT)", network_agent.add_arguments,
          network_agent.run),
         ("account", "cloud accounts, their access keys and certificates", account.add_arguments, account.run),

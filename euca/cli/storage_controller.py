@@ -1,0 +1,68 @@
+"""``euca storage-controller``: run a zone's Storage Controller (SC) as an HTTP service (port 8773)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+log = logging.getLogger("euca.storage")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--database", required=True, help="the cloud's store: a SQLite file or postgresql://...")
+    parser.add_argument("--data-dir", default="/var/lib/eucalyptus/volumes", help="where overlay volumes live")
+    parser.add_argument("--zone", default="cluster01", help="the availability zone this SC serves")
+    parser.add_argument("--backend", choices=("overlay", "das"), default="overlay")
+    parser.add_argument("--vg", help="the LVM volume group of the das back end")
+    parser.add_argument("--iscsi-host", default="127.0.0.1", help="the address nodes reach tgtd on")
+    parser.add_argument("--no-iscsi", action="store_true", help="no tgtd here: volumes cannot be exported")
+    parser.add_argument("--max-volume", type=int, default=10, help="GiB per volume (Eucalyptus 2.0: 10)")
+    parser.add_argument("--max-total", type=int, default=50, help="GiB in all (Eucalyptus 2.0: 50)")
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8773)
+    parser.add_argument("--key", help="the key shared with the cloud (or EUCA_SC_KEY, or --key-file)")
+    parser.add_argument("--key-file", help="a file holding the shared key")
+    parser.add_argument("--log-level", default="info")
+
+
+def _key(args: argparse.Namespace) -> str:
+    if args.key:
+        return str(args.key)
+    if args.key_file:
+        return Path(args.key_file).read_text().strip()
+    return os.environ.get("EUCA_SC_KEY", "")
+
+
+def run(args: argparse.Namespace) -> int:
+    from euca.core.serving import serve
+    from euca.storage import Backend, Das, Limits, Overlay, StorageController, StorageError, Tgt
+    from euca.storage.service import create_app
+    from euca.store import Store
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    key = _key(args)
+    if not key:
+        print("euca: a storage controller needs the key shared with the cloud (--key, --key-file or EUCA_SC_KEY)",
+              file=sys.stderr)
+        return 2
+    try:
+        backend: Backend = Das(args.vg) if args.backend == "das" else Overlay(args.data_dir)
+        if args.backend == "das" and not args.vg:
+            raise StorageError("the das back end needs --vg")
+        store = Store(args.database)
+    except (StorageError, OSError, RuntimeError) as exc:
+        print(f"euca: {exc}", file=sys.stderr)
+        return 2
+    sc = StorageController(store, backend, args.zone, tgt=None if args.no_iscsi else Tgt(args.iscsi_host),
+                           limits=Limits(args.max_volume, args.max_total))
+    for volume_id in sc.restore():
+        log.info("%s: exported again", volume_id)
+    try:
+        serve(create_app(sc, key), args.host, args.port, f"storage controller on http://{args.host}:{args.port}/sc/",
+              log_level="warning", access_log=False)
+    finally:
+        store.close()
+    return 0
