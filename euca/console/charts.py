@@ -82,7 +82,8 @@ def usage_plot(samples: Sequence[Sample]) -> Markup:
     if samples:
         first, last = samples[0].when, samples[-1].when
         spread = max(last - first, 1.0)
-        most = max([1, *(s.instances for s in samples)])
+        peak = max(s.instances for s in samples)
+        most = max(1, peak)
 
         def x(s: Sample) -> float:
             return left + inner_w * (s.when - first) / spread if len(samples) > 1 else left + inner_w / 2
@@ -95,11 +96,12 @@ def usage_plot(samples: Sequence[Sample]) -> Markup:
         for s in samples[-1:]:
             parts.append(f'<circle cx="{x(s):.1f}" cy="{top + inner_h * (1 - s.instances / most):.1f}" r="3" '
                          'class="dot-instances"/>')
-        hours = (last - first) / 3600
+        seconds = last - first
+        span_text = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
         parts.append(f'<text x="{left}" y="{height - 8}">{escape(time.strftime("%H:%M", time.localtime(first)))}'
                      f'</text><text x="{left + inner_w - 40}" y="{height - 8}">'
                      f'{escape(time.strftime("%H:%M", time.localtime(last)))}</text>'
-                     f'<text x="{left + inner_w / 2 - 60}" y="{height - 8}">{hours:.1f} h, peak {most} '
+                     f'<text x="{left + inner_w / 2 - 60}" y="{height - 8}">{span_text}, peak {peak} '
                      'instances</text>')
     parts.append("</svg>")
     return Markup("".join(parts))
