@@ -11,8 +11,9 @@ not new rules:
   Egress is open.
 - ``G``: members of G reach each other; then one ACCEPT per ingress rule (a CIDR, or another
   group's set as the source).
-- nat ``EUCA_NAT_PRE``/``EUCA_NAT_OUT``: 169.254.169.254:80 to the cloud's API; each public address
-  DNATed to its instance. ``EUCA_NAT_POST``: an instance with a public address leaves with it,
+- nat ``EUCA_NAT_PRE``/``EUCA_NAT_OUT``: 169.254.169.254:80 to the cloud's API; then both go
+  through ``EUCA_NAT_ELASTIC``, where each public address is DNATed to its instance.
+  ``EUCA_NAT_POST``: an instance with a public address leaves with it,
   except towards other instances and the cloud's metadata port.
 - the bridge table (nftables' ``bridge euca``, Eucalyptus's ebtables rules): a frame from an
   instance's port ``vn_<instance-id>`` must carry the instance's MAC, its IPv4 packets the
@@ -44,6 +45,7 @@ METADATA_IP = "169.254.169.254"
 ALL_PRIVATE = "EUCA_ALLPRIVATE"
 FILTER_FWD = "EUCA_FILTER_FWD"
 NAT_PRE, NAT_OUT, NAT_POST = "EUCA_NAT_PRE", "EUCA_NAT_OUT", "EUCA_NAT_POST"
+NAT_ELASTIC = "EUCA_NAT_ELASTIC"  # the public addresses' DNATs, shared by PREROUTING and OUTPUT
 BRIDGE_TABLE = "euca"  # nftables: table bridge euca
 # built-in chain -> our chain it jumps to, per table
 JUMPS = {"filter": (("FORWARD", FILTER_FWD),),
@@ -216,7 +218,7 @@ def render(view: NetView, host: HostConfig) -> Desired:
     forward.append(f"-A {FILTER_FWD} -m set --match-set {ALL_PRIVATE} dst -j DROP")
     desired.filter[FILTER_FWD] = forward
 
-    pre, out, post = [], [], []
+    pre, out, post, elastic = [], [], [], []
     if view.metadata:
         meta_ip, _, meta_port = view.metadata.rpartition(":")
         pre.append(f"-A {NAT_PRE} -d {METADATA_IP}/32 -p tcp -m tcp --dport 80 "
@@ -224,11 +226,13 @@ def render(view: NetView, host: HostConfig) -> Desired:
         post.append(f"-A {NAT_POST} -d {meta_ip}/32 -p tcp -m tcp --dport {meta_port} -j RETURN")
     for i in instances:
         if i.public_ip and i.public_ip != i.private_ip:
-            pre.append(f"-A {NAT_PRE} -d {i.public_ip}/32 -j DNAT --to-destination {i.private_ip}")
-            out.append(f"-A {NAT_OUT} -d {i.public_ip}/32 -j DNAT --to-destination {i.private_ip}")
+            elastic.append(f"-A {NAT_ELASTIC} -d {i.public_ip}/32 -j DNAT --to-destination {i.private_ip}")
             post.append(f"-A {NAT_POST} -s {i.private_ip}/32 -m set ! --match-set {ALL_PRIVATE} dst "
                         f"-j SNAT --to-source {i.public_ip}")
-    desired.nat = {NAT_PRE: pre, NAT_OUT: out, NAT_POST: post}
+    if elastic:
+        pre.append(f"-A {NAT_PRE} -j {NAT_ELASTIC}")
+        out.append(f"-A {NAT_OUT} -j {NAT_ELASTIC}")
+    desired.nat = {NAT_ELASTIC: elastic, NAT_PRE: pre, NAT_OUT: out, NAT_POST: post}
 
     if view.mode == "EDGE":
         desired.bridge_filter = _bridge_filter(view, host)
