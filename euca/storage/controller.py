@@ -69,7 +69,7 @@ class StorageController:
         with self._lock:
             if volume_id in self._volumes:
                 return
-            used = sum(v["size"] for v in self._volumes.values())
+            used = sum(v["size"] for v in self._volumes.values() if v["status"] != "failed")
             if used + size_gb > self.limits.max_total_gb:
                 raise VolumeLimit(f"The storage controller has {self.limits.max_total_gb - used} GiB of "
                                   f"{self.limits.max_total_gb} GiB left; {size_gb} GiB were asked for")

@@ -1,0 +1,244 @@
+"""The Storage Controller: its back ends' commands, tgt for real (export, write through QEMU's own
+iSCSI initiator, unexport), its HTTP service and the cloud's client, and the disk a node hot-plugs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from drivers.libvirt.domain import volume_xml
+from drivers.protocol import VolumeAttachment
+from euca.storage import Das, Limits, Overlay, RemoteStorage, StorageController, StorageError, Tgt, VolumeLimit
+from euca.storage.service import create_app
+from euca.store import Store
+from tests.ec2_server import free_port
+
+GIB = 1 << 30
+IQN = "iqn.2009-06.com.eucalyptus.cluster01:vol-0a0b0c0d"
+
+
+class Commands:
+    """A runner that records the commands and answers from a script."""
+
+    def __init__(self, answers: dict[str, str] | None = None) -> None:
+        self.ran: list[list[str]] = []
+        self.answers = answers or {}
+
+    def __call__(self, argv: Sequence[str]) -> str:
+        self.ran.append(list(argv))
+        line = " ".join(argv)
+        return next((out for key, out in self.answers.items() if key in line), "")
+
+
+def test_das_runs_lvm_commands() -> None:
+    run = Commands({"lv_size": "  4.00\n", "lv_name": "  lv-vol-0A0B0C0D\n"})
+    das = Das("vg-euca", run)
+    assert das.create("vol-0A0B0C0D", 4) == Path("/dev/vg-euca/lv-vol-0A0B0C0D")
+    assert das.exists("vol-0A0B0C0D")
+    assert das.clone("vol-0A0B0C0D", "snap-01020304") == Path("/dev/vg-euca/lv-snap-snap-01020304")
+    das.drop_clone("snap-01020304")
+    das.delete("vol-0A0B0C0D")
+    assert run.ran == [
+        ["lvcreate", "--yes", "-n", "lv-vol-0A0B0C0D", "-L", "4G", "vg-euca"],
+        ["lvs", "--noheadings", "-o", "lv_name", "vg-euca"],
+        ["lvs", "--noheadings", "--units", "g", "--nosuffix", "-o", "lv_size", "vg-euca/lv-vol-0A0B0C0D"],
+        ["lvcreate", "--yes", "-s", "-n", "lv-snap-snap-01020304", "-L", "1G", "vg-euca/lv-vol-0A0B0C0D"],
+        ["lvremove", "-f", "vg-euca/lv-snap-snap-01020304"],
+        ["lvremove", "-f", "vg-euca/lv-vol-0A0B0C0D"],
+    ]
+    with pytest.raises(StorageError):
+        das.create("vol-../../x", 1)
+    with pytest.raises(StorageError):
+        Das("vg; rm -rf /", run)
+
+
+def test_tgt_commands_one_target_per_volume() -> None:
+    run = Commands({"--op show": "Target 1: iqn.other\n    System information:\n"})
+    export = Tgt(run=run).export(IQN, Path("/v/vol-0a0b0c0d"), "192.0.2.5")
+    assert (export.iqn, export.tid, export.lun, export.port) == (IQN, 2, 1, 3260)
+    assert run.ran[1:] == [
+        ["tgtadm", "--lld", "iscsi", "--op", "new", "--mode", "target", "--tid", "2", "-T", IQN],
+        ["tgtadm", "--lld", "iscsi", "--op", "new", "--mode", "logicalunit", "--tid", "2", "--lun", "1",
+         "-b", "/v/vol-0a0b0c0d"],
+        ["tgtadm", "--lld", "iscsi", "--op", "bind", "--mode", "target", "--tid", "2", "-I", "192.0.2.5"],
+    ]
+
+
+def test_limits_snapshot_stream_and_restore(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "euca.db"))
+    sc = StorageController(store, Overlay(tmp_path / "volumes"), "cluster01", limits=Limits(1, 2))
+    with pytest.raises(VolumeLimit):
+        sc.admit("vol-00000001", 2)
+    sc.admit("vol-00000001", 1)
+    sc.admit("vol-00000002", 1)
+    with pytest.raises(VolumeLimit):
+        sc.admit("vol-00000003", 1)
+    sc.fill("vol-00000001")
+    path = tmp_path / "volumes" / "vol-00000001"
+    with open(path, "r+b") as f:
+        f.seek(GIB // 2 + 12345)
+        f.write(b"hello volume")
+    seen: list[int] = []
+    stream = sc.snapshot("vol-00000001", "snap-00000001", lambda done, total: seen.append(done * 100 // total))
+    with open(path, "r+b") as f:
+        f.write(b"after")  # the clone was taken before: not in the stream
+    data = b"".join(stream)
+    assert seen[-1] == 100 and not (tmp_path / "volumes" / "snap-00000001.clone").exists()
+    with pytest.raises(StorageError, match="ended early"):
+        sc.fill("vol-00000002", iter([data[:len(data) // 2]]))
+    store.close()
+    # a restarted SC knows its volumes; a failed one no longer counts
+    store = Store(str(tmp_path / "euca.db"))
+    again = StorageController(store, Overlay(tmp_path / "volumes"), "cluster01", limits=Limits(1, 2))
+    assert {v["volume_id"]: v["status"] for v in again.describe()} == {"vol-00000001": "available",
+                                                                      "vol-00000002": "failed"}
+    again.admit("vol-00000003", 1)
+    again.fill("vol-00000003", iter([data[i:i + 1000] for i in range(0, len(data), 1000)]))
+    copy = tmp_path / "volumes" / "vol-00000003"
+    with open(copy, "rb") as f:
+        assert f.read(5) == bytes(5)
+        f.seek(GIB // 2 + 12345)
+        assert f.read(12) == b"hello volume"
+    assert copy.stat().st_blocks * 512 < 1 << 20
+    store.close()
+
+
+@pytest.fixture
+def sc_service(tmp_path: Path) -> Iterator[tuple[StorageController, RemoteStorage]]:
+    store = Store(str(tmp_path / "euca.db"))
+    sc = StorageController(store, Overlay(tmp_path / "volumes"), "cluster01")
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(sc, "sc-key"), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    try:
+        yield sc, RemoteStorage(f"http://127.0.0.1:{port}", "sc-key")
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        store.close()
+
+
+def test_the_cloud_drives_a_remote_storage_controller(sc_service: tuple[StorageController, RemoteStorage],
+                                                      tmp_path: Path) -> None:
+    _, remote = sc_service
+    remote.admit("vol-0000000A", 1)
+    remote.fill("vol-0000000A")
+    with open(tmp_path / "volumes" / "vol-0000000A", "r+b") as f:
+        f.write(b"remote bytes")
+    stream = b"".join(remote.snapshot("vol-0000000A", "snap-0000000A"))
+    remote.admit("vol-0000000B", 1)
+    remote.fill("vol-0000000B", iter([stream[:100], stream[100:]]))
+    with open(tmp_path / "volumes" / "vol-0000000B", "rb") as f:
+        assert f.read(12) == b"remote bytes"
+    with pytest.raises(VolumeLimit):
+        remote.admit("vol-0000000C", 11)
+    with pytest.raises(StorageError, match="no iSCSI target"):
+        remote.export("vol-0000000A")
+    assert {v["volume_id"] for v in remote.describe()} == {"vol-0000000A", "vol-0000000B"}
+    remote.delete("vol-0000000B")
+    assert not (tmp_path / "volumes" / "vol-0000000B").exists()
+    with pytest.raises(StorageError, match="refused"):
+        RemoteStorage(remote.url, "wrong-key").describe()
+
+
+def test_volume_disk_xml_is_valid_libvirt(tmp_path: Path) -> None:
+    xml = volume_xml(VolumeAttachment("vol-0A0B0C0D", "vdf", IQN, "127.0.0.1", 3260, 1))
+    assert "<source protocol=\"iscsi\" name=\"" + IQN + "/1\">" in xml and "<serial>vol-0A0B0C0D</serial>" in xml
+    with pytest.raises(ValueError):
+        volume_xml(VolumeAttachment("vol-0A0B0C0D", "vdf"))
+    if not shutil.which("virt-xml-validate"):
+        pytest.skip("virt-xml-validate is not installed")
+    domain = tmp_path / "domain.xml"
+    domain.write_text("<domain type='qemu'><name>i-0A0B0C0D</name><memory>65536</memory>"
+                      "<os><type>hvm</type></os><devices>" + xml
+                      + volume_xml(VolumeAttachment("vol-01020304", "vdg", path="/tmp/v")) + "</devices></domain>")
+    done = subprocess.run(["virt-xml-validate", str(domain), "domain"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr + done.stdout
+
+
+# --- tgt for real ------------------------------------------------------------------------------------
+
+def _tools() -> str | None:
+    """None when tgtd, tgtadm and qemu-io (with its iSCSI driver) are here, else why not."""
+    wanted = ("tgtd", "tgtadm", "qemu-io")
+    if all(shutil.which(t) for t in wanted):
+        return None
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        return "tgt and qemu-utils are missing and installing them needs root and apt-get"
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    done = subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "tgt", "qemu-utils",
+                           "qemu-block-extra"], env=env, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0 or not all(shutil.which(t) for t in wanted):
+        return f"could not install tgt: {done.stderr.strip()[-300:]}"
+    return None
+
+
+@pytest.fixture(scope="module")
+def tgtd() -> Iterator[int]:
+    """A tgtd of the test's own, on its own control port and iSCSI port."""
+    why = _tools()
+    if why:
+        pytest.skip(why)
+    control, port = 7000 + os.getpid() % 1000, free_port()
+    daemon = subprocess.Popen(["tgtd", "-f", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while subprocess.run(["tgtadm", "-C", str(control), "--lld", "iscsi", "--op", "show", "--mode", "target"],
+                         capture_output=True, check=False).returncode != 0:
+        if time.monotonic() > deadline or daemon.poll() is not None:
+            daemon.kill()
+            pytest.skip(f"tgtd did not start: {daemon.stderr.read().decode()[-300:] if daemon.stderr else ''}")
+        time.sleep(0.1)
+    try:
+        yield control * 100000 + port
+    finally:
+        # tgtd leaves on its own command, not on SIGTERM while it has targets
+        subprocess.run(["tgtadm", "-C", str(control), "--op", "delete", "--mode", "system"], capture_output=True,
+                       check=False, timeout=10)
+        try:
+            daemon.wait(5)
+        except subprocess.TimeoutExpired:
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+        if daemon.stderr is not None:
+            daemon.stderr.close()
+
+
+def test_a_volume_exported_by_tgt_is_written_through_qemus_initiator(tgtd: int, tmp_path: Path) -> None:
+    control, port = divmod(tgtd, 100000)
+    store = Store(str(tmp_path / "euca.db"))
+    sc = StorageController(store, Overlay(tmp_path / "volumes"), "cluster01",
+                           tgt=Tgt("127.0.0.1", port, control_port=control))
+    sc.admit("vol-0A0B0C0D", 1)
+    sc.fill("vol-0A0B0C0D")
+    export = sc.export("vol-0A0B0C0D")
+    assert export.iqn == IQN and export.lun == 1
+    done = subprocess.run(["qemu-io", "-f", "raw", "-c", "write -P 0x41 4096 4096",
+                           f"iscsi://127.0.0.1:{port}/{export.iqn}/1"], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr + done.stdout
+    with open(tmp_path / "volumes" / "vol-0A0B0C0D", "rb") as f:
+        f.seek(4096)
+        assert f.read(4096) == b"A" * 4096
+    # a restarted SC exports what was exported (tgtd forgot it here, as when tgtd restarts)
+    Tgt("127.0.0.1", port, control_port=control).unexport(IQN)
+    again = StorageController(store, Overlay(tmp_path / "volumes"), "cluster01",
+                              tgt=Tgt("127.0.0.1", port, control_port=control))
+    assert again.restore() == ["vol-0A0B0C0D"]
+    assert IQN in Tgt(port=port, control_port=control).targets()
+    again.unexport("vol-0A0B0C0D")
+    assert IQN not in Tgt(port=port, control_port=control).targets()
+    store.close()
