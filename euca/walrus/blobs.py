@@ -18,40 +18,70 @@ import hashlib
 import os
 import secrets
 import shutil
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from euca.core.s3errors import InsufficientStorage
 
 BUFFER = 1 << 20  # bytes read or copied at a time
+INLINE = 64 << 10  # an object body up to this size is kept in the store beside its metadata
+INLINE_MARK = "="  # how an inline blob's id starts (a file's id is hex)
+SPACE_EVERY_BYTES = 64 << 20  # free space is looked at again after this many bytes written ...
+SPACE_EVERY_SECONDS = 1.0  # ... or this long
 
 
 def new_id() -> str:
     return secrets.token_hex(16)
 
 
-class Staged:
-    """A body being written to its temporary file; ``md5`` (and ``sha256`` when asked for) as it goes."""
+def is_inline(blob: str) -> bool:
+    return blob.startswith(INLINE_MARK)
 
-    def __init__(self, blobs: Blobs, with_sha256: bool = False) -> None:
+
+class Staged:
+    """A body being written; ``md5`` (and ``sha256`` when asked for) as it goes.
+
+    With ``inline``, the first ``INLINE`` bytes gather in a fixed buffer, and a body that ends
+    there never touches the disk: ``place`` hands back an inline id and ``data``, which the
+    caller commits into the store with the metadata (MinIO inlines small objects in ``xl.meta``
+    the same way). A longer body goes to ``tmp/<id>`` as before, the buffer first."""
+
+    def __init__(self, blobs: Blobs, with_sha256: bool = False, inline: bool = False) -> None:
         self.blobs = blobs
         self.id = new_id()
         self.path = blobs.tmp / self.id
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256() if with_sha256 else None
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._buffer: bytearray | None = bytearray() if inline else None
+        self._fd = -1 if inline else self._open()
         self.placed = False
+        self.data: bytes | None = None  # an inline body, once placed
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(self, chunk: bytes | memoryview) -> None:
         self.md5.update(chunk)
         if self.sha256 is not None:
             self.sha256.update(chunk)
+        self.size += len(chunk)
+        self.blobs.written(len(chunk))
+        if self._buffer is not None:
+            if self.size <= INLINE:
+                self._buffer += chunk
+                return
+            self._fd = self._open()
+            self._write(self._buffer)
+            self._buffer = None
+        self._write(chunk)
+
+    def _write(self, chunk: bytes | bytearray | memoryview) -> None:
         view = memoryview(chunk)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
-        self.size += len(chunk)
 
     def write_all(self, chunks: Iterable[bytes]) -> None:
         for chunk in chunks:
@@ -59,6 +89,11 @@ class Staged:
 
     def place(self) -> str:
         """Make the bytes durable and move them to their final name; the blob id to commit."""
+        if self._buffer is not None:
+            self.data = bytes(self._buffer)
+            self._buffer = None
+            self.placed = True
+            return INLINE_MARK + self.id
         try:
             if self.blobs.fsync:
                 os.fsync(self._fd)
@@ -66,8 +101,11 @@ class Staged:
             os.close(self._fd)
             self._fd = -1
         final = self.blobs.path(self.id)
-        final.parent.mkdir(exist_ok=True)
-        os.rename(self.path, final)
+        try:
+            os.rename(self.path, final)
+        except FileNotFoundError:
+            final.parent.mkdir(exist_ok=True)
+            os.rename(self.path, final)
         if self.blobs.fsync:
             directory = os.open(final.parent, os.O_RDONLY)
             try:
@@ -79,6 +117,10 @@ class Staged:
 
     def discard(self) -> None:
         """Drop the bytes: the request failed before (or while) committing them."""
+        self._buffer = None
+        if self.data is not None:
+            self.data = None
+            return
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
@@ -95,19 +137,43 @@ class Blobs:
         self.objects = root / "objects"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.objects.mkdir(parents=True, exist_ok=True)
-        self.min_free = min_free  # the fraction of the disk that must stay free for a write to start
+        for n in range(256):
+            (self.objects / f"{n:02x}").mkdir(exist_ok=True)
+        self._min_free = min_free
         self.fsync = fsync
+        self._full = False  # what the last look at the disk found
+        self._looked = -SPACE_EVERY_SECONDS  # when (monotonic)
+        self._since = 0  # bytes written since
+
+    @property
+    def min_free(self) -> float:
+        """The fraction of the disk that must stay free for a write to start."""
+        return self._min_free
+
+    @min_free.setter
+    def min_free(self, value: float) -> None:
+        self._min_free = value
+        self._looked = -SPACE_EVERY_SECONDS  # look again at the next write
 
     def path(self, blob: str) -> Path:
         return self.objects / blob[:2] / blob
 
+    def written(self, size: int) -> None:
+        self._since += size
+
     def check_space(self) -> None:
-        usage = shutil.disk_usage(self.root)
-        if usage.total and usage.free / usage.total < self.min_free:
+        """Refuse a write when the disk is nearly full. The disk is looked at (statvfs) at most once
+        a second or every ``SPACE_EVERY_BYTES`` written, not per request."""
+        now = time.monotonic()
+        if now - self._looked >= SPACE_EVERY_SECONDS or self._since >= SPACE_EVERY_BYTES:
+            usage = shutil.disk_usage(self.root)
+            self._full = bool(usage.total) and usage.free / usage.total < self._min_free
+            self._looked, self._since = now, 0
+        if self._full:
             raise InsufficientStorage()
 
-    def stage(self, with_sha256: bool = False) -> Staged:
-        return Staged(self, with_sha256)
+    def stage(self, with_sha256: bool = False, inline: bool = False) -> Staged:
+        return Staged(self, with_sha256, inline)
 
     def concatenate(self, blobs: list[str]) -> Staged:
         """A new staged body made of the given blobs one after another (a multipart completion)."""
@@ -122,10 +188,14 @@ class Blobs:
             raise
         return staged
 
-    def copy_range(self, blob: str, first: int, last: int) -> Staged:
-        """A new staged body holding bytes first..last (inclusive) of a blob (a copy)."""
+    def copy_range(self, blob: str, first: int, last: int, data: bytes | None = None) -> Staged:
+        """A new staged body holding bytes first..last (inclusive) of a blob (a copy); ``data``:
+        the bytes of an inline blob."""
         staged = self.stage()
         try:
+            if data is not None:
+                staged.write(data[first:last + 1])
+                return staged
             with open(self.path(blob), "rb") as src:
                 src.seek(first)
                 left = last - first + 1
@@ -145,7 +215,8 @@ class Blobs:
             self.delete(blob)
 
     def delete(self, blob: str) -> None:
-        if blob:
+        """Delete a blob's file (an inline blob goes with its row, in the store's transaction)."""
+        if blob and not is_inline(blob):
             with contextlib.suppress(FileNotFoundError):
                 self.path(blob).unlink()
 

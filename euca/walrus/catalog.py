@@ -6,6 +6,7 @@ on PostgreSQL the key columns are declared ``COLLATE "C"``.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -17,6 +18,7 @@ from euca.walrus.model import Acl, Bucket, ObjectInfo, Part, Upload
 def _schema(postgres: bool) -> tuple[str, ...]:
     c = ' COLLATE "C"' if postgres else ""
     real = "DOUBLE PRECISION" if postgres else "REAL"
+    binary = "BYTEA" if postgres else "BLOB"
     return (
         f"CREATE TABLE IF NOT EXISTS s3_bucket (name TEXT{c} PRIMARY KEY, owner TEXT NOT NULL, "
         f"created {real} NOT NULL, body TEXT NOT NULL)",
@@ -31,10 +33,17 @@ def _schema(postgres: bool) -> tuple[str, ...]:
         f"CREATE TABLE IF NOT EXISTS s3_part (upload TEXT NOT NULL, number INTEGER NOT NULL, blob TEXT NOT NULL, "
         f"size BIGINT NOT NULL, etag TEXT NOT NULL, modified {real} NOT NULL, PRIMARY KEY (upload, number))",
         "CREATE TABLE IF NOT EXISTS s3_seq (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
+        # small object bodies, kept beside their metadata (``blobs.INLINE``)
+        f"CREATE TABLE IF NOT EXISTS s3_inline (blob TEXT PRIMARY KEY, data {binary} NOT NULL)",
     )
 
 
 _OBJECT_COLUMNS = "bucket, key, version, seq, latest, marker, blob, size, etag, modified, owner, body"
+_JOINED = ", ".join("o." + c for c in _OBJECT_COLUMNS.split(", "))
+
+
+def _bytes(value: Any) -> bytes | None:
+    return None if value is None else bytes(value)
 
 
 def _object(row: tuple[Any, ...]) -> ObjectInfo:
@@ -46,6 +55,14 @@ def _object(row: tuple[Any, ...]) -> ObjectInfo:
                       tags=body.get("tags"), parts=int(body.get("parts", 0)))
 
 
+def _light(row: tuple[Any, ...]) -> ObjectInfo:
+    """A listing's object: key, size, ETag, time and owner, the rest of the row left unread."""
+    return ObjectInfo(row[0], row[1], "", int(row[2]), row[3], float(row[4]), row[5], "")
+
+
+_LIGHT_COLUMNS = "bucket, key, size, etag, modified, owner"
+
+
 def _bucket(row: tuple[Any, ...]) -> Bucket:
     body = orjson.loads(row[3])
     return Bucket(row[0], row[1], float(row[2]), body.get("location", ""), body.get("versioning", ""),
@@ -55,8 +72,16 @@ def _bucket(row: tuple[Any, ...]) -> Bucket:
 class Catalog:
     """Reads and writes of Walrus's tables; writes take the request's transaction."""
 
+    BUCKET_KIND = "s3bucket"  # the store's change counter bucket writes bump
+    RECHECK = 0.5  # seconds a cached bucket is trusted without a look at the counter
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        # buckets by name (None: known not to exist), good while the store's change counter
+        # stays what it was when they were read (every bucket write bumps it)
+        self._buckets: dict[str, Bucket | None] = {}
+        self._seen = ""
+        self._checked = 0.0
         with store.transaction() as tx:
             for statement in _schema(store.is_postgres):
                 tx.execute(statement)
@@ -64,9 +89,40 @@ class Catalog:
 
     # --- buckets ------------------------------------------------------------------------------------
 
+    def revalidate(self) -> bool:
+        """Drop the cached buckets if the store's change counter moved (another server, or the
+        admin CLI, wrote); whether it did. One small query: the S3 endpoint calls it per request."""
+        count = self.store.change_count()
+        self._checked = time.monotonic()
+        if count == self._seen:
+            return False
+        self._buckets.clear()
+        self._seen = count
+        return True
+
     def bucket(self, name: str) -> Bucket | None:
+        if time.monotonic() - self._checked > self.RECHECK:
+            self.revalidate()
+        try:
+            return self._buckets[name]
+        except KeyError:
+            pass
+        seen = self._seen
         rows = self.store.rows("SELECT name, owner, created, body FROM s3_bucket WHERE name = ?", (name,))
-        return _bucket(rows[0]) if rows else None
+        found = _bucket(rows[0]) if rows else None
+        if seen == self._seen and len(self._buckets) < 100_000:
+            self._buckets[name] = found
+        return found
+
+    def tx_bucket(self, tx: Tx, name: str) -> Bucket | None:
+        """The bucket as this transaction sees it (a write that depends on its settings)."""
+        row = tx.execute("SELECT name, owner, created, body FROM s3_bucket WHERE name = ?", (name,)).fetchone()
+        return _bucket(row) if row else None
+
+    def _forget(self, tx: Tx, name: str) -> None:
+        tx.changed(self.BUCKET_KIND)
+        self._buckets.pop(name, None)  # now, and again once it is durable
+        tx.on_commit(lambda: self._buckets.pop(name, None))
 
     def buckets(self, owner: str | None = None) -> list[Bucket]:
         if owner is None:
@@ -79,15 +135,15 @@ class Catalog:
     def bucket_count(self, owner: str) -> int:
         return int(self.store.rows("SELECT COUNT(*) FROM s3_bucket WHERE owner = ?", (owner,))[0][0])
 
-    @staticmethod
-    def put_bucket(tx: Tx, b: Bucket) -> None:
+    def put_bucket(self, tx: Tx, b: Bucket) -> None:
+        self._forget(tx, b.name)
         body = {"location": b.location, "versioning": b.versioning, "acl": b.acl.to_json(), "cors": b.cors,
                 "lifecycle": b.lifecycle, "tags": b.tags}
         tx.execute("INSERT INTO s3_bucket (name, owner, created, body) VALUES (?, ?, ?, ?) ON CONFLICT (name) "
                    "DO UPDATE SET body = excluded.body", (b.name, b.owner, b.created, orjson.dumps(body).decode()))
 
-    @staticmethod
-    def delete_bucket(tx: Tx, name: str) -> None:
+    def delete_bucket(self, tx: Tx, name: str) -> None:
+        self._forget(tx, name)
         tx.execute("DELETE FROM s3_bucket WHERE name = ?", (name,))
 
     def has_objects(self, bucket: str) -> bool:
@@ -106,10 +162,34 @@ class Catalog:
                                (bucket, key, version))
         return _object(rows[0]) if rows else None
 
+    def latest_with_data(self, bucket: str, key: str) -> tuple[ObjectInfo, bytes | None] | None:
+        """The latest version and, if its body is inline, the body: one query (a GET)."""
+        rows = self.store.rows(f"SELECT {_JOINED}, i.data FROM s3_object o LEFT JOIN s3_inline i ON i.blob = o.blob "
+                               "WHERE o.bucket = ? AND o.key = ? AND o.latest = 1", (bucket, key))
+        return (_object(rows[0]), _bytes(rows[0][12])) if rows else None
+
+    def inline_data(self, blob: str) -> bytes | None:
+        rows = self.store.rows("SELECT data FROM s3_inline WHERE blob = ?", (blob,))
+        return _bytes(rows[0][0]) if rows else None
+
+    @staticmethod
+    def put_inline(tx: Tx, blob: str, data: bytes) -> None:
+        tx.execute("INSERT INTO s3_inline (blob, data) VALUES (?, ?)", (blob, data))
+
+    @staticmethod
+    def delete_inline(tx: Tx, blob: str) -> None:
+        tx.execute("DELETE FROM s3_inline WHERE blob = ?", (blob,))
+
     @staticmethod
     def next_seq(tx: Tx) -> int:
-        tx.execute("UPDATE s3_seq SET value = value + 1 WHERE id = 1")
-        return int(tx.execute("SELECT value FROM s3_seq WHERE id = 1").fetchone()[0])
+        return int(tx.execute("UPDATE s3_seq SET value = value + 1 WHERE id = 1 RETURNING value").fetchone()[0])
+
+    @staticmethod
+    def take_version(tx: Tx, bucket: str, key: str, version: str) -> tuple[str, bool] | None:
+        """Delete one version in a single statement; its blob and whether it was the latest."""
+        row = tx.execute("DELETE FROM s3_object WHERE bucket = ? AND key = ? AND version = ? RETURNING blob, latest",
+                         (bucket, key, version)).fetchone()
+        return (str(row[0]), bool(row[1])) if row else None
 
     @staticmethod
     def tx_version(tx: Tx, bucket: str, key: str, version: str) -> ObjectInfo | None:
@@ -170,11 +250,12 @@ class Catalog:
         tx.execute("DELETE FROM s3_object WHERE bucket = ? AND key = ? AND version = ?", (bucket, key, version))
 
     def page(self, bucket: str, prefix: str, after: str, limit: int, inclusive: bool = False) -> list[ObjectInfo]:
-        """Up to ``limit`` live latest objects with keys after ``after`` (or from it), starting with ``prefix``."""
+        """Up to ``limit`` live latest objects with keys after ``after`` (or from it), starting with
+        ``prefix``; only what a listing shows of each (no headers, metadata or ACL)."""
         low, op = max(after, prefix), ">"
         if inclusive or (prefix > after):
             op = ">="
-        sql = (f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND latest = 1 AND key {op} ? "
+        sql = (f"SELECT {_LIGHT_COLUMNS} FROM s3_object WHERE bucket = ? AND latest = 1 AND key {op} ? "
                "AND marker = 0")
         params: list[Any] = [bucket, low]
         end = successor(prefix)
@@ -183,7 +264,7 @@ class Catalog:
             params.append(end)
         sql += " ORDER BY key LIMIT ?"
         params.append(limit)
-        return [_object(r) for r in self.store.rows(sql, params)]
+        return [_light(r) for r in self.store.rows(sql, params)]
 
     def version_page(self, bucket: str, prefix: str, after_key: str, after_seq: int | None,
                      limit: int) -> list[tuple[ObjectInfo, int]]:

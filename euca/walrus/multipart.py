@@ -83,7 +83,7 @@ class Uploads:
             raise
 
     def copy_part(self, upload: Upload, number: int, source: ObjectInfo, first: int, last: int) -> Part:
-        staged = self.walrus.blobs.copy_range(source.blob, first, last)
+        staged = self.walrus.copy_range(source, first, last)
         return self.commit_part(upload, number, staged)
 
     def parts(self, who: Requester | None, bucket: str, key: str, upload_id: str) -> tuple[Upload, list[Part]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import logging
 import secrets
 import time
@@ -34,7 +35,7 @@ from euca.core.s3errors import (
 )
 from euca.store import Store, Tx
 from euca.walrus import acl as acls
-from euca.walrus.blobs import Blobs, Staged
+from euca.walrus.blobs import Blobs, Staged, is_inline
 from euca.walrus.catalog import Catalog, successor
 from euca.walrus.model import NULL_VERSION, Acl, Bucket, Listing, ObjectInfo, Requester
 from euca.walrus.names import check_bucket_name, check_key
@@ -169,8 +170,14 @@ class Walrus:
         self.blobs.check_space()
         return found
 
-    def stage(self, with_sha256: bool = False) -> Staged:
-        return self.blobs.stage(with_sha256)
+    def stage(self, with_sha256: bool = False, inline: bool = False) -> Staged:
+        """A body to write; ``inline``: kept in the store if it turns out small (an object's
+        body, not a multipart part, which is joined from files)."""
+        return self.blobs.stage(with_sha256, inline)
+
+    def refresh(self) -> bool:
+        """Forget cached buckets if another server changed them; whether the store changed at all."""
+        return self.catalog.revalidate()
 
     def commit_put(self, who: Requester | None, bucket: Bucket, key: str, staged: Staged,
                    headers: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
@@ -187,21 +194,22 @@ class Walrus:
             info = ObjectInfo(bucket.name, key, NULL_VERSION, staged.size, etag or quoted_md5(md5.hex()),
                               self.clock(), owner, blob, headers=dict(headers or {}), metadata=dict(metadata or {}),
                               acl=self.acl_for(acl, owner_requester, bucket.owner), tags=tags or None, parts=parts)
-            return self.write_version(bucket.name, info)
+            return self.write_version(bucket.name, info, inline=staged.data)
         except BaseException:
             staged.discard()
             raise
 
-    def write_version(self, bucket_name: str, info: ObjectInfo, upload_id: str = "") -> ObjectInfo:
-        """Commit ``info`` (its blob already in place) as the key's latest version; with
-        ``upload_id``, in the same transaction forget that multipart upload and its parts."""
+    def write_version(self, bucket_name: str, info: ObjectInfo, upload_id: str = "",
+                      inline: bytes | None = None) -> ObjectInfo:
+        """Commit ``info`` (its blob already in place, or ``inline`` its bytes) as the key's latest
+        version; with ``upload_id``, in the same transaction forget that multipart upload and its parts."""
         try:
-            return self._write_version(bucket_name, info, upload_id)
+            return self._write_version(bucket_name, info, upload_id, inline)
         except BaseException:
             self.blobs.delete(info.blob)
             raise
 
-    def _write_version(self, bucket_name: str, info: ObjectInfo, upload_id: str) -> ObjectInfo:
+    def _write_version(self, bucket_name: str, info: ObjectInfo, upload_id: str, inline: bytes | None) -> ObjectInfo:
         with self.store.transaction() as tx:
             if upload_id:
                 if not self.catalog.tx_upload_exists(tx, upload_id):
@@ -210,38 +218,40 @@ class Walrus:
                     raise NoSuchUpload(UploadId=upload_id)
                 parts = self.catalog.delete_upload(tx, upload_id)
                 tx.on_commit(lambda: self.blobs.delete_all(parts))
-            bucket = self._tx_bucket(tx, bucket_name)
+            bucket = self.catalog.tx_bucket(tx, bucket_name)
+            if bucket is None:
+                raise NoSuchBucket(BucketName=bucket_name)
             versioned = bucket.versioning == "Enabled"
             info = replace(info, version_id=_version_id() if versioned else NULL_VERSION, latest=True)
             self._drop_null(tx, bucket, info.key, keep_blob=info.blob)
-            self.catalog.unset_latest(tx, bucket.name, info.key)
+            if bucket.versioning:  # versions besides the null one may exist
+                self.catalog.unset_latest(tx, bucket.name, info.key)
+            if inline is not None:
+                self.catalog.put_inline(tx, info.blob, inline)
             self.catalog.put_object(tx, info, self.catalog.next_seq(tx))
         return info
 
-    def _tx_bucket(self, tx: Tx, name: str) -> Bucket:
-        row = tx.execute("SELECT name FROM s3_bucket WHERE name = ?", (name,)).fetchone()
-        bucket = self.catalog.bucket(name) if row else None
-        if bucket is None:
-            raise NoSuchBucket(BucketName=name)
-        return bucket
+    def _forget_blob(self, tx: Tx, blob: str) -> None:
+        """A blob no version names once ``tx`` commits: an inline one goes in ``tx``, a file after it."""
+        if is_inline(blob):
+            self.catalog.delete_inline(tx, blob)
+        elif blob:
+            tx.on_commit(lambda: self.blobs.delete(blob))
 
     def _drop_null(self, tx: Tx, bucket: Bucket, key: str, keep_blob: str = "") -> None:
-        """Unless versioning is on, a write replaces the "null" version: forget it, and delete its
-        blob once this transaction is durable."""
+        """Unless versioning is on, a write replaces the "null" version: forget it, and its blob."""
         if bucket.versioning == "Enabled":
             return
-        old = self.catalog.tx_version(tx, bucket.name, key, NULL_VERSION)
-        if old is not None:
-            self.catalog.delete_version(tx, bucket.name, key, NULL_VERSION)
-            if old.blob and old.blob != keep_blob:
-                tx.on_commit(lambda blob=old.blob: self.blobs.delete(blob))  # type: ignore[misc]
+        old = self.catalog.take_version(tx, bucket.name, key, NULL_VERSION)
+        if old is not None and old[0] != keep_blob:
+            self._forget_blob(tx, old[0])
 
     def put_object(self, who: Requester | None, bucket: str, key: str, body: bytes | BinaryIO | Iterable[bytes],
                    headers: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
                    acl: Acl | str = "private", tags: dict[str, str] | None = None) -> ObjectInfo:
         """Write an object from bytes, a file or an iterable of chunks (streamed to disk)."""
         found = self.begin_put(who, bucket, key)
-        staged = self.stage()
+        staged = self.stage(inline=True)
         try:
             if isinstance(body, bytes):
                 staged.write(body)
@@ -258,11 +268,26 @@ class Walrus:
     def head_object(self, who: Requester | None, bucket: str, key: str, version_id: str | None = None,
                     permission: str = acls.READ) -> ObjectInfo:
         """The version a GET would return, if ``who`` may read it."""
+        return self._find(who, bucket, key, version_id, permission, False)[0]
+
+    def get_object(self, who: Requester | None, bucket: str, key: str,
+                   version_id: str | None = None) -> tuple[ObjectInfo, bytes | None]:
+        """As ``head_object``, with the bytes of a small (inline) version found in the same query;
+        None when they are in the file ``blob_path`` names."""
+        return self._find(who, bucket, key, version_id, acls.READ, True)
+
+    def _find(self, who: Requester | None, bucket: str, key: str, version_id: str | None, permission: str,
+              with_data: bool) -> tuple[ObjectInfo, bytes | None]:
         found_bucket = self.catalog.bucket(bucket)
         if found_bucket is None:
             raise NoSuchBucket(BucketName=bucket)
+        data: bytes | None = None
         if version_id is None:
-            info = self.catalog.latest(bucket, key)
+            if with_data:
+                found = self.catalog.latest_with_data(bucket, key)
+                info, data = found if found is not None else (None, None)
+            else:
+                info = self.catalog.latest(bucket, key)
             if info is None or info.delete_marker:
                 headers = {"x-amz-delete-marker": "true", "x-amz-version-id": info.version_id} if info else {}
                 if not acls.allows(found_bucket.acl, who, acls.READ):
@@ -281,16 +306,33 @@ class Walrus:
                                                 "allow": "DELETE"})
         assert info.acl is not None
         acls.require(info.acl, who, permission)
-        return info
+        if with_data and data is None and is_inline(info.blob):
+            data = self.inline_data(info)
+        return info, data
 
     def blob_path(self, info: ObjectInfo) -> Path:
+        """The file holding a version's bytes (not for an inline one: ``inline_data``)."""
         return self.blobs.path(info.blob)
+
+    def inline_data(self, info: ObjectInfo) -> bytes | None:
+        """The bytes of a version kept in the store (a small one), None when they are in a file."""
+        if not is_inline(info.blob):
+            return None
+        data = self.catalog.inline_data(info.blob)
+        if data is None:
+            raise NoSuchKey(Key=info.key)  # deleted between the lookup and now
+        return data
+
+    def copy_range(self, info: ObjectInfo, first: int, last: int) -> Staged:
+        """A staged body holding bytes first..last (inclusive) of a version."""
+        return self.blobs.copy_range(info.blob, first, last, self.inline_data(info))
 
     def open_object(self, who: Requester | None, bucket: str, key: str,
                     version_id: str | None = None) -> tuple[ObjectInfo, BinaryIO]:
         """The object's description and its bytes as an open file (the caller closes it)."""
         info = self.head_object(who, bucket, key, version_id)
-        return info, open(self.blob_path(info), "rb")
+        data = self.inline_data(info)
+        return info, io.BytesIO(data) if data is not None else open(self.blob_path(info), "rb")
 
     def delete_object(self, who: Requester | None, bucket: str, key: str,
                       version_id: str | None = None) -> ObjectInfo | None:
@@ -308,14 +350,12 @@ class Walrus:
                 self.catalog.delete_version(tx, bucket, key, version_id)
                 if old.latest:
                     self.catalog.promote_newest(tx, bucket, key)
-                if old.blob:
-                    tx.on_commit(lambda: self.blobs.delete(old.blob))
+                self._forget_blob(tx, old.blob)
                 return old
             if not found.versioning:
-                null = self.catalog.tx_version(tx, bucket, key, NULL_VERSION)
+                null = self.catalog.take_version(tx, bucket, key, NULL_VERSION)
                 if null is not None:
-                    self.catalog.delete_version(tx, bucket, key, NULL_VERSION)
-                    tx.on_commit(lambda: self.blobs.delete(null.blob))
+                    self._forget_blob(tx, null[0])
                 return None
             self._drop_null(tx, found, key)
             self.catalog.unset_latest(tx, bucket, key)
@@ -335,7 +375,7 @@ class Walrus:
             raise InvalidRequest("This copy request is illegal because it is trying to copy an object to itself "
                                  "without changing the object's metadata, storage class, website redirect location "
                                  "or encryption attributes.")
-        staged = self.blobs.copy_range(source.blob, 0, source.size - 1)
+        staged = self.copy_range(source, 0, source.size - 1)
         return self.commit_put(who, found, key, staged, source.headers if headers is None else headers,
                                source.metadata if metadata is None else metadata, acl,
                                tags if tags is not None else source.tags,

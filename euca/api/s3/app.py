@@ -87,7 +87,8 @@ class S3Api:
             except (UnicodeError, ValueError):
                 raise InvalidArgument("The request is not valid UTF-8") from None
             raw_path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
-            self.refresh()
+            if self.walrus.refresh():  # the store's change counter moved: the cloud's view too
+                self.refresh()
             sent_path = raw_path.partition("?")[0]
             # what a Version 2 signature may cover: the path as sent, or (botocore's auth_path) the
             # bucket and key without the service prefix

@@ -158,7 +158,7 @@ async def post_object(call: Call) -> Reply:
         least, greatest = check_policy(parse_policy(fields["policy"]), fields, call.bucket, call.walrus.clock())
     key = fields["key"].replace("${filename}", _filename(file))
     bucket = call.walrus.begin_put(who, call.bucket, key)
-    staged = call.walrus.stage()
+    staged = call.walrus.stage(inline=True)
     try:
         async for piece in reader.part_bytes():
             staged.write(piece)

@@ -62,10 +62,10 @@ def _escape(value: str) -> str:
     return out
 
 
-escape = _escape  # XML text, for documents written by hand (PostResponse)
+escape = _escape  # XML text, for documents written by hand (PostResponse, listings)
 
 
-def _timestamp(value: Any) -> str:
+def timestamp(value: Any) -> str:
     if isinstance(value, (int, float)):
         value = datetime.fromtimestamp(value, UTC)
     v = value.astimezone(UTC)
@@ -77,7 +77,7 @@ def _scalar(kind: str, value: Any) -> str:
     if kind == "boolean":
         return "true" if value else "false"
     if kind == "timestamp":
-        return _timestamp(value)
+        return timestamp(value)
     if kind == "blob" and isinstance(value, bytes):
         return base64.b64encode(value).decode()
     return _escape(value if isinstance(value, str) else str(value))
