@@ -452,3 +452,73 @@ def test_python_interface_streams_files(box: Box, tmp_path: Path) -> None:
         assert f.read() == b"z" * 3_000_000
     url = box.walrus.presign(who, "GET", "python-interface", "f", 60)
     assert requests.get(url, timeout=5).content == b"z" * 3_000_000
+
+
+def test_canned_acls_for_the_bucket_owner_and_log_delivery(box: Box, s3: Any) -> None:
+    b = new_bucket(s3)
+    writer = s3_client(box, "writer")
+    writer_id = canonical(box, "writer")
+    admin_id = canonical(box, "admin")
+    s3.put_bucket_acl(Bucket=b, GrantFullControl=f"id={admin_id}", GrantWrite=f"id={writer_id}")
+    for acl in ("private", "bucket-owner-read", "bucket-owner-full-control"):
+        writer.put_object(Bucket=b, Key=acl, Body=acl.encode(), ACL=acl)
+        grants = {(g["Grantee"].get("ID"), g["Permission"])
+                  for g in writer.get_object_acl(Bucket=b, Key=acl)["Grants"]}
+        expected = {(writer_id, "FULL_CONTROL")} | {
+            "private": set(), "bucket-owner-read": {(admin_id, "READ")},
+            "bucket-owner-full-control": {(admin_id, "FULL_CONTROL")}}[acl]
+        assert grants == expected, acl
+    # the bucket's owner reads only what was shared with it, and changes only the ACL it was given
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.get_object(Bucket=b, Key="private")
+    assert code(exc) == ("AccessDenied", 403)
+    assert s3.get_object(Bucket=b, Key="bucket-owner-read")["Body"].read() == b"bucket-owner-read"
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        s3.put_object_acl(Bucket=b, Key="bucket-owner-read", ACL="public-read")
+    assert code(exc) == ("AccessDenied", 403)
+    assert s3.get_object(Bucket=b, Key="bucket-owner-full-control")["Body"].read() == b"bucket-owner-full-control"
+    s3.put_object_acl(Bucket=b, Key="bucket-owner-full-control", ACL="public-read")
+    assert anonymous(box).get_object(Bucket=b, Key="bucket-owner-full-control")["Body"].read()
+    # the bucket's owner writing its own object: no second grant to itself
+    s3.put_object(Bucket=b, Key="own", Body=b"x", ACL="bucket-owner-full-control")
+    assert [g["Permission"] for g in s3.get_object_acl(Bucket=b, Key="own")["Grants"]] == ["FULL_CONTROL"]
+    # log-delivery-write: S3's log delivery group may write the bucket and read its ACL
+    logs = new_bucket(s3, ACL="log-delivery-write")
+    grants = {(g["Grantee"].get("URI") or g["Grantee"].get("ID"), g["Permission"])
+              for g in s3.get_bucket_acl(Bucket=logs)["Grants"]}
+    assert grants == {(admin_id, "FULL_CONTROL"), ("http://acs.amazonaws.com/groups/s3/LogDelivery", "WRITE"),
+                      ("http://acs.amazonaws.com/groups/s3/LogDelivery", "READ_ACP")}
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        anonymous(box).put_object(Bucket=logs, Key="x", Body=b"x")  # not anyone's group
+    assert code(exc) == ("AccessDenied", 403)
+
+
+def canonical(box: Box, account: str) -> str:
+    box.keys(account)
+    found = box.cloud.accounts.get(account)
+    assert found is not None
+    from euca.walrus import canonical_id
+
+    return canonical_id(found.account_id)
+
+
+def test_lifecycle_sweep_runs_from_the_housekeeping_loop(box: Box, s3: Any) -> None:
+    # the test server ticks every 0.2 s; the sweep reads Walrus's clock, moved three days on
+    b = new_bucket(s3)
+    s3.put_object(Bucket=b, Key="tmp/a", Body=b"x")
+    s3.put_object(Bucket=b, Key="tmp/b", Body=b"y" * 100_000)
+    s3.put_object(Bucket=b, Key="kept", Body=b"x")
+    s3.put_bucket_lifecycle_configuration(Bucket=b, LifecycleConfiguration={"Rules": [
+        {"ID": "tmp", "Filter": {"Prefix": "tmp/"}, "Status": "Enabled", "Expiration": {"Days": 2}}]})
+    time.sleep(0.5)
+    assert len(s3.list_objects_v2(Bucket=b)["Contents"]) == 3  # not due yet: nothing swept
+    assert box.walrus is not None
+    real = box.walrus.clock
+    box.walrus.clock = lambda: real() + 3 * 86400
+    try:
+        deadline = time.monotonic() + 10
+        while [o["Key"] for o in s3.list_objects_v2(Bucket=b)["Contents"]] != ["kept"]:
+            assert time.monotonic() < deadline, "the housekeeping loop did not expire the objects"
+            time.sleep(0.1)
+    finally:
+        box.walrus.clock = real
