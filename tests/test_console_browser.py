@@ -24,13 +24,12 @@ import pytest
 
 from euca.iam import hash_password
 from euca.services.common import ADMIN
-from tests.ec2_server import Box, running_box
+from tests.ec2_server import Box
+from tests.test_console import ADMIN_PASSWORD, PASSWORD, console_box
 
 APT_PACKAGES = ["chromium", "chromium-driver"]
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,900"]
-ADMIN_PASSWORD = "the admin's secret"
-PASSWORD = "correct horse battery"
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "console"
 
 
@@ -94,8 +93,7 @@ def browser(chromium: tuple[str, str], tmp_path: Path) -> Iterator[Any]:
 
 @pytest.fixture
 def box(tmp_path: Path) -> Iterator[Box]:
-    with running_box(tmp_path / "box") as b:
-        b.cloud.accounts.set_login(ADMIN, ADMIN, hash_password(ADMIN_PASSWORD), reset=False, create=True)
+    with console_box(tmp_path / "box") as b:
         yield b
 
 

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl
 
 import botocore.session
@@ -35,7 +35,6 @@ from euca.api.netview import NetViewApp, node_keys
 from euca.api.s3 import PREFIX as WALRUS
 from euca.api.s3 import create_s3_app
 from euca.auth import SignedRequest, verify
-from euca.console import is_console_path
 from euca.core.errors import (
     ApiError,
     DryRunOperation,
@@ -58,12 +57,29 @@ XML = "text/xml;charset=UTF-8"
 FORM = "application/x-www-form-urlencoded"
 PATHS = ("/", "/services/Eucalyptus", "/services/Eucalyptus/")
 EUARE = ("/services/Euare", "/services/Euare/")
+CONSOLE = "/console"
 _XML_HEADER = (b"content-type", XML.encode())
 # Parameters Eucalyptus's tools send that botocore's EC2 model does not have
 EXTENSIONS = {"RunInstances": ("AddressingType",)}
 
 # May this caller do this action with these (parsed) parameters? Raises UnauthorizedOperation if not.
 Authorize = Callable[[Caller, str, dict[str, Any]], None]
+
+
+class Console(Protocol):
+    """The web console (``euca.console``, beside this package: whoever starts the server hands it in)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def sample(self) -> None: ...
+
+
+class ConsoleFactory(Protocol):
+    """Makes the console over the pipeline's own parser, authorization hook and handlers, so that each
+    of its actions is the request the API would have got."""
+
+    def __call__(self, cloud: Cloud, *, authorize: Authorize, actions: Mapping[str, Handler], model: ServiceModel,
+                 parse: Callable[..., dict[str, Any]], source_ip: Any, walrus: Walrus | None) -> Console: ...
 
 _model: ServiceModel | None = None
 
@@ -217,7 +233,8 @@ class _Front:
             await self.s3(scope, receive, send)
         elif self.iam is not None and scope["type"] == "http" and scope["path"] in EUARE:
             await self.iam(scope, receive, send)
-        elif self.console is not None and scope["type"] == "http" and is_console_path(scope["path"]):
+        elif self.console is not None and scope["type"] == "http" and (
+                scope["path"] == CONSOLE or scope["path"].startswith(CONSOLE + "/")):
             await self.console(scope, receive, send)
         elif scope["type"] == "http" and scope["path"] in PATHS:
             if scope["method"] in ("GET", "POST"):
@@ -229,16 +246,15 @@ class _Front:
 
 
 def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | None = None,
-               walrus: Walrus | None = None) -> _Front:
+               walrus: Walrus | None = None, console: ConsoleFactory | None = None) -> _Front:
     """``walrus``: serve it (S3) under ``/services/Walrus`` too, and run its lifecycle sweep. IAM
-    (Euare) is served under ``/services/Euare``."""
+    (Euare) is served under ``/services/Euare``. ``console``: serve the web console under ``/console``
+    (``euca.console.create_console``)."""
     from euca.api.iam import IamApi
-    from euca.console import Console, Ec2Calls
 
     api = Ec2Api(cloud, authorize)
-    # The web console acts through the same handlers and the same authorization hook as the API.
-    console = Console(cloud, Ec2Calls(cloud, api.authorize, api.actions, api.model, query.parse, source_ip),
-                      walrus.blobs.root.parent if walrus is not None else None, walrus)
+    web = None if console is None else console(cloud, authorize=api.authorize, actions=api.actions, model=api.model,
+                                               parse=query.parse, source_ip=source_ip, walrus=walrus)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -247,7 +263,8 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | N
                 await asyncio.sleep(tick_seconds)
                 try:
                     cloud.tick()
-                    console.sample()
+                    if web is not None:
+                        web.sample()
                     if walrus is not None:
                         walrus.tick()
                 except Exception:
@@ -270,5 +287,5 @@ def create_app(cloud: Cloud, tick_seconds: float = 5.0, authorize: Authorize | N
         from euca.walrus.snapshots import WalrusSnapshots
 
         cloud.keep_snapshots_in(WalrusSnapshots(walrus, cloud.snapshots.bucket))
-    front.console = console
+    front.console = web
     return front

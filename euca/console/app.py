@@ -10,7 +10,7 @@ pool except password hashing, which touches no shared state.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from euca.console.calls import Ec2Calls
+from euca.console.calls import Authorize, Ec2Calls, Handler, Parse
 from euca.console.charts import Usage
 from euca.console.lockout import Lockout
 from euca.console.sessions import COOKIE, LIFETIME, Session, Signer, load_key, password_mark
@@ -53,6 +53,14 @@ _HEADERS = {
 
 def is_console_path(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
+
+
+def create_console(cloud: Cloud, *, authorize: Authorize, actions: Mapping[str, Handler], model: Any,
+                   parse: Parse, source_ip: Any, walrus: Walrus | None, signup: bool = True) -> Console:
+    """What ``create_app(..., console=create_console)`` calls with its EC2 pipeline's pieces; the
+    signing key lives in the data directory beside Walrus's."""
+    calls = Ec2Calls(cloud, authorize, actions, model, parse, source_ip)
+    return Console(cloud, calls, walrus.blobs.root.parent if walrus is not None else None, walrus, signup)
 
 
 class Refused(Exception):
