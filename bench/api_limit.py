@@ -89,6 +89,7 @@ def breakdown(n: int) -> list[tuple[str, float]]:
     from euca.api import app as api_app
     from euca.api import query, xml
     from euca.api.actions import ACTIONS
+    from euca.api.images import images_in_walrus
     from euca.fleet.box import Timings
     from euca.services.cloud import Cloud
     from euca.services.common import ADMIN
@@ -97,7 +98,7 @@ def breakdown(n: int) -> list[tuple[str, float]]:
 
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(str(Path(tmp) / "euca.db"))
-        image = first_start(store, Path(tmp), 8, 256, 262144, 10000)
+        image = first_start(store, images_in_walrus(store, Path(tmp)), 8, 256, 262144, 10000)
         assert image is not None
         cloud = Cloud.open(store, None, Timings(0, 0, 3600), endpoint="http://127.0.0.1:8773")
         try:

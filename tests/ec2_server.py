@@ -18,15 +18,16 @@ import boto3
 import uvicorn
 
 from euca.api.app import create_app
+from euca.api.images import images_in_walrus, keep_images
 from euca.api.s3 import open_walrus
 from euca.core.config import Config
 from euca.fleet.box import Timings
 from euca.services.cloud import Cloud
 from euca.services.common import ADMIN
-from euca.services.imaging import ImageStore, keep_images
 from euca.services.seed import first_start
 from euca.store import Store
 from euca.walrus import Walrus
+from euca.walrus.images import ImageStore
 
 
 def free_port() -> int:
@@ -61,8 +62,8 @@ class Box:
         assert self.imaging is not None
         name = f"ubuntu-{secrets.token_hex(4)}"
         if not kernel:
-            return store_image(self.cloud.images, self.imaging, "machine", name.encode(), name)
-        return import_files(self.cloud.images, self.imaging, name.encode(), kernel=b"vmlinuz-2.6.28",
+            return store_image(self.cloud.images, "machine", name.encode(), name)
+        return import_files(self.cloud.images, name.encode(), kernel=b"vmlinuz-2.6.28",
                             ramdisk=b"initrd-2.6.28", name=name).machine
 
     def upload_bundle(self, account: str, location: str, image: bytes = b"", image_type: str = "machine",
@@ -120,12 +121,13 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
                 config: Config | None = None, **cloud: Any) -> Iterator[Box]:
     """``database``: a PostgreSQL URL instead of the SQLite file in ``data_dir``."""
     store = Store(database or str(data_dir / "euca.db"))
-    first_start(store, data_dir, nodes, cores, memory, disk)
+    first_start(store, images_in_walrus(store, data_dir), nodes, cores, memory, disk)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     opened = Cloud.open(store, config, timings or Timings(0.3, 0.3, 60), endpoint=url, **cloud)
     walrus = open_walrus(opened, data_dir, f"{url}/services/Walrus")
-    images = keep_images(opened.images, walrus, data_dir)
+    images = keep_images(opened.images, data_dir, walrus)
+    images.start()
     server = uvicorn.Server(uvicorn.Config(create_app(opened, tick_seconds=0.2, walrus=walrus), host="127.0.0.1",
                                            port=port,
                                            log_level="warning", loop="asyncio", lifespan="on"))

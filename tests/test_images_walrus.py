@@ -1,4 +1,4 @@
-"""Images through Walrus: bundles registered and unbundled by the cloud (euca.services.imaging),
+"""Images through Walrus: bundles registered and unbundled by the cloud (euca.walrus.images),
 imports stored there, and nodes downloading them by presigned URL (euca.node.images.HttpImages)."""
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from euca.auth.certs import cloud_credentials, load_certificate, load_private_ke
 from euca.cli import main
 from euca.node import ImageLocation, ImageSources, NodeController, NodeStorage
 from euca.services.common import ADMIN
-from euca.services.imaging import IMAGES_BUCKET
 from euca.walrus import Requester
 from euca.walrus import bundle as bundle_module
+from euca.walrus.images import IMAGES_BUCKET, ImageStore
 from pyx.digest import tree_digest_bytes
 from tests.ec2_server import Box, running_box
 
@@ -306,14 +306,15 @@ def test_pending_images_are_resumed_or_failed_at_the_next_start(tmp_path: Path) 
         ec2 = box.client("alice")
         assert described(ec2, kept)["State"] == "available"
         image = described(ec2, lost)
-        assert image["State"] == "failed" and "cannot read the manifest alice-r/lost.manifest.xml" in image["StateReason"]["Message"]
+        assert image["State"] == "failed"
+        assert "cannot read the manifest alice-r/lost.manifest.xml" in image["StateReason"]["Message"]
         nothing_behind(box, lost)
 
 
 # --- imports --------------------------------------------------------------------------------------------
 
 def test_image_import_stores_the_files_in_walrus(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from euca.services.seed import images_of
+    from euca.api.images import images_in_walrus
     from euca.store import Store
 
     d = ["--data-dir", str(tmp_path)]
@@ -326,7 +327,9 @@ def test_image_import_stores_the_files_in_walrus(tmp_path: Path, capsys: pytest.
     assert len([w for w in printed if w.startswith("eki-")]) == 2  # the same kernel, reported twice
     store = Store(str(tmp_path / "euca.db"))
     try:
-        images, stored = images_of(store, tmp_path)
+        images = images_in_walrus(store, tmp_path)
+        stored = images.bytes
+        assert isinstance(stored, ImageStore)
         by_kind: dict[str, list[str]] = {}
         for image in images.all():
             by_kind.setdefault(image.kind, []).append(image.image_id)

@@ -42,9 +42,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, store: Store) -> int:
-    from euca.services.seed import images_of, import_files
+    from euca.api.images import images_in_walrus
+    from euca.services.seed import import_files
 
-    images, stored = images_of(store, Path(args.data_dir))
+    images = images_in_walrus(store, Path(args.data_dir))
     if args.action == "list":
         for i in images.all():
             print("\t".join(["IMAGE", i.image_id, i.location, i.account, i.state,
@@ -59,7 +60,7 @@ def _run(args: argparse.Namespace, store: Store) -> int:
     for path in files:
         if not path.is_file():
             raise ValueError(f"{path}: no such file")
-    done = import_files(images, stored, Path(args.root),
+    done = import_files(images, Path(args.root),
                         kernel=Path(args.kernel) if args.kernel else None,
                         ramdisk=Path(args.ramdisk) if args.ramdisk else None,
                         kernel_id=args.kernel_id, ramdisk_id=args.ramdisk_id, name=args.name,

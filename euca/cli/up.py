@@ -103,6 +103,7 @@ def _two_ports(main: Any, s3: Any, s3_port: int) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from euca.api.app import create_app
+    from euca.api.images import images_in_walrus, keep_images
     from euca.api.s3 import create_s3_app, open_walrus
     from euca.auth.certs import cloud_credentials
     from euca.core.config import ConfigError, load_config
@@ -110,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
     from euca.fleet.box import Timings
     from euca.services.cloud import Cloud
     from euca.services.common import ADMIN
-    from euca.services.imaging import keep_images
     from euca.services.seed import first_start
     from euca.store import Store
 
@@ -134,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
         args.nodes = 0  # NODES names the cluster's nodes: no simulated ones beside them
     store = Store(database_url(data_dir, args.database))
     store.set_synchronous(args.sync)
-    seeded = first_start(store, data_dir, args.nodes, args.node_cores, args.node_memory, args.node_disk)
+    seeded = first_start(store, images_in_walrus(store, data_dir), args.nodes, args.node_cores, args.node_memory,
+                         args.node_disk)
     cloud_credentials(data_dir)  # the cloud's key and certificate (bundles, signed metadata), made once
     url = f"http://{args.host}:{args.port}"
     cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url,
@@ -152,7 +153,8 @@ def run(args: argparse.Namespace) -> int:
     ready = f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})"
     # object bodies are as durable as the store's commits: --sync full fsyncs each one too
     walrus = open_walrus(cloud, data_dir, f"{url}/services/Walrus", args.s3_min_free, fsync=args.sync == "full")
-    images = keep_images(cloud.images, walrus, data_dir)  # nodes fetch images from Walrus by presigned URL
+    images = keep_images(cloud.images, data_dir, walrus)  # nodes fetch images from Walrus by presigned URL
+    images.start()
     app = create_app(cloud, walrus=walrus)
     if args.s3_port is not None:
         s3 = create_s3_app(cloud, walrus, prefix="", domains=(args.host, "localhost"))

@@ -2,7 +2,7 @@
 
 Every image's bytes are in Walrus, under the cloud's own bucket (``euca-images/<image id>``) with
 their size and ``tree-sha256`` digest recorded here; nodes download them by presigned URL
-(``euca.services.imaging``). They get there two ways:
+(``euca.walrus.images``). They get there two ways:
 
 * RegisterImage names a bundle's manifest in Walrus (``bucket/prefix.manifest.xml``, what
   ``euca bundle-image`` and ``euca upload-bundle`` made). The caller must be able to read it,
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
@@ -76,22 +77,29 @@ class Image:
         return self.size >= 0 and bool(self.digest)
 
 
-@dataclass(frozen=True)
-class ManifestFacts:
+class ManifestFacts(Protocol):
     """What RegisterImage reads from a manifest before anything is verified (the worker checks the
     signature later and fails the image if the verified manifest says otherwise)."""
 
-    kind: str
-    architecture: str = ""
-    kernel_id: str = ""
-    ramdisk_id: str = ""
+    @property
+    def kind(self) -> str: ...
+    @property
+    def architecture(self) -> str: ...
+    @property
+    def kernel_id(self) -> str: ...
+    @property
+    def ramdisk_id(self) -> str: ...
 
 
 class ImageBytes(Protocol):
-    """Where images' bytes live (``euca.services.imaging.ImageStore`` over Walrus)."""
+    """Where images' bytes live (``euca.walrus.images.ImageStore``)."""
 
-    def manifest_facts(self, caller: Caller, location: str) -> ManifestFacts:
-        """Read the manifest as the caller would; InvalidManifest if they cannot."""
+    def manifest_facts(self, account_id: str, location: str) -> ManifestFacts:
+        """Read the manifest as the account would; InvalidManifest if it cannot."""
+        ...
+
+    def put(self, image_id: str, body: Path | bytes) -> tuple[str, int, str]:
+        """Store an image's bytes: where (``euca-images/<image id>``), their size and tree-sha256 digest."""
         ...
 
     def submit(self, image_id: str) -> None:
@@ -125,6 +133,14 @@ class Images:
             img = Image(**body)
             self._images[img.image_id] = img
         tags.add_resolver(self._resolve)
+
+    @property
+    def store(self) -> Store:
+        return self._store
+
+    @property
+    def accounts(self) -> Accounts:
+        return self._accounts
 
     def reload(self) -> None:
         self._images = {b["image_id"]: Image(**b) for _, _, b in self._store.load("image")}
@@ -189,7 +205,7 @@ class Images:
             raise MissingParameter("The request must contain the parameter ImageLocation")
         if self.bytes is None:
             raise InvalidManifest(f"The manifest {location[:256]} is not accessible: this cloud has no Walrus")
-        facts = self.bytes.manifest_facts(caller, location)
+        facts = self.bytes.manifest_facts(caller.account_id, location)
         kind = facts.kind
         name = name or location.rsplit("/", 1)[-1].removesuffix(".manifest.xml")
         architecture = architecture or facts.architecture or "x86_64"
@@ -321,8 +337,8 @@ class Images:
                     "ImageOwnerAlias": i.account,
                     "CreationDate": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(i.created)),
                     "Tags": tag_list(tags),
-                    "StateReason": {"Code": "Client.InvalidManifest" if i.state == FAILED else "pending",
-                                    "Message": i.reason} if i.state != AVAILABLE else None})
+                    "StateReason": {"Code": "Client.InvalidManifest", "Message": i.reason}
+                    if i.state == FAILED else None})
         return out
 
     def _owner_id(self, account: str) -> str:

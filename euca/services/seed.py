@@ -14,8 +14,7 @@ from pathlib import Path
 
 from euca.services.accounts import Accounts
 from euca.services.common import ADMIN, Ids
-from euca.services.images import AVAILABLE, Image, Images
-from euca.services.imaging import IMAGES_BUCKET, ImageStore
+from euca.services.images import AVAILABLE, Image, ImageBytes, Images
 from euca.services.tags import Tags
 from euca.store import Store
 from pyx.digest import tree_digest_bytes, tree_digest_file
@@ -38,19 +37,17 @@ class Imported:
     ramdisk: str
 
 
-def images_of(store: Store, data_dir: Path) -> tuple[Images, ImageStore]:
-    """The store's images, and Walrus under ``data_dir`` to keep their bytes in."""
-    from euca.api.s3 import AccountDirectory
-    from euca.walrus import Walrus
-
+def images_of(store: Store) -> Images:
     accounts = Accounts(store)
     if accounts.get(ADMIN) is None:
         accounts.create(ADMIN, admin=True)
-    images = Images(store, Ids(store), accounts, Tags(store))
-    walrus = Walrus(store, data_dir / "walrus", AccountDirectory(accounts))
-    stored = ImageStore(walrus, images, data_dir)
-    images.bytes = stored
-    return images, stored
+    return Images(store, Ids(store), accounts, Tags(store))
+
+
+def _bytes(images: Images) -> ImageBytes:
+    if images.bytes is None:
+        raise ValueError("images need Walrus to keep their bytes in")
+    return images.bytes
 
 
 def _digest(body: Path | bytes) -> str:
@@ -61,21 +58,22 @@ def _same(images: Images, kind: str, digest: str) -> Image | None:
     return next((i for i in images.all() if i.kind == kind and i.digest == digest and i.state == AVAILABLE), None)
 
 
-def store_image(images: Images, stored: ImageStore, kind: str, body: Path | bytes, name: str, *,
+def store_image(images: Images, kind: str, body: Path | bytes, name: str, *,
                 kernel_id: str | None = None, ramdisk_id: str | None = None, public: bool = True) -> str:
     """Put the bytes into Walrus and register them as the admin account: an image id, available."""
     admin = images.admin_caller()
+    stored = _bytes(images)
     image_id = images.new_id(kind)
-    size, digest = stored.put(image_id, body)
+    location, size, digest = stored.put(image_id, body)
     try:
-        return images.add(admin, image_id, f"{IMAGES_BUCKET}/{image_id}", name, size, digest, kernel_id=kernel_id,
+        return images.add(admin, image_id, location, name, size, digest, kernel_id=kernel_id,
                           ramdisk_id=ramdisk_id, public=public)
     except BaseException:
         stored.discard(image_id)
         raise
 
 
-def import_files(images: Images, stored: ImageStore, root: Path | bytes, *, kernel: Path | bytes | None = None,
+def import_files(images: Images, root: Path | bytes, *, kernel: Path | bytes | None = None,
                  ramdisk: Path | bytes | None = None, kernel_id: str | None = None, ramdisk_id: str | None = None,
                  name: str | None = None, public: bool = True) -> Imported:
     """Store the files in Walrus and register them as the admin account. A kernel or ramdisk that
@@ -92,25 +90,26 @@ def import_files(images: Images, stored: ImageStore, root: Path | bytes, *, kern
         found = _same(images, kind, digest)
         label = body.name if isinstance(body, Path) else f"{DEFAULT_IMAGE}-{kind}"
         parts[kind] = found.image_id if found is not None else store_image(
-            images, stored, kind, body, f"{label}-{digest[:8]}", public=public)
-    machine = store_image(images, stored, "machine", root,
+            images, kind, body, f"{label}-{digest[:8]}", public=public)
+    machine = store_image(images, "machine", root,
                           name or (root.name if isinstance(root, Path) else DEFAULT_IMAGE),
                           kernel_id=parts["kernel"], ramdisk_id=parts["ramdisk"], public=public)
     return Imported(machine, parts["kernel"], parts["ramdisk"])
 
 
-def default_image(images: Images, stored: ImageStore) -> Imported:
+def default_image(images: Images) -> Imported:
     """The public default machine image, registered on first use and found again after that."""
     found = next((i for i in images.all() if i.name == DEFAULT_IMAGE and i.kind == "machine"), None)
     if found is not None:
         return Imported(found.image_id, found.kernel_id, found.ramdisk_id)
-    return import_files(images, stored, _DEFAULT_FILES["machine"], kernel=_DEFAULT_FILES["kernel"],
+    return import_files(images, _DEFAULT_FILES["machine"], kernel=_DEFAULT_FILES["kernel"],
                         ramdisk=_DEFAULT_FILES["ramdisk"], name=DEFAULT_IMAGE)
 
 
-def first_start(store: Store, data_dir: Path, nodes: int, cores: int, memory: int, disk: int) -> Imported | None:
+def first_start(store: Store, images: Images, nodes: int, cores: int, memory: int, disk: int) -> Imported | None:
     """Seed a fresh store: ``nodes`` in-box nodes of the given size (unless nodes are registered
-    already), the admin account and the default image. None if the store was seeded before."""
+    already), the admin account and the default image (``images``: the store's, with Walrus to keep
+    the bytes in; ``euca.api.images.images_in_walrus``). None if the store was seeded before."""
     from euca.services.cloud import stored_nodes
 
     if store.meta("initialised") is not None:
@@ -119,7 +118,7 @@ def first_start(store: Store, data_dir: Path, nodes: int, cores: int, memory: in
         with store.transaction() as tx:
             for i in range(1, nodes + 1):
                 tx.put("node", f"node{i:02d}", ADMIN, {"cores": cores, "memory": memory, "disk": disk})
-    image = default_image(*images_of(store, data_dir))
+    image = default_image(images)
     with store.transaction() as tx:
         tx.set_meta("initialised", "1")
     return image

@@ -1,5 +1,9 @@
 """The cloud's images in Walrus: unbundling what RegisterImage names, and URLs for the nodes.
 
+As in Eucalyptus, where Walrus decrypted and cached the bundles the cloud registered, this is
+Walrus's side of images; the image records are the EC2 service's (``euca.services.images``), seen
+here only through :class:`ImageRecords`.
+
 Every image's bytes are one object of the cloud's own bucket, ``euca-images/<image id>``, owned
 by the administrator and private. Imports put files there directly (:meth:`ImageStore.put`); a
 registered bundle gets there through the unbundling worker, a thread of the server that takes
@@ -28,8 +32,10 @@ import shutil
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -37,10 +43,9 @@ from euca.auth.certs import account_certificates, cloud_credentials, load_privat
 from euca.core.errors import InvalidManifest
 from euca.core.s3errors import AccessDenied, BucketAlreadyOwnedByYou, S3Error
 from euca.node.images import ImageLocation
-from euca.services.common import Caller
-from euca.services.images import AVAILABLE, FAILED, PENDING, Image, Images, ManifestFacts
-from euca.walrus import Requester, Walrus
 from euca.walrus.bundle import BUNDLE_SIZE_LIMIT, IMAGE_TYPES, MANIFEST_LIMIT, BundleError, read_manifest, unbundle
+from euca.walrus.model import Requester
+from euca.walrus.service import Walrus
 from pyx.digest import tree_digest_bytes, tree_digest_file
 
 log = logging.getLogger("euca.imaging")
@@ -49,6 +54,43 @@ IMAGES_BUCKET = "euca-images"
 URL_SECONDS = 3 * 3600  # how long a node's presigned URL is valid (Eucalyptus 4)
 URL_REUSE = 600.0  # s a URL is handed out again, so a node always gets one valid for 2 h 50 min or more
 WORK_DIR = "imaging"
+PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
+
+
+class ImageRecord(Protocol):
+    """An image as its record has it (``euca.services.images.Image``)."""
+
+    @property
+    def image_id(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def location(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def digest(self) -> str: ...
+
+
+class ImageRecords(Protocol):
+    """The cloud's image records (``euca.services.images.Images``)."""
+
+    def get(self, image_id: str) -> ImageRecord | None: ...
+    def pending(self) -> Sequence[ImageRecord]: ...
+    def settle(self, image_id: str, state: str, reason: str = "", size: int = -1, digest: str = "") -> bool: ...
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What a manifest declares, before anything is verified: its type (machine, kernel or
+    ramdisk), architecture, and a machine image's kernel and ramdisk."""
+
+    kind: str
+    architecture: str = ""
+    kernel_id: str = ""
+    ramdisk_id: str = ""
 
 
 class ImageFailure(Exception):
@@ -83,7 +125,7 @@ def kind_of(image_type: str, kernel_id: str, ramdisk_id: str) -> str:
     return "machine"
 
 
-def manifest_facts(xml: bytes, location: str) -> ManifestFacts:
+def declared(xml: bytes, location: str) -> Declared:
     """The type, architecture, kernel and ramdisk a manifest declares, nothing verified yet."""
     if len(xml) > MANIFEST_LIMIT or b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
         raise InvalidManifest(f"The manifest {location[:256]} is not a bundle manifest")
@@ -101,14 +143,14 @@ def manifest_facts(xml: bytes, location: str) -> ManifestFacts:
     kind = kind_of(text("image/type"), kernel, ramdisk)
     if kind != "machine":
         kernel = ramdisk = ""
-    return ManifestFacts(kind, text("machine_configuration/architecture"), kernel, ramdisk)
+    return Declared(kind, text("machine_configuration/architecture"), kernel, ramdisk)
 
 
 class ImageStore:
     """Images' bytes in Walrus for one cloud: ``images`` is its image records, ``data_dir`` holds
     its key and the accounts' certificates."""
 
-    def __init__(self, walrus: Walrus, images: Images, data_dir: Path) -> None:
+    def __init__(self, walrus: Walrus, images: ImageRecords, data_dir: Path) -> None:
         self.walrus = walrus
         self.images = images
         self.data_dir = data_dir
@@ -134,9 +176,9 @@ class ImageStore:
             with contextlib.suppress(BucketAlreadyOwnedByYou):
                 self.walrus.create_bucket(admin, IMAGES_BUCKET)
 
-    def put(self, image_id: str, body: Path | bytes) -> tuple[int, str]:
-        """Store an image's bytes as ``euca-images/<image id>``: its size and tree-sha256 digest
-        (what a node checks its download against)."""
+    def put(self, image_id: str, body: Path | bytes) -> tuple[str, int, str]:
+        """Store an image's bytes as ``euca-images/<image id>``: that location, the size and the
+        tree-sha256 digest (what a node checks its download against)."""
         admin = self._admin()
         self._bucket(admin)
         if isinstance(body, Path):
@@ -146,7 +188,7 @@ class ImageStore:
         else:
             digest = tree_digest_bytes(body)
             info = self.walrus.put_object(admin, IMAGES_BUCKET, image_id, body, metadata={"tree-sha256": digest})
-        return info.size, digest
+        return f"{IMAGES_BUCKET}/{image_id}", info.size, digest
 
     def discard(self, image_id: str) -> None:
         self._urls.pop(image_id, None)
@@ -154,7 +196,7 @@ class ImageStore:
         if admin is not None and self.walrus.catalog.bucket(IMAGES_BUCKET) is not None:
             self.walrus.delete_object(admin, IMAGES_BUCKET, image_id)
 
-    def node_location(self, image: Image) -> ImageLocation:
+    def node_location(self, image: ImageRecord) -> ImageLocation:
         """A presigned GET for the image, with its size and digest; the same URL for ten minutes."""
         now = time.time()
         cached = self._urls.get(image.image_id)
@@ -167,16 +209,20 @@ class ImageStore:
 
     # --- RegisterImage ------------------------------------------------------------------------------------
 
-    def manifest_facts(self, caller: Caller, location: str) -> ManifestFacts:
+    def manifest_facts(self, account_id: str, location: str) -> Declared:
+        """Read the manifest as the account would; InvalidManifest if it cannot."""
         bucket, key = split_location(location)
+        who = self.walrus.directory.by_account_id(account_id)
         try:
-            _, body = self.walrus.open_object(Requester(caller.account, caller.account_id, caller.admin), bucket, key)
+            if who is None:
+                raise AccessDenied()
+            _, body = self.walrus.open_object(who, bucket, key)
         except S3Error as exc:
             raise InvalidManifest(f"The manifest {location[:256]} is not accessible ({exc.code}): check the bucket "
                                   "and key, and that you may read it") from None
         with body:
             xml = body.read(MANIFEST_LIMIT + 1)
-        return manifest_facts(xml, location)
+        return declared(xml, location)
 
     def submit(self, image_id: str) -> None:
         with self._idle:
@@ -278,7 +324,7 @@ class ImageStore:
             self._cloud_key = load_private_key(cloud_credentials(self.data_dir).key)
         return self._cloud_key
 
-    def _stored(self, image: Image, work: Path) -> tuple[int, str]:
+    def _stored(self, image: ImageRecord, work: Path) -> tuple[int, str]:
         bucket, key = split_location(image.location)
         admin = self._admin()
         try:
@@ -313,13 +359,6 @@ class ImageStore:
 
         work.mkdir(parents=True, exist_ok=True)
         unbundled = unbundle(manifest, open_part, work / "image")
-        return self.put(image.image_id, unbundled)
+        _, size, digest = self.put(image.image_id, unbundled)
+        return size, digest
 
-
-def keep_images(images: Images, walrus: Walrus, data_dir: Path) -> ImageStore:
-    """From now on the cloud's images are in ``walrus``: RunInstances hands nodes presigned URLs,
-    RegisterImage unbundles into it. Starts the worker (``close`` it when the server stops)."""
-    stored = ImageStore(walrus, images, data_dir)
-    images.bytes = stored
-    stored.start()
-    return stored
