@@ -258,23 +258,20 @@ class Cloud:
             self.cc.pin_image(instance_id)
 
     def _ends_due(self, event: simpy.Event) -> None:
-        """The earliest instance end is due (SimPy took its key off the queue): end it, and queue the
-        next earliest unless it is queued already."""
+        """The earliest instance end is due (SimPy took its key off the queue): queue the next
+        earliest unless it is queued already, and end this one: the user terminates it, the CC
+        takes everything back."""
         event.callbacks = self._end_callbacks  # SimPy clears them from an event it has run
-        due = self._due
+        due, armed = self._due, self._armed
         _, e, instance_id = heappop(due)
-        self._armed.discard(e)
-        self._instance_ends(instance_id)
+        armed.discard(e)
         if due:
             end, e, _ = due[0]
-            if e not in self._armed:
-                heappush(self.env._queue, (end, NORMAL, e, self._end_event))
-                self._armed.add(e)
-
-    def _instance_ends(self, instance_id: str) -> None:
-        """An instance's life is over: the user terminates it, the CC takes everything back."""
+            if e not in armed:
+                heappush(self.env._queue, (end, NORMAL, e, event))
+                armed.add(e)
         meter = self.meter
-        meter.advance(self.clock())  # the network's usage is sampled here, before this end frees anything
+        meter.advance(self.env._now)  # the network's usage is sampled here, before this end frees anything
         try:
             placed = self.cc.terminate(instance_id)
         except KeyError:
