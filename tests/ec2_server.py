@@ -20,6 +20,7 @@ import uvicorn
 from euca.api.app import create_app
 from euca.api.images import images_in_walrus, keep_images
 from euca.api.s3 import open_walrus
+from euca.console import create_console
 from euca.core.config import Config
 from euca.fleet.box import Timings
 from euca.services.cloud import Cloud
@@ -128,9 +129,9 @@ def running_box(data_dir: Path, nodes: int = 2, cores: int = 4, memory: int = 40
     walrus = open_walrus(opened, data_dir, f"{url}/services/Walrus")
     images = keep_images(opened.images, data_dir, walrus)
     images.start()
-    server = uvicorn.Server(uvicorn.Config(create_app(opened, tick_seconds=0.2, walrus=walrus), host="127.0.0.1",
-                                           port=port,
-                                           log_level="warning", loop="asyncio", lifespan="on"))
+    app = create_app(opened, tick_seconds=0.2, walrus=walrus, console=create_console)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", loop="asyncio",
+                                           lifespan="on"))
     thread = threading.Thread(target=server.run, name="ec2-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

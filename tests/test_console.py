@@ -3,7 +3,6 @@ lock-out, CSRF, other accounts' ids, the same authorization as the API, the cred
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import re
@@ -13,20 +12,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import boto3
 import pytest
 import requests
 
-from euca.api.app import create_app
-from euca.console import create_console
 from euca.console.charts import Sample, usage_plot, zone_bars
 from euca.console.lockout import Lockout
 from euca.console.sessions import Session, Signer
 from euca.iam import hash_password
 from euca.services.common import ADMIN
-from tests import ec2_server
 from tests.ec2_server import Box, running_box
 
 ADMIN_PASSWORD = "the admin's secret"
@@ -37,8 +32,7 @@ PASSWORD = "correct horse battery"
 def console_box(data_dir: Path) -> Iterator[Box]:
     """``running_box`` with the console served, as ``euca up`` serves it, and a password for the
     system administrator."""
-    with mock.patch.object(ec2_server, "create_app", functools.partial(create_app, console=create_console)), \
-            running_box(data_dir) as b:
+    with running_box(data_dir) as b:
         b.cloud.accounts.set_login(ADMIN, ADMIN, hash_password(ADMIN_PASSWORD), reset=False, create=True)
         yield b
 

@@ -106,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     from euca.api.images import images_in_walrus, keep_images
     from euca.api.s3 import create_s3_app, open_walrus
     from euca.auth.certs import cloud_credentials
+    from euca.console import create_console
     from euca.core.config import ConfigError, load_config
     from euca.core.serving import serve
     from euca.fleet.box import Timings
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     walrus = open_walrus(cloud, data_dir, f"{url}/services/Walrus", args.s3_min_free, fsync=args.sync == "full")
     images = keep_images(cloud.images, data_dir, walrus)  # nodes fetch images from Walrus by presigned URL
     images.start()
-    app = create_app(cloud, walrus=walrus)
+    app = create_app(cloud, walrus=walrus, console=create_console)
     if args.s3_port is not None:
         s3 = create_s3_app(cloud, walrus, prefix="", domains=(args.host, "localhost"))
         app = _two_ports(app, s3, args.s3_port)
