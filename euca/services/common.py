@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, TypeVar
 
@@ -82,18 +83,20 @@ def _pattern(value: str) -> re.Pattern[str]:
 
 
 def wanted(filters: Iterable[Mapping[str, Any]] | None, known: Iterable[str],
-           tags: bool = True) -> list[tuple[str, list[str]]]:
+           tags: bool = True, prefixes: tuple[str, ...] = ()) -> list[tuple[str, list[str]]]:
     """Validate ``Filter.N.Name`` / ``Filter.N.Value.M`` against the names a describe knows (and
-    ``tag:KEY`` where the resource has tags): an unknown name is InvalidParameterValue "The filter
-    'x' is invalid", a value over 255 characters FilterLimitExceeded, as EC2 answers them."""
+    ``tag:KEY`` where the resource has tags, and any name starting with one of ``prefixes``, such
+    as ``network-interface.tag:``): an unknown name is InvalidParameterValue "The filter 'x' is
+    invalid", a value over 255 characters FilterLimitExceeded, as EC2 answers them."""
     out: list[tuple[str, list[str]]] = []
     names = set(known)
+    allowed = (*prefixes, "tag:") if tags else prefixes
     for f in filters or ():
         name = f.get("Name")
         values = f.get("Values") or []
         if not name:
             raise InvalidParameterValue("The filter '' is invalid")
-        if name not in names and not (tags and name.startswith("tag:")):
+        if name not in names and not (allowed and name.startswith(allowed)):
             raise InvalidParameterValue(f"The filter '{quoted(name)}' is invalid")
         if len(values) > 200:
             raise FilterLimitExceeded("The maximum number of filter values specified on a single call is 200")
@@ -110,6 +113,17 @@ def matches(filters: list[tuple[str, list[str]]], fields: Callable[[str], Iterab
         if not any(_pattern(v).match(h) for v in values for h in have):
             return False
     return True
+
+
+def present(*values: str) -> list[str]:
+    """A filter's values for a record: an attribute the record lacks matches nothing, not even ``*``."""
+    return [v for v in values if v]
+
+
+def timestamp(t: float) -> str:
+    """A time as EC2 shows it and its filters compare it (``2026-01-02T03:04:05.678Z``)."""
+    v = datetime.fromtimestamp(t, UTC)
+    return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
 
 
 def tag_fields(tags: Mapping[str, str], name: str) -> list[str]:

@@ -41,12 +41,29 @@ from euca.core.errors import (
 from euca.core.text import printable
 from euca.node.images import ImageLocation
 from euca.services.accounts import Accounts
-from euca.services.common import ADMIN, Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
+from euca.services.common import ADMIN, Caller, Ids, matches, present, tag_fields, tag_list, wanted, well_formed
 from euca.services.tags import Tags
 from euca.store import Store
 
 PREFIX = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
 PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
+# What EC2 documents for DescribeImages. Images here are paravirtual Linux images with no product
+# codes, copied from nowhere: the filters on those are accepted and match nothing. The
+# block-device-mapping ones compare with the mappings the description shows (none for an
+# instance-store image).
+FILTERS = ("architecture", "creation-date", "description", "ena-support", "hypervisor", "image-id", "image-type",
+           "is-public", "kernel-id", "manifest-location", "name", "owner-alias", "owner-id", "platform-details",
+           "ramdisk-id", "root-device-name", "root-device-type", "state", "state-reason-code",
+           "state-reason-message", "tag-key", "tag-value", "usage-operation", "virtualization-type",
+           *(f"block-device-mapping.{f}" for f in ("delete-on-termination", "device-name", "encrypted",
+                                                   "snapshot-id", "volume-size", "volume-type")),
+           "free-tier-eligible", "image-allowed", "platform", "product-code", "product-code.type",
+           "source-image-id", "source-image-region", "source-instance-id", "sriov-net-support")
+# block-device-mapping.* filter -> the mapping's field it compares with
+_MAPPING = {"block-device-mapping.device-name": "DeviceName", "block-device-mapping.snapshot-id": "SnapshotId",
+            "block-device-mapping.volume-size": "VolumeSize", "block-device-mapping.volume-type": "VolumeType",
+            "block-device-mapping.encrypted": "Encrypted",
+            "block-device-mapping.delete-on-termination": "DeleteOnTermination"}
 ATTRIBUTES = ("launchPermission", "description", "kernel", "ramdisk", "productCodes", "blockDeviceMapping")
 
 
@@ -75,6 +92,22 @@ class Image:
     @property
     def stored(self) -> bool:
         return self.size >= 0 and bool(self.digest)
+
+
+def _created(img: Image) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(img.created))
+
+
+def _mapped(mappings: list[dict[str, Any]], key: str) -> list[str]:
+    """Each mapping's ``key`` (its own or its EBS volume's) as a filter compares with it."""
+    out = []
+    for m in mappings:
+        value = m[key] if key in m else (m.get("Ebs") or {}).get(key)
+        if isinstance(value, bool):
+            out.append("true" if value else "false")
+        elif value not in (None, ""):
+            out.append(str(value))
+    return out
 
 
 class ManifestFacts(Protocol):
@@ -293,9 +326,7 @@ class Images:
 
     def describe(self, caller: Caller, image_ids: list[str] | None, owners: list[str] | None,
                  executable_by: list[str] | None, filters: Any) -> list[dict[str, Any]]:
-        chosen = wanted(filters, ("image-id", "image-type", "name", "owner-id", "state", "is-public", "architecture",
-                                  "kernel-id", "ramdisk-id", "manifest-location", "description",
-                                  "root-device-type", "owner-alias"))
+        chosen = wanted(filters, FILTERS)
         images = [i for i in self._images.values() if self._may_launch(caller, i)]
         if image_ids:
             for id_ in image_ids:
@@ -322,24 +353,36 @@ class Images:
         for i in sorted(images, key=lambda i: i.image_id):
             owner = self._owner_id(i.account)
             tags = self._tags.of(i.image_id)
+            failed, root = i.state == FAILED, self._root(i)
             fields = {"image-id": [i.image_id], "image-type": [i.kind], "name": [i.name], "owner-id": [owner],
                       "state": [i.state], "is-public": ["true" if i.public else "false"],
-                      "architecture": [i.architecture], "kernel-id": [i.kernel_id], "ramdisk-id": [i.ramdisk_id],
-                      "manifest-location": [i.location], "description": [i.description],
-                      "root-device-type": ["instance-store"], "owner-alias": [i.account]}
-            if matches(chosen, lambda n, f=fields, t=tags: f.get(n) or tag_fields(t, n)):  # type: ignore[misc]
+                      "architecture": [i.architecture], "kernel-id": present(i.kernel_id),
+                      "ramdisk-id": present(i.ramdisk_id), "manifest-location": [i.location],
+                      "description": present(i.description), "root-device-type": [root["RootDeviceType"]],
+                      "root-device-name": [root["RootDeviceName"]], "owner-alias": [i.account],
+                      "creation-date": [_created(i)], "ena-support": ["false"], "hypervisor": ["xen"],
+                      "virtualization-type": ["paravirtual"], "platform-details": ["Linux/UNIX"],
+                      "usage-operation": ["RunInstances"],
+                      "state-reason-code": ["Client.InvalidManifest"] if failed else [],
+                      "state-reason-message": present(i.reason) if failed else [],
+                      **{n: _mapped(root.get("BlockDeviceMappings") or [], k) for n, k in _MAPPING.items()}}
+            if matches(chosen, lambda n, f=fields, t=tags: f[n] if n in f else tag_fields(t, n)):  # type: ignore[misc]
                 out.append({
                     "ImageId": i.image_id, "ImageLocation": i.location, "State": i.state, "OwnerId": owner,
                     "Public": i.public, "Architecture": i.architecture, "ImageType": i.kind,
                     "KernelId": i.kernel_id or None, "RamdiskId": i.ramdisk_id or None, "Name": i.name,
-                    "Description": i.description or None, "RootDeviceType": "instance-store",
-                    "RootDeviceName": "/dev/sda1", "VirtualizationType": "paravirtual", "Hypervisor": "xen",
+                    "Description": i.description or None, **self._root(i),
+                    "VirtualizationType": "paravirtual", "Hypervisor": "xen",
                     "ImageOwnerAlias": i.account,
-                    "CreationDate": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(i.created)),
+                    "CreationDate": _created(i),
                     "Tags": tag_list(tags),
                     "StateReason": {"Code": "Client.InvalidManifest", "Message": i.reason}
-                    if i.state == FAILED else None})
+                    if failed else None})
         return out
+
+    @staticmethod
+    def _root(i: Image) -> dict[str, Any]:
+        return {"RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1"}
 
     def _owner_id(self, account: str) -> str:
         a = self._accounts.get(account)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from drivers.protocol import InstanceSpec, NodeError
@@ -35,7 +35,17 @@ from euca.core.frozen import Frozen
 from euca.fleet.box import STATE_CODES, BoxNodes
 from euca.services.accounts import Accounts
 from euca.services.addresses import Addresses
-from euca.services.common import Caller, Ids, matches, tag_fields, tag_list, wanted, well_formed
+from euca.services.common import (
+    Caller,
+    Ids,
+    matches,
+    present,
+    tag_fields,
+    tag_list,
+    timestamp,
+    wanted,
+    well_formed,
+)
 from euca.services.groups import DEFAULT, Groups
 from euca.services.images import Images
 from euca.services.keypairs import KeyPairs
@@ -47,13 +57,97 @@ log = logging.getLogger("euca.services.instances")
 
 MAX_PER_REQUEST = 256  # the CC's MAXINSTANCES is 2048; one reservation asks for at most this many
 MAX_USER_DATA = 16384
-FILTERS = ("instance-id", "instance-state-name", "instance-state-code", "instance-type", "image-id", "kernel-id",
-           "ramdisk-id", "key-name", "reservation-id", "availability-zone", "private-ip-address", "ip-address",
-           "group-name", "instance.group-name", "group-id", "instance.group-id", "owner-id", "launch-index",
-           "client-token", "private-dns-name", "dns-name", "architecture", "root-device-type",
-           "root-device-name", "monitoring-state", "hypervisor", "virtualization-type", "tenancy",
-           "placement-group-name", "network-interface.addresses.association.public-ip", "launch-time",
-           "reason", "state-reason-code", "product-code", "instance-lifecycle")
+# What EC2 documents for DescribeInstances. A filter compares with what the instance's description
+# shows (``_SHOWN``): one on a field it leaves out (a VPC, an IAM profile, a spot request, a
+# platform other than Linux) is accepted and matches nothing, as in EC2-Classic. An instance here
+# has no network interface of its own: the interface's addresses are the instance's (``_ADDRESSES``),
+# its other fields match nothing.
+_ADDRESSES = {
+    "network-interface.addresses.private-ip-address": "private-ip-address",
+    "network-interface.private-ip-address": "private-ip-address",
+    "network-interface.addresses.private-dns-name": "private-dns-name",
+    "network-interface.private-dns-name": "private-dns-name",
+    "network-interface.addresses.association.public-ip": "ip-address",
+    "network-interface.association.public-ip": "ip-address",
+    "network-interface.addresses.association.public-dns-name": "dns-name",
+    "network-interface.association.public-dns-name": "dns-name",
+    "network-interface.public-dns-name": "dns-name",
+}
+_NEVER = (
+    "affinity", "boot-mode", "capacity-reservation-id",
+    "capacity-reservation-specification.capacity-reservation-preference",
+    "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id",
+    "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-resource-group-arn",
+    "host-id", "iam-instance-profile.id", "ipv6-address",
+    "license-pool", "outpost-arn", "placement-group-name", "placement-partition-number",
+    "private-dns-name-options.enable-resource-name-dns-a-record",
+    "private-dns-name-options.enable-resource-name-dns-aaaa-record", "private-dns-name-options.hostname-type",
+    "product-code", "product-code.type", "requester-id", "tpm-support",
+    *(f"network-interface.{f}" for f in (
+        "addresses.association.allocation-id", "addresses.association.association-id",
+        "addresses.association.carrier-ip", "addresses.association.customer-owned-ip",
+        "addresses.association.ip-owner-id", "addresses.primary", "association.allocation-id",
+        "association.association-id", "association.carrier-ip", "association.customer-owned-ip",
+        "association.ip-owner-id", "attachment.attach-time", "attachment.attachment-id",
+        "attachment.delete-on-termination", "attachment.device-index", "attachment.instance-id",
+        "attachment.instance-owner-id", "attachment.network-card-index", "attachment.status",
+        "availability-zone", "deny-all-igw-traffic", "description", "group-id", "group-name",
+        "ipv4-prefixes.ipv4-prefix", "ipv6-address", "ipv6-addresses.ipv6-address",
+        "ipv6-addresses.is-primary-ipv6", "ipv6-native", "ipv6-prefixes.ipv6-prefix", "mac-address",
+        "network-interface-id", "outpost-arn", "owner-id", "requester-id", "requester-managed", "status",
+        "source-dest-check", "subnet-id", "tag-key", "tag-value", "vpc-id")),
+)
+FILTERS = (
+    "architecture", "availability-zone", "client-token", "current-instance-boot-mode", "dns-name", "ebs-optimized",
+    "ena-support", "enclave-options.enabled", "group-id", "group-name", "hibernation-options.configured",
+    "hypervisor", "image-id", "instance-id", "instance-state-code", "instance-state-name", "instance-type",
+    "instance.group-id", "instance.group-name", "ip-address", "kernel-id", "key-name", "launch-index",
+    "launch-time", "maintenance-options.auto-recovery", "metadata-options.http-endpoint",
+    "metadata-options.http-protocol-ipv4", "metadata-options.http-protocol-ipv6",
+    "metadata-options.http-put-response-hop-limit", "metadata-options.http-tokens",
+    "metadata-options.instance-metadata-tags", "monitoring-state", "owner-id", "platform-details",
+    "private-dns-name", "private-ip-address", "ramdisk-id", "reason", "reservation-id", "root-device-name",
+    "root-device-type", "source-dest-check", "state-reason-code", "state-reason-message", "tag-key", "tag-value",
+    "tenancy", "usage-operation", "usage-operation-update-time", "virtualization-type", "platform",
+    "iam-instance-profile.arn", "instance-lifecycle", "spot-instance-request-id", "subnet-id", "vpc-id",
+    *(f"block-device-mapping.{f}" for f in ("attach-time", "delete-on-termination", "device-name", "status",
+                                            "volume-id")),
+    *_ADDRESSES, *_NEVER)
+# filter -> where the instance's description shows its value
+_SHOWN = {
+    "instance-id": ("InstanceId",), "image-id": ("ImageId",), "instance-type": ("InstanceType",),
+    "instance-state-name": ("State", "Name"), "instance-state-code": ("State", "Code"),
+    "kernel-id": ("KernelId",), "ramdisk-id": ("RamdiskId",), "key-name": ("KeyName",),
+    "launch-index": ("AmiLaunchIndex",), "launch-time": ("LaunchTime",), "client-token": ("ClientToken",),
+    "usage-operation-update-time": ("LaunchTime",),
+    "availability-zone": ("Placement", "AvailabilityZone"), "tenancy": ("Placement", "Tenancy"),
+    "private-ip-address": ("PrivateIpAddress",), "private-dns-name": ("PrivateDnsName",),
+    "ip-address": ("PublicIpAddress",), "dns-name": ("PublicDnsName",),
+    "monitoring-state": ("Monitoring", "State"), "ebs-optimized": ("EbsOptimized",),
+    "ena-support": ("EnaSupport",), "source-dest-check": ("SourceDestCheck",),
+    "platform": ("Platform",), "platform-details": ("PlatformDetails",), "usage-operation": ("UsageOperation",),
+    "architecture": ("Architecture",), "hypervisor": ("Hypervisor",),
+    "virtualization-type": ("VirtualizationType",), "root-device-type": ("RootDeviceType",),
+    "root-device-name": ("RootDeviceName",), "reason": ("StateTransitionReason",),
+    "state-reason-code": ("StateReason", "Code"), "state-reason-message": ("StateReason", "Message"),
+    "metadata-options.http-tokens": ("MetadataOptions", "HttpTokens"),
+    "metadata-options.http-endpoint": ("MetadataOptions", "HttpEndpoint"),
+    "metadata-options.http-put-response-hop-limit": ("MetadataOptions", "HttpPutResponseHopLimit"),
+    "iam-instance-profile.arn": ("IamInstanceProfile", "Arn"), "instance-lifecycle": ("InstanceLifecycle",),
+    "spot-instance-request-id": ("SpotInstanceRequestId",), "subnet-id": ("SubnetId",), "vpc-id": ("VpcId",),
+}
+# each block device mapping's field a block-device-mapping.* filter compares with
+_MAPPING = {"block-device-mapping.device-name": "DeviceName", "block-device-mapping.volume-id": "VolumeId",
+            "block-device-mapping.status": "Status", "block-device-mapping.attach-time": "AttachTime",
+            "block-device-mapping.delete-on-termination": "DeleteOnTermination"}
+# what EC2 says of every instance like these, though DescribeInstances leaves it out
+_ALWAYS = {"metadata-options.http-protocol-ipv4": "enabled", "metadata-options.http-protocol-ipv6": "disabled",
+           "metadata-options.instance-metadata-tags": "disabled", "maintenance-options.auto-recovery": "default",
+           "enclave-options.enabled": "false", "hibernation-options.configured": "false",
+           "current-instance-boot-mode": "legacy-bios"}
+USER_SHUTDOWN = {"Code": "Client.UserInitiatedShutdown",
+                 "Message": "Client.UserInitiatedShutdown: User initiated shutdown"}
+PENDING = {"Code": "pending", "Message": "pending"}
 
 
 @dataclass
@@ -425,7 +519,7 @@ class Instances:
             raise InvalidParameterCombination("MaxResults cannot be used with InstanceIds")
         if limit is not None and not 5 <= limit <= 1000:
             raise InvalidParameterValue("MaxResults must be between 5 and 1000")
-        chosen = wanted(p.get("Filters"), FILTERS)
+        chosen = wanted(p.get("Filters"), FILTERS, prefixes=("network-interface.tag:",))
         self._box.fleet.refresh()
         now = self._box.clock()
         candidates = self._visible(caller, ids) if ids else [
@@ -435,8 +529,10 @@ class Instances:
             state = self._box.state(inst.instance_id, inst.launched, inst.terminated, now)
             if state is None:
                 continue
-            if chosen and not matches(chosen, lambda name, i=inst, s=state: self._fields(i, s, name)):  # type: ignore[misc]
-                continue
+            if chosen:
+                shown = self._instance(inst, state, self.group_ids(inst))
+                if not matches(chosen, lambda name, i=inst, r=shown: self._fields(i, r, name)):  # type: ignore[misc]
+                    continue
             rows.append((inst, state))
         start = 0
         if token:
@@ -456,36 +552,38 @@ class Instances:
             out["NextToken"] = base64.urlsafe_b64encode(str(end).encode()).decode()
         return out
 
-    def _fields(self, inst: Instance, state: str, name: str) -> list[str]:
-        simple = {
-            "instance-id": inst.instance_id, "instance-state-name": state,
-            "instance-state-code": str(STATE_CODES[state]), "instance-type": inst.vmtype, "image-id": inst.image_id,
-            "kernel-id": inst.kernel_id, "ramdisk-id": inst.ramdisk_id, "key-name": inst.key_name,
-            "reservation-id": inst.reservation_id, "availability-zone": inst.zone,
-            "private-ip-address": inst.private_ip, "launch-index": str(inst.launch_index),
-            "client-token": inst.client_token, "private-dns-name": inst.private_ip, "architecture": "x86_64",
-            "root-device-type": "instance-store", "root-device-name": "/dev/sda1",
-            "monitoring-state": "enabled" if inst.monitored else "disabled", "hypervisor": "xen",
-            "virtualization-type": "paravirtual", "tenancy": "default",
-            "reason": "User initiated" if inst.terminated is not None else "",
-        }
-        if name in simple:
-            return [simple[name]]
-        if name == "launch-time":
-            return [time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(inst.launched))]
-        if name == "network-interface.addresses.association.public-ip":
-            name = "ip-address"
+    def _fields(self, inst: Instance, shown: Mapping[str, Any], name: str) -> list[str]:
+        """The values filter ``name`` compares with: those ``shown``, the instance's description, has."""
+        name = _ADDRESSES.get(name, name)
+        if name in _SHOWN:
+            value: Any = shown
+            for key in _SHOWN[name]:
+                value = value.get(key) if isinstance(value, Mapping) else None
+            return present(_text(value))
+        if name in _MAPPING:
+            field_name = _MAPPING[name]
+            return present(*(_text(m.get(field_name, (m.get("Ebs") or {}).get(field_name)))
+                             for m in shown.get("BlockDeviceMappings") or []))
+        if name in _ALWAYS:
+            return [_ALWAYS[name]]
         if name in ("group-id", "instance.group-id"):
-            return [g["GroupId"] for g in self.group_ids(inst) if g["GroupId"]]
-        if name in ("ip-address", "dns-name"):
-            public = self._addresses.public_of(inst.instance_id) if inst.terminated is None else None
-            return [public] if public else []
+            return present(*(g["GroupId"] or "" for g in shown.get("SecurityGroups") or []))
         if name in ("group-name", "instance.group-name"):
-            return inst.groups
+            return present(*(g["GroupName"] for g in shown.get("SecurityGroups") or []))
+        if name == "reservation-id":
+            return [inst.reservation_id]
         if name == "owner-id":
             account = self._accounts.get(inst.account)
             return [account.account_id if account else inst.account]
-        return tag_fields(self._tags.of(inst.instance_id), name)
+        if name.startswith(("tag:", "tag-")):
+            return tag_fields(self._tags.of(inst.instance_id), name)
+        return []
+
+    @staticmethod
+    def _state_reason(inst: Instance, state: str) -> dict[str, str] | None:
+        if inst.terminated is not None or state in ("stopping", "stopped"):
+            return USER_SHUTDOWN
+        return PENDING if state == "pending" else None
 
     def _cores(self, vmtype: str) -> int:
         return self._cc.vmtypes[vmtype].cores if vmtype in self._cc.vmtypes else 1
@@ -588,6 +686,7 @@ class Instances:
             "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
             "SecurityGroups": groups, "Tags": tag_list(tags),
             "StateTransitionReason": "User initiated" if inst.terminated is not None else "",
+            "StateReason": self._state_reason(inst, state),
         }
 
     # --- housekeeping ----------------------------------------------------------------------------------
@@ -612,3 +711,16 @@ class Instances:
 
     def live_count(self) -> int:
         return sum(1 for i in self._instances.values() if i.terminated is None)
+
+
+def _text(value: Any) -> str:
+    """A shown value as a filter compares with it: booleans as true/false, times as EC2 writes them."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return timestamp(value)
+    if isinstance(value, datetime):
+        return timestamp(value.timestamp())
+    return str(value)

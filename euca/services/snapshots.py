@@ -30,7 +30,18 @@ from euca.core.errors import (
 )
 from euca.core.text import quoted
 from euca.services.accounts import Accounts
-from euca.services.common import Caller, Ids, matches, page, tag_fields, tag_list, wanted, well_formed
+from euca.services.common import (
+    Caller,
+    Ids,
+    matches,
+    page,
+    present,
+    tag_fields,
+    tag_list,
+    timestamp,
+    wanted,
+    well_formed,
+)
 from euca.services.tags import Tags
 from euca.services.volumes import Volumes
 from euca.storage import StorageError
@@ -40,7 +51,7 @@ log = logging.getLogger("euca.services.snapshots")
 
 KIND = "snapshot"
 FILTERS = ("description", "owner-alias", "owner-id", "progress", "snapshot-id", "start-time", "status",
-           "volume-id", "volume-size", "encrypted", "storage-tier")
+           "volume-id", "volume-size", "encrypted", "storage-tier", "tag-key", "tag-value")
 
 
 class SnapshotObjects(Protocol):
@@ -236,11 +247,12 @@ class Snapshots:
         return {"Snapshots": items, "NextToken": token}
 
     def _fields(self, s: Snapshot, name: str) -> list[str]:
-        fields = {"description": [s.description], "owner-id": [s.account_id], "progress": [f"{s.progress}%"],
+        fields = {"description": present(s.description), "owner-id": [s.account_id],
+                  "progress": [f"{s.progress}%"], "start-time": [timestamp(s.started)],
                   "snapshot-id": [s.snapshot_id], "status": [s.state], "volume-id": [s.volume_id],
                   "volume-size": [str(s.size)], "encrypted": ["false"], "storage-tier": ["standard"],
                   "owner-alias": []}
-        return fields.get(name) or tag_fields(self._tags.of(s.snapshot_id), name)
+        return fields[name] if name in fields else tag_fields(self._tags.of(s.snapshot_id), name)
 
     def _shape(self, s: Snapshot) -> dict[str, Any]:
         return {"SnapshotId": s.snapshot_id, "VolumeId": s.volume_id, "State": s.state, "StartTime": s.started,

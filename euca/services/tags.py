@@ -21,7 +21,7 @@ from euca.core.errors import (
     TagLimitExceeded,
 )
 from euca.core.text import check_tag, quoted
-from euca.services.common import Caller, matches, wanted, well_formed
+from euca.services.common import Caller, matches, tag_fields, wanted, well_formed
 from euca.store import Store, Tx
 
 MAX_TAGS = 50
@@ -149,6 +149,8 @@ class Tags:
 
     def describe(self, caller: Caller, filters: list[dict[str, Any]] | None,
                  type_of: Callable[[str], str]) -> list[dict[str, str]]:
+        """Every tag the caller sees; ``tag:KEY`` keeps the tags of resources that have KEY with one of
+        the values given."""
         chosen = wanted(filters, ("key", "value", "resource-id", "resource-type"))
         out = []
         for resource, tags in self._tags.items():
@@ -157,6 +159,6 @@ class Tags:
             kind = type_of(resource)
             for key, value in tags.items():
                 fields = {"key": [key], "value": [value], "resource-id": [resource], "resource-type": [kind]}
-                if matches(chosen, lambda name, f=fields: f.get(name, [])):  # type: ignore[misc]
+                if matches(chosen, lambda name, f=fields, t=tags: f.get(name) or tag_fields(t, name)):  # type: ignore[misc]
                     out.append({"ResourceId": resource, "ResourceType": kind, "Key": key, "Value": value})
         return out

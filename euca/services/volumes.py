@@ -39,7 +39,17 @@ from euca.core.errors import (
 )
 from euca.core.text import quoted
 from euca.fleet.box import BoxNodes
-from euca.services.common import Caller, Ids, matches, page, tag_fields, tag_list, wanted, well_formed
+from euca.services.common import (
+    Caller,
+    Ids,
+    matches,
+    page,
+    tag_fields,
+    tag_list,
+    timestamp,
+    wanted,
+    well_formed,
+)
 from euca.services.instances import Instances
 from euca.services.tags import Tags
 from euca.storage import StorageClient, StorageError, VolumeLimit
@@ -53,7 +63,8 @@ DEVICE = re.compile(r"^[a-zA-Z\d/]{3,10}$")  # VolumeManager's check
 _DISK = re.compile(r"^(?:/dev/)?(?:sd|xvd|vd|hd)([a-z]{1,2})$")
 FILTERS = ("attachment.attach-time", "attachment.delete-on-termination", "attachment.device",
            "attachment.instance-id", "attachment.status", "availability-zone", "create-time", "encrypted",
-           "multi-attach-enabled", "size", "snapshot-id", "status", "volume-id", "volume-type")
+           "fast-restored", "multi-attach-enabled", "size", "snapshot-id", "status", "tag-key", "tag-value",
+           "volume-id", "volume-type")
 
 # (caller, snapshot id) -> the snapshot's size in GiB and a way to open its stream (gzip chunks)
 SnapshotSource = Callable[[Caller, str], tuple[int, Callable[[], Iterator[bytes]]]]
@@ -217,14 +228,15 @@ class Volumes:
         fields = {
             "volume-id": [v.volume_id], "size": [str(v.size)], "status": [v.state], "availability-zone": [v.zone],
             "snapshot-id": [v.snapshot_id] if v.snapshot_id else [], "volume-type": ["standard"],
-            "encrypted": ["false"], "multi-attach-enabled": ["false"], "create-time": [_iso(v.created)],
+            "encrypted": ["false"], "multi-attach-enabled": ["false"], "fast-restored": ["false"],
+            "create-time": [timestamp(v.created)],
             "attachment.instance-id": [v.instance_id] if attached else [],
             "attachment.device": [v.device] if attached else [],
             "attachment.status": [v.attach_state] if attached else [],
-            "attachment.attach-time": [_iso(v.attach_time)] if attached else [],
+            "attachment.attach-time": [timestamp(v.attach_time)] if attached else [],
             "attachment.delete-on-termination": [str(v.delete_on_termination).lower()] if attached else [],
         }
-        return fields.get(name) or tag_fields(self._tags.of(v.volume_id), name)
+        return fields[name] if name in fields else tag_fields(self._tags.of(v.volume_id), name)
 
     def _shape(self, v: Volume) -> dict[str, Any]:
         return {"VolumeId": v.volume_id, "Size": v.size, "SnapshotId": v.snapshot_id, "AvailabilityZone": v.zone,
@@ -394,8 +406,3 @@ class Volumes:
             raise MissingParameter("The request must contain the parameter AutoEnableIO")
         self._save(vol, auto_enable_io=bool(auto_enable_io["Value"]))
 
-
-def _iso(t: float) -> str:
-    import time
-
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
