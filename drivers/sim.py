@@ -270,6 +270,11 @@ class SimNode:
             raise NodeError(f"{instance_id}: no such running instance on node {self.name}")
         return vm
 
+    def forget_ended(self, instance_id: str) -> None:
+        """The cloud starts a stopped instance again under its id: its Teardown is no longer reported."""
+        self._ended.pop(instance_id, None)
+        self._ended_before.pop(instance_id, None)
+
     def _ended_vm(self, instance_id: str, now: float) -> _Row | None:
         """The ended instance, while the node still reports it (in Teardown, less than 180 s)."""
         vm = self._ended.get(instance_id) or self._ended_before.get(instance_id)

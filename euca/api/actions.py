@@ -177,6 +177,14 @@ def terminate_instances(c: Cloud, who: Caller, p: Params) -> Result:
     return {"TerminatingInstances": c.instances.terminate(who, _need(p, "InstanceIds"))}
 
 
+def stop_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"StoppingInstances": c.instances.stop(who, _need(p, "InstanceIds"))}
+
+
+def start_instances(c: Cloud, who: Caller, p: Params) -> Result:
+    return {"StartingInstances": c.instances.start(who, _need(p, "InstanceIds"))}
+
+
 def reboot_instances(c: Cloud, who: Caller, p: Params) -> Result:
     c.instances.reboot(who, _need(p, "InstanceIds"))
     return OK
@@ -192,6 +200,8 @@ def describe_images(c: Cloud, who: Caller, p: Params) -> Result:
 
 
 def register_image(c: Cloud, who: Caller, p: Params) -> Result:
+    if not p.get("ImageLocation") and (p.get("RootDeviceName") or p.get("BlockDeviceMappings")):
+        return {"ImageId": c.images.register_ebs(who, p)}
     image_id = c.images.register(who, _need(p, "ImageLocation"), p.get("Name"), p.get("Description") or "",
                                  p.get("Architecture"), p.get("KernelId"), p.get("RamdiskId"))
     return {"ImageId": image_id}
@@ -267,6 +277,8 @@ ACTIONS: dict[str, Handler] = {
     "DescribeInstances": describe_instances,
     "TerminateInstances": terminate_instances,
     "RebootInstances": reboot_instances,
+    "StopInstances": stop_instances,
+    "StartInstances": start_instances,
     "GetConsoleOutput": get_console_output,
     "DescribeImages": describe_images,
     "RegisterImage": register_image,

@@ -326,3 +326,11 @@ class InvalidSnapshotInUse(ApiError):
 
 class SnapshotLimitExceeded(ApiError):
     code = "SnapshotLimitExceeded"
+
+
+class InvalidBlockDeviceMapping(ApiError):
+    code = "InvalidBlockDeviceMapping"
+
+
+class UnsupportedOperation(ApiError):
+    code = "UnsupportedOperation"

@@ -32,7 +32,7 @@ log = logging.getLogger("euca.fleet.box")
 MAX_ADDRS_PER_NET = 2048
 MAX_PUBLIC_BLOCKS = MAX_PUBLIC_IPS // 254
 
-STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48}
+STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
 
 
 @dataclass(frozen=True)
@@ -169,6 +169,13 @@ class BoxNodes:
             return True
         unseen = now - self.fleet.last_seen(instance_id)
         return unseen > self.fleet.instance_timeout + self.timings.shut_down_time
+
+    def restarting(self, instance_id: str) -> None:
+        """A stopped instance starts again under its own id: the cloud forgets its last run, and the
+        in-box nodes the Teardown they still report of it."""
+        self.forget(instance_id)
+        for sim in self.sims.values():
+            sim.forget_ended(instance_id)
 
     def forget(self, instance_id: str) -> None:
         self.fleet.forget(instance_id)

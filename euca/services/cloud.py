@@ -95,6 +95,8 @@ class Cloud:
             storage = sc
         cloud.volumes = Volumes(store, ids, cc, box, storage, instances, tags, clock)
         cloud.snapshots = Snapshots(store, ids, accounts, cloud.volumes, tags, clock, region)
+        images.snapshot_size = cloud.snapshots.size_of
+        cloud.snapshots.in_use = images.using_snapshot
         cloud.volumes.restore()
         cloud.snapshots.restore()
         if accounts.get(ADMIN) is None:

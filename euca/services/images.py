@@ -19,7 +19,9 @@ their size and ``tree-sha256`` digest recorded here; nodes download them by pres
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +34,7 @@ from euca.core.errors import (
     InvalidAMIIDNotFound,
     InvalidAMIIDUnavailable,
     InvalidAMINameDuplicate,
+    InvalidBlockDeviceMapping,
     InvalidManifest,
     InvalidParameterCombination,
     InvalidParameterValue,
@@ -45,6 +48,7 @@ from euca.services.common import ADMIN, Caller, Ids, matches, present, tag_field
 from euca.services.tags import Tags
 from euca.store import Store
 
+DEVICE = re.compile(r"^/dev/(?:sd|xvd|vd|hd)[a-z]{1,2}\d{0,2}$")
 PREFIX = {"machine": "emi", "kernel": "eki", "ramdisk": "eri"}
 PENDING, AVAILABLE, FAILED = "pending", "available", "failed"
 # What EC2 documents for DescribeImages. Images here are paravirtual Linux images with no product
@@ -85,6 +89,9 @@ class Image:
     reason: str = ""
     size: int = -1  # bytes of the image in Walrus (-1: a record from before Walrus, not stored)
     digest: str = ""  # its tree-sha256
+    # an EBS-backed machine image: its root device and block device mappings (the root's is a snapshot)
+    root_device: str = ""
+    mappings: list[dict[str, Any]] = field(default_factory=list)
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -92,6 +99,13 @@ class Image:
     @property
     def stored(self) -> bool:
         return self.size >= 0 and bool(self.digest)
+
+    @property
+    def ebs(self) -> bool:
+        return bool(self.root_device)
+
+    def root_mapping(self) -> dict[str, Any]:
+        return next(m for m in self.mappings if m["DeviceName"] == self.root_device)
 
 
 def _created(img: Image) -> str:
@@ -161,6 +175,8 @@ class Images:
     def __init__(self, store: Store, ids: Ids, accounts: Accounts, tags: Tags) -> None:
         self._store, self._ids, self._accounts, self._tags = store, ids, accounts, tags
         self.bytes: ImageBytes | None = None  # Walrus, once the cloud keeps images there
+        # (caller, snapshot id) -> its size in GiB, for an EBS-backed image's root; set by the snapshots
+        self.snapshot_size: Callable[[Caller, str], int] | None = None
         self._images: dict[str, Image] = {}
         for _, _, body in store.load("image"):
             img = Image(**body)
@@ -250,6 +266,68 @@ class Images:
                                 ramdisk_id or "", public, PENDING)
         self.bytes.submit(image_id)
         return image_id
+
+    def register_ebs(self, caller: Caller, p: dict[str, Any]) -> str:
+        """RegisterImage of an EBS-backed machine image: ``RootDeviceName`` and
+        ``BlockDeviceMappings`` whose root is a snapshot the caller owns or may restore. It is
+        available at once: RunInstances makes each instance's root volume from the snapshot."""
+        root = p.get("RootDeviceName") or ""
+        if not root:
+            raise MissingParameter("The request must contain the parameter RootDeviceName")
+        if self.snapshot_size is None:
+            raise InvalidParameterValue("EBS-backed images need snapshots, and this cloud has no Walrus")
+        if not DEVICE.match(root):
+            raise InvalidParameterValue(f"Value ({root[:32]}) for parameter rootDeviceName is invalid.")
+        mappings: list[dict[str, Any]] = []
+        for n, given in enumerate(p.get("BlockDeviceMappings") or [], 1):
+            device = given.get("DeviceName") or ""
+            if not DEVICE.match(device) or any(m["DeviceName"] == device for m in mappings):
+                raise InvalidBlockDeviceMapping(f"BlockDeviceMapping.{n}: device {device[:32]!r} is invalid or "
+                                                "given twice")
+            ebs = given.get("Ebs")
+            if given.get("VirtualName"):
+                mappings.append({"DeviceName": device, "VirtualName": str(given["VirtualName"])[:32]})
+                continue
+            if given.get("NoDevice") is not None or not isinstance(ebs, dict):
+                raise InvalidBlockDeviceMapping(f"BlockDeviceMapping.{n}: give Ebs or VirtualName")
+            snapshot_id = ebs.get("SnapshotId") or ""
+            size = ebs.get("VolumeSize")
+            if snapshot_id:
+                least = self.snapshot_size(caller, snapshot_id)
+                size = least if size is None else size
+                if not isinstance(size, int) or size < least:
+                    raise InvalidBlockDeviceMapping(f"BlockDeviceMapping.{n}: volume size {size}GiB is smaller "
+                                                    f"than the snapshot's {least}GiB")
+            elif device == root:
+                raise InvalidBlockDeviceMapping(f"The root device {root} must be given a snapshot (Ebs.SnapshotId)")
+            elif not isinstance(size, int) or size < 1:
+                raise InvalidBlockDeviceMapping(f"BlockDeviceMapping.{n}: give Ebs.SnapshotId or Ebs.VolumeSize")
+            delete = ebs.get("DeleteOnTermination")
+            mappings.append({"DeviceName": device, "Ebs": {
+                "SnapshotId": snapshot_id, "VolumeSize": size, "VolumeType": "standard", "Encrypted": False,
+                "DeleteOnTermination": True if delete is None else bool(delete)}})
+        if not any(m["DeviceName"] == root and "Ebs" in m for m in mappings):
+            raise InvalidBlockDeviceMapping(f"The root device {root} has no EBS block device mapping")
+        name = p.get("Name") or ""
+        architecture = p.get("Architecture") or "x86_64"
+        kernel_id, ramdisk_id = p.get("KernelId") or "", p.get("RamdiskId") or ""
+        description = p.get("Description") or ""
+        self._checked(caller, "machine", name, description, architecture, kernel_id, ramdisk_id)
+        with self._store.transaction() as tx:
+            img = Image(self._ids.new("emi", tx), caller.account, "machine", "", name, description, architecture,
+                        kernel_id, ramdisk_id, False, [], time.time(), AVAILABLE, "", -1, "", root, mappings)
+            img.location = f"{self._owner_id(caller.account)}/{name}"
+            tx.put("image", img.image_id, img.account, img.body())
+            tx.changed("image")
+        self._images[img.image_id] = img
+        return img.image_id
+
+    def using_snapshot(self, snapshot_id: str) -> str | None:
+        """The image whose block device mappings name this snapshot, if any (it cannot be deleted)."""
+        for img in self._images.values():
+            if any((m.get("Ebs") or {}).get("SnapshotId") == snapshot_id for m in img.mappings):
+                return img.image_id
+        return None
 
     def new_id(self, kind: str) -> str:
         """An image id issued now, for bytes stored before their record is written (an import)."""
@@ -382,6 +460,8 @@ class Images:
 
     @staticmethod
     def _root(i: Image) -> dict[str, Any]:
+        if i.ebs:
+            return {"RootDeviceType": "ebs", "RootDeviceName": i.root_device, "BlockDeviceMappings": i.mappings}
         return {"RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1"}
 
     def _owner_id(self, account: str) -> str:
@@ -407,6 +487,8 @@ class Images:
             out["RamdiskId"] = {"Value": img.ramdisk_id} if img.ramdisk_id else {}
         elif attribute == "productCodes":
             out["ProductCodes"] = []
+        elif img.ebs:
+            out["BlockDeviceMappings"] = img.mappings
         else:
             out["BlockDeviceMappings"] = [{"DeviceName": "sda1", "VirtualName": "ami"},
                                           {"DeviceName": "sda2", "VirtualName": "ephemeral0"},

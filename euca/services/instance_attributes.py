@@ -2,15 +2,16 @@
 (Describe/Modify/ResetInstanceAttribute), its status checks (DescribeInstanceStatus), detailed
 monitoring (Monitor/UnmonitorInstances) and, for burstable types, CPU credits.
 
-euca's instances are instance-store backed, as Eucalyptus's were before EBS-backed images: they
-cannot be stopped, so the attributes EC2 changes only on a stopped instance (type, kernel, ramdisk,
-user data) answer IncorrectInstanceState, and the VPC-only ones (groupSet, sourceDestCheck)
-answer that this is not a VPC instance. An instance's system status is ``impaired`` while its node
+The attributes EC2 changes only on a stopped instance (type, kernel, ramdisk, user data) change on
+a stopped EBS-backed instance and answer IncorrectInstanceState otherwise (an instance-store one
+never stops); the VPC-only ones (groupSet, sourceDestCheck) answer that this is not a VPC
+instance. An instance's system status is ``impaired`` while its node
 is DOWN; its instance status is ``initializing`` while it boots and ``ok`` once it runs.
 """
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 from euca.core.errors import (
@@ -18,19 +19,21 @@ from euca.core.errors import (
     InvalidParameterCombination,
     InvalidParameterValue,
     MissingParameter,
+    UnsupportedOperation,
 )
 from euca.core.text import quoted
 from euca.fleet.box import STATE_CODES
 from euca.services.common import Caller, matches, page, wanted
-from euca.services.instances import Instance, Instances
+from euca.services.instances import MAX_USER_DATA, Instance, Instances
 
 ATTRIBUTES = ("instanceType", "kernel", "ramdisk", "userData", "disableApiTermination",
               "instanceInitiatedShutdownBehavior", "rootDeviceName", "blockDeviceMapping", "productCodes",
               "sourceDestCheck", "groupSet", "ebsOptimized", "sriovNetSupport", "enaSupport", "disableApiStop")
 STATUS_FILTERS = ("availability-zone", "event.code", "event.description", "event.instance-event-id",
-                  "event.not-after", "event.not-before", "instance-state-code", "instance-state-name",
-                  "instance-status.reachability", "instance-status.status", "system-status.reachability",
-                  "system-status.status")
+                  "event.not-after", "event.not-before", "event.not-before-deadline", "instance-state-code",
+                  "instance-state-name", "instance-status.reachability", "instance-status.status",
+                  "system-status.reachability", "system-status.status", "operator.managed", "operator.principal",
+                  "attached-ebs-status.status")
 # the structured form of ModifyInstanceAttribute: parameter -> the attribute it sets
 MODIFY_MEMBERS = {"InstanceType": "instanceType", "Kernel": "kernel", "Ramdisk": "ramdisk", "UserData": "userData",
                   "DisableApiTermination": "disableApiTermination", "EbsOptimized": "ebsOptimized",
@@ -64,16 +67,17 @@ class InstanceAttributes:
             "ramdisk": {"RamdiskId": {"Value": inst.ramdisk_id} if inst.ramdisk_id else {}},
             "userData": {"UserData": {"Value": inst.user_data} if inst.user_data else {}},
             "disableApiTermination": {"DisableApiTermination": {"Value": inst.api_termination_disabled}},
-            "instanceInitiatedShutdownBehavior": {"InstanceInitiatedShutdownBehavior": {"Value": "terminate"}},
-            "rootDeviceName": {"RootDeviceName": {"Value": "/dev/sda1"}},
-            "blockDeviceMapping": {"BlockDeviceMappings": []},
+            "instanceInitiatedShutdownBehavior": {"InstanceInitiatedShutdownBehavior": {
+                "Value": inst.shutdown_behavior}},
+            "rootDeviceName": {"RootDeviceName": {"Value": inst.root_device or "/dev/sda1"}},
+            "blockDeviceMapping": {"BlockDeviceMappings": self._instances.block_devices(inst)},
             "productCodes": {"ProductCodes": []},
             "sourceDestCheck": {"SourceDestCheck": {"Value": True}},
             "groupSet": {"Groups": self._instances.group_ids(inst)},
             "ebsOptimized": {"EbsOptimized": {"Value": False}},
             "sriovNetSupport": {"SriovNetSupport": {}},
             "enaSupport": {"EnaSupport": {"Value": False}},
-            "disableApiStop": {"DisableApiStop": {"Value": False}},
+            "disableApiStop": {"DisableApiStop": {"Value": inst.api_stop_disabled}},
         }
         return out | values[attribute]
 
@@ -93,19 +97,31 @@ class InstanceAttributes:
         if len(changes) > 1:
             raise InvalidParameterCombination("Only one attribute can be modified at a time")
         attribute, value = changes[0]
-        if attribute in ("instanceType", "kernel", "ramdisk", "userData", "ebsOptimized", "blockDeviceMapping"):
-            raise _not_stopped(inst)
+        if attribute in ("instanceType", "kernel", "ramdisk", "userData"):
+            if self._instances.state_of(inst) != "stopped":
+                raise _not_stopped(inst)
+            self._while_stopped(caller, inst, attribute, value)
+            return
+        if attribute in ("ebsOptimized", "blockDeviceMapping"):
+            raise _not_stopped(inst) if not inst.root_device else InvalidParameterCombination(
+                f"The attribute '{attribute}' cannot be modified on this cloud")
         if attribute in ("groupSet", "sourceDestCheck", "sriovNetSupport", "enaSupport"):
             raise _vpc_only(attribute)
         if attribute == "disableApiTermination":
             self._instances.update([inst], api_termination_disabled=_boolean(value, attribute))
         elif attribute == "instanceInitiatedShutdownBehavior":
-            if value != "terminate":
-                raise InvalidParameterValue("instance-store backed instances cannot be stopped: "
-                                            "instanceInitiatedShutdownBehavior must be terminate")
+            if value not in ("terminate", "stop"):
+                raise InvalidParameterValue(f"Value ({quoted(str(value))}) for parameter "
+                                            "instanceInitiatedShutdownBehavior is invalid: stop or terminate")
+            if value == "stop" and not inst.root_device:
+                raise UnsupportedOperation("instance-store backed instances cannot be stopped: "
+                                           "instanceInitiatedShutdownBehavior must be terminate")
+            self._instances.update([inst], shutdown_behavior=value)
         elif attribute == "disableApiStop":
-            if _boolean(value, attribute):
-                raise InvalidParameterCombination("instance-store backed instances cannot be stopped")
+            on = _boolean(value, attribute)
+            if on and not inst.root_device:
+                raise UnsupportedOperation("instance-store backed instances cannot be stopped")
+            self._instances.update([inst], api_stop_disabled=on)
         else:
             raise InvalidParameterValue(f"Value ({attribute}) for parameter attribute cannot be modified")
 
@@ -115,10 +131,35 @@ class InstanceAttributes:
                                         "Only kernel, ramdisk, sourceDestCheck and disableApiStop can be reset.")
         inst = self._instances.visible(caller, [instance_id])[0]
         if attribute in ("kernel", "ramdisk"):
-            raise _not_stopped(inst)
+            if self._instances.state_of(inst) != "stopped":
+                raise _not_stopped(inst)
+            image = self._instances.image_of(inst)
+            default = (image.kernel_id if attribute == "kernel" else image.ramdisk_id) if image else ""
+            self._instances.update([inst], **{f"{attribute}_id": default})
         if attribute == "sourceDestCheck":
             raise _vpc_only(attribute)
+        if attribute == "disableApiStop":
+            self._instances.update([inst], api_stop_disabled=False)
 
+    def _while_stopped(self, caller: Caller, inst: Instance, attribute: str, value: Any) -> None:
+        """instanceType, kernel, ramdisk or userData of a stopped instance: used when it starts again."""
+        if not isinstance(value, (str, bytes)):
+            raise InvalidParameterValue(f"Value for parameter {attribute} is invalid")
+        if attribute == "instanceType":
+            value = value.decode() if isinstance(value, bytes) else value
+            if not self._instances.vmtype_known(value):
+                raise InvalidParameterValue(f"Invalid value '{quoted(value[:32])}' for InstanceType")
+            self._instances.update([inst], vmtype=value)
+        elif attribute in ("kernel", "ramdisk"):
+            value = value.decode() if isinstance(value, bytes) else value
+            chosen = self._instances.image_for(caller, value, attribute) if value else ""
+            self._instances.update([inst], **{f"{attribute}_id": chosen})
+        else:
+            raw = value if isinstance(value, bytes) else value.encode()  # the query parser decodes a blob
+            if len(raw) > MAX_USER_DATA:
+                raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes")
+            data = base64.b64encode(raw)
+            self._instances.update([inst], user_data=data.decode())
     # --- status --------------------------------------------------------------------------------------
 
     def status(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +184,8 @@ class InstanceAttributes:
                       "instance-status.status": [item["InstanceStatus"]["Status"]],
                       "instance-status.reachability": [d["Status"] for d in item["InstanceStatus"]["Details"]],
                       "system-status.status": [item["SystemStatus"]["Status"]],
-                      "system-status.reachability": [d["Status"] for d in item["SystemStatus"]["Details"]]}
+                      "system-status.reachability": [d["Status"] for d in item["SystemStatus"]["Details"]],
+                      "operator.managed": ["false"]}
             if matches(chosen, lambda n, f=fields: f.get(n, [])):  # type: ignore[misc]
                 out.append(item)
         chunk, following = page(out, limit, token)

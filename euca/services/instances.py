@@ -13,15 +13,18 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from drivers.protocol import InstanceSpec, NodeError
 from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
 from euca.core.errors import (
+    ApiError,
     IdempotentParameterMismatch,
+    IncorrectInstanceState,
     InstanceLimitExceeded,
     InsufficientAddressCapacity,
     InsufficientInstanceCapacity,
+    InvalidBlockDeviceMapping,
     InvalidInstanceIDMalformed,
     InvalidInstanceIDNotFound,
     InvalidKeyPairNotFound,
@@ -30,6 +33,7 @@ from euca.core.errors import (
     InvalidParameterValue,
     MissingParameter,
     OperationNotPermitted,
+    UnsupportedOperation,
 )
 from euca.core.frozen import Frozen
 from euca.fleet.box import STATE_CODES, BoxNodes
@@ -47,7 +51,7 @@ from euca.services.common import (
     well_formed,
 )
 from euca.services.groups import DEFAULT, Groups
-from euca.services.images import Images
+from euca.services.images import Image, Images
 from euca.services.keypairs import KeyPairs
 from euca.services.tags import Tags
 from euca.store import Store
@@ -178,6 +182,13 @@ class Instance:
     http_tokens: str = "optional"
     hop_limit: int = 1
     http_endpoint: str = "enabled"
+    # EBS-backed: the root device and the volume there; when StopInstances stopped it (None: not stopped)
+    root_device: str = ""
+    root_volume: str = ""
+    root_delete: bool = True
+    stopped: float | None = None
+    shutdown_behavior: str = "terminate"  # InstanceInitiatedShutdownBehavior
+    api_stop_disabled: bool = False  # disableApiStop
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -204,6 +215,22 @@ def metadata_options(p: Mapping[str, Any], current: tuple[str, int, str] = ("opt
     return tokens, hops, endpoint
 
 
+class RootVolumes(Protocol):
+    """What an EBS-backed instance's root needs of the volume service (``euca.services.volumes``)."""
+
+    def create_root(self, caller: Caller, snapshot_id: str, size: int, zone: str) -> str:
+        """A volume made from the snapshot, available (its bytes restored) when this returns."""
+        ...
+
+    def attach_root(self, volume_id: str, instance_id: str, device: str, node: str, delete: bool) -> None: ...
+
+    def moved(self, volume_id: str, node: str) -> None: ...
+
+    def release_root(self, volume_id: str, delete: bool) -> None:
+        """The instance ended: its root volume is deleted, or detached and available."""
+        ...
+
+
 class Instances:
     def __init__(self, store: Store, ids: Ids, cc: ClusterController, box: BoxNodes, accounts: Accounts,
                  images: Images, keypairs: KeyPairs, groups: Groups, addresses: Addresses, tags: Tags) -> None:
@@ -211,6 +238,7 @@ class Instances:
         self._accounts, self._images, self._keypairs = accounts, images, keypairs
         self._groups, self._addresses, self._tags = groups, addresses, tags
         self._instances: dict[str, Instance] = {}
+        self.roots: RootVolumes | None = None  # the volume service, once the cloud has one
         # instance or reservation id -> (what it showed, its record)
         self._memo: dict[str, tuple[tuple[Any, ...], Frozen]] = {}
         for _, _, body in store.load("instance"):
@@ -226,10 +254,10 @@ class Instances:
     def restore(self) -> list[str]:
         """Rebuild the cluster controller's placements and networks from the store. An instance the
         CC cannot take back (its node is gone) is recorded as terminated, so nothing leaks."""
-        live = [i.placed() for i in self._instances.values() if i.terminated is None]
+        live = [i.placed() for i in self._instances.values() if i.terminated is None and i.stopped is None]
         problems = self._cc.restore(live, self._addresses.restore_list())
         lost = [i for i in self._instances.values()
-                if i.terminated is None and self._cc.instance(i.instance_id) is None]
+                if i.terminated is None and i.stopped is None and self._cc.instance(i.instance_id) is None]
         if lost:
             now = self._box.clock()
             with self._store.transaction() as tx:
@@ -241,7 +269,7 @@ class Instances:
                 self._addresses.unbound([ip for ip, owner, _ in self._addresses.restore_list()
                                          if owner == inst.instance_id])
         for inst in self._instances.values():
-            if inst.terminated is None:
+            if inst.terminated is None and inst.stopped is None:
                 self._box.resume(inst.node, self._spec(inst), inst.launched)
         return problems
 
@@ -267,7 +295,7 @@ class Instances:
         """Past BURY_TIME: no longer shown, though the next housekeeping pass has yet to remove it."""
         inst = self._instances.get(instance_id)
         return (inst is not None and inst.terminated is not None
-                and self._box.state(inst.instance_id, inst.launched, inst.terminated) is None)
+                and self._state(inst) is None)
 
     def _visible(self, caller: Caller, ids: list[str]) -> list[Instance]:
         out = []
@@ -276,7 +304,7 @@ class Instances:
                 raise InvalidInstanceIDMalformed(f"Invalid id: \"{id_[:64]}\" (expecting \"i-...\")")
             inst = self._instances.get(id_)
             if (inst is None or not caller.sees(inst.account)
-                    or self._box.state(inst.instance_id, inst.launched, inst.terminated) is None):
+                    or self._state(inst) is None):
                 raise InvalidInstanceIDNotFound(f"The instance ID '{id_}' does not exist")
             out.append(inst)
         return out
@@ -298,9 +326,6 @@ class Instances:
         token = p.get("ClientToken") or ""
         if len(token) > 64 or not token.isascii() or not token.isprintable():
             raise InvalidParameterValue("ClientToken is at most 64 printable ASCII characters")
-        if p.get("InstanceInitiatedShutdownBehavior") not in (None, "terminate"):
-            raise InvalidParameterCombination("instance-store backed instances cannot be stopped: "
-                                              "InstanceInitiatedShutdownBehavior must be terminate")
         addressing = p.get("AddressingType")
         if addressing not in (None, "", "public", "private"):
             raise InvalidParameterValue(f"AddressingType must be public or private, not {addressing[:32]}")
@@ -317,6 +342,17 @@ class Instances:
         ramdisk_id = p.get("RamdiskId") or image.ramdisk_id
         kernel = self._images.launchable(self._images.visible(caller, kernel_id, "kernel")) if kernel_id else None
         ramdisk = self._images.launchable(self._images.visible(caller, ramdisk_id, "ramdisk")) if ramdisk_id else None
+        behavior = p.get("InstanceInitiatedShutdownBehavior") or "terminate"
+        if behavior not in ("terminate", "stop"):
+            raise InvalidParameterValue(f"InstanceInitiatedShutdownBehavior must be stop or terminate, "
+                                        f"not {str(behavior)[:32]}")
+        if behavior == "stop" and not image.ebs:
+            raise InvalidParameterCombination("instance-store backed instances cannot be stopped: "
+                                              "InstanceInitiatedShutdownBehavior must be terminate")
+        if p.get("DisableApiStop") and not image.ebs:
+            raise InvalidParameterCombination("instance-store backed instances cannot be stopped: "
+                                              "DisableApiStop applies to EBS-backed instances")
+        root_size, root_delete = self._root_mapping(image, p) if image.ebs else (0, True)
         key_name = p.get("KeyName") or ""
         if key_name and self._keypairs.get(caller.account, key_name) is None:
             raise InvalidKeyPairNotFound(f"The key pair '{key_name[:255]}' does not exist")
@@ -346,6 +382,8 @@ class Instances:
                     raise IdempotentParameterMismatch("The client token was used with different parameters")
                 return self._reservation(caller, same)
 
+        # An EBS-backed image: each instance's root volume is made from the snapshot first.
+        roots = self._make_roots(caller, image, root_size, high) if image.ebs else []
         drawn: list[str] = []
         launches = []
         try:
@@ -370,7 +408,10 @@ class Instances:
                     bool(p.get("DisableApiTermination")), bool((p.get("Monitoring") or {}).get("Enabled")),
                     http_tokens, hop_limit, http_endpoint)
                     for index, launch in enumerate(launches)]
+                for inst, volume_id in zip(created, roots, strict=False):
+                    inst.root_device, inst.root_volume, inst.root_delete = image.root_device, volume_id, root_delete
                 for inst in created:
+                    inst.shutdown_behavior, inst.api_stop_disabled = behavior, bool(p.get("DisableApiStop"))
                     tx.put("instance", inst.instance_id, inst.account, inst.body())
                 self._addresses.launched(tx, [i.instance_id for i in created])
                 if tag_pairs:
@@ -379,16 +420,65 @@ class Instances:
             self._ids.forget_unwritten(drawn)
             for launch in launches:
                 self._cc.terminate(launch.instance_id)
+            self._drop_roots(roots)
             raise
+        self._drop_roots(roots[len(created):])
         for inst in created:
             self._instances[inst.instance_id] = inst
+            if inst.root_volume and self.roots is not None:
+                self.roots.attach_root(inst.root_volume, inst.instance_id, inst.root_device, inst.node,
+                                       inst.root_delete)
         # The records are durable before any node hears of them: a crash in between leaves instances
         # that no node reports, which the cloud ends after INSTANCE_TIMEOUT + SHUT_DOWN_TIME.
         # each node downloads the images from Walrus by presigned URL, checking size and digest
-        locations = {i.image_id: self._images.node_location(i) for i in (image, kernel, ramdisk) if i is not None}
+        locations = {i.image_id: self._images.node_location(i) for i in (image, kernel, ramdisk)
+                     if i is not None and not i.ebs}
         for inst in created:
             self._box.fleet.launch(inst.node, self._spec(inst), locations)
         return self._reservation(caller, created)
+
+    def _root_mapping(self, image: Image, p: dict[str, Any]) -> tuple[int, bool]:
+        """The root volume's size and DeleteOnTermination: the image's, or RunInstances' own mapping."""
+        ebs = image.root_mapping()["Ebs"]
+        size, delete = int(ebs["VolumeSize"]), bool(ebs["DeleteOnTermination"])
+        for given in p.get("BlockDeviceMappings") or []:
+            if given.get("DeviceName") != image.root_device:
+                continue
+            override = given.get("Ebs") or {}
+            if override.get("SnapshotId") not in (None, ebs["SnapshotId"]):
+                raise InvalidBlockDeviceMapping("The root device's snapshot cannot be changed at launch")
+            if override.get("VolumeSize") is not None:
+                if not isinstance(override["VolumeSize"], int) or override["VolumeSize"] < size:
+                    raise InvalidBlockDeviceMapping(f"The root volume must be at least {size}GiB")
+                size = override["VolumeSize"]
+            if override.get("DeleteOnTermination") is not None:
+                delete = bool(override["DeleteOnTermination"])
+        return size, delete
+
+    def _make_roots(self, caller: Caller, image: Image, size: int, count: int) -> list[str]:
+        if self.roots is None:
+            raise InvalidParameterCombination("EBS-backed images need volumes, and this cloud has none")
+        snapshot_id = image.root_mapping()["Ebs"]["SnapshotId"]
+        made: list[str] = []
+        try:
+            for _ in range(count):
+                made.append(self.roots.create_root(caller, snapshot_id, size, self._cc.name))
+        except BaseException:
+            self._drop_roots(made)
+            raise
+        return made
+
+    def _drop_roots(self, volume_ids: list[str]) -> None:
+        for volume_id in volume_ids:
+            if self.roots is not None:
+                self.roots.release_root(volume_id, True)
+
+    def _state(self, inst: Instance, now: float | None = None) -> str | None:
+        """pending / running / stopping / stopped / shutting-down / terminated, or None once buried."""
+        if inst.stopped is not None and inst.terminated is None:
+            now = self._box.clock() if now is None else now
+            return "stopping" if now < inst.stopped + self._box.timings.shutdown else "stopped"
+        return self._box.state(inst.instance_id, inst.launched, inst.terminated, now)
 
     # --- TerminateInstances / RebootInstances / GetConsoleOutput -------------------------------------------
 
@@ -400,15 +490,17 @@ class Instances:
                                             "'disableApiTermination' instance attribute and try again.")
         self._box.fleet.refresh()
         now = self._box.clock()
-        before = {i.instance_id: self._box.state(i.instance_id, i.launched, i.terminated, now) or "terminated"
+        before = {i.instance_id: self._state(i, now) or "terminated"
                   for i in chosen}
         ending = list({i.instance_id: i for i in chosen if i.terminated is None}.values())
+        halted = {i.instance_id for i in ending if i.stopped is not None}
         self._end(ending, now)
         for inst in ending:
-            self._box.fleet.terminate(inst.node, inst.instance_id)
+            if inst.instance_id not in halted:
+                self._box.fleet.terminate(inst.node, inst.instance_id)
         out = []
         for inst in chosen:
-            state = self._box.state(inst.instance_id, inst.launched, inst.terminated, now) or "terminated"
+            state = self._state(inst, now) or "terminated"
             out.append({"InstanceId": inst.instance_id,
                         "CurrentState": {"Code": STATE_CODES[state], "Name": state},
                         "PreviousState": {"Code": STATE_CODES[before[inst.instance_id]],
@@ -426,18 +518,138 @@ class Instances:
                 tx.put("instance", inst.instance_id, inst.account, inst.body() | {"terminated": now})
         for inst in ending:
             inst.terminated = now
+            if inst.stopped is not None:
+                continue  # its capacity and addresses went when it stopped
             try:
                 self._cc.terminate(inst.instance_id)
             except KeyError:
                 log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
         self._addresses.unbound(unbound)
+        for inst in ending:
+            if inst.root_volume and self.roots is not None:
+                try:
+                    self.roots.release_root(inst.root_volume, inst.root_delete)
+                except ApiError as exc:
+                    log.warning("%s: its root volume %s: %s", inst.instance_id, inst.root_volume, exc)
+
+    # --- StopInstances / StartInstances (EBS-backed instances) ---------------------------------------------
+
+    def stop(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
+        """The node ends the domain; the cluster controller takes back the capacity and the dynamic
+        public address; the record and the root volume stay, ``stopping`` and then ``stopped``."""
+        chosen = self._visible(caller, ids)
+        for inst in chosen:
+            if not inst.root_device:
+                raise UnsupportedOperation(f"The instance '{inst.instance_id}' does not have an 'ebs' root device "
+                                           "type and cannot be stopped.")
+            if inst.api_stop_disabled:
+                raise OperationNotPermitted(f"The instance '{inst.instance_id}' may not be stopped. Modify its "
+                                            "'disableApiStop' instance attribute and try again.")
+        self._box.fleet.refresh()
+        now = self._box.clock()
+        before = {i.instance_id: self._state(i, now) or "terminated" for i in chosen}
+        for inst in chosen:
+            if before[inst.instance_id] in ("shutting-down", "terminated"):
+                raise IncorrectInstanceState(f"This instance '{inst.instance_id}' is not in a state from which it "
+                                             "can be stopped.")
+        stopping = list({i.instance_id: i for i in chosen if i.stopped is None}.values())
+        if stopping:
+            unbound: list[str] = []
+            with self._store.transaction() as tx:
+                for inst in stopping:
+                    unbound += self._addresses.unbind(tx, inst.instance_id)
+                    tx.put("instance", inst.instance_id, inst.account, inst.body() | {"stopped": now})
+            for inst in stopping:
+                inst.stopped = now
+                self._memo.pop(inst.instance_id, None)
+                try:
+                    self._cc.terminate(inst.instance_id)
+                except KeyError:
+                    log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
+                self._box.fleet.terminate(inst.node, inst.instance_id)
+            self._addresses.unbound(unbound)
+        return self._changes(chosen, before, now)
+
+    def start(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
+        """A stopped instance is placed again by the cluster controller (a node, a private address
+        and a dynamic public one, as RunInstances has) and started there from its root volume."""
+        chosen = self._visible(caller, ids)
+        for inst in chosen:
+            if not inst.root_device:
+                raise UnsupportedOperation(f"The instance '{inst.instance_id}' does not have an 'ebs' root device "
+                                           "type and cannot be started.")
+        self._box.fleet.refresh()
+        now = self._box.clock()
+        before = {i.instance_id: self._state(i, now) or "terminated" for i in chosen}
+        for inst in chosen:
+            if before[inst.instance_id] not in ("stopped", "pending", "running"):
+                raise IncorrectInstanceState(f"This instance '{inst.instance_id}' is not in a state from which it "
+                                             "can be started.")
+        for inst in {i.instance_id: i for i in chosen if before[i.instance_id] == "stopped"}.values():
+            self._restart(inst)
+        return self._changes(chosen, before, self._box.clock())
+
+    def _restart(self, inst: Instance) -> None:
+        try:
+            launch = self._cc.run(RunRequest([inst.instance_id], inst.vmtype, 1, inst.account, inst.groups[0],
+                                             inst.image_id, self._addresses.dynamic))[0]
+        except Exhausted as exc:
+            raise InsufficientAddressCapacity(str(exc)) from None
+        except (InsufficientCapacity, KernelError) as exc:
+            raise InsufficientInstanceCapacity(str(exc)) from None
+        changes = {"node": launch.node, "mac": launch.net.mac, "private_ip": launch.net.private_ip,
+                   "vlan": launch.net.vlan, "netgroup": launch.net.group, "launched": self._box.clock(),
+                   "stopped": None}
+        try:
+            with self._store.transaction() as tx:
+                tx.put("instance", inst.instance_id, inst.account, inst.body() | changes)
+                self._addresses.launched(tx, [inst.instance_id])
+        except BaseException:
+            self._cc.terminate(inst.instance_id)
+            raise
+        for name, value in changes.items():
+            setattr(inst, name, value)
+        self._memo.pop(inst.instance_id, None)
+        if self.roots is not None and inst.root_volume:
+            self.roots.moved(inst.root_volume, inst.node)
+        self._box.restarting(inst.instance_id)
+        locations = {}
+        for image_id in (inst.kernel_id, inst.ramdisk_id):
+            img = self._images.get(image_id) if image_id else None
+            if img is not None:
+                locations[image_id] = self._images.node_location(img)
+        self._box.fleet.launch(inst.node, self._spec(inst), locations)
+
+    def _changes(self, chosen: list[Instance], before: dict[str, str], now: float) -> list[dict[str, Any]]:
+        out = []
+        for inst in chosen:
+            state = self._state(inst, now) or "terminated"
+            was = before[inst.instance_id]
+            out.append({"InstanceId": inst.instance_id, "CurrentState": {"Code": STATE_CODES[state], "Name": state},
+                        "PreviousState": {"Code": STATE_CODES[was], "Name": was}})
+        return out
+
+    def image_for(self, caller: Caller, image_id: str, kind: str) -> str:
+        """A kernel or ramdisk a stopped instance may be given (ModifyInstanceAttribute)."""
+        return self._images.launchable(self._images.visible(caller, image_id, kind)).image_id
+
+    def image_of(self, inst: Instance) -> Image | None:
+        return self._images.get(inst.image_id)
+
+    def vmtype_known(self, vmtype: str) -> bool:
+        return vmtype in self._cc.vmtypes
+
+    def stopped(self, instance_id: str) -> bool:
+        inst = self._instances.get(instance_id)
+        return inst is not None and inst.terminated is None and inst.stopped is not None
 
     def reconcile(self) -> int:
         """Terminate the instances whose node ended them (Teardown without a TerminateInstances) or
         that no node has reported for INSTANCE_TIMEOUT + SHUT_DOWN_TIME. Returns how many."""
         self._box.fleet.refresh()
         now = self._box.clock()
-        gone = [i for i in self._instances.values() if i.terminated is None and self._box.ended(i.instance_id, now)]
+        gone = [i for i in self._instances.values()
+                if i.terminated is None and i.stopped is None and self._box.ended(i.instance_id, now)]
         # Those still in the node's report as Teardown are gone there already; the others may come
         # back with their node, which must then stop them.
         unseen = [i for i in gone if self._box.fleet.sighting(i.instance_id) is None]
@@ -526,7 +738,7 @@ class Instances:
             i for i in self._instances.values() if caller.sees(i.account)]
         rows: list[tuple[Instance, str]] = []
         for inst in candidates:
-            state = self._box.state(inst.instance_id, inst.launched, inst.terminated, now)
+            state = self._state(inst, now)
             if state is None:
                 continue
             if chosen:
@@ -601,13 +813,13 @@ class Instances:
         out = []
         for inst in self._instances.values():
             if caller.sees(inst.account):
-                state = self._box.state(inst.instance_id, inst.launched, inst.terminated, now)
+                state = self._state(inst, now)
                 if state is not None:
                     out.append((inst, state))
         return out
 
     def state_of(self, inst: Instance) -> str:
-        return self._box.state(inst.instance_id, inst.launched, inst.terminated) or "terminated"
+        return self._state(inst) or "terminated"
 
     def node_down(self, inst: Instance) -> bool:
         return inst.node in self._cc.nodes and self._cc.nodes.state(inst.node) == "DOWN"
@@ -631,7 +843,7 @@ class Instances:
 
     def _reservation(self, caller: Caller, instances: list[Instance]) -> dict[str, Any]:
         now = self._box.clock()
-        states = [self._box.state(i.instance_id, i.launched, i.terminated, now) or "terminated" for i in instances]
+        states = [self._state(i, now) or "terminated" for i in instances]
         return self._reservation_of(caller, list(zip(instances, states, strict=True)))
 
     def _reservation_of(self, caller: Caller, items: list[tuple[Instance, str]]) -> dict[str, Any]:
@@ -677,17 +889,27 @@ class Instances:
             "LaunchTime": inst.launched, "Placement": {"AvailabilityZone": inst.zone, "Tenancy": "default"},
             "KernelId": inst.kernel_id or None, "RamdiskId": inst.ramdisk_id or None,
             "Monitoring": {"State": "enabled" if inst.monitored else "disabled"},
-            "BlockDeviceMappings": [], "EbsOptimized": False, "EnaSupport": False, "SourceDestCheck": True,
+            "BlockDeviceMappings": self.block_devices(inst), "EbsOptimized": False, "EnaSupport": False,
+            "SourceDestCheck": True,
             "CpuOptions": {"CoreCount": self._cores(inst.vmtype), "ThreadsPerCore": 1},
             "PlatformDetails": "Linux/UNIX", "UsageOperation": "RunInstances",
             "MetadataOptions": self.metadata_options_of(inst),
             "PrivateIpAddress": inst.private_ip if live else None, "PublicIpAddress": public if live else None,
-            "Architecture": "x86_64", "RootDeviceType": "instance-store", "RootDeviceName": "/dev/sda1",
+            "Architecture": "x86_64", "RootDeviceType": "ebs" if inst.root_device else "instance-store",
+            "RootDeviceName": inst.root_device or "/dev/sda1",
             "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
             "SecurityGroups": groups, "Tags": tag_list(tags),
             "StateTransitionReason": "User initiated" if inst.terminated is not None else "",
             "StateReason": self._state_reason(inst, state),
         }
+
+    @staticmethod
+    def block_devices(inst: Instance) -> list[dict[str, Any]]:
+        if not inst.root_volume:
+            return []
+        return [{"DeviceName": inst.root_device, "Ebs": {
+            "VolumeId": inst.root_volume, "Status": "attached", "AttachTime": inst.launched,
+            "DeleteOnTermination": inst.root_delete}}]
 
     # --- housekeeping ----------------------------------------------------------------------------------
 
@@ -695,7 +917,7 @@ class Instances:
         """Forget instances terminated longer ago than BURY_TIME (their ids stay issued)."""
         now = self._box.clock()
         gone = [i for i in self._instances.values()
-                if i.terminated is not None and self._box.state(i.instance_id, i.launched, i.terminated, now) is None]
+                if i.terminated is not None and self._state(i, now) is None]
         if not gone:
             return 0
         with self._store.transaction() as tx:

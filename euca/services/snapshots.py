@@ -24,6 +24,7 @@ from euca.core.errors import (
     IncorrectState,
     InvalidParameterValue,
     InvalidSnapshotIDMalformed,
+    InvalidSnapshotInUse,
     InvalidSnapshotNotFound,
     MissingParameter,
     ServiceUnavailable,
@@ -94,6 +95,8 @@ class Snapshots:
         self._snaps = {id_: Snapshot(**body) for id_, _, body in store.load(KIND)}
         self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="snapshots")
         volumes.snapshot_source = self.source
+        # snapshot id -> the image whose block device mappings name it (set by the cloud)
+        self.in_use: Callable[[str], str | None] = lambda snapshot_id: None
         tags.add_resolver(self._resolve)
 
     def close(self) -> None:
@@ -224,6 +227,13 @@ class Snapshots:
         objects = self._objects()
         return snap.size, lambda: objects.read(snap.key)
 
+    def size_of(self, caller: Caller, snapshot_id: str) -> int:
+        """RegisterImage's check of an EBS root: a completed snapshot the caller owns or may restore."""
+        snap = self._find(caller, snapshot_id, shared=True)
+        if snap.state != "completed":
+            raise IncorrectState(f"Snapshot '{snapshot_id}' is '{snap.state}', not 'completed'")
+        return snap.size
+
     # --- DescribeSnapshots, DeleteSnapshot ------------------------------------------------------------------
 
     def describe(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
@@ -264,6 +274,9 @@ class Snapshots:
         snap = self._find(caller, snapshot_id)
         if snap.state == "pending":
             raise IncorrectState(f"Snapshot '{snapshot_id}' is still pending")
+        image_id = self.in_use(snapshot_id)
+        if image_id:
+            raise InvalidSnapshotInUse(f"The snapshot {snapshot_id} is currently in use by {image_id}")
         if snap.state == "completed":
             self._objects().delete(snap.key)
         with self._lock, self._store.transaction() as tx:

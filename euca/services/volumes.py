@@ -112,6 +112,7 @@ class Volumes:
         self._volumes = {id_: Volume(**body) for id_, _, body in store.load(KIND)}
         self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="volumes")
         self.snapshot_source: SnapshotSource | None = None  # set by the snapshot service
+        instances.roots = self
         tags.add_resolver(self._resolve)
 
     def close(self) -> None:
@@ -140,7 +141,7 @@ class Volumes:
 
     # --- CreateVolume -------------------------------------------------------------------------------
 
-    def create(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
+    def create(self, caller: Caller, p: dict[str, Any], wait: bool = False) -> dict[str, Any]:
         zone = p.get("AvailabilityZone")
         if not zone:
             raise MissingParameter("The request must contain the parameter AvailabilityZone")
@@ -194,8 +195,11 @@ class Volumes:
                 raise VolumeLimitExceeded(str(exc)) from None
             raise ServiceUnavailable(f"The storage controller cannot create the volume: {exc}") from None
         self._volumes[volume_id] = vol
-        self._work.submit(self._fill, vol, opener)
-        return self._shape(vol)
+        if wait:
+            self._fill(vol, opener)
+        else:
+            self._work.submit(self._fill, vol, opener)
+        return self._shape(self._volumes[volume_id])
 
     def _fill(self, vol: Volume, opener: Callable[[], Iterator[bytes]] | None) -> None:
         try:
@@ -348,12 +352,51 @@ class Volumes:
         self._save(self._volumes[vol.volume_id], state="available", instance_id="", device="", attach_state="",
                    attach_time=0.0, node="", exported=False)
 
+    # --- EBS-backed instances' root volumes (``Instances.roots``) -----------------------------------------
+
+    def create_root(self, caller: Caller, snapshot_id: str, size: int, zone: str) -> str:
+        """A root volume restored from the image's snapshot before its instance starts."""
+        made = self.create(caller, {"AvailabilityZone": zone, "SnapshotId": snapshot_id, "Size": size}, wait=True)
+        if made["State"] != "available":
+            self.release_root(made["VolumeId"], True)
+            raise ServiceUnavailable(f"The root volume could not be restored from {snapshot_id}")
+        return str(made["VolumeId"])
+
+    def attach_root(self, volume_id: str, instance_id: str, device: str, node: str, delete: bool) -> None:
+        vol = self._volumes[volume_id]
+        self._save(vol, state="in-use", instance_id=instance_id, device=device, attach_state="attached",
+                   attach_time=self._clock(), node=node, delete_on_termination=delete)
+
+    def moved(self, volume_id: str, node: str) -> None:
+        vol = self._volumes.get(volume_id)
+        if vol is not None:
+            self._save(vol, node=node)
+
+    def release_root(self, volume_id: str, delete: bool) -> None:
+        vol = self._volumes.get(volume_id)
+        if vol is None:
+            return
+        self._release(vol)
+        if not delete:
+            return
+        try:
+            self.sc.delete(volume_id)
+        except StorageError as exc:
+            log.warning("%s: the storage controller cannot delete it: %s", volume_id, exc)
+            self._save(self._volumes[volume_id], state="error")
+            return
+        with self._lock, self._store.transaction() as tx:
+            tx.delete(KIND, volume_id)
+            self._tags.drop_in(tx, volume_id)
+            self._volumes.pop(volume_id, None)
+
     # --- housekeeping ---------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
         """Volumes whose instance ended are detached (their node tore the disk down with the domain)."""
         for vol in list(self._volumes.values()):
-            if vol.instance_id and self._cc.instance(vol.instance_id) is None:
+            if (vol.instance_id and self._cc.instance(vol.instance_id) is None
+                    and not self._instances.stopped(vol.instance_id)):
                 log.info("%s: its instance %s ended; detached", vol.volume_id, vol.instance_id)
                 self._release(vol)
 
@@ -363,7 +406,8 @@ class Volumes:
         for vol in list(self._volumes.values()):
             if vol.state == "creating":
                 self._save(vol, state="error")
-            elif vol.instance_id and self._box.fleet.is_local(vol.node) and self._cc.instance(vol.instance_id):
+            elif (vol.instance_id and self._box.fleet.is_local(vol.node) and self._cc.instance(vol.instance_id)
+                  and _DISK.match(vol.device) is not None):  # a root volume is the instance's own disk
                 try:
                     self._plug(vol, guest_disk(vol.device))
                 except (StorageError, NodeError, InvalidParameterValue) as exc:

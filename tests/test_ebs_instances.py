@@ -1,0 +1,194 @@
+"""EBS-backed images and instances over the real EC2 API: an image registered from a snapshot,
+instances whose root volume is restored from it, StopInstances / StartInstances through the
+cluster controller, the attributes a stopped instance may change, and what termination does with
+the root volume."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import botocore.exceptions
+import pytest
+
+from tests.ec2_server import Box, running_box
+
+ROOT = "/dev/sda1"
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
+    with running_box(tmp_path_factory.mktemp("ebs-instances")) as b:
+        yield b
+
+
+def refused(code: str, call: Any, **kw: Any) -> str:
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        call(**kw)
+    assert exc.value.response["Error"]["Code"] == code, exc.value.response["Error"]
+    return str(exc.value.response["Error"]["Message"])
+
+
+def until(check: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def instance(ec2: Any, instance_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0])
+
+
+def in_state(ec2: Any, instance_id: str, state: str) -> dict[str, Any]:
+    return dict(until(lambda: (i := instance(ec2, instance_id))["State"]["Name"] == state and i))
+
+
+def volume(ec2: Any, volume_id: str) -> dict[str, Any]:
+    return dict(ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0])
+
+
+def snapshot(ec2: Any) -> str:
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    until(lambda: volume(ec2, vol_id)["State"] == "available")
+    snap_id = str(ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"])
+    until(lambda: ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0]["State"] == "completed")
+    ec2.delete_volume(VolumeId=vol_id)
+    return snap_id
+
+
+def ebs_image(ec2: Any, snap_id: str, name: str, delete: bool | None = None) -> str:
+    ebs: dict[str, Any] = {"SnapshotId": snap_id}
+    if delete is not None:
+        ebs["DeleteOnTermination"] = delete
+    return str(ec2.register_image(Name=name, RootDeviceName=ROOT, Architecture="x86_64",
+                                  BlockDeviceMappings=[{"DeviceName": ROOT, "Ebs": ebs}])["ImageId"])
+
+
+def test_register_run_stop_modify_start_terminate(box: Box) -> None:
+    ec2 = box.client("ebs-boot")
+    snap_id = snapshot(ec2)
+    image_id = ebs_image(ec2, snap_id, "ebs-root")
+    image = ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    assert image["RootDeviceType"] == "ebs" and image["RootDeviceName"] == ROOT and image["State"] == "available"
+    assert image["BlockDeviceMappings"][0]["DeviceName"] == ROOT
+    ebs = image["BlockDeviceMappings"][0]["Ebs"]
+    assert ebs["SnapshotId"] == snap_id and ebs["VolumeSize"] == 1 and ebs["DeleteOnTermination"] is True
+    refused("InvalidSnapshot.InUse", ec2.delete_snapshot, SnapshotId=snap_id)
+    refused("InvalidSnapshot.NotFound", ec2.register_image, Name="nope", RootDeviceName=ROOT,
+            BlockDeviceMappings=[{"DeviceName": ROOT, "Ebs": {"SnapshotId": "snap-00000000"}}])
+    refused("InvalidBlockDeviceMapping", ec2.register_image, Name="nope", RootDeviceName=ROOT,
+            BlockDeviceMappings=[{"DeviceName": "/dev/sdb", "Ebs": {"SnapshotId": snap_id}}])
+
+    made = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="m1.small",
+                             InstanceInitiatedShutdownBehavior="stop")["Instances"][0]
+    instance_id = made["InstanceId"]
+    assert made["RootDeviceType"] == "ebs" and made["RootDeviceName"] == ROOT
+    root = made["BlockDeviceMappings"][0]
+    vol_id = root["Ebs"]["VolumeId"]
+    assert root["DeviceName"] == ROOT and root["Ebs"]["DeleteOnTermination"] is True
+    vol = volume(ec2, vol_id)
+    assert vol["State"] == "in-use" and vol["SnapshotId"] == snap_id and vol["Size"] == 1
+    assert vol["Attachments"][0]["InstanceId"] == instance_id and vol["Attachments"][0]["Device"] == ROOT
+    running = in_state(ec2, instance_id, "running")
+    assert running["PublicIpAddress"]
+    assert ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")[
+        "InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
+    refused("IncorrectInstanceState", ec2.modify_instance_attribute, InstanceId=instance_id,
+            InstanceType={"Value": "c1.medium"})
+
+    # disableApiStop is enforced
+    ec2.modify_instance_attribute(InstanceId=instance_id, DisableApiStop={"Value": True})
+    refused("OperationNotPermitted", ec2.stop_instances, InstanceIds=[instance_id])
+    ec2.modify_instance_attribute(InstanceId=instance_id, DisableApiStop={"Value": False})
+
+    stopping = ec2.stop_instances(InstanceIds=[instance_id])["StoppingInstances"][0]
+    assert stopping["PreviousState"] == {"Code": 16, "Name": "running"}
+    assert stopping["CurrentState"] == {"Code": 64, "Name": "stopping"}
+    stopped = in_state(ec2, instance_id, "stopped")
+    assert stopped["State"]["Code"] == 80 and not stopped.get("PublicIpAddress")
+    assert box.cloud.cc.instance(instance_id) is None  # its capacity went back to the cluster
+    assert volume(ec2, vol_id)["State"] == "in-use"  # the root volume stays
+    assert [i["InstanceId"] for i in ec2.describe_instance_status(InstanceIds=[instance_id],
+                                                                  IncludeAllInstances=True)["InstanceStatuses"]] \
+        == [instance_id]
+    box.cloud.instances.reconcile()
+    box.cloud.volumes.reconcile()  # housekeeping neither ends a stopped instance nor detaches its root
+    assert instance(ec2, instance_id)["State"]["Name"] == "stopped"
+    assert volume(ec2, vol_id)["State"] == "in-use"
+
+    ec2.modify_instance_attribute(InstanceId=instance_id, InstanceType={"Value": "c1.medium"})
+    ec2.modify_instance_attribute(InstanceId=instance_id, UserData={"Value": b"#!/bin/sh\necho again\n"})
+    assert ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceType")[
+        "InstanceType"]["Value"] == "c1.medium"
+    refused("InvalidParameterValue", ec2.modify_instance_attribute, InstanceId=instance_id,
+            InstanceType={"Value": "m9.huge"})
+    ec2.stop_instances(InstanceIds=[instance_id])  # stopping a stopped instance changes nothing
+
+    starting = ec2.start_instances(InstanceIds=[instance_id])["StartingInstances"][0]
+    assert starting["PreviousState"]["Name"] == "stopped" and starting["CurrentState"]["Name"] == "pending"
+    again = in_state(ec2, instance_id, "running")
+    assert again["InstanceType"] == "c1.medium" and again["PublicIpAddress"] and again["PrivateIpAddress"]
+    placed = box.cloud.cc.instance(instance_id)
+    assert placed is not None and placed.vmtype == "c1.medium"  # placed again, as the new type
+    assert ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
+
+    ended = ec2.terminate_instances(InstanceIds=[instance_id])["TerminatingInstances"][0]
+    assert ended["PreviousState"]["Name"] == "running"
+    refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[vol_id])  # DeleteOnTermination
+    assert box.cloud.cc.instance(instance_id) is None
+
+
+def test_root_volume_kept_and_a_stopped_instance_terminated(box: Box) -> None:
+    ec2 = box.client("ebs-keep")
+    snap_id = snapshot(ec2)
+    image_id = ebs_image(ec2, snap_id, "ebs-keep", delete=False)
+    made = ec2.run_instances(ImageId=image_id, MinCount=2, MaxCount=2)["Instances"]
+    ids = [i["InstanceId"] for i in made]
+    vols = [i["BlockDeviceMappings"][0]["Ebs"]["VolumeId"] for i in made]
+    assert len(set(vols)) == 2 and all(i["BlockDeviceMappings"][0]["Ebs"]["DeleteOnTermination"] is False
+                                       for i in made)
+    for instance_id in ids:
+        in_state(ec2, instance_id, "running")
+    ec2.stop_instances(InstanceIds=[ids[0]])
+    in_state(ec2, ids[0], "stopped")
+    ec2.terminate_instances(InstanceIds=ids)
+    for instance_id in ids:
+        in_state(ec2, instance_id, "terminated")
+    for vol_id in vols:
+        vol = volume(ec2, vol_id)
+        assert vol["State"] == "available" and vol["Attachments"] == []
+        ec2.delete_volume(VolumeId=vol_id)
+    refused("IncorrectInstanceState", ec2.start_instances, InstanceIds=[ids[0]])
+
+    # RunInstances may ask for the root to go with the instance after all
+    overridden = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, BlockDeviceMappings=[
+        {"DeviceName": ROOT, "Ebs": {"DeleteOnTermination": True}}])["Instances"][0]
+    vol_id = overridden["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    ec2.terminate_instances(InstanceIds=[overridden["InstanceId"]])
+    refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[vol_id])
+    ec2.deregister_image(ImageId=image_id)
+    ec2.delete_snapshot(SnapshotId=snap_id)  # no image uses it now
+
+
+def test_instance_store_instances_cannot_be_stopped(box: Box) -> None:
+    ec2 = box.client("ebs-store")
+    image = box.image()
+    assert ec2.describe_images(ImageIds=[image])["Images"][0]["RootDeviceType"] == "instance-store"
+    refused("InvalidParameterCombination", ec2.run_instances, ImageId=image, MinCount=1, MaxCount=1,
+            InstanceInitiatedShutdownBehavior="stop")
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    message = refused("UnsupportedOperation", ec2.stop_instances, InstanceIds=[instance_id])
+    assert message == (f"The instance '{instance_id}' does not have an 'ebs' root device type and cannot be "
+                       "stopped.")
+    refused("UnsupportedOperation", ec2.start_instances, InstanceIds=[instance_id])
+    refused("IncorrectInstanceState", ec2.modify_instance_attribute, InstanceId=instance_id,
+            InstanceType={"Value": "c1.medium"})
+    refused("UnsupportedOperation", ec2.modify_instance_attribute, InstanceId=instance_id,
+            InstanceInitiatedShutdownBehavior={"Value": "stop"})
+    ec2.terminate_instances(InstanceIds=[instance_id])
