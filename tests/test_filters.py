@@ -250,3 +250,49 @@ def test_describe_snapshots(world: World) -> None:
             filters
     for name in ("size", "state", "tags", "volume-type"):
         refused(w.ec2.describe_snapshots, name)
+
+
+def test_describe_instance_and_volume_status(world: World) -> None:
+    w = world
+    cases: list[Case] = [
+        ([("operator.managed", ["false"]), ("instance-state-name", ["running"])], {w.web, w.db}),
+        ([("instance-state-code", ["16"]), ("availability-zone", ["*"])], {w.web, w.db}),
+        ([("event.not-before-deadline", ["*"])], set()),
+        ([("operator.principal", ["*"])], set()),
+    ]
+    for filters, expected in cases:
+        assert w.shown("describe_instance_status", "InstanceStatuses", "InstanceId", filters,
+                       InstanceIds=[w.web, w.db]) == expected, filters
+    refused(w.ec2.describe_instance_status, "instance-type")
+    cases = [
+        ([("volume-status.status", ["ok"]), ("volume-status.details-name", ["io-*"])], {w.small, w.big}),
+        ([("event.event-id", ["*"])], set()),
+        ([("action.description", ["*"])], set()),
+    ]
+    for filters, expected in cases:
+        assert w.shown("describe_volume_status", "VolumeStatuses", "VolumeId", filters,
+                       VolumeIds=[w.small, w.big]) == expected, filters
+    refused(w.ec2.describe_volume_status, "status")
+
+
+def test_describe_addresses(world: World) -> None:
+    w = world
+    bound, free = (w.ec2.allocate_address()["PublicIp"] for _ in range(2))
+    w.ec2.associate_address(PublicIp=bound, InstanceId=w.web)
+    cases: list[Case] = [
+        ([("instance-id", [w.web])], {bound}),
+        ([("instance-id", ["*"])], {bound}),
+        ([("association-id", ["eipassoc-*"])], {bound}),
+        ([("public-ip", [free, "10.255.255.25?"]), ("domain", ["standard"])], {free}),
+        ([("allocation-id", ["eipalloc-*"])], {bound, free}),
+        ([("network-interface-id", ["*"])], set()),
+        ([("tag-key", ["*"])], set()),
+        ([("tag:role", ["*"])], set()),
+    ]
+    for filters, expected in cases:
+        assert w.shown("describe_addresses", "Addresses", "PublicIp", filters, PublicIps=[bound, free]) == expected, \
+            filters
+    refused(w.ec2.describe_addresses, "instance")
+    w.ec2.disassociate_address(PublicIp=bound)
+    assert w.shown("describe_addresses", "Addresses", "PublicIp", [("instance-id", ["*"])],
+                   PublicIps=[bound, free]) == set()

@@ -34,7 +34,7 @@ from euca.core.errors import (
     Unsupported,
 )
 from euca.core.text import quoted
-from euca.services.common import Caller, Ids, matches, wanted
+from euca.services.common import Caller, Ids, matches, present, wanted
 from euca.store import Store, Tx
 from pyx.errors import Exhausted, KernelError
 
@@ -245,8 +245,10 @@ class Addresses:
 
     def describe(self, caller: Caller, ips: list[str] | None, filters: Any,
                  allocations: list[str] | None = None) -> list[dict[str, Any]]:
+        # an address here has no network interface and takes no tags: those filters match nothing
         chosen = wanted(filters, ("public-ip", "instance-id", "domain", "private-ip-address", "allocation-id",
-                                  "association-id", "network-border-group", "public-ipv4-pool"), tags=False)
+                                  "association-id", "network-border-group", "public-ipv4-pool",
+                                  "network-interface-id", "network-interface-owner-id", "tag-key"))
         visible = [a for a in self._addresses.values() if not a.dynamic and caller.sees(a.account)]
         if ips:
             for ip in ips:
@@ -262,9 +264,9 @@ class Addresses:
         for a in sorted(visible, key=lambda a: ipaddress.IPv4Address(a.ip)):
             live = self.live(a.instance) if a.instance else None
             private = live[1] if live else None
-            fields = {"public-ip": [a.ip], "instance-id": [a.instance or ""], "domain": ["standard"],
-                      "private-ip-address": [private or ""], "allocation-id": [a.allocation],
-                      "association-id": [a.association], "network-border-group": [self.region],
+            fields = {"public-ip": [a.ip], "instance-id": present(a.instance or ""), "domain": ["standard"],
+                      "private-ip-address": present(private or ""), "allocation-id": present(a.allocation),
+                      "association-id": present(a.association), "network-border-group": [self.region],
                       "public-ipv4-pool": ["amazon"]}
             if matches(chosen, lambda n, f=fields: f.get(n, [])):  # type: ignore[misc]
                 out.append({"PublicIp": a.ip, "InstanceId": a.instance, "Domain": "standard",

@@ -417,8 +417,11 @@ class Volumes:
 
     def status(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
         ids = p.get("VolumeIds") or []
+        # a volume here has no scheduled events, nor actions to take on them: those filters match nothing
         chosen = wanted(p.get("Filters"), ("availability-zone", "volume-status.status", "volume-status.details-name",
-                                           "volume-status.details-status", "event.event-type", "action.code"),
+                                           "volume-status.details-status", "event.description", "event.event-id",
+                                           "event.event-type", "event.not-after", "event.not-before",
+                                           "action.code", "action.description", "action.event-id"),
                         tags=False)
         vols = [self.visible(caller, i) for i in ids] if ids else [
             v for v in self._volumes.values() if caller.sees(v.account)]
