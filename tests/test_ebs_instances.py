@@ -192,3 +192,22 @@ def test_instance_store_instances_cannot_be_stopped(box: Box) -> None:
     refused("UnsupportedOperation", ec2.modify_instance_attribute, InstanceId=instance_id,
             InstanceInitiatedShutdownBehavior={"Value": "stop"})
     ec2.terminate_instances(InstanceIds=[instance_id])
+
+
+def test_a_guest_that_shuts_itself_down_is_stopped_with_behavior_stop(box: Box) -> None:
+    ec2 = box.client("ebs-halt")
+    image_id = ebs_image(ec2, snapshot(ec2), "ebs-halt")
+    ids = [ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceInitiatedShutdownBehavior=how)[
+        "Instances"][0]["InstanceId"] for how in ("stop", "terminate")]
+    for instance_id in ids:
+        in_state(ec2, instance_id, "running")
+        placed = box.cloud.cc.instance(instance_id)
+        assert placed is not None
+        box.cloud.box.fleet.nodes[placed.node].terminate(instance_id)  # the node tears down a powered-off guest
+    until(lambda: box.cloud.instances.reconcile() or all(
+        instance(ec2, i)["State"]["Name"] in ("stopping", "stopped", "shutting-down", "terminated") for i in ids))
+    in_state(ec2, ids[0], "stopped")
+    in_state(ec2, ids[1], "terminated")
+    ec2.start_instances(InstanceIds=[ids[0]])
+    in_state(ec2, ids[0], "running")
+    ec2.terminate_instances(InstanceIds=[ids[0]])

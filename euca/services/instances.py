@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from drivers.protocol import InstanceSpec, NodeError
+from drivers.protocol import InstanceSpec, NcState, NodeError
 from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
 from euca.core.errors import (
     ApiError,
@@ -552,23 +552,29 @@ class Instances:
             if before[inst.instance_id] in ("shutting-down", "terminated"):
                 raise IncorrectInstanceState(f"This instance '{inst.instance_id}' is not in a state from which it "
                                              "can be stopped.")
-        stopping = list({i.instance_id: i for i in chosen if i.stopped is None}.values())
-        if stopping:
-            unbound: list[str] = []
-            with self._store.transaction() as tx:
-                for inst in stopping:
-                    unbound += self._addresses.unbind(tx, inst.instance_id)
-                    tx.put("instance", inst.instance_id, inst.account, inst.body() | {"stopped": now})
-            for inst in stopping:
-                inst.stopped = now
-                self._memo.pop(inst.instance_id, None)
-                try:
-                    self._cc.terminate(inst.instance_id)
-                except KeyError:
-                    log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
-                self._box.fleet.terminate(inst.node, inst.instance_id)
-            self._addresses.unbound(unbound)
+        self._halt(list({i.instance_id: i for i in chosen if i.stopped is None}.values()), now)
         return self._changes(chosen, before, now)
+
+    def _halt(self, stopping: list[Instance], now: float, tell_node: bool = True) -> None:
+        """Record the instances stopped (durably, first), give back their capacity and addresses,
+        and have their nodes end the domains (unless the guest ended its own)."""
+        if not stopping:
+            return
+        unbound: list[str] = []
+        with self._store.transaction() as tx:
+            for inst in stopping:
+                unbound += self._addresses.unbind(tx, inst.instance_id)
+                tx.put("instance", inst.instance_id, inst.account, inst.body() | {"stopped": now})
+        for inst in stopping:
+            inst.stopped = now
+            self._memo.pop(inst.instance_id, None)
+            try:
+                self._cc.terminate(inst.instance_id)
+            except KeyError:
+                log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
+            if tell_node:
+                self._box.fleet.terminate(inst.node, inst.instance_id)
+        self._addresses.unbound(unbound)
 
     def start(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
         """A stopped instance is placed again by the cluster controller (a node, a private address
@@ -653,12 +659,20 @@ class Instances:
         # Those still in the node's report as Teardown are gone there already; the others may come
         # back with their node, which must then stop them.
         unseen = [i for i in gone if self._box.fleet.sighting(i.instance_id) is None]
+        # An EBS-backed instance whose guest shut itself down, with InstanceInitiatedShutdownBehavior
+        # stop, is stopped rather than terminated.
+        halted = [i for i in gone if i.root_device and i.shutdown_behavior == "stop"
+                  and (seen := self._box.fleet.sighting(i.instance_id)) is not None and seen.state is NcState.TEARDOWN]
+        for inst in halted:
+            log.info("%s: it shut itself down; stopped", inst.instance_id)
+        self._halt(halted, now, tell_node=False)
+        gone = [i for i in gone if i.stopped is None]
         for inst in gone:
             log.info("%s: its node no longer runs it; terminated", inst.instance_id)
         self._end(gone, now)
         for inst in unseen:
             self._box.fleet.terminate(inst.node, inst.instance_id)
-        return len(gone)
+        return len(gone) + len(halted)
 
     def _spec(self, inst: Instance) -> InstanceSpec:
         """ncRunInstance's arguments for a recorded instance."""
