@@ -296,3 +296,37 @@ def test_describe_addresses(world: World) -> None:
     w.ec2.disassociate_address(PublicIp=bound)
     assert w.shown("describe_addresses", "Addresses", "PublicIp", [("instance-id", ["*"])],
                    PublicIps=[bound, free]) == set()
+
+
+def test_ebs_backed_root_devices(world: World) -> None:
+    """Last, as its root volume is one more volume: the root device and block device mapping
+    filters follow what an EBS-backed image and instance show."""
+    w = world
+    image = w.ec2.register_image(Name="filters-ebs", RootDeviceName="/dev/sda1", Architecture="x86_64",
+                                 BlockDeviceMappings=[{"DeviceName": "/dev/sda1",
+                                                       "Ebs": {"SnapshotId": w.nightly}}])["ImageId"]
+    cases: list[Case] = [
+        ([("root-device-type", ["ebs"])], {image}),
+        ([("root-device-type", ["instance-store"])], {w.image}),
+        ([("block-device-mapping.snapshot-id", [w.nightly]), ("block-device-mapping.volume-size", ["1"]),
+          ("block-device-mapping.device-name", ["/dev/sd?1"]), ("block-device-mapping.encrypted", ["false"]),
+          ("block-device-mapping.delete-on-termination", ["true"])], {image}),
+        ([("block-device-mapping.device-name", ["*"])], {image}),
+    ]
+    for filters, expected in cases:
+        assert w.shown("describe_images", "Images", "ImageId", filters, ImageIds=[image, w.image]) == expected, \
+            filters
+    instance = w.ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    shown = until(lambda: (i := w.ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0])[
+        "State"]["Name"] == "running" and i)
+    root = shown["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    cases = [
+        ([("root-device-type", ["ebs"])], {instance}),
+        ([("block-device-mapping.volume-id", [root]), ("block-device-mapping.status", ["attached"]),
+          ("block-device-mapping.device-name", ["/dev/sda1"]), ("block-device-mapping.delete-on-termination", ["true"]),
+          ("block-device-mapping.attach-time", [f"{shown['LaunchTime']:%Y}-*"])], {instance}),
+        ([("block-device-mapping.volume-id", ["*"]), ("instance-id", [w.web, w.db, instance])], {instance}),
+    ]
+    for filters, expected in cases:
+        assert w.instances(filters) == expected, filters
+    assert w.shown("describe_volumes", "Volumes", "VolumeId", [("attachment.instance-id", [instance])]) == {root}
