@@ -18,8 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
-                        help="run only these parts: placement, netalloc, ledger, imagecache, digest, policy, packing, api; "
-                             "fuzz, soak and bundle run only when named")
+                        help="run only these parts: placement, netalloc, ledger, imagecache, digest, node, sim, "
+                             "policy, packing, api; s3, bundle, metadata, net, fuzz and soak run only when named")
     parser.add_argument("--requests", type=int, help="fuzz: requests to send (100,000; --quick 3,000)")
     parser.add_argument("--seconds", type=float, help="soak: seconds to run (600; --quick 30)")
     args = parser.parse_args(argv)
