@@ -145,6 +145,8 @@ def test_describe_instances(world: World) -> None:
         ([("block-device-mapping.device-name", ["*"])], set()),
         ([("spot-instance-request-id", ["*"])], set()),
         ([("network-interface.tag:role", ["*"])], set()),
+        ([("operator.managed", ["false"]), ("tag:role", ["web"])], {w.web}),
+        ([("operator.principal", ["*"])], set()),
     ]
     for filters, expected in cases:
         assert w.instances(filters) == expected, filters
@@ -222,6 +224,8 @@ def test_describe_volumes(world: World) -> None:
         ([("encrypted", ["true"])], set()),
         ([("attachment.instance-id", ["*"])], set()),
         ([("snapshot-id", ["*"])], set()),
+        ([("operator.managed", ["false"]), ("size", ["2"])], {w.big}),
+        ([("operator.principal", ["*"])], set()),
     ]
     for filters, expected in cases:
         assert w.shown("describe_volumes", "Volumes", "VolumeId", filters) == expected, filters

@@ -86,7 +86,7 @@ _NEVER = (
     "license-pool", "outpost-arn", "placement-group-name", "placement-partition-number",
     "private-dns-name-options.enable-resource-name-dns-a-record",
     "private-dns-name-options.enable-resource-name-dns-aaaa-record", "private-dns-name-options.hostname-type",
-    "product-code", "product-code.type", "requester-id", "tpm-support",
+    "product-code", "product-code.type", "requester-id", "tpm-support", "operator.principal",
     *(f"network-interface.{f}" for f in (
         "addresses.association.allocation-id", "addresses.association.association-id",
         "addresses.association.carrier-ip", "addresses.association.customer-owned-ip",
@@ -113,6 +113,7 @@ FILTERS = (
     "private-dns-name", "private-ip-address", "ramdisk-id", "reason", "reservation-id", "root-device-name",
     "root-device-type", "source-dest-check", "state-reason-code", "state-reason-message", "tag-key", "tag-value",
     "tenancy", "usage-operation", "usage-operation-update-time", "virtualization-type", "platform",
+    "operator.managed",
     "iam-instance-profile.arn", "instance-lifecycle", "spot-instance-request-id", "subnet-id", "vpc-id",
     *(f"block-device-mapping.{f}" for f in ("attach-time", "delete-on-termination", "device-name", "status",
                                             "volume-id")),
@@ -148,7 +149,7 @@ _MAPPING = {"block-device-mapping.device-name": "DeviceName", "block-device-mapp
 _ALWAYS = {"metadata-options.http-protocol-ipv4": "enabled", "metadata-options.http-protocol-ipv6": "disabled",
            "metadata-options.instance-metadata-tags": "disabled", "maintenance-options.auto-recovery": "default",
            "enclave-options.enabled": "false", "hibernation-options.configured": "false",
-           "current-instance-boot-mode": "legacy-bios"}
+           "current-instance-boot-mode": "legacy-bios", "operator.managed": "false"}
 USER_SHUTDOWN = {"Code": "Client.UserInitiatedShutdown",
                  "Message": "Client.UserInitiatedShutdown: User initiated shutdown"}
 PENDING = {"Code": "pending", "Message": "pending"}

@@ -64,7 +64,7 @@ _DISK = re.compile(r"^(?:/dev/)?(?:sd|xvd|vd|hd)([a-z]{1,2})$")
 FILTERS = ("attachment.attach-time", "attachment.delete-on-termination", "attachment.device",
            "attachment.instance-id", "attachment.status", "availability-zone", "create-time", "encrypted",
            "fast-restored", "multi-attach-enabled", "size", "snapshot-id", "status", "tag-key", "tag-value",
-           "volume-id", "volume-type")
+           "volume-id", "volume-type", "operator.managed", "operator.principal")
 
 # (caller, snapshot id) -> the snapshot's size in GiB and a way to open its stream (gzip chunks)
 SnapshotSource = Callable[[Caller, str], tuple[int, Callable[[], Iterator[bytes]]]]
@@ -233,6 +233,7 @@ class Volumes:
             "volume-id": [v.volume_id], "size": [str(v.size)], "status": [v.state], "availability-zone": [v.zone],
             "snapshot-id": [v.snapshot_id] if v.snapshot_id else [], "volume-type": ["standard"],
             "encrypted": ["false"], "multi-attach-enabled": ["false"], "fast-restored": ["false"],
+            "operator.managed": ["false"],
             "create-time": [timestamp(v.created)],
             "attachment.instance-id": [v.instance_id] if attached else [],
             "attachment.device": [v.device] if attached else [],
