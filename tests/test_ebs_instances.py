@@ -211,3 +211,30 @@ def test_a_guest_that_shuts_itself_down_is_stopped_with_behavior_stop(box: Box) 
     ec2.start_instances(InstanceIds=[ids[0]])
     in_state(ec2, ids[0], "running")
     ec2.terminate_instances(InstanceIds=[ids[0]])
+
+
+def test_create_image_of_an_ebs_backed_instance(box: Box) -> None:
+    ec2 = box.client("ebs-image")
+    snap_id = snapshot(ec2)
+    made = ec2.run_instances(ImageId=ebs_image(ec2, snap_id, "ebs-source"), MinCount=1, MaxCount=1)["Instances"][0]
+    instance_id, root = made["InstanceId"], made["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    in_state(ec2, instance_id, "running")
+    image_id = ec2.create_image(InstanceId=instance_id, Name="from-instance", Description="made", NoReboot=True)[
+        "ImageId"]
+    image = until(lambda: (i := ec2.describe_images(ImageIds=[image_id])["Images"][0])["State"] == "available" and i)
+    assert image["RootDeviceType"] == "ebs" and image["RootDeviceName"] == ROOT and image["Description"] == "made"
+    taken = image["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert taken != snap_id
+    snap = ec2.describe_snapshots(SnapshotIds=[taken])["Snapshots"][0]
+    assert snap["VolumeId"] == root and snap["Description"].startswith(f"Created by CreateImage({instance_id})")
+    refused("InvalidAMIName.Duplicate", ec2.create_image, InstanceId=instance_id, Name="from-instance")
+    refused("InvalidSnapshot.InUse", ec2.delete_snapshot, SnapshotId=taken)
+
+    child = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]
+    assert volume(ec2, child["BlockDeviceMappings"][0]["Ebs"]["VolumeId"])["SnapshotId"] == taken
+    in_state(ec2, child["InstanceId"], "running")
+    ec2.terminate_instances(InstanceIds=[instance_id, child["InstanceId"]])
+
+    store = ec2.run_instances(ImageId=box.image(), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    refused("UnsupportedOperation", ec2.create_image, InstanceId=store, Name="from-store")
+    ec2.terminate_instances(InstanceIds=[store])

@@ -97,6 +97,7 @@ class Cloud:
         cloud.snapshots = Snapshots(store, ids, accounts, cloud.volumes, tags, clock, region)
         images.snapshot_size = cloud.snapshots.size_of
         cloud.snapshots.in_use = images.using_snapshot
+        cloud.snapshots.finished = images.snapshot_done
         cloud.volumes.restore()
         cloud.snapshots.restore()
         if accounts.get(ADMIN) is None:

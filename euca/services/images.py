@@ -267,10 +267,13 @@ class Images:
         self.bytes.submit(image_id)
         return image_id
 
-    def register_ebs(self, caller: Caller, p: dict[str, Any]) -> str:
+    def register_ebs(self, caller: Caller, p: dict[str, Any], made: dict[str, int] | None = None) -> str:
         """RegisterImage of an EBS-backed machine image: ``RootDeviceName`` and
         ``BlockDeviceMappings`` whose root is a snapshot the caller owns or may restore. It is
-        available at once: RunInstances makes each instance's root volume from the snapshot."""
+        available at once: RunInstances makes each instance's root volume from the snapshot.
+        CreateImage gives the snapshots it has just begun (``made``: id -> GiB): the image is
+        pending until they complete (:meth:`snapshot_done`)."""
+        made = made or {}
         root = p.get("RootDeviceName") or ""
         if not root:
             raise MissingParameter("The request must contain the parameter RootDeviceName")
@@ -293,7 +296,7 @@ class Images:
             snapshot_id = ebs.get("SnapshotId") or ""
             size = ebs.get("VolumeSize")
             if snapshot_id:
-                least = self.snapshot_size(caller, snapshot_id)
+                least = made[snapshot_id] if snapshot_id in made else self.snapshot_size(caller, snapshot_id)
                 size = least if size is None else size
                 if not isinstance(size, int) or size < least:
                     raise InvalidBlockDeviceMapping(f"BlockDeviceMapping.{n}: volume size {size}GiB is smaller "
@@ -315,12 +318,25 @@ class Images:
         self._checked(caller, "machine", name, description, architecture, kernel_id, ramdisk_id)
         with self._store.transaction() as tx:
             img = Image(self._ids.new("emi", tx), caller.account, "machine", "", name, description, architecture,
-                        kernel_id, ramdisk_id, False, [], time.time(), AVAILABLE, "", -1, "", root, mappings)
+                        kernel_id, ramdisk_id, False, [], time.time(), PENDING if made else AVAILABLE, "", -1, "",
+                        root, mappings)
             img.location = f"{self._owner_id(caller.account)}/{name}"
             tx.put("image", img.image_id, img.account, img.body())
             tx.changed("image")
         self._images[img.image_id] = img
         return img.image_id
+
+    def check_new(self, caller: Caller, name: str, description: str, kernel_id: str, ramdisk_id: str) -> None:
+        """CreateImage's checks before it snapshots anything: RegisterImage's for a machine image."""
+        self._checked(caller, "machine", name, description, "x86_64", kernel_id, ramdisk_id)
+
+    def snapshot_done(self, snapshot_id: str, completed: bool) -> None:
+        """A snapshot CreateImage began is completed (its image is available) or failed (so is the image)."""
+        for img in list(self._images.values()):
+            if img.state == PENDING and img.ebs and any(
+                    (m.get("Ebs") or {}).get("SnapshotId") == snapshot_id for m in img.mappings):
+                self.settle(img.image_id, AVAILABLE if completed else FAILED,
+                            "" if completed else f"the snapshot {snapshot_id} of its root volume failed")
 
     def using_snapshot(self, snapshot_id: str) -> str | None:
         """The image whose block device mappings name this snapshot, if any (it cannot be deleted)."""

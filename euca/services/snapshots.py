@@ -97,6 +97,8 @@ class Snapshots:
         volumes.snapshot_source = self.source
         # snapshot id -> the image whose block device mappings name it (set by the cloud)
         self.in_use: Callable[[str], str | None] = lambda snapshot_id: None
+        # told when a snapshot has completed (True) or failed: CreateImage's image waits for it
+        self.finished: Callable[[str, bool], None] = lambda snapshot_id, completed: None
         tags.add_resolver(self._resolve)
 
     def close(self) -> None:
@@ -217,6 +219,7 @@ class Snapshots:
         snap = self._snaps.get(snapshot_id)
         if snap is not None:
             self._save(snap, state=state, progress=progress)
+            self.finished(snapshot_id, state == "completed")
 
     # --- what CreateVolume restores from -------------------------------------------------------------------
 
