@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
@@ -95,6 +96,7 @@ def test_register_run_stop_modify_start_terminate(box: Box) -> None:
     vol = volume(ec2, vol_id)
     assert vol["State"] == "in-use" and vol["SnapshotId"] == snap_id and vol["Size"] == 1
     assert vol["Attachments"][0]["InstanceId"] == instance_id and vol["Attachments"][0]["Device"] == ROOT
+    refused("OperationNotPermitted", ec2.detach_volume, VolumeId=vol_id, Force=True)
     running = in_state(ec2, instance_id, "running")
     assert running["PublicIpAddress"]
     assert ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")[
@@ -238,3 +240,25 @@ def test_create_image_of_an_ebs_backed_instance(box: Box) -> None:
     store = ec2.run_instances(ImageId=box.image(), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     refused("UnsupportedOperation", ec2.create_image, InstanceId=store, Name="from-store")
     ec2.terminate_instances(InstanceIds=[store])
+
+
+def test_stopped_and_running_ebs_instances_outlive_a_restart(tmp_path: Path) -> None:
+    with running_box(tmp_path) as box:
+        ec2 = box.client("ebs-restart")
+        image_id = ebs_image(ec2, snapshot(ec2), "ebs-restart")
+        made = ec2.run_instances(ImageId=image_id, MinCount=2, MaxCount=2)["Instances"]
+        halted, kept = (i["InstanceId"] for i in made)
+        root = made[0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+        for instance_id in (halted, kept):
+            in_state(ec2, instance_id, "running")
+        ec2.stop_instances(InstanceIds=[halted])
+        in_state(ec2, halted, "stopped")
+    with running_box(tmp_path) as box:
+        ec2 = box.client("ebs-restart")
+        assert instance(ec2, halted)["State"]["Name"] == "stopped" and box.cloud.cc.instance(halted) is None
+        in_state(ec2, kept, "running")
+        assert volume(ec2, root)["State"] == "in-use"
+        ec2.start_instances(InstanceIds=[halted])
+        assert in_state(ec2, halted, "running")["BlockDeviceMappings"][0]["Ebs"]["VolumeId"] == root
+        ec2.terminate_instances(InstanceIds=[halted, kept])
+        refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[root])

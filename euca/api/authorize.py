@@ -45,7 +45,7 @@ _RESOURCES: dict[str, tuple[str, str]] = {
         "UnmonitorInstances")},
     **{a: ("InstanceId", "instance") for a in (
         "GetConsoleOutput", "ModifyInstanceAttribute", "DescribeInstanceAttribute", "ResetInstanceAttribute",
-        "AssociateAddress")},
+        "AssociateAddress", "CreateImage")},
     **{a: ("GroupId", "security-group") for a in (
         "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
         "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "ModifySecurityGroupRules",

@@ -650,6 +650,11 @@ class Instances:
         inst = self._instances.get(instance_id)
         return inst is not None and inst.terminated is None and inst.stopped is not None
 
+    def is_root(self, instance_id: str, volume_id: str) -> bool:
+        """Is the volume the root of this EBS-backed instance, still there?"""
+        inst = self._instances.get(instance_id)
+        return inst is not None and inst.terminated is None and inst.root_volume == volume_id
+
     def reconcile(self) -> int:
         """Terminate the instances whose node ended them (Teardown without a TerminateInstances) or
         that no node has reported for INSTANCE_TIMEOUT + SHUT_DOWN_TIME. Returns how many."""

@@ -33,6 +33,7 @@ from euca.core.errors import (
     InvalidVolumeZoneMismatch,
     InvalidZoneNotFound,
     MissingParameter,
+    OperationNotPermitted,
     ServiceUnavailable,
     VolumeInUse,
     VolumeLimitExceeded,
@@ -336,6 +337,9 @@ class Volumes:
         vol = self.visible(caller, volume_id)
         if not vol.instance_id:
             raise IncorrectState(f"Volume '{volume_id}' is not attached")
+        if self._instances.is_root(vol.instance_id, volume_id):
+            raise OperationNotPermitted(f"Unable to detach root volume '{volume_id}' from instance "
+                                        f"'{vol.instance_id}'")
         if (instance_id and instance_id != vol.instance_id) or (device and device != vol.device):
             raise InvalidAttachmentNotFound(f"No attachment for volume '{volume_id}' matches")
         try:
