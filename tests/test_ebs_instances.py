@@ -63,6 +63,15 @@ def snapshot(ec2: Any) -> str:
     return snap_id
 
 
+def root_disk(box: Box, instance_id: str) -> str:
+    """The volume the instance's in-box node holds as its first disk."""
+    placed = box.cloud.cc.instance(instance_id)
+    assert placed is not None
+    held = box.cloud.box.sims[placed.node].volumes[instance_id]["vda"]
+    assert held.path == box.cloud.volumes.sc.local_path(held.volume_id)
+    return str(held.volume_id)
+
+
 def ebs_image(ec2: Any, snap_id: str, name: str, delete: bool | None = None) -> str:
     ebs: dict[str, Any] = {"SnapshotId": snap_id}
     if delete is not None:
@@ -99,6 +108,7 @@ def test_register_run_stop_modify_start_terminate(box: Box) -> None:
     refused("OperationNotPermitted", ec2.detach_volume, VolumeId=vol_id, Force=True)
     running = in_state(ec2, instance_id, "running")
     assert running["PublicIpAddress"]
+    assert root_disk(box, instance_id) == vol_id  # the in-box node holds the volume's file as vda
     assert ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")[
         "InstanceInitiatedShutdownBehavior"]["Value"] == "stop"
     refused("IncorrectInstanceState", ec2.modify_instance_attribute, InstanceId=instance_id,
@@ -138,6 +148,7 @@ def test_register_run_stop_modify_start_terminate(box: Box) -> None:
     assert again["InstanceType"] == "c1.medium" and again["PublicIpAddress"] and again["PrivateIpAddress"]
     placed = box.cloud.cc.instance(instance_id)
     assert placed is not None and placed.vmtype == "c1.medium"  # placed again, as the new type
+    assert root_disk(box, instance_id) == vol_id
     assert ec2.describe_instance_attribute(InstanceId=instance_id, Attribute="userData")["UserData"]["Value"]
 
     ended = ec2.terminate_instances(InstanceIds=[instance_id])["TerminatingInstances"][0]
@@ -260,5 +271,6 @@ def test_stopped_and_running_ebs_instances_outlive_a_restart(tmp_path: Path) -> 
         assert volume(ec2, root)["State"] == "in-use"
         ec2.start_instances(InstanceIds=[halted])
         assert in_state(ec2, halted, "running")["BlockDeviceMappings"][0]["Ebs"]["VolumeId"] == root
+        assert root_disk(box, halted) == root and root_disk(box, kept)
         ec2.terminate_instances(InstanceIds=[halted, kept])
         refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[root])

@@ -225,6 +225,10 @@ class RootVolumes(Protocol):
 
     def attach_root(self, volume_id: str, instance_id: str, device: str, node: str, delete: bool) -> None: ...
 
+    def plug_root(self, volume_id: str) -> None:
+        """Hand the volume to its instance's node as the root disk, where the node takes it."""
+        ...
+
     def moved(self, volume_id: str, node: str) -> None: ...
 
     def release_root(self, volume_id: str, delete: bool) -> None:
@@ -436,6 +440,8 @@ class Instances:
                      if i is not None and not i.ebs}
         for inst in created:
             self._box.fleet.launch(inst.node, self._spec(inst), locations)
+            if inst.root_volume and self.roots is not None:
+                self.roots.plug_root(inst.root_volume)
         return self._reservation(caller, created)
 
     def _root_mapping(self, image: Image, p: dict[str, Any]) -> tuple[int, bool]:
@@ -626,6 +632,8 @@ class Instances:
             if img is not None:
                 locations[image_id] = self._images.node_location(img)
         self._box.fleet.launch(inst.node, self._spec(inst), locations)
+        if self.roots is not None and inst.root_volume:
+            self.roots.plug_root(inst.root_volume)
 
     def _changes(self, chosen: list[Instance], before: dict[str, str], now: float) -> list[dict[str, Any]]:
         out = []

@@ -372,6 +372,18 @@ class Volumes:
         self._save(vol, state="in-use", instance_id=instance_id, device=device, attach_state="attached",
                    attach_time=self._clock(), node=node, delete_on_termination=delete)
 
+    def plug_root(self, volume_id: str) -> None:
+        """An in-box node is handed the root volume's file as its instance's first disk (vda). A
+        remote node is not: it boots the instance from its own disks."""
+        vol = self._volumes.get(volume_id)
+        if vol is None or not vol.instance_id or not self._box.fleet.is_local(vol.node):
+            return
+        try:
+            self._box.fleet.attach_volume(vol.node, vol.instance_id,
+                                          VolumeAttachment(volume_id, "vda", path=self.sc.local_path(volume_id)))
+        except (StorageError, NodeError) as exc:
+            log.warning("%s: cannot be given to %s as its root disk: %s", volume_id, vol.instance_id, exc)
+
     def moved(self, volume_id: str, node: str) -> None:
         vol = self._volumes.get(volume_id)
         if vol is not None:
@@ -411,8 +423,10 @@ class Volumes:
         for vol in list(self._volumes.values()):
             if vol.state == "creating":
                 self._save(vol, state="error")
-            elif (vol.instance_id and self._box.fleet.is_local(vol.node) and self._cc.instance(vol.instance_id)
-                  and _DISK.match(vol.device) is not None):  # a root volume is the instance's own disk
+            elif vol.instance_id and self._instances.is_root(vol.instance_id, vol.volume_id):
+                if self._cc.instance(vol.instance_id):
+                    self.plug_root(vol.volume_id)
+            elif vol.instance_id and self._box.fleet.is_local(vol.node) and self._cc.instance(vol.instance_id):
                 try:
                     self._plug(vol, guest_disk(vol.device))
                 except (StorageError, NodeError, InvalidParameterValue) as exc:
