@@ -274,3 +274,25 @@ def test_stopped_and_running_ebs_instances_outlive_a_restart(tmp_path: Path) -> 
         assert root_disk(box, halted) == root and root_disk(box, kept)
         ec2.terminate_instances(InstanceIds=[halted, kept])
         refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[root])
+
+
+def test_the_metadata_service_follows_an_instance_through_stop_and_start(tmp_path: Path) -> None:
+    from tests.test_metadata import STATIC, fetch
+
+    with running_box(tmp_path, config=STATIC) as box:
+        ec2 = box.client("ebs-md")
+        image_id = ebs_image(ec2, snapshot(ec2), "ebs-md")
+        instance_id = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        first = in_state(ec2, instance_id, "running")["PrivateIpAddress"]
+        assert fetch(box, first, "/latest/meta-data/instance-id")[1].decode() == instance_id
+        ec2.stop_instances(InstanceIds=[instance_id])
+        in_state(ec2, instance_id, "stopped")
+        assert fetch(box, first, "/latest/meta-data/instance-id")[0] == 404
+        other = ec2.run_instances(ImageId=box.image(), MinCount=1, MaxCount=1)["Instances"][0]
+        taken = in_state(ec2, other["InstanceId"], "running")["PrivateIpAddress"]
+        assert fetch(box, taken, "/latest/meta-data/instance-id")[1].decode() == other["InstanceId"]
+        ec2.start_instances(InstanceIds=[instance_id])
+        now = in_state(ec2, instance_id, "running")["PrivateIpAddress"]
+        assert now != taken
+        assert fetch(box, now, "/latest/meta-data/instance-id")[1].decode() == instance_id
+        assert fetch(box, taken, "/latest/meta-data/instance-id")[1].decode() == other["InstanceId"]

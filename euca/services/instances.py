@@ -244,6 +244,7 @@ class Instances:
         self._groups, self._addresses, self._tags = groups, addresses, tags
         self._instances: dict[str, Instance] = {}
         self.roots: RootVolumes | None = None  # the volume service, once the cloud has one
+        self._moves = 0  # instances stopped or started since this process began (see record_count)
         # instance or reservation id -> (what it showed, its record)
         self._memo: dict[str, tuple[tuple[Any, ...], Frozen]] = {}
         for _, _, body in store.load("instance"):
@@ -286,7 +287,7 @@ class Instances:
 
     def _live(self, instance_id: str) -> tuple[str, str] | None:
         inst = self._instances.get(instance_id)
-        if inst is None or inst.terminated is not None:
+        if inst is None or inst.terminated is not None or inst.stopped is not None:
             return None
         return inst.account, inst.private_ip
 
@@ -572,6 +573,7 @@ class Instances:
             for inst in stopping:
                 unbound += self._addresses.unbind(tx, inst.instance_id)
                 tx.put("instance", inst.instance_id, inst.account, inst.body() | {"stopped": now})
+        self._moves += len(stopping)
         for inst in stopping:
             inst.stopped = now
             self._memo.pop(inst.instance_id, None)
@@ -623,6 +625,7 @@ class Instances:
         for name, value in changes.items():
             setattr(inst, name, value)
         self._memo.pop(inst.instance_id, None)
+        self._moves += 1
         if self.roots is not None and inst.root_volume:
             self.roots.moved(inst.root_volume, inst.node)
         self._box.restarting(inst.instance_id)
@@ -704,15 +707,18 @@ class Instances:
     # --- the metadata service's view, and ModifyInstanceMetadataOptions -----------------------------
 
     def live(self, instance_id: str) -> Instance | None:
+        """The instance, if it is placed on a node (neither ended nor stopped)."""
         inst = self._instances.get(instance_id)
-        return inst if inst is not None and inst.terminated is None else None
+        return inst if inst is not None and inst.terminated is None and inst.stopped is None else None
 
     def record_count(self) -> int:
-        """How many instance records there are (a new instance changes it: cheap to watch)."""
-        return len(self._instances)
+        """How many instance records there are, and how often one stopped or started (its addresses
+        change then): a new instance changes it, and it is cheap to watch."""
+        return len(self._instances) + self._moves
 
     def live_instances(self) -> list[Instance]:
-        return [i for i in self._instances.values() if i.terminated is None]
+        """The instances placed on nodes: a stopped one holds no address on the network."""
+        return [i for i in self._instances.values() if i.terminated is None and i.stopped is None]
 
     @staticmethod
     def user_data(inst: Instance) -> bytes:
