@@ -10,6 +10,7 @@ the rest of the service, and rendering the reply.
 
 from __future__ import annotations
 
+import re
 import statistics
 import sys
 import tempfile
@@ -103,6 +104,9 @@ def breakdown(n: int) -> list[tuple[str, float]]:
         cloud = Cloud.open(store, None, Timings(0, 0, 3600), endpoint="http://127.0.0.1:8773")
         try:
             key = cloud.accounts.keys_of(ADMIN)[0]
+            account = cloud.accounts.get(ADMIN)
+            assert account is not None
+            admin = account.caller
             pipeline = api_app.Ec2Api(cloud)
             watch = _Stopwatch()
             pipeline._params = watch.wrap("form parsing", pipeline._params)  # type: ignore[method-assign]
@@ -128,6 +132,10 @@ def breakdown(n: int) -> list[tuple[str, float]]:
                 status, reply = pipeline.handle("POST", "/", "", headers, body, f"req-{k}")
                 total.append(time.perf_counter() - t)
                 assert status == 200, reply[:300]
+                # end it at once (untimed), so that capacity and public addresses never run out
+                started = re.search(rb"<instanceId>(i-[0-9A-F]+)</instanceId>", reply)
+                assert started is not None
+                cloud.instances.terminate(admin, [started.group(1).decode()])
                 if k % 500 == 499:
                     cloud.tick()
         finally:
