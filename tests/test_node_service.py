@@ -114,7 +114,7 @@ def test_requests_without_the_shared_key_are_refused(tmp_path: Path) -> None:
 
 
 def test_stale_requests_are_refused() -> None:
-    from euca.node import auth
+    from euca.auth import shared_key as auth
 
     headers = auth.sign(KEY, "POST", "/nc/run", b"{}", now=1000.0)
     assert auth.verify(KEY, "POST", "/nc/run", b"{}", headers[auth.DATE], headers[auth.SIGNATURE], now=1100.0) is None

@@ -1,7 +1,7 @@
 """``GET /services/NetworkInfo``: the cluster's network view for a node's network agent
 (Eucalyptus's BroadcastNetworkInfo, pulled instead of pushed).
 
-The agent signs the request as a node controller's caller does (``euca.node.auth``) with the key
+The agent signs the request as a node controller's caller does (``euca.auth.shared_key``) with the key
 the node was registered with, and names its node in ``X-Euca-Node``: the view lists every
 instance's addresses and every group's rules, so nobody without a node's key reads it. An unknown
 node, a missing, stale or wrong signature get 403.
@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from starlette.types import Receive, Scope, Send
 
-from euca.node.auth import DATE, SIGNATURE, verify
+from euca.auth.shared_key import DATE, SIGNATURE, verify
 from euca.services.cloud import Cloud, stored_nodes
 from euca.services.netview import network_view, render_view
 

@@ -16,7 +16,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from drivers.protocol import InstanceSpec, InstanceStatus, NodeError, NodeResources, VolumeAttachment
-from euca.node import auth, wire
+from euca.auth import shared_key as auth
+from euca.node import wire
 from euca.node.images import Locations, as_location
 
 CALL_TIMEOUT = 20.0  # s per NC call (Eucalyptus 2.0)

@@ -11,8 +11,6 @@ whole.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import hmac
 import logging
 import threading
 import time
@@ -21,6 +19,7 @@ import urllib.request
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
+from euca.auth.shared_key import sign
 from euca.net.dhcp import Dhcp
 from euca.net.host import CommandError, Host
 from euca.net.render import HostConfig, render
@@ -31,16 +30,8 @@ VIEW_PATH = "/services/NetworkInfo"
 NODE_HEADER = "X-Euca-Node"
 
 
-def sign(key: str, method: str, path: str, body: bytes) -> dict[str, str]:
-    """The node controller's request signature (``euca.node.auth``, a package on this agent's own
-    line, so not imported): HMAC-SHA256 of ``METHOD\\nPATH\\nDATE\\nSHA256(body)`` under the node's key."""
-    date = str(int(time.time()))
-    text = f"{method.upper()}\n{path}\n{date}\n{hashlib.sha256(body).hexdigest()}"
-    return {"x-euca-date": date, "x-euca-signature": hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()}
-
-
 class HttpView:
-    """The view from the cloud's API port, signed with this node's key (``euca.node.auth``)."""
+    """The view from the cloud's API port, signed with this node's key (``euca.auth.shared_key``)."""
 
     def __init__(self, url: str, node: str, key: str, timeout: float = 5.0) -> None:
         self.url, self.node, self.key, self.timeout = url.rstrip("/") + VIEW_PATH, node, key, timeout

@@ -3,7 +3,7 @@
 The cluster controller calls ``POST /nc/<operation>`` with a JSON body: ``run`` (ncRunInstance),
 ``terminate``, ``reboot``, ``console``, ``describe-resource`` and ``describe-instances``;
 ``attach-volume``, ``detach-volume`` and ``describe-volumes`` (ncAttachVolume...). Every
-request must be signed with the node's shared key (``euca.node.auth``); anything else gets 403
+request must be signed with the node's shared key (``euca.auth.shared_key``); anything else gets 403
 before it is even parsed. A NodeError is 409 with libvirt's message; a malformed body is 400.
 The node controller's calls block (libvirt, file copies), so they run in worker threads.
 """
@@ -22,8 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from drivers.protocol import NodeError, VolumeAttachment
+from euca.auth import shared_key as auth
 from euca.core.clock import Clock, wall
-from euca.node import auth, wire
+from euca.node import wire
 from euca.node.controller import NodeController
 from euca.node.images import ImageLocation
 
