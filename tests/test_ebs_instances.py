@@ -126,6 +126,7 @@ def test_register_run_stop_modify_start_terminate(box: Box) -> None:
     assert stopped["State"]["Code"] == 80 and not stopped.get("PublicIpAddress")
     assert box.cloud.cc.instance(instance_id) is None  # its capacity went back to the cluster
     assert volume(ec2, vol_id)["State"] == "in-use"  # the root volume stays
+    refused("IncorrectInstanceState", ec2.reboot_instances, InstanceIds=[instance_id])
     assert [i["InstanceId"] for i in ec2.describe_instance_status(InstanceIds=[instance_id],
                                                                   IncludeAllInstances=True)["InstanceStatuses"]] \
         == [instance_id]

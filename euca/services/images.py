@@ -15,6 +15,11 @@ their size and ``tree-sha256`` digest recorded here; nodes download them by pres
   StateReason.
 * ``euca image import`` and the default image of a new cloud store local files directly
   (``euca.services.seed``): ``available`` at once, location ``euca-images/<image id>``.
+
+An EBS-backed machine image has no bytes of its own: RegisterImage with ``RootDeviceName`` and
+``BlockDeviceMappings`` whose root is a snapshot (:meth:`Images.register_ebs`), or CreateImage of an
+EBS-backed instance, records the mappings, and RunInstances restores each instance's root volume
+from the snapshot. A snapshot an image names cannot be deleted.
 """
 
 from __future__ import annotations

@@ -3,6 +3,13 @@ records them, hands each to its node controller (ncRunInstance), and answers. Th
 that is what the node controllers report (``euca.fleet.box``); Terminate, Reboot and GetConsoleOutput
 go to the node, and an instance its node ended on its own, or stopped reporting for good, is
 terminated by the periodic :meth:`Instances.reconcile`.
+
+An instance of an EBS-backed image gets a root volume restored from the image's snapshot before
+it is placed (``Instances.roots``, the volume service). Such an instance can be stopped: its node
+ends it and the cluster controller takes back its capacity and addresses, while the record and
+the root volume stay (``stopping``, then ``stopped``); StartInstances places it again as
+RunInstances does, under its own id. Termination deletes the root volume, or detaches it when its
+DeleteOnTermination is false.
 """
 
 from __future__ import annotations
@@ -741,7 +748,12 @@ class Instances:
         return {"InstanceId": inst.instance_id, "InstanceMetadataOptions": self.metadata_options_of(inst)}
 
     def reboot(self, caller: Caller, ids: list[str]) -> None:
-        for inst in self._visible(caller, ids):
+        chosen = self._visible(caller, ids)
+        for inst in chosen:
+            if inst.stopped is not None and inst.terminated is None:
+                raise IncorrectInstanceState(f"The instance '{inst.instance_id}' is not in a state from which it "
+                                             "can be rebooted.")
+        for inst in chosen:
             if inst.terminated is None:
                 self._box.fleet.reboot(inst.node, inst.instance_id)
 
