@@ -297,3 +297,17 @@ def test_the_metadata_service_follows_an_instance_through_stop_and_start(tmp_pat
         assert now != taken
         assert fetch(box, now, "/latest/meta-data/instance-id")[1].decode() == instance_id
         assert fetch(box, taken, "/latest/meta-data/instance-id")[1].decode() == other["InstanceId"]
+
+
+def test_a_shared_ebs_image_launches_for_another_account(box: Box) -> None:
+    owner, other = box.client("ebs-owner"), box.client("ebs-other")
+    image_id = ebs_image(owner, snapshot(owner), "ebs-shared")
+    other_account = box.cloud.accounts.get("ebs-other")
+    assert other_account is not None
+    refused("InvalidAMIID.NotFound", other.run_instances, ImageId=image_id, MinCount=1, MaxCount=1)
+    owner.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": other_account.account_id}]})
+    made = other.run_instances(ImageId=image_id, MinCount=1, MaxCount=1)["Instances"][0]
+    root = made["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    assert volume(other, root)["State"] == "in-use"  # the launching account's volume
+    refused("InvalidVolume.NotFound", owner.describe_volumes, VolumeIds=[root])
+    other.terminate_instances(InstanceIds=[made["InstanceId"]])

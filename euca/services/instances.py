@@ -226,8 +226,9 @@ def metadata_options(p: Mapping[str, Any], current: tuple[str, int, str] = ("opt
 class RootVolumes(Protocol):
     """What an EBS-backed instance's root needs of the volume service (``euca.services.volumes``)."""
 
-    def create_root(self, caller: Caller, snapshot_id: str, size: int, zone: str) -> str:
-        """A volume made from the snapshot, available (its bytes restored) when this returns."""
+    def create_root(self, caller: Caller, snapshot_id: str, size: int, zone: str, owner: Caller) -> str:
+        """The caller's volume made from the snapshot (restored as ``owner``, the image's owner),
+        available (its bytes restored) when this returns."""
         ...
 
     def attach_root(self, volume_id: str, instance_id: str, device: str, node: str, delete: bool) -> None: ...
@@ -474,10 +475,12 @@ class Instances:
         if self.roots is None:
             raise InvalidParameterCombination("EBS-backed images need volumes, and this cloud has none")
         snapshot_id = image.root_mapping()["Ebs"]["SnapshotId"]
+        account = self._accounts.get(image.account)
+        owner = account.caller if account is not None else caller
         made: list[str] = []
         try:
             for _ in range(count):
-                made.append(self.roots.create_root(caller, snapshot_id, size, self._cc.name))
+                made.append(self.roots.create_root(caller, snapshot_id, size, self._cc.name, owner))
         except BaseException:
             self._drop_roots(made)
             raise

@@ -142,7 +142,8 @@ class Volumes:
 
     # --- CreateVolume -------------------------------------------------------------------------------
 
-    def create(self, caller: Caller, p: dict[str, Any], wait: bool = False) -> dict[str, Any]:
+    def create(self, caller: Caller, p: dict[str, Any], wait: bool = False, restorer: Caller | None = None,
+               ) -> dict[str, Any]:
         zone = p.get("AvailabilityZone")
         if not zone:
             raise MissingParameter("The request must contain the parameter AvailabilityZone")
@@ -163,7 +164,7 @@ class Volumes:
         if snapshot_id:
             if self.snapshot_source is None:
                 raise ServiceUnavailable("Snapshots are not available: this cloud has no Walrus")
-            snap_size, opener = self.snapshot_source(caller, snapshot_id)
+            snap_size, opener = self.snapshot_source(restorer or caller, snapshot_id)
             size = snap_size if size is None else size
             if size < snap_size:
                 raise InvalidParameterValue(f"Volume of {size}GiB is too small; minimum is {snap_size}GiB.")
@@ -359,9 +360,11 @@ class Volumes:
 
     # --- EBS-backed instances' root volumes (``Instances.roots``) -----------------------------------------
 
-    def create_root(self, caller: Caller, snapshot_id: str, size: int, zone: str) -> str:
-        """A root volume restored from the image's snapshot before its instance starts."""
-        made = self.create(caller, {"AvailabilityZone": zone, "SnapshotId": snapshot_id, "Size": size}, wait=True)
+    def create_root(self, caller: Caller, snapshot_id: str, size: int, zone: str, owner: Caller) -> str:
+        """A root volume restored from the image's snapshot before its instance starts: the
+        caller's volume, restored as the image's owner (launch permission is enough)."""
+        made = self.create(caller, {"AvailabilityZone": zone, "SnapshotId": snapshot_id, "Size": size}, wait=True,
+                           restorer=owner)
         if made["State"] != "available":
             self.release_root(made["VolumeId"], True)
             raise ServiceUnavailable(f"The root volume could not be restored from {snapshot_id}")
