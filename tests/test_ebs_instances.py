@@ -127,6 +127,12 @@ def test_register_run_stop_modify_start_terminate(box: Box) -> None:
     assert box.cloud.cc.instance(instance_id) is None  # its capacity went back to the cluster
     assert volume(ec2, vol_id)["State"] == "in-use"  # the root volume stays
     refused("IncorrectInstanceState", ec2.reboot_instances, InstanceIds=[instance_id])
+    found = ec2.describe_instances(Filters=[{"Name": "root-device-type", "Values": ["ebs"]},
+                                            {"Name": "instance-state-name", "Values": ["stopped"]},
+                                            {"Name": "block-device-mapping.volume-id", "Values": [vol_id]}])
+    assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [instance_id]
+    assert ec2.describe_images(Filters=[{"Name": "block-device-mapping.snapshot-id", "Values": [snap_id]}])[
+        "Images"][0]["ImageId"] == image_id
     assert [i["InstanceId"] for i in ec2.describe_instance_status(InstanceIds=[instance_id],
                                                                   IncludeAllInstances=True)["InstanceStatuses"]] \
         == [instance_id]
