@@ -199,9 +199,11 @@ class Volumes:
         self._volumes[volume_id] = vol
         if wait:
             self._fill(vol, opener)
-        else:
-            self._work.submit(self._fill, vol, opener)
-        return self._shape(self._volumes[volume_id])
+            return self._shape(self._volumes[volume_id])
+        # CreateVolume answers what it made, "creating": shaped before the worker can finish it
+        made = self._shape(vol)
+        self._work.submit(self._fill, vol, opener)
+        return made
 
     def _fill(self, vol: Volume, opener: Callable[[], Iterator[bytes]] | None) -> None:
         try:
