@@ -398,13 +398,11 @@ class Instances:
 
         # An EBS-backed image: each instance's root volume is made from the snapshot first.
         roots = self._make_roots(caller, image, root_size, high) if image.ebs else []
-        drawn: list[str] = []
         launches = []
         try:
             with self._store.transaction() as tx:
                 reservation_id = self._ids.new("r", tx)
                 instance_ids = [self._ids.new("i", tx) for _ in range(high)]
-                drawn = [reservation_id, *instance_ids]
                 try:
                     launches = self._cc.run(RunRequest(instance_ids, vmtype, low, caller.account, names[0], image_id,
                                                        self._addresses.dynamic and addressing != "private"))
@@ -431,7 +429,6 @@ class Instances:
                 if tag_pairs:
                     self._tags.write(tx, [(i.instance_id, i.account) for i in created], list(dict(tag_pairs).items()))
         except BaseException:
-            self._ids.forget_unwritten(drawn)
             for launch in launches:
                 self._cc.terminate(launch.instance_id)
             self._drop_roots(roots)

@@ -184,20 +184,14 @@ class Snapshots:
             if spec.get("ResourceType") not in (None, "snapshot"):
                 raise InvalidParameterValue(f"TagSpecification.{n}.ResourceType: only snapshot can be tagged here")
             pairs += self._tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
-        drawn: list[str] = []
-        try:
-            with self._lock, self._store.transaction() as tx:
-                snapshot_id = self._ids.new("snap", tx)
-                drawn.append(snapshot_id)
-                snap = Snapshot(snapshot_id, caller.account, caller.account_id, volume_id, size, self._clock(),
-                                description, key=snapshot_id)
-                tx.put(KIND, snapshot_id, snap.account, snap.body())
-                if pairs:
-                    self._tags.write(tx, [(snapshot_id, snap.account)], pairs)
-                self._snaps[snapshot_id] = snap
-        except BaseException:
-            self._ids.forget_unwritten(drawn)
-            raise
+        with self._lock, self._store.transaction() as tx:
+            snapshot_id = self._ids.new("snap", tx)
+            snap = Snapshot(snapshot_id, caller.account, caller.account_id, volume_id, size, self._clock(),
+                            description, key=snapshot_id)
+            tx.put(KIND, snapshot_id, snap.account, snap.body())
+            if pairs:
+                self._tags.write(tx, [(snapshot_id, snap.account)], pairs)
+            self._snaps[snapshot_id] = snap
         return snap
 
     def _progress(self, snapshot_id: str) -> Callable[[int, int], None]:

@@ -175,18 +175,12 @@ class Volumes:
             if spec.get("ResourceType") not in (None, "volume"):
                 raise InvalidParameterValue(f"TagSpecification.{n}.ResourceType: only volume can be tagged here")
             pairs += self._tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
-        drawn: list[str] = []
-        try:
-            with self._lock, self._store.transaction() as tx:
-                volume_id = self._ids.new("vol", tx)
-                drawn.append(volume_id)
-                vol = Volume(volume_id, caller.account, size, zone, self._clock(), snapshot_id=snapshot_id)
-                tx.put(KIND, volume_id, vol.account, vol.body())
-                if pairs:
-                    self._tags.write(tx, [(volume_id, vol.account)], pairs)
-        except BaseException:
-            self._ids.forget_unwritten(drawn)
-            raise
+        with self._lock, self._store.transaction() as tx:
+            volume_id = self._ids.new("vol", tx)
+            vol = Volume(volume_id, caller.account, size, zone, self._clock(), snapshot_id=snapshot_id)
+            tx.put(KIND, volume_id, vol.account, vol.body())
+            if pairs:
+                self._tags.write(tx, [(volume_id, vol.account)], pairs)
         try:
             self.sc.admit(volume_id, size)  # the SC writes its own record, so after ours committed
         except StorageError as exc:

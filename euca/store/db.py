@@ -69,6 +69,13 @@ class Tx:
     def delete(self, kind: str, id_: str) -> None:
         self.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, id_))
 
+    def issue_fresh(self, id_: str) -> bool:
+        """Record an identifier as handed out, unless it ever was: False then (the caller draws
+        another). The transaction stays usable either way, on SQLite and PostgreSQL alike."""
+        row = self.execute("INSERT INTO issued (id) VALUES (?) ON CONFLICT (id) DO NOTHING RETURNING id",
+                           (id_,)).fetchone()
+        return row is not None
+
     def issue(self, id_: str) -> None:
         """Record an identifier as handed out; raises if it ever was (the caller draws another)."""
         self.execute("INSERT INTO issued (id) VALUES (?)", (id_,))
@@ -177,9 +184,6 @@ class Store:
     def get(self, kind: str, id_: str) -> dict[str, Any] | None:
         rows = self._query("SELECT body FROM records WHERE kind = ? AND id = ?", (kind, id_))
         return orjson.loads(rows[0][0]) if rows else None
-
-    def issued(self) -> set[str]:
-        return {r[0] for r in self._query("SELECT id FROM issued")}
 
     def is_issued(self, id_: str) -> bool:
         return bool(self._query("SELECT 1 FROM issued WHERE id = ?", (id_,)))
