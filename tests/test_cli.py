@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,14 @@ def test_config_check_reports_the_bad_line_without_a_traceback(
     err = capsys.readouterr().err
     assert f"{path}:2: VNET_MODE=\"NOPE\"" in err
     assert "Traceback" not in err
+
+
+def test_a_libvirt_node_without_the_bindings_says_what_to_install(monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "libvirt", None)  # import libvirt raises ImportError
+    import drivers.libvirt
+
+    monkeypatch.delitem(sys.modules, "drivers.libvirt.driver", raising=False)
+    monkeypatch.delattr(drivers.libvirt, "driver", raising=False)
+    assert main(["node-controller", "--key", "k"]) == 2
+    assert "pip install 'euca[libvirt]'" in capsys.readouterr().err

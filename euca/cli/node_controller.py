@@ -53,7 +53,13 @@ def build(args: argparse.Namespace) -> tuple[NodeController, int]:
 
         driver = SimNode(os.uname().nodename, NodeShape())
     else:
-        from drivers.libvirt import DomainLayout, LibvirtDriver
+        from drivers.libvirt import DomainLayout
+
+        try:
+            from drivers.libvirt import LibvirtDriver
+        except ImportError:
+            raise ValueError("a libvirt node needs libvirt-python: pip install 'euca[libvirt]' "
+                             "(it builds against Debian's libvirt-dev and pkg-config); --sim runs without it") from None
 
         uri = args.uri or ("xen:///system" if config.hypervisor == "xen" else "qemu:///system")
         driver = LibvirtDriver(uri, layout=DomainLayout(config.hypervisor, config.vnet_bridge),
