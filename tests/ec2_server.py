@@ -8,13 +8,15 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
+import pytest
 import uvicorn
 
 from euca.api.app import create_app
@@ -29,6 +31,25 @@ from euca.services.seed import first_start
 from euca.store import Store
 from euca.walrus import Walrus
 from euca.walrus.images import ImageStore
+
+
+def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll ``check`` until it answers something truthy, and return that; fail after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def refused(code: str, call: Callable[..., Any], **kw: Any) -> str:
+    """``call(**kw)`` fails with EC2's error ``code``; returns its message."""
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        call(**kw)
+    assert exc.value.response["Error"]["Code"] == code, exc.value.response["Error"]
+    return str(exc.value.response["Error"]["Message"])
 
 
 def free_port() -> int:

@@ -4,16 +4,14 @@ data directory), attachments, and snapshots really in Walrus, restored byte for 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.exceptions
 import pytest
 
 from euca.core.s3errors import S3Error
-from tests.ec2_server import Box, running_box
+from tests.ec2_server import Box, refused, running_box, until
 
 GIB = 1 << 30
 
@@ -22,23 +20,6 @@ GIB = 1 << 30
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Box]:
     with running_box(tmp_path_factory.mktemp("ebs")) as b:
         yield b
-
-
-def refused(code: str, call: Any, **kw: Any) -> str:
-    with pytest.raises(botocore.exceptions.ClientError) as exc:
-        call(**kw)
-    assert exc.value.response["Error"]["Code"] == code, exc.value.response["Error"]
-    return str(exc.value.response["Error"]["Message"])
-
-
-def until(check: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def volume(ec2: Any, volume_id: str) -> dict[str, Any]:

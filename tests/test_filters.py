@@ -4,7 +4,6 @@ filters AND-ed, and a name EC2 does not document for the action is InvalidParame
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +12,7 @@ from typing import Any
 import botocore.exceptions
 import pytest
 
-from tests.ec2_server import Box, running_box
+from tests.ec2_server import Box, running_box, until
 
 Case = tuple[list[tuple[str, list[str]]], set[str]]
 
@@ -42,16 +41,6 @@ class World:
     def instances(self, filters: list[tuple[str, list[str]]]) -> set[str]:
         reply = self.ec2.describe_instances(Filters=[{"Name": n, "Values": v} for n, v in filters])
         return {i["InstanceId"] for r in reply["Reservations"] for i in r["Instances"]}
-
-
-def until(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError("timed out")
 
 
 def ec2_time(t: datetime) -> str:
