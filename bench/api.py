@@ -154,11 +154,11 @@ def _wait(port: int, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def _process(cmd: list[str], port: int) -> Iterator[None]:
+def _process(cmd: list[str], port: int) -> Iterator[subprocess.Popen[bytes]]:
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait(port, proc)
-        yield
+        yield proc
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -166,6 +166,11 @@ def _process(cmd: list[str], port: int) -> Iterator[None]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def eucarc(data_dir: Path) -> dict[str, str]:
+    """The variables ``euca up`` wrote to ``data_dir/eucarc`` (keys, URLs, the default image)."""
+    return dict(line.removeprefix("export ").split("=", 1) for line in (data_dir / "eucarc").read_text().splitlines())
 
 
 @contextmanager
@@ -178,8 +183,7 @@ def euca_server() -> Iterator[Target]:
                "--nodes", "8", "--node-cores", "256", "--node-memory", "262144", "--node-disk", "10000",
                "--boot-time", "0", "--log-level", "warning"]
         with _process(cmd, port):
-            env = dict(line.removeprefix("export ").split("=", 1)
-                       for line in (Path(tmp) / "eucarc").read_text().splitlines())
+            env = eucarc(Path(tmp))
             target = Target("euca", "127.0.0.1", port, "eucalyptus", env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"])
             target.image = env["EUCA_DEFAULT_IMAGE"]  # the default image euca up registers on first start
             yield target

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import boto3
 
-from bench.api import _free_port, _process
+from bench.api import _free_port, _process, eucarc
 
 INSTANCES = 8
 ADDRESSES = [f"127.0.0.{20 + k}" for k in range(INSTANCES)]
@@ -50,8 +50,7 @@ def metadata_server() -> Iterator[int]:
         cmd = [sys.executable, "-m", "euca.cli", "up", "--data-dir", tmp, "--port", str(port), "--config", str(conf),
                "--boot-time", "0", "--log-level", "warning"]
         with _process(cmd, port):
-            env = dict(line.removeprefix("export ").split("=", 1)
-                       for line in (Path(tmp) / "eucarc").read_text().splitlines())
+            env = eucarc(Path(tmp))
             ec2 = boto3.client("ec2", endpoint_url=f"http://127.0.0.1:{port}", region_name="eucalyptus",
                                aws_access_key_id=env["EC2_ACCESS_KEY"], aws_secret_access_key=env["EC2_SECRET_KEY"])
             image = env["EUCA_DEFAULT_IMAGE"]

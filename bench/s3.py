@@ -26,7 +26,7 @@ from typing import Any, cast
 import boto3
 from botocore.config import Config
 
-from bench.api import Result, _free_port, _process, _timed
+from bench.api import Result, _free_port, _process, _timed, eucarc
 
 SMALL = 4096
 LARGE = 64 << 20
@@ -159,8 +159,7 @@ def euca_s3() -> Iterator[S3Target]:
         cmd = [sys.executable, "-m", "euca.cli", "up", "--data-dir", tmp, "--port", str(port), "--s3-port",
                str(s3_port), "--nodes", "1", "--log-level", "warning"]
         with _process(cmd, s3_port) as _:
-            env = dict(line.removeprefix("export ").split("=", 1)
-                       for line in (Path(tmp) / "eucarc").read_text().splitlines())
+            env = eucarc(Path(tmp))
             pid = _pid_on(s3_port)
             yield S3Target("euca", s3_port, "eucalyptus", env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], pid)
 

@@ -13,9 +13,6 @@ and at the end (target: within 10%).
 from __future__ import annotations
 
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.api import _free_port, _process, eucarc
 from bench.fuzz import VERSION, Client, Request, encode
 
 CLIENTS = 64
@@ -52,12 +50,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def euca_up() -> Iterator[Server]:
     """``euca up`` with room for the clients: 8 big nodes, instances that boot and end at once and
@@ -69,28 +61,10 @@ def euca_up() -> Iterator[Server]:
         cmd = [sys.executable, "-m", "euca.cli", "up", "--data-dir", tmp, "--port", str(port), "--config", str(conf),
                "--nodes", "8", "--node-cores", "512", "--node-memory", "1048576", "--node-disk", "100000",
                "--boot-time", "0", "--shutdown-time", "0", "--bury-time", "30", "--log-level", "warning"]
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("euca up did not start") from None
-                    time.sleep(0.05)
-            env = dict(line.removeprefix("export ").split("=", 1)
-                       for line in (Path(tmp) / "eucarc").read_text().splitlines())
-            image = env["EUCA_DEFAULT_IMAGE"]
-            yield Server("127.0.0.1", port, proc.pid, env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"], image)
-        finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        with _process(cmd, port) as proc:
+            env = eucarc(Path(tmp))
+            yield Server("127.0.0.1", port, proc.pid, env["EC2_ACCESS_KEY"], env["EC2_SECRET_KEY"],
+                         env["EUCA_DEFAULT_IMAGE"])
 
 
 @dataclass
