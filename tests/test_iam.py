@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from euca.iam import check_password
-from tests.ec2_server import Box, running_box
+from tests.ec2_server import Box, running_box, until
 
 
 @pytest.fixture(scope="module")
@@ -398,3 +398,24 @@ def test_the_admin_cli_is_applied_by_the_running_server_within_a_second(
     assert cli("user", "delete", "clied", "ivy") == 0
     assert cli("user", "list", "clied") == 0
     assert "ivy" not in capsys.readouterr().out
+
+
+def test_a_deny_on_one_volume_or_group_holds_however_the_request_names_it(box: Box) -> None:
+    owner = box.client("scoped")
+    zone = owner.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    kept = owner.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    group = owner.create_security_group(GroupName="kept", Description="kept")["GroupId"]
+    account = box.cloud.accounts.get("scoped")
+    assert account is not None
+    arn = f"arn:aws:ec2:*:{account.account_id}:"
+    _, ec2 = new_user(box, "scoped", "limited", policy(
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
+        {"Effect": "Deny", "Action": ["ec2:DeleteVolume", "ec2:DeleteSecurityGroup"],
+         "Resource": [f"{arn}volume/{kept}", f"{arn}security-group/{group}"]}))
+    assert error(ec2.delete_volume, VolumeId=kept) == ("UnauthorizedOperation", 403)
+    assert error(ec2.delete_security_group, GroupId=group) == ("UnauthorizedOperation", 403)
+    assert error(ec2.delete_security_group, GroupName="kept") == ("UnauthorizedOperation", 403)
+    other = owner.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    until(lambda: {v["State"] for v in owner.describe_volumes(VolumeIds=[kept, other])["Volumes"]} == {"available"})
+    ec2.delete_volume(VolumeId=other)  # the allow still covers the rest
+    assert [v["VolumeId"] for v in owner.describe_volumes()["Volumes"]] == [kept]

@@ -38,22 +38,27 @@ from euca.services.images import kind_of_location
 # The client's address for the request being handled (set by the endpoint, read for aws:SourceIp).
 source_ip: ContextVar[str] = ContextVar("source_ip", default="")
 
-# action -> (parameter naming the resources, resource type)
-_RESOURCES: dict[str, tuple[str, str]] = {
-    **{a: ("InstanceIds", "instance") for a in (
+# action -> the (parameter naming resources, resource type) pairs it acts on; every one is authorized
+_RESOURCES: dict[str, tuple[tuple[str, str], ...]] = {
+    **{a: (("InstanceIds", "instance"),) for a in (
         "TerminateInstances", "StopInstances", "StartInstances", "RebootInstances", "MonitorInstances",
         "UnmonitorInstances")},
-    **{a: ("InstanceId", "instance") for a in (
+    **{a: (("InstanceId", "instance"),) for a in (
         "GetConsoleOutput", "ModifyInstanceAttribute", "DescribeInstanceAttribute", "ResetInstanceAttribute",
-        "AssociateAddress", "CreateImage")},
-    **{a: ("GroupId", "security-group") for a in (
+        "AssociateAddress", "CreateImage", "ModifyInstanceMetadataOptions")},
+    **{a: (("GroupId", "security-group"),) for a in (
         "DeleteSecurityGroup", "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress",
         "RevokeSecurityGroupIngress", "RevokeSecurityGroupEgress", "ModifySecurityGroupRules",
         "UpdateSecurityGroupRuleDescriptionsIngress", "UpdateSecurityGroupRuleDescriptionsEgress")},
-    **{a: ("KeyName", "key-pair") for a in ("CreateKeyPair", "ImportKeyPair", "DeleteKeyPair")},
-    **{a: ("ImageId", "image") for a in (
+    **{a: (("KeyName", "key-pair"),) for a in ("CreateKeyPair", "ImportKeyPair", "DeleteKeyPair")},
+    **{a: (("ImageId", "image"),) for a in (
         "DeregisterImage", "ModifyImageAttribute", "DescribeImageAttribute", "ResetImageAttribute")},
-    **{a: ("Resources", "") for a in ("CreateTags", "DeleteTags")},
+    **{a: (("VolumeId", "volume"),) for a in (
+        "DeleteVolume", "ModifyVolumeAttribute", "DescribeVolumeAttribute", "CreateSnapshot")},
+    **{a: (("VolumeId", "volume"), ("InstanceId", "instance")) for a in ("AttachVolume", "DetachVolume")},
+    **{a: (("SnapshotId", "snapshot"),) for a in (
+        "DeleteSnapshot", "ModifySnapshotAttribute", "DescribeSnapshotAttribute", "ResetSnapshotAttribute")},
+    **{a: (("Resources", ""),) for a in ("CreateTags", "DeleteTags")},
 }
 
 
@@ -97,16 +102,18 @@ class PolicyAuthorizer:
         found = _RESOURCES.get(action)
         if found is None:
             return ["*"]
-        param, kind = found
-        if kind == "security-group" and not params.get("GroupId"):
-            param = "GroupName"
-        value = params.get(param)
-        ids = value if isinstance(value, list) else [value] if value else ["*"]
         out = []
-        for id_ in ids:
-            what = kind or self.cloud.resource_type(str(id_))
-            out.append(f"arn:aws:ec2:{self.cloud.zones.region}::image/{id_}" if what == "image"
-                       else f"{head}{what}/{id_}")
+        for param, kind in found:
+            value = params.get(param)
+            if kind == "security-group" and not value and params.get("GroupName"):
+                # a group named by name is authorized as its id, so a Deny on the id holds either way
+                group = self.cloud.groups.get(caller.account, str(params["GroupName"]))
+                value = group.group_id if group is not None else params["GroupName"]
+            ids = value if isinstance(value, list) else [value] if value else ["*"]
+            for id_ in ids:
+                what = kind or self.cloud.resource_type(str(id_))
+                out.append(f"arn:aws:ec2:{self.cloud.zones.region}::image/{id_}" if what == "image"
+                           else f"{head}{what}/{id_}")
         return out
 
     # --- quotas ---------------------------------------------------------------------------------------
