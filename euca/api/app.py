@@ -224,7 +224,13 @@ class _Front:
     netview: ASGIApp | None = None  # the network agents' view (euca.api.netview)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.metadata is not None and scope["type"] == "http" and is_metadata_path(scope["path"]):
+        # EC2 first: it is the hot path, and no other service's paths overlap it
+        if scope["type"] == "http" and scope["path"] in PATHS:
+            if scope["method"] in ("GET", "POST"):
+                await self.api(scope, receive, send)
+            else:
+                await _method_not_allowed()(scope, receive, send)
+        elif self.metadata is not None and scope["type"] == "http" and is_metadata_path(scope["path"]):
             await self.metadata(scope, receive, send)
         elif self.netview is not None and scope["type"] == "http" and scope["path"] == NETWORK_INFO:
             await self.netview(scope, receive, send)
@@ -236,11 +242,6 @@ class _Front:
         elif self.console is not None and scope["type"] == "http" and (
                 scope["path"] == CONSOLE or scope["path"].startswith(CONSOLE + "/")):
             await self.console(scope, receive, send)
-        elif scope["type"] == "http" and scope["path"] in PATHS:
-            if scope["method"] in ("GET", "POST"):
-                await self.api(scope, receive, send)
-            else:
-                await _method_not_allowed()(scope, receive, send)
         else:
             await self.rest(scope, receive, send)
 

@@ -130,7 +130,9 @@ class Snapshots:
 
     def _save(self, snap: Snapshot, **changes: Any) -> Snapshot:
         with self._lock:
-            updated = Snapshot(**{**snap.body(), **changes})
+            # from the record as it is now: a caller's copy may predate another thread's save
+            current = self._snaps.get(snap.snapshot_id, snap)
+            updated = Snapshot(**{**current.body(), **changes})
             with self._store.transaction() as tx:
                 tx.put(KIND, snap.snapshot_id, snap.account, updated.body())
             self._snaps[snap.snapshot_id] = updated

@@ -135,7 +135,9 @@ class Volumes:
 
     def _save(self, vol: Volume, **changes: Any) -> None:
         with self._lock:
-            updated = Volume(**{**vol.body(), **changes})
+            # from the record as it is now: a caller's copy may predate another thread's save
+            current = self._volumes.get(vol.volume_id, vol)
+            updated = Volume(**{**current.body(), **changes})
             with self._store.transaction() as tx:
                 tx.put(KIND, vol.volume_id, vol.account, updated.body())
             self._volumes[vol.volume_id] = updated

@@ -91,10 +91,14 @@ def _refusal(exc: StorageError) -> Response:
 
 
 async def _chunks_to_thread(request: Request, sink: queue.Queue[bytes | None]) -> None:
-    async for chunk in request.stream():
-        if chunk:
-            await asyncio.to_thread(sink.put, chunk)
-    await asyncio.to_thread(sink.put, None)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                await asyncio.to_thread(sink.put, chunk)
+    finally:
+        # the end, or a client gone mid-stream: the reader sees a short stream and fails the volume,
+        # rather than waiting for ever
+        await asyncio.to_thread(sink.put, None)
 
 
 def _drain(source: queue.Queue[bytes | None]) -> Iterator[bytes]:

@@ -802,6 +802,11 @@ def unbundle(manifest: Manifest, open_part: OpenPart, out_path: Path, *, stages:
                 if member is None:
                     raise UnsafeImage("the bundle's tar stream holds no file")
                 _check_member(member)
+                if member.size != manifest.size:
+                    # the member's own size bounds what is written: a bundle cannot unpack into more
+                    # disk than its manifest declared (and the cloud's size limit checked)
+                    raise DigestMismatch(f"the image in the bundle is {member.size} bytes, "
+                                         f"its manifest says {manifest.size}")
                 target = target or target_dir / Path(member.name).name
                 partial = target_dir / f".{target.name}.{secrets.token_hex(4)}.partial"
                 source = tar.extractfile(member)

@@ -28,7 +28,7 @@ def _deadline(rule: dict[str, Any], written: float) -> float | None:
     expiration = rule.get("Expiration") or {}
     if "Days" in expiration:
         # S3 counts from the object's creation, rounded up to the next midnight UTC
-        return (int(written // DAY) + 1 + int(expiration["Days"])) * DAY - DAY
+        return (int(written // DAY) + 1 + int(expiration["Days"])) * DAY
     if "Date" in expiration:
         try:
             return datetime.fromisoformat(str(expiration["Date"]).replace("Z", "+00:00")).timestamp()

@@ -32,9 +32,9 @@ class WalrusSnapshots:
         """The stream as the object ``key``; a failure aborts the upload and raises."""
         admin, uploads = self._admin(), self.walrus.uploads
         upload = uploads.create(admin, self.bucket, key, headers={"content-type": "application/gzip"})
+        staged = None
         try:
             parts: list[tuple[int, str]] = []
-            staged = None
             for chunk in chunks:
                 if staged is None:
                     uploads.begin_part(admin, self.bucket, key, upload.upload_id, len(parts) + 1)
@@ -50,6 +50,8 @@ class WalrusSnapshots:
                 parts.append((len(parts) + 1, uploads.commit_part(upload, len(parts) + 1, staged).etag))
             uploads.complete(admin, self.bucket, key, upload.upload_id, parts)
         except BaseException:
+            if staged is not None:
+                staged.discard()  # the part being written: its file and descriptor
             with contextlib.suppress(S3Error, OSError):
                 uploads.abort(admin, self.bucket, key, upload.upload_id)
             raise
