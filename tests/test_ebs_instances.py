@@ -5,6 +5,7 @@ the root volume."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -298,3 +299,19 @@ def test_a_shared_ebs_image_launches_for_another_account(box: Box) -> None:
     assert volume(other, root)["State"] == "in-use"  # the launching account's volume
     refused("InvalidVolume.NotFound", owner.describe_volumes, VolumeIds=[root])
     other.terminate_instances(InstanceIds=[made["InstanceId"]])
+
+
+def test_private_addressing_holds_through_stop_and_start(box: Box) -> None:
+    from tests.test_public_addresses import run_raw
+
+    ec2 = box.client("alice")
+    image_id = ebs_image(ec2, snapshot(ec2), "ebs-private")
+    reply = run_raw(box, image_id, 1, "private")
+    assert reply.status_code == 200, reply.text
+    instance_id = re.search(r"<instanceId>(i-[0-9A-F]+)</instanceId>", reply.text).group(1)  # type: ignore[union-attr]
+    assert "PublicIpAddress" not in in_state(ec2, instance_id, "running")
+    ec2.stop_instances(InstanceIds=[instance_id])
+    in_state(ec2, instance_id, "stopped")
+    ec2.start_instances(InstanceIds=[instance_id])
+    assert "PublicIpAddress" not in in_state(ec2, instance_id, "running")  # no dynamic address on restart either
+    ec2.terminate_instances(InstanceIds=[instance_id])

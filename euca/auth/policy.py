@@ -434,11 +434,6 @@ def limit(principal: Principal, action: str, key: str) -> int | None:
     return found
 
 
-def quota_keys(policy: Policy) -> list[str]:
-    """The quota keys a document limits (for listing an account's quotas)."""
-    return sorted({k for s in policy.statements for k in s.limits})
-
-
 # --- the plain twin: the same decision read straight off the JSON, as the oracle and the baseline ------
 
 def _like(pattern: str, text: str, fold: bool = False) -> bool:

@@ -141,7 +141,7 @@ def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]] | None:
 T = TypeVar("T")
 
 
-def page(items: list[T], max_results: int | None, token: str | None, what: str = "") -> tuple[list[T], str | None]:
+def page(items: list[T], max_results: int | None, token: str | None) -> tuple[list[T], str | None]:
     """One page of ``items`` for MaxResults/NextToken: the token is the opaque offset of the next
     page; a token this cloud did not hand out is InvalidPaginationToken."""
     start = 0

@@ -35,7 +35,6 @@ from euca.core.errors import (
     InvalidInstanceIDMalformed,
     InvalidInstanceIDNotFound,
     InvalidKeyPairNotFound,
-    InvalidPaginationToken,
     InvalidParameterCombination,
     InvalidParameterValue,
     MissingParameter,
@@ -50,6 +49,7 @@ from euca.services.common import (
     Caller,
     Ids,
     matches,
+    page,
     present,
     tag_fields,
     tag_list,
@@ -197,6 +197,7 @@ class Instance:
     stopped: float | None = None
     shutdown_behavior: str = "terminate"  # InstanceInitiatedShutdownBehavior
     api_stop_disabled: bool = False  # disableApiStop
+    private_addressing: bool = False  # AddressingType=private: no dynamic public address, at start or restart
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -424,6 +425,7 @@ class Instances:
                     inst.root_device, inst.root_volume, inst.root_delete = image.root_device, volume_id, root_delete
                 for inst in created:
                     inst.shutdown_behavior, inst.api_stop_disabled = behavior, bool(p.get("DisableApiStop"))
+                    inst.private_addressing = addressing == "private"
                     tx.put("instance", inst.instance_id, inst.account, inst.body())
                 self._addresses.launched(tx, [i.instance_id for i in created])
                 if tag_pairs:
@@ -614,7 +616,8 @@ class Instances:
     def _restart(self, inst: Instance) -> None:
         try:
             launch = self._cc.run(RunRequest([inst.instance_id], inst.vmtype, 1, inst.account, inst.groups[0],
-                                             inst.image_id, self._addresses.dynamic))[0]
+                                             inst.image_id,
+                                             self._addresses.dynamic and not inst.private_addressing))[0]
         except Exhausted as exc:
             raise InsufficientAddressCapacity(str(exc)) from None
         except (InsufficientCapacity, KernelError) as exc:
@@ -792,22 +795,13 @@ class Instances:
                 if not matches(chosen, lambda name, i=inst, r=shown: self._fields(i, r, name)):  # type: ignore[misc]
                     continue
             rows.append((inst, state))
-        start = 0
-        if token:
-            try:
-                start = int(base64.urlsafe_b64decode(token.encode()).decode())
-            except (ValueError, binascii.Error):
-                raise InvalidPaginationToken(f"Invalid pagination token {token[:64]}") from None
-            if not 0 <= start <= len(rows):
-                raise InvalidPaginationToken(f"Invalid pagination token {token[:64]}")
-        end = len(rows) if limit is None else min(len(rows), start + limit)
-        page = rows[start:end]
+        chunk, following = page(rows, limit, token)
         reservations: dict[str, list[tuple[Instance, str]]] = {}
-        for inst, state in page:
+        for inst, state in chunk:
             reservations.setdefault(inst.reservation_id, []).append((inst, state))
         out: dict[str, Any] = {"Reservations": [self._reservation_of(caller, items) for items in reservations.values()]}
-        if end < len(rows):
-            out["NextToken"] = base64.urlsafe_b64encode(str(end).encode()).decode()
+        if following:
+            out["NextToken"] = following
         return out
 
     def _fields(self, inst: Instance, shown: Mapping[str, Any], name: str) -> list[str]:

@@ -96,7 +96,7 @@ class InstanceTypes:
         items = [instance_type(t, self.hypervisor) for t in types]
         if chosen:
             items = [i for i in items if _matches(chosen, _fields(i))]
-        return page(items, max_results, token, "InstanceType")
+        return page(items, max_results, token)
 
     def offerings(self, caller: Caller, location_type: str | None, filters: Any, max_results: int | None,
                   token: str | None) -> tuple[list[dict[str, Any]], str | None]:
@@ -113,7 +113,7 @@ class InstanceTypes:
         items = [{"InstanceType": t.name, "LocationType": kind, "Location": where} for t in self._cc.vmtypes]
         items = [i for i in items
                  if _matches(chosen, {"instance-type": [i["InstanceType"]], "location": [i["Location"]]})]
-        return page(items, max_results, token, "InstanceType")
+        return page(items, max_results, token)
 
 
 def _matches(chosen: list[tuple[str, list[str]]], fields: dict[str, list[str]]) -> bool:
