@@ -9,12 +9,14 @@ it, and DescribeInstances reports it running. Exits non-zero, with the server's 
 
 from __future__ import annotations
 
+import queue
 import re
 import shlex
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -69,18 +71,29 @@ def main() -> int:
     print(f"$ (cd {work} && {shlex.join(argv)})", flush=True)
     server = subprocess.Popen(argv, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert server.stdout is not None
+    # Read the server's output on a thread for as long as it runs: the wait for the ready line has
+    # a deadline even if the server goes quiet, and a chatty server never blocks on a full pipe.
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        for line in server.stdout or ():
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
     try:
         deadline = time.monotonic() + 120
         while True:
-            line = server.stdout.readline()
-            if not line:
+            try:
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                sys.exit("euca up was not ready within 120 s:\n" + "".join(seen))
+            if line is None:
                 sys.exit("euca up stopped before it was ready:\n" + "".join(seen))
             seen.append(line)
             if line.startswith("EC2 API on"):
                 break
-            if time.monotonic() > deadline:
-                sys.exit("euca up was not ready within 120 s:\n" + "".join(seen))
         out = "".join(seen)
         print(out, end="", flush=True)
         access = re.search(r"access key (\S+)", out)
