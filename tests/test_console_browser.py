@@ -143,24 +143,47 @@ class Page:
 
     def fill(self, **fields: str) -> None:
         for name, value in fields.items():
-            element = self.driver.find_element(self.by.ID, name)
-            element.clear()
-            element.send_keys(value)
+            self._settled(lambda name=name, value=value: self._type(name, value))
+
+    def _type(self, name: str, value: str) -> None:
+        element = self.driver.find_element(self.by.ID, name)
+        element.clear()
+        element.send_keys(value)
 
     def click(self, element_id: str, confirm: bool = False, navigates: bool = True) -> None:
         """Click, accept the confirmation if one is asked, and wait for the next page."""
         from selenium.webdriver.support import expected_conditions
         from selenium.webdriver.support.ui import WebDriverWait
 
-        old = self.driver.find_element(self.by.TAG_NAME, "html")
-        self.driver.find_element(self.by.ID, element_id).click()
+        old = self._settled(lambda: self._click(element_id))
         if confirm:
             WebDriverWait(self.driver, 5).until(expected_conditions.alert_is_present()).accept()
         if navigates:
             WebDriverWait(self.driver, 10).until(expected_conditions.staleness_of(old))
 
+    def _click(self, element_id: str) -> Any:
+        old = self.driver.find_element(self.by.TAG_NAME, "html")
+        self.driver.find_element(self.by.ID, element_id).click()
+        return old
+
+    def _settled(self, act: Callable[[], Any]) -> Any:
+        """``act()`` on the page as it is now: a page that was still loading or reloading (its own
+        refresh while instances change state) detaches the elements found, so act again."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+        for _ in range(20):
+            try:
+                return act()
+            except StaleElementReferenceException:
+                pass
+            except WebDriverException as exc:
+                if "does not belong to the document" not in str(exc):
+                    raise
+            time.sleep(0.1)
+        raise AssertionError("the page kept reloading")
+
     def text(self) -> str:
-        return str(self.driver.find_element(self.by.TAG_NAME, "body").text)
+        return str(self._settled(lambda: self.driver.find_element(self.by.TAG_NAME, "body").text))
 
     def select(self, element_id: str, value: str) -> None:
         from selenium.webdriver.support.ui import Select
