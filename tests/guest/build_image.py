@@ -3,7 +3,8 @@
 The guest is what a Eucalyptus user registers as a kernel (``eki-``), a ramdisk (``eri-``) and a machine
 image (``emi-``). It runs entirely from its initramfs: ``/init`` loads the virtio, disk and ACPI button
 modules, prints one line per disk it sees and then ``euca-guest: booted <kernel command line>`` on the
-console (ttyS0 under the KVM layout), and waits. A press of the ACPI power button (``virsh shutdown``,
+console (ttyS0 under the KVM layout), runs the scripts of ``tests/guest/guest.d/`` (one per part a test
+exercises, each backgrounding its long work), and waits. A press of the ACPI power button (``virsh shutdown``,
 libvirt's ``shutdown()``) powers it off. The machine image is a small ext4 file system whose first bytes
 (the unused boot block) read ``EUCA-GUEST-ROOT``, so the guest can show which disk it was given.
 
@@ -34,13 +35,14 @@ ROOT_LABEL = b"EUCA-GUEST-ROOT"
 KERNEL_META_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
 ROOT_SIZE = 8 * 1024 * 1024
+GUEST_D = Path(__file__).with_name("guest.d")
 
 # Loaded in dependency order; modules missing from a kernel build are skipped, not fatal, except the
 # ones a guest cannot do without on the KVM layout.
 MODULES = (
     "virtio_pci", "virtio_blk", "virtio_net", "virtio_scsi", "virtio_console",
     "sd_mod", "ata_piix", "ata_generic", "e1000",
-    "button", "evdev",
+    "button", "evdev", "af_packet",
 )
 REQUIRED_MODULES = ("virtio_pci", "virtio_blk", "button", "evdev")
 
@@ -72,6 +74,8 @@ for i in /sys/class/input/input*; do
             poweroff -f) &
     done
 done
+# each part of the guest (network, volumes, ...) is a script of its own; long work goes to the background
+for s in /etc/guest.d/*.sh; do [ -e "$s" ] && . "$s"; done
 echo "euca-guest: booted $(cat /proc/cmdline)"
 while :; do sleep 3600; done
 """
@@ -102,10 +106,16 @@ def default_cache_dir() -> Path:
     return Path(xdg) / "euca-test-guest"
 
 
+def guest_scripts() -> list[Path]:
+    """The guest.d scripts, in the order /init runs them."""
+    return sorted(GUEST_D.glob("*.sh"))
+
+
 def recipe_key() -> str:
     """Changes whenever the guest would come out different, so a stale cache is never used."""
     h = hashlib.sha256()
-    for part in (INIT, "\n".join(MODULES), ROOT_LABEL.decode(), str(ROOT_SIZE), "recipe-1"):
+    scripts = [f"{p.name}\n{p.read_text()}" for p in guest_scripts()]
+    for part in (INIT, "\n".join(MODULES), ROOT_LABEL.decode(), str(ROOT_SIZE), "recipe-2", *scripts):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:16]
@@ -215,7 +225,9 @@ def _build_into(work: Path, out: Path) -> None:
         _Entry.file("bin/busybox", busybox.read_bytes(), 0o755),
         _Entry.file("init", INIT.encode(), 0o755),
         _Entry.file("etc/modules", "".join(f"{name}\n" for name, _ in modules).encode(), 0o644),
+        _Entry.dir("etc/guest.d"),
     ]
+    entries += [_Entry.file(f"etc/guest.d/{p.name}", p.read_bytes(), 0o644) for p in guest_scripts()]
     entries += [_Entry.file(f"lib/modules/{name}.ko", path.read_bytes(), 0o644) for name, path in modules]
     (out / "initrd.img").write_bytes(gzip.compress(newc_archive(entries), compresslevel=6, mtime=0))
     shutil.copyfile(kernels[0], out / "vmlinuz")
