@@ -98,6 +98,17 @@ class Libvirtd:
         self._made_mountpoints: list[Path] = []
         self._netns: str | None = None
 
+    @property
+    def pid(self) -> int:
+        """libvirtd's PID: ``nsenter -t PID --net`` runs a command in the guests' network namespace."""
+        if self._libvirtd is None:
+            raise RuntimeError("libvirtd is not running")
+        return self._libvirtd.pid
+
+    def in_netns(self, *argv: str) -> list[str]:
+        """``argv`` run inside the network namespace the guests' bridges live in."""
+        return ["nsenter", "-t", str(self.pid), "--net", "--", *argv]
+
     # -- start ---------------------------------------------------------------------------------------
 
     def start(self, timeout: float = 60.0) -> None:
