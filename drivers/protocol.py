@@ -132,6 +132,12 @@ class InstanceFiles:
     def console_log(self) -> Path:
         return self.directory / "console.log"
 
+    @property
+    def record(self) -> Path:
+        """The instance's spec as the node was given it (JSON), so a restarted node controller
+        takes the instance back as it was (Eucalyptus's NC kept ``instance.xml`` beside the disks)."""
+        return self.directory / "instance.json"
+
 
 class NodeError(Exception):
     """A node could not do what was asked; the message names the instance and the hypervisor's reason."""

@@ -42,3 +42,46 @@ def test_attach_detach_and_a_restart_finds_the_attachments(tmp_path: Path) -> No
     restarted.attach_volume("i-0A0B0C0D", volume)
     restarted.terminate("i-0A0B0C0D")
     assert restarted.volumes() == {} and sim.volumes == {}
+
+
+def test_a_restarted_node_controller_attaches_to_an_instance_that_outlived_it(tmp_path: Path) -> None:
+    """No adopt() by hand: the new controller finds the instance from what its predecessor kept
+    beside the instance's disks, and attaches, detaches and tears down as the old one would have."""
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "root.img").write_bytes(b"R" * 4096)
+    (store / "vmlinuz").write_bytes(b"K" * 512)
+    locations = {"emi-00000001": str(store / "root.img"), "eki-00000001": str(store / "vmlinuz")}
+    sim = SimNode("node1", NodeShape(boot_time=0))
+    first = NodeController(sim, NodeStorage(tmp_path / "instances", LocalFiles()), name="node1")
+    spec = InstanceSpec("i-0A0B0C0D", "r-0A0B0C0D", "alice", "m1.small", 1, 256, 1, "emi-00000001",
+                        "eki-00000001", user_data=b"\x00hello", groups=("default",))
+    first.run(spec, locations, wait=True)
+    one, two = (tmp_path / "vol-00000001", tmp_path / "vol-00000002")
+    for f in (one, two):
+        f.write_bytes(b"")
+    before = VolumeAttachment("vol-00000001", "vdf", path=str(one))
+    first.attach_volume(spec.instance_id, before)
+    first.close()
+
+    restarted = NodeController(sim, NodeStorage(tmp_path / "instances", LocalFiles()), name="node1")
+    assert restarted.recover() == []
+    after = VolumeAttachment("vol-00000002", "vdg", path=str(two))
+    restarted.attach_volume(spec.instance_id, after)
+    assert sim.volumes[spec.instance_id] == {"vdf": before, "vdg": after}
+    with pytest.raises(NodeError, match="already in use"):
+        restarted.attach_volume(spec.instance_id, VolumeAttachment("vol-00000003", "vdf", path=str(one)))
+    restarted.detach_volume(spec.instance_id, "vol-00000001")
+    assert sim.volumes[spec.instance_id] == {"vdg": after}
+    home = tmp_path / "instances" / "alice" / spec.instance_id
+    assert home.is_dir()
+    restarted.terminate(spec.instance_id)  # the adopted spec names the account: its files go too
+    assert not home.exists() and restarted.volumes() == {} and sim.volumes == {}
+
+    # an instance the hypervisor runs with no record of it is left alone, not adopted under a guess
+    stranger = spec._replace(instance_id="i-01020304")
+    sim.start(stranger)
+    third = NodeController(sim, NodeStorage(tmp_path / "instances", LocalFiles()), name="node1")
+    third.recover()
+    with pytest.raises(NodeError, match="no such running instance"):
+        third.attach_volume("i-01020304", after)

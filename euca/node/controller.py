@@ -29,6 +29,7 @@ from drivers.protocol import (
     VolumeAttachment,
 )
 from euca.core.clock import Clock, wall
+from euca.node import wire
 from euca.node.disks import InstanceDisks
 from euca.node.images import ImageCache, ImageSource, Locations, Progress
 
@@ -68,11 +69,34 @@ class NodeStorage:
             with self.disk_ops:
                 self.disks.create(files, spec.disk, paths[spec.image_id],
                                   paths.get(spec.kernel_id), paths.get(spec.ramdisk_id))
+            self.keep_record(spec)
         except BaseException:
             for image_id in acquired:
                 self.cache.release(image_id)
             self.disks.remove(files)
             raise
+
+    def keep_record(self, spec: InstanceSpec) -> None:
+        """Write the instance's spec beside its disks (``instance.json``)."""
+        import orjson
+
+        files = self.disks.files(spec.account, spec.instance_id)
+        files.directory.mkdir(parents=True, exist_ok=True)
+        temporary = files.record.with_suffix(".tmp")
+        temporary.write_bytes(orjson.dumps(wire.spec_to_json(spec)))
+        temporary.replace(files.record)
+
+    def recorded(self, instance_id: str) -> InstanceSpec | None:
+        """The spec kept for an instance by an earlier node controller, wherever its account's
+        directory is; None if there is none (or it cannot be read)."""
+        import orjson
+
+        for record in self.path.glob(f"*/{instance_id}/instance.json"):
+            try:
+                return wire.spec_from_json(orjson.loads(record.read_bytes()))
+            except (OSError, ValueError) as exc:
+                log.warning("%s: unreadable: %s", record, exc)
+        return None
 
     def teardown(self, spec: InstanceSpec) -> None:
         self.disks.remove(self.disks.files(spec.account, spec.instance_id))
@@ -261,11 +285,19 @@ class NodeController:
 
     def recover(self) -> list[str]:
         """At start-up: remove the directories of instances the hypervisor no longer runs (the node
-        controller or the host died with them), and take back the volumes attached to those it
-        still runs. Returns the removed instances' ids."""
+        controller or the host died with them), and take back those it still runs, with their
+        volumes, so they can be attached to, detached from and torn down as before. Returns the
+        removed instances' ids."""
         if self.storage is None:
             return []
         live = {s.instance_id for s in self.driver.instances() if s.state is not NcState.TEARDOWN}
+        for instance_id in sorted(live):
+            spec = self.storage.recorded(instance_id)
+            if spec is None:
+                log.warning("%s: running, but no record of it under %s; not adopted", instance_id, self.storage.path)
+                continue
+            log.info("%s: adopted (it outlived the last node controller)", instance_id)
+            self.adopt(spec)
         self._load_volumes(live)
         swept = []
         for files in self.storage.disks.leftovers(live):
