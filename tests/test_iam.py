@@ -4,6 +4,7 @@ sets enforced on EC2 requests."""
 from __future__ import annotations
 
 import datetime
+import http.client
 import json
 import os
 import subprocess
@@ -419,3 +420,26 @@ def test_a_deny_on_one_volume_or_group_holds_however_the_request_names_it(box: B
     until(lambda: {v["State"] for v in owner.describe_volumes(VolumeIds=[kept, other])["Volumes"]} == {"available"})
     ec2.delete_volume(VolumeId=other)  # the allow still covers the rest
     assert [v["VolumeId"] for v in owner.describe_volumes()["Volumes"]] == [kept]
+
+
+def _announce(box: Box, path: str, length: int) -> tuple[int, bytes]:
+    """POST to ``path`` declaring a ``length``-byte body but sending only a few bytes of it: the
+    status and the body of the answer, which must come without the rest being sent."""
+    conn = http.client.HTTPConnection(urllib.parse.urlsplit(box.url).netloc, timeout=10)
+    try:
+        conn.putrequest("POST", path)
+        conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+        conn.putheader("Content-Length", str(length))
+        conn.endheaders(b"Action=ListUsers")
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def test_a_body_larger_than_a_megabyte_is_refused_before_it_is_read_by_iam_as_by_ec2(box: Box) -> None:
+    for path in ("/services/Euare", "/"):
+        status, body = _announce(box, path, (1 << 20) + 1)
+        assert status == 413, (path, body)
+        assert b"<Code>RequestEntityTooLarge</Code>" in body, (path, body)
+        assert b"Request body is larger than 1048576 bytes" in body, (path, body)

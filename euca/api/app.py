@@ -112,7 +112,7 @@ class Ec2Api:
         client = scope.get("client")
         source_ip.set(client[0] if client else "")
         try:
-            body = await self._body(scope, receive)
+            body = await read_body(scope, receive)
             if body is None:
                 return  # the client went away; there is no one to answer
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -123,24 +123,6 @@ class Ec2Api:
         await send({"type": "http.response.start", "status": status,
                     "headers": [_XML_HEADER, (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
-
-    async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
-        for name, value in scope["headers"]:
-            if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
-                raise RequestTooLarge(f"Request body is larger than {MAX_BODY} bytes")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message: Message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise RequestTooLarge(f"Request body is larger than {MAX_BODY} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def handle(self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes,
                request_id: str) -> tuple[int, bytes]:
@@ -178,6 +160,28 @@ class Ec2Api:
 
     def _params(self, raw_query: str, headers: dict[str, str], body: bytes) -> dict[str, str]:
         return form_params(raw_query, headers, body)
+
+
+async def read_body(scope: Scope, receive: Receive) -> bytes | None:
+    """A Query request's whole body, at most ``MAX_BODY`` bytes (the EC2 and IAM endpoints read theirs
+    here); None if the client went away. A larger declared Content-Length is refused before anything
+    is read, so a client announcing a huge body is answered at once instead of once it is sent."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and (not value.isdigit() or int(value) > MAX_BODY):
+            raise RequestTooLarge(f"Request body is larger than {MAX_BODY} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message: Message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise RequestTooLarge(f"Request body is larger than {MAX_BODY} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def form_params(raw_query: str, headers: dict[str, str], body: bytes) -> dict[str, str]:

@@ -22,10 +22,10 @@ from urllib.parse import quote
 
 import botocore.session
 from botocore.model import OperationModel, ServiceModel
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from euca.api import query, xml
-from euca.api.app import _request_id, form_params
+from euca.api.app import _request_id, form_params, read_body
 from euca.api.authorize import source_ip
 from euca.auth import SignedRequest, verify
 from euca.auth.policy import CURRENT_TIME, SOURCE_IP, authorize
@@ -36,7 +36,6 @@ from euca.core.errors import (
     InvalidParameter,
     InvalidParameterValue,
     MissingParameter,
-    RequestTooLarge,
     UnknownParameter,
 )
 from euca.core.iamerrors import (
@@ -56,7 +55,6 @@ from euca.services.common import ADMIN, Caller
 log = logging.getLogger("euca.api.iam")
 
 PREFIX = "/services/Euare"
-MAX_BODY = 1 << 20
 _HEADERS = [(b"content-type", b"text/xml;charset=UTF-8")]
 ACCOUNT_ACTIONS = ("CreateAccount", "ListAccounts", "DeleteAccount")
 
@@ -436,7 +434,7 @@ class IamApi:
                                                    self.namespace)
         else:
             try:
-                body = await self._body(scope, receive)
+                body = await read_body(scope, receive)
                 if body is None:
                     return
                 headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -447,21 +445,6 @@ class IamApi:
         await send({"type": "http.response.start", "status": status,
                     "headers": [*_HEADERS, (b"content-length", str(len(payload)).encode())]})
         await send({"type": "http.response.body", "body": payload})
-
-    @staticmethod
-    async def _body(scope: Scope, receive: Receive) -> bytes | None:
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message: Message = await receive()
-            if message["type"] != "http.request":
-                return None
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > MAX_BODY:
-                raise RequestTooLarge(f"Request body is larger than {MAX_BODY} bytes")
-            if not message.get("more_body", False):
-                return b"".join(chunks)
 
     def handle(self, method: str, path: str, raw_query: str, headers: dict[str, str], body: bytes,
                request_id: str) -> tuple[int, bytes]:
