@@ -3,8 +3,10 @@
 Both servers run as subprocesses on 127.0.0.1 with one worker each (euca with ``--s3-port``).
 Small objects (4 KiB) are PUT and GET over one kept-alive connection with SigV4-signed raw HTTP
 (the server's cost dominates) and through boto3 (what users run); large objects (64 MiB) are PUT
-and GET raw, in MB/s; ListObjectsV2 pages through 10,000 keys with boto3. Printed per workload:
-the rate for each server and their ratio, and the euca server's peak RSS growth over the run.
+and GET raw, in MB/s; ListObjectsV2 pages through 10,000 keys (1,000 a page), raw and with boto3.
+Every workload runs several times on each server, the servers taking turns workload by workload,
+and the medians are compared. Printed per workload: each server's median rate, the ratio of the
+medians and the range of the per-repeat ratios, then the euca server's peak RSS growth.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import hmac
 import io
 import socket
+import statistics
 import sys
 import tempfile
 import time
@@ -26,7 +29,7 @@ from typing import Any, cast
 import boto3
 from botocore.config import Config
 
-from bench.api import Result, _free_port, _process, _timed, eucarc
+from bench.api import _free_port, _process, eucarc
 
 SMALL = 4096
 LARGE = 64 << 20
@@ -190,76 +193,177 @@ def moto_s3() -> Iterator[S3Target]:
         yield S3Target("moto", port, "us-east-1", "AKIDBENCH", "bench-secret")
 
 
-def _rate(result: Result, size: int) -> float:
-    return result.requests * size / result.seconds / 1e6 if result.seconds else 0.0
+@dataclass
+class Side:
+    """One server under test and its boto3 client (made once; raw connections are per workload)."""
+
+    target: S3Target
+    client: Any
 
 
-def _workloads(target: S3Target, n_small: int, n_large: int, n_list: int) -> dict[str, tuple[Result, str]]:
-    out: dict[str, tuple[Result, str]] = {}
+def _raw_timed(side: Side, calls: Callable[[RawS3], None]) -> float:
+    """Seconds ``calls`` took over a fresh kept-alive connection (closed after: the next workload may
+    leave it idle for longer than the server's keep-alive timeout)."""
+    raw = RawS3(side.target)
+    try:
+        started = time.perf_counter()
+        calls(raw)
+        return time.perf_counter() - started
+    finally:
+        raw.close()
+
+
+def _boto_timed(calls: Callable[[], None]) -> float:
+    started = time.perf_counter()
+    calls()
+    return time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class Sizes:
+    small: int  # 4 KiB objects PUT and then GET per repeat
+    large: int  # 64 MiB objects PUT per repeat (GET twice as often)
+    listed: int  # keys in the listed bucket
+    lists: int  # full listings per repeat
+    repeats: int
+
+
+def _large_body() -> Iterator[bytes]:
+    block = b"y" * (1 << 20)
+    for _ in range(LARGE >> 20):
+        yield block
+
+
+def _workloads(sizes: Sizes) -> list[tuple[str, str, Callable[[Side, int], float]]]:
+    """(name, unit, measure): ``measure(side, repeat)`` does the work once and returns its rate.
+    Each repeat writes keys of its own, so a GET reads what the same repeat's PUT wrote."""
+    body = b"x" * SMALL
+    n, n_large, n_list, lists = sizes.small, sizes.large, sizes.listed, sizes.lists
+
+    def put_raw(side: Side, r: int) -> float:
+        def run(raw: RawS3) -> None:
+            for i in range(n):
+                raw.request("PUT", f"/bench/small-{r}-{i}", body)
+        return n / _raw_timed(side, run)
+
+    def get_raw(side: Side, r: int) -> float:
+        def run(raw: RawS3) -> None:
+            for i in range(n):
+                raw.request("GET", f"/bench/small-{r}-{i}")
+        return n / _raw_timed(side, run)
+
+    def put_boto(side: Side, r: int) -> float:
+        def run() -> None:
+            for i in range(n):
+                side.client.put_object(Bucket="bench", Key=f"boto-{r}-{i}", Body=body)
+        return n / _boto_timed(run)
+
+    def get_boto(side: Side, r: int) -> float:
+        def run() -> None:
+            for i in range(n):
+                side.client.get_object(Bucket="bench", Key=f"boto-{r}-{i}")["Body"].read()
+        return n / _boto_timed(run)
+
+    def put_large(side: Side, r: int) -> float:
+        def run(raw: RawS3) -> None:
+            for i in range(n_large):
+                raw.request("PUT", f"/bench/large-{i}", length=LARGE, chunks=_large_body)
+        return n_large * LARGE / 1e6 / _raw_timed(side, run)
+
+    def get_large(side: Side, r: int) -> float:
+        def run(raw: RawS3) -> None:
+            for i in range(n_large * 2):
+                raw.request("GET", f"/bench/large-{i % n_large}")
+        return n_large * 2 * LARGE / 1e6 / _raw_timed(side, run)
+
+    def list_raw(side: Side, r: int) -> float:
+        def run(raw: RawS3) -> None:
+            # pages of 1,000 keys: start-after the last key of each page (both servers honour it)
+            for _ in range(lists):
+                for page in range(0, n_list, 1000):
+                    after = f"&start-after=key-{page - 1:06d}" if page else ""
+                    raw.request("GET", f"/listing?list-type=2{after}")
+        return lists / _raw_timed(side, run)
+
+    def list_boto(side: Side, r: int) -> float:
+        def run() -> None:
+            for _ in range(lists):
+                count = sum(len(page.get("Contents", []))
+                            for page in side.client.get_paginator("list_objects_v2").paginate(Bucket="listing"))
+                assert count == n_list, count
+        return lists / _boto_timed(run)
+
+    return [("PUT 4 KiB (raw HTTP)", "req/s", put_raw), ("GET 4 KiB (raw HTTP)", "req/s", get_raw),
+            ("PUT 4 KiB (boto3)", "req/s", put_boto), ("GET 4 KiB (boto3)", "req/s", get_boto),
+            ("PUT 64 MiB (raw HTTP)", "MB/s", put_large), ("GET 64 MiB (raw HTTP)", "MB/s", get_large),
+            (f"ListObjectsV2 over {n_list:,} keys (raw HTTP)", "lists/s", list_raw),
+            (f"ListObjectsV2 over {n_list:,} keys (boto3)", "lists/s", list_boto)]
+
+
+def _prepare(target: S3Target, n_list: int) -> Side:
+    """Buckets and the listed keys, written before anything is timed."""
     client = target.boto()
     client.create_bucket(Bucket="bench")
     client.create_bucket(Bucket="listing")
     raw = RawS3(target)
-    body = b"x" * SMALL
-    out["PUT 4 KiB (raw HTTP)"] = (_timed([lambda i=i: raw.request("PUT", f"/bench/small-{i}", body)  # type: ignore[misc]
-                                          for i in range(n_small)]), "req/s")
-    out["GET 4 KiB (raw HTTP)"] = (_timed([lambda i=i: raw.request("GET", f"/bench/small-{i}")  # type: ignore[misc]
-                                          for i in range(n_small)]), "req/s")
-    out["PUT 4 KiB (boto3)"] = (_timed([lambda i=i: client.put_object(  # type: ignore[misc]
-        Bucket="bench", Key=f"boto-{i}", Body=body) for i in range(n_small)]), "req/s")
-    out["GET 4 KiB (boto3)"] = (_timed([lambda i=i: client.get_object(  # type: ignore[misc]
-        Bucket="bench", Key=f"boto-{i}")["Body"].read() for i in range(n_small)]), "req/s")
-    raw.close()  # idle while boto3 ran: the server's keep-alive timeout may have closed it
-    block = b"y" * (1 << 20)
-
-    def large() -> Iterator[bytes]:
-        for _ in range(LARGE >> 20):
-            yield block
-    out["PUT 64 MiB (raw HTTP)"] = (_timed([lambda i=i: raw.request(  # type: ignore[misc]
-        "PUT", f"/bench/large-{i}", length=LARGE, chunks=large) for i in range(n_large)]), "MB/s")
-    out["GET 64 MiB (raw HTTP)"] = (_timed([lambda: raw.request("GET", "/bench/large-0")] * (n_large * 2)), "MB/s")
     for i in range(n_list):
         raw.request("PUT", f"/listing/key-{i:06d}", b"")
-
-    def list_raw() -> None:
-        # ten pages of 1,000 keys: start-after the last key of each page (both servers honour it)
-        for page in range(0, n_list, 1000):
-            after = f"&start-after=key-{page - 1:06d}" if page else ""
-            raw.request("GET", f"/listing?list-type=2{after}")
-    out[f"ListObjectsV2 over {n_list:,} keys (raw HTTP)"] = (_timed([list_raw] * 3), "lists/s")
     raw.close()
-
-    def list_all() -> None:
-        count = sum(len(page.get("Contents", []))
-                    for page in client.get_paginator("list_objects_v2").paginate(Bucket="listing"))
-        assert count == n_list, count
-    out[f"ListObjectsV2 over {n_list:,} keys (boto3)"] = (_timed([list_all] * 3), "lists/s")
-    client.close()
-    return out
+    return Side(target, client)
 
 
-def measure(quick: bool = False) -> tuple[list[tuple[str, str, float, float]], int]:
-    n_small, n_large, n_list = (300, 2, 2_000) if quick else (2_000, 4, 10_000)
-    rows: list[tuple[str, str, float, float]] = []
+@dataclass(frozen=True)
+class Measured:
+    workload: str
+    unit: str
+    euca: list[float]  # one rate per repeat
+    moto: list[float]
+
+    @property
+    def ratio(self) -> float:
+        theirs = statistics.median(self.moto)
+        return statistics.median(self.euca) / theirs if theirs else float("inf")
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.euca, self.moto, strict=True) if b]
+
+
+def measure(quick: bool = False, repeats: int | None = None) -> tuple[list[Measured], int]:
+    """Every workload ``repeats`` times on each server, the two servers interleaved workload by
+    workload (and the one going first alternating), so a burst of load on the shared machine hits
+    both; the euca server's peak RSS growth over all of it."""
+    sizes = (Sizes(small=300, large=1, listed=2_000, lists=1, repeats=3) if quick
+             else Sizes(small=1_000, large=2, listed=10_000, lists=1, repeats=5))
+    if repeats is not None:
+        sizes = Sizes(sizes.small, sizes.large, sizes.listed, sizes.lists, repeats)
+    workloads = _workloads(sizes)
+    rates: dict[str, dict[str, list[float]]] = {name: {"euca": [], "moto": []} for name, _, _ in workloads}
     with euca_s3() as euca, moto_s3() as moto:
+        sides = [_prepare(euca, sizes.listed), _prepare(moto, sizes.listed)]
         before = _rss_peak(euca.pid)
-        ours = _workloads(euca, n_small, n_large, n_list)
+        for r in range(sizes.repeats):
+            print(f"  repeat {r + 1} of {sizes.repeats}", file=sys.stderr, flush=True)
+            for name, _, run in workloads:
+                for side in sides if r % 2 == 0 else sides[::-1]:
+                    rates[name][side.target.name].append(run(side, r))
         grown = _rss_peak(euca.pid) - before
-        theirs = _workloads(moto, n_small, n_large, n_list)
-    for (workload, (a, unit)), (b, _) in zip(ours.items(), theirs.values(), strict=True):
-        size = LARGE if "64 MiB" in workload else 1
-        ra, rb = (_rate(a, size), _rate(b, size)) if unit == "MB/s" else (a.rate, b.rate)
-        rows.append((workload, unit, ra, rb))
-    return rows, grown
+        for side in sides:
+            side.client.close()
+    return [Measured(name, unit, rates[name]["euca"], rates[name]["moto"]) for name, unit, _ in workloads], grown
 
 
-def format_table(rows: list[tuple[str, str, float, float]], grown: int) -> str:
-    header = ("workload", "unit", "euca", "moto", "ratio")
-    body = [(w, u, f"{a:,.1f}", f"{b:,.1f}", f"{a / b:,.1f}x" if b else "inf") for w, u, a, b in rows]
+def format_table(rows: list[Measured], grown: int) -> str:
+    header = ("workload", "unit", "euca", "moto", "ratio", "ratio range")
+    body = [(m.workload, m.unit, f"{statistics.median(m.euca):,.1f}", f"{statistics.median(m.moto):,.1f}",
+             f"{m.ratio:,.1f}x", f"{min(m.ratios):,.1f}-{max(m.ratios):,.1f}x" if m.ratios else "")
+            for m in rows]
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
     lines = ["  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True)))
              for line in [header, *body]]
     lines.insert(1, "  ".join("-" * w for w in widths))
+    repeats = len(rows[0].euca) if rows else 0
+    lines.append(f"medians of {repeats} repeats per side (ratio: of the medians; range: of the per-repeat ratios)")
     lines.append(f"euca server peak RSS growth over its workloads: {grown / 2**20:.1f} MiB")
     return "\n".join(lines)
 
@@ -267,9 +371,10 @@ def format_table(rows: list[tuple[str, str, float, float]], grown: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.s3", description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, help="repeats per side (5; --quick 3)")
     args = parser.parse_args(argv)
     print("S3: euca (Walrus) beside moto's server, one worker each, same workloads (127.0.0.1)")
-    print(format_table(*measure(args.quick)))
+    print(format_table(*measure(args.quick, args.repeats)))
     return 0
 
 
