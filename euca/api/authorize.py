@@ -17,12 +17,11 @@ that is at least ``MinCount``, as Eucalyptus's allocation did.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
-from euca.auth.policy import CURRENT_TIME, INSTANCE_TYPE, SOURCE_IP, Principal, authorize, limit
+from euca.auth.policy import INSTANCE_TYPE, Principal, limit
 from euca.core.errors import (
     AddressLimitExceeded,
     ApiError,
@@ -83,16 +82,11 @@ class PolicyAuthorizer:
         account_policy(caller, action, params)
         if caller.admin:
             return
-        principal = self.cloud.accounts.principal(caller)
-        if not principal.account_admin or principal.account_policies:
-            context = {SOURCE_IP: source_ip.get(), CURRENT_TIME: time.time()}
-            if action == "RunInstances":
-                context[INSTANCE_TYPE] = params.get("InstanceType") or "m1.small"
-            name = "ec2:" + action
-            for resource in self.resources(caller, action, params):
-                if not authorize(principal, name, resource, context):
-                    raise UnauthorizedOperation("You are not authorized to perform this operation.")
-        self.quotas(caller, principal, action, params)
+        context = {INSTANCE_TYPE: params.get("InstanceType") or "m1.small"} if action == "RunInstances" else None
+        if not self.cloud.accounts.allows(caller, "ec2:" + action, self.resources(caller, action, params),
+                                          source_ip.get(), context):
+            raise UnauthorizedOperation("You are not authorized to perform this operation.")
+        self.quotas(caller, self.cloud.accounts.principal(caller), action, params)
 
     def resources(self, caller: Caller, action: str, params: dict[str, Any]) -> list[str]:
         """The ARNs a request acts on (``*`` when EC2 authorizes the action without one)."""

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -28,7 +27,6 @@ from euca.api import query, xml
 from euca.api.app import _request_id, form_params, read_body
 from euca.api.authorize import source_ip
 from euca.auth import SignedRequest, verify
-from euca.auth.policy import CURRENT_TIME, SOURCE_IP, authorize
 from euca.core.errors import (
     ApiError,
     AuthFailure,
@@ -518,12 +516,8 @@ class IamApi:
         return "*"
 
     def _authorize(self, caller: Caller, action: str, params: dict[str, Any]) -> None:
-        if caller.admin:
-            return
-        principal = self.cloud.accounts.principal(caller)
         resource = self._resource(caller, action, params)
-        context = {SOURCE_IP: source_ip.get(), CURRENT_TIME: time.time()}
-        if not authorize(principal, "iam:" + action, resource, context):
+        if not self.cloud.accounts.allows(caller, "iam:" + action, (resource,), source_ip.get()):
             raise self._denied(caller, action, resource)
 
     def _denied(self, caller: Caller, action: str, resource: str) -> AccessDenied:

@@ -8,11 +8,9 @@ hook, the handlers, the service model and the parser it uses itself.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from euca.auth.policy import CURRENT_TIME, SOURCE_IP, authorize
 from euca.core.errors import InvalidAction, UnauthorizedOperation
 from euca.services.cloud import Cloud
 from euca.services.common import Caller
@@ -52,10 +50,7 @@ class Ec2Calls:
     def allowed(self, caller: Caller, action: str, resource: str, source: str) -> bool:
         """The policy engine's answer for a non-EC2 action the console does itself (``iam:CreateAccessKey``,
         ``s3:ListAllMyBuckets``), as the IAM and S3 endpoints ask it."""
-        if caller.admin:
-            return True
-        principal = self.cloud.accounts.principal(caller)
-        return authorize(principal, action, resource, {SOURCE_IP: source, CURRENT_TIME: time.time()})
+        return self.cloud.accounts.allows(caller, action, (resource,), source)
 
     def require(self, caller: Caller, action: str, resource: str, source: str) -> None:
         if not self.allowed(caller, action, resource, source):

@@ -18,10 +18,11 @@ import re
 import secrets
 import string
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from euca.auth.policy import Policy, PolicyError, Principal, compile_policy
+from euca.auth.policy import CURRENT_TIME, SOURCE_IP, Policy, PolicyError, Principal, authorize, compile_policy
 from euca.core.iamerrors import (
     DeleteConflict,
     EntityAlreadyExists,
@@ -647,6 +648,20 @@ class Accounts:
                               system_admin=caller.admin, account_admin=caller.user == ADMIN)
             self._principals[key] = found
         return found
+
+    def allows(self, caller: Caller, action: str, resources: Iterable[str], source_ip: str,
+               context: Mapping[str, Any] | None = None) -> bool:
+        """May the caller do ``action`` (``ec2:RunInstances``, ``iam:CreateUser``) on every one of
+        ``resources`` (ARNs, or ``*``)? The policy engine's decision with the request's context:
+        ``aws:SourceIp``, ``aws:CurrentTime`` and the service's own keys in ``context``. The one
+        question the EC2, IAM and console endpoints ask for every request they authorize."""
+        if caller.admin:
+            return True
+        principal = self.principal(caller)
+        if principal.account_admin and not principal.account_policies:
+            return True  # nothing on the account can deny its administrator
+        asked = {SOURCE_IP: source_ip, CURRENT_TIME: time.time(), **(context or {})}
+        return all(authorize(principal, action, resource, asked) for resource in resources)
 
     def summary(self, account: str) -> dict[str, int]:
         """GetAccountSummary's counts and IAM's limits as this cloud has them."""
