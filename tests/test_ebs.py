@@ -55,7 +55,7 @@ def test_volume_lifecycle_attach_and_detach(box: Box) -> None:
         == "volume"
     refused("InvalidZone.NotFound", ec2.create_volume, Size=1, AvailabilityZone="elsewhere")
     refused("MissingParameter", ec2.create_volume, AvailabilityZone=zone)
-    refused("VolumeLimitExceeded", ec2.create_volume, Size=11, AvailabilityZone=zone)
+    refused("VolumeLimitExceeded", ec2.create_volume, Size=101, AvailabilityZone=zone)
     refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=["vol-00000000"])
     refused("InvalidVolumeID.Malformed", ec2.describe_volumes, VolumeIds=["vol-xyz"])
 

@@ -144,7 +144,7 @@ def test_the_cloud_drives_a_remote_storage_controller(sc_service: tuple[StorageC
     with open(tmp_path / "volumes" / "vol-0000000B", "rb") as f:
         assert f.read(12) == b"remote bytes"
     with pytest.raises(VolumeLimit):
-        remote.admit("vol-0000000C", 11)
+        remote.admit("vol-0000000C", 101)
     with pytest.raises(StorageError, match="no iSCSI target"):
         remote.export("vol-0000000A")
     assert {v["volume_id"] for v in remote.describe()} == {"vol-0000000A", "vol-0000000B"}

@@ -21,6 +21,7 @@ from euca.cli._store import database_url, store_args
 if TYPE_CHECKING:
     from euca.core.config import Config
     from euca.fleet.box import NodeSpec
+    from euca.storage import RemoteStorage
 
 log = logging.getLogger("euca.up")
 
@@ -50,7 +51,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "virtual-hosted style (<bucket>.<host>)")
     parser.add_argument("--s3-min-free", type=float, default=0.10,
                         help="refuse S3 writes when less than this fraction of the disk is free (0.10)")
+    parser.add_argument("--storage-controller", metavar="URL",
+                        help="the zone's Storage Controller: a euca storage-controller at http://host:8773 instead "
+                        "of the one in this process")
+    parser.add_argument("--storage-key", help="the key shared with that storage controller (or EUCA_SC_KEY)")
+    parser.add_argument("--storage-key-file", help="a file holding the key shared with that storage controller")
     parser.add_argument("--log-level", default="info")
+
+
+def remote_storage(args: argparse.Namespace) -> RemoteStorage | None:
+    """--storage-controller: the SC at that URL, sharing --storage-key (or the file, or EUCA_SC_KEY).
+    Raises ValueError for a bad URL or a missing key."""
+    url = getattr(args, "storage_controller", None)
+    if not url:
+        return None
+    from euca.storage import RemoteStorage
+
+    key = args.storage_key or ""
+    if not key and args.storage_key_file:
+        try:
+            key = Path(args.storage_key_file).read_text().strip()
+        except OSError as exc:
+            raise ValueError(f"--storage-key-file: {exc}") from None
+    key = key or os.environ.get("EUCA_SC_KEY", "")
+    if not key:
+        raise ValueError("--storage-controller needs the key it shares with the cloud "
+                         "(--storage-key, --storage-key-file or EUCA_SC_KEY)")
+    return RemoteStorage(url, key, args.zone)
 
 
 def write_credentials(data_dir: Path, url: str, access_key: str, secret: str, account_id: str,
@@ -104,6 +131,7 @@ def _two_ports(main: Any, s3: Any, s3_port: int) -> Any:
 def run(args: argparse.Namespace) -> int:
     from euca.api.app import create_app
     from euca.api.images import images_in_walrus, keep_images
+    from euca.api.netview import NetViewApp, node_keys
     from euca.api.s3 import create_s3_app, open_walrus
     from euca.auth.certs import cloud_credentials
     from euca.console import create_console
@@ -130,6 +158,11 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"euca: {exc}", file=sys.stderr)
         return 2
+    try:
+        storage = remote_storage(args)
+    except ValueError as exc:
+        print(f"euca: {exc}", file=sys.stderr)
+        return 2
     extra = remote_nodes(config, args)
     if extra:
         args.nodes = 0  # NODES names the cluster's nodes: no simulated ones beside them
@@ -140,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     cloud_credentials(data_dir)  # the cloud's key and certificate (bundles, signed metadata), made once
     url = f"http://{args.host}:{args.port}"
     cloud = Cloud.open(store, config, Timings(args.boot_time, args.shutdown_time, args.bury_time), endpoint=url,
-                       extra_nodes=extra, zone=args.zone, region=args.region)
+                       extra_nodes=extra, zone=args.zone, region=args.region, storage=storage)
     admin = cloud.accounts.get(ADMIN)
     assert admin is not None
     key = cloud.accounts.keys_of(ADMIN)[0]
@@ -152,11 +185,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"default image {seeded.machine} (kernel {seeded.kernel}, ramdisk {seeded.ramdisk})")
         print(f"credentials written to {data_dir / 'eucarc'} and {data_dir / 'aws-profile'}")
     ready = f"EC2 API on {url}/services/Eucalyptus ({len(cloud.cc.nodes)} nodes, zone {cloud.cc.name})"
+    if storage is not None:
+        ready += f"; storage controller {storage.url}"
     # object bodies are as durable as the store's commits: --sync full fsyncs each one too
     walrus = open_walrus(cloud, data_dir, f"{url}/services/Walrus", args.s3_min_free, fsync=args.sync == "full")
     images = keep_images(cloud.images, data_dir, walrus)  # nodes fetch images from Walrus by presigned URL
     images.start()
     app = create_app(cloud, walrus=walrus, console=create_console)
+    if config is not None and config.vnet_cloudip:
+        # the nodes' metadata DNAT goes to VNET_CLOUDIP at the port this API really listens on
+        app.netview = NetViewApp(cloud, node_keys(cloud), f"{config.vnet_cloudip}:{args.port}")
     if args.s3_port is not None:
         s3 = create_s3_app(cloud, walrus, prefix="", domains=(args.host, "localhost"))
         app = _two_ports(app, s3, args.s3_port)

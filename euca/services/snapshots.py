@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from euca.core.clock import Clock
 from euca.core.errors import (
-    ApiError,
     IncorrectState,
     InvalidParameterValue,
     InvalidSnapshotIDMalformed,
@@ -207,7 +206,7 @@ class Snapshots:
     def _upload(self, snapshot_id: str, opener: Callable[[], Iterator[bytes]], objects: SnapshotObjects) -> None:
         try:
             objects.write(snapshot_id, opener())
-        except (StorageError, ApiError, OSError, ValueError) as exc:
+        except Exception as exc:  # the SC gone mid-stream, Walrus full, ...: error, never pending for ever
             log.warning("%s: could not be stored in Walrus: %s", snapshot_id, exc)
             state, progress = "error", 0
         else:

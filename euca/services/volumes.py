@@ -6,7 +6,10 @@ its bytes are made in the background (blank, or a snapshot streamed back from Wa
 becomes ``available``. AttachVolume checks what Eucalyptus's VolumeManager checks, records the
 attachment ``attaching``, has the SC export the volume to the instance's node (or hand an in-box
 node its file), and the node hot-plug it; then ``attached`` and the volume ``in-use``. A volume
-whose instance ended is detached at the next housekeeping pass.
+whose instance ended is detached at the next housekeeping pass. A volume that could not be made
+is ``error`` for ``failed_ttl`` seconds (ten minutes, as Eucalyptus kept failed volumes), then
+removed with whatever bytes the SC had for it. An export the SC could not be told to end (it was
+down) is ended once it answers again.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ from drivers.protocol import NodeError, VolumeAttachment
 from euca.cluster import ClusterController
 from euca.core.clock import Clock
 from euca.core.errors import (
-    ApiError,
     IncorrectState,
     InvalidAttachmentNotFound,
     InvalidParameterCombination,
@@ -53,13 +55,15 @@ from euca.services.common import (
 )
 from euca.services.instances import Instances
 from euca.services.tags import Tags
-from euca.storage import StorageClient, StorageError, VolumeLimit
+from euca.storage import StorageClient, StorageError, StorageUnreachable, VolumeLimit
 from euca.store import Store
 
 log = logging.getLogger("euca.services.volumes")
 
 KIND = "volume"
 MAX_PER_INSTANCE = 256  # Eucalyptus 2.0
+FAILED_TTL = 600.0  # seconds a failed volume is shown before it is removed
+RETRY = 10.0  # seconds before housekeeping calls an SC again that did not answer
 DEVICE = re.compile(r"^[a-zA-Z\d/]{3,10}$")  # VolumeManager's check
 _DISK = re.compile(r"^(?:/dev/)?(?:sd|xvd|vd|hd)([a-z]{1,2})$")
 FILTERS = ("attachment.attach-time", "attachment.delete-on-termination", "attachment.device",
@@ -88,6 +92,7 @@ class Volume:
     exported: bool = False
     delete_on_termination: bool = False
     auto_enable_io: bool = False
+    failed_at: float = 0.0  # when it became error
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -113,6 +118,9 @@ class Volumes:
         self._volumes = {id_: Volume(**body) for id_, _, body in store.load(KIND)}
         self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="volumes")
         self.snapshot_source: SnapshotSource | None = None  # set by the snapshot service
+        self.failed_ttl = FAILED_TTL
+        self._stale_exports: set[str] = set()  # volumes whose export the SC was not there to end
+        self._sc_quiet_until = 0.0  # housekeeping leaves an SC that did not answer alone until then
         instances.roots = self
         tags.add_resolver(self._resolve)
 
@@ -184,7 +192,7 @@ class Volumes:
             if pairs:
                 self._tags.write(tx, [(volume_id, vol.account)], pairs)
         try:
-            self.sc.admit(volume_id, size)  # the SC writes its own record, so after ours committed
+            self.sc.admit(volume_id, size, caller.account)  # the SC's record follows ours
         except StorageError as exc:
             with self._lock, self._store.transaction() as tx:
                 tx.delete(KIND, volume_id)
@@ -204,14 +212,15 @@ class Volumes:
     def _fill(self, vol: Volume, opener: Callable[[], Iterator[bytes]] | None) -> None:
         try:
             self.sc.fill(vol.volume_id, opener() if opener is not None else None)
-        except (StorageError, ApiError, OSError, ValueError) as exc:
+        except Exception as exc:  # whatever broke (the SC, Walrus, the stream), the volume is error, not creating
             log.warning("%s: could not be created: %s", vol.volume_id, exc)
-            state = "error"
-        else:
-            state = "available"
+            current = self._volumes.get(vol.volume_id)
+            if current is not None:
+                self._save(current, state="error", failed_at=self._clock())
+            return
         current = self._volumes.get(vol.volume_id)
         if current is not None:
-            self._save(current, state=state)
+            self._save(current, state="available")
 
     # --- DescribeVolumes, DeleteVolume ----------------------------------------------------------------
 
@@ -313,15 +322,18 @@ class Volumes:
 
     def _plug(self, vol: Volume, disk: str) -> None:
         """Export the volume to the node (or hand an in-box node its file) and have the node attach it."""
-        if self._box.fleet.is_local(vol.node):
-            attachment = VolumeAttachment(vol.volume_id, disk, path=self.sc.local_path(vol.volume_id))
-        else:
-            handle = self._box.fleet.nodes.get(vol.node)
-            initiator = getattr(getattr(handle, "client", None), "host", "ALL")
-            export = self.sc.export(vol.volume_id, initiator)
-            self._save(vol, exported=True)
-            attachment = VolumeAttachment(vol.volume_id, disk, export.iqn, export.host, export.port, export.lun)
-        self._box.fleet.attach_volume(vol.node, vol.instance_id, attachment)
+        self._box.fleet.attach_volume(vol.node, vol.instance_id, self._attachment_for(vol, disk))
+
+    def _attachment_for(self, vol: Volume, disk: str) -> VolumeAttachment:
+        """An in-box node beside an in-process SC gets the volume's file; any other node, an iSCSI
+        export (bound to a remote node's address; an in-box node has none of its own)."""
+        if self._box.fleet.is_local(vol.node) and self.sc.local:
+            return VolumeAttachment(vol.volume_id, disk, path=self.sc.local_path(vol.volume_id))
+        handle = self._box.fleet.nodes.get(vol.node)
+        initiator = getattr(getattr(handle, "client", None), "host", "ALL")
+        self._save(vol, exported=True)  # first: an export the SC made before failing is still ended
+        export = self.sc.export(vol.volume_id, initiator)
+        return VolumeAttachment(vol.volume_id, disk, export.iqn, export.host, export.port, export.lun)
 
     def _unexport(self, vol: Volume) -> None:
         current = self._volumes.get(vol.volume_id, vol)
@@ -329,7 +341,9 @@ class Volumes:
             try:
                 self.sc.unexport(vol.volume_id)
             except StorageError as exc:
-                log.warning("%s: %s", vol.volume_id, exc)
+                log.warning("%s: its export is ended once the storage controller answers: %s", vol.volume_id, exc)
+                with self._lock:
+                    self._stale_exports.add(vol.volume_id)
 
     def detach(self, caller: Caller, volume_id: str, instance_id: str | None, device: str | None,
                force: bool) -> dict[str, Any]:
@@ -380,10 +394,24 @@ class Volumes:
         if vol is None or not vol.instance_id or not self._box.fleet.is_local(vol.node):
             return
         try:
-            self._box.fleet.attach_volume(vol.node, vol.instance_id,
-                                          VolumeAttachment(volume_id, "vda", path=self.sc.local_path(volume_id)))
+            self._box.fleet.attach_volume(vol.node, vol.instance_id, self._attachment_for(vol, "vda"))
         except (StorageError, NodeError) as exc:
             log.warning("%s: cannot be given to %s as its root disk: %s", volume_id, vol.instance_id, exc)
+
+    def root_for(self, volume_id: str) -> VolumeAttachment | None:
+        """A remote node boots an EBS-backed instance from its root volume over iSCSI: the SC exports
+        it to that node, and this is how the node reaches it. None for an in-box node (:meth:`plug_root`)."""
+        vol = self._volumes.get(volume_id)
+        if vol is None or not vol.instance_id or self._box.fleet.is_local(vol.node):
+            return None
+        handle = self._box.fleet.nodes.get(vol.node)
+        try:
+            export = self.sc.export(volume_id, getattr(getattr(handle, "client", None), "host", "ALL"))
+        except StorageError as exc:
+            log.warning("%s: cannot be exported to %s as %s's root: %s", volume_id, vol.node, vol.instance_id, exc)
+            return None
+        self._save(vol, exported=True)
+        return VolumeAttachment(volume_id, "vda", export.iqn, export.host, export.port, export.lun)
 
     def moved(self, volume_id: str, node: str) -> None:
         vol = self._volumes.get(volume_id)
@@ -401,7 +429,7 @@ class Volumes:
             self.sc.delete(volume_id)
         except StorageError as exc:
             log.warning("%s: the storage controller cannot delete it: %s", volume_id, exc)
-            self._save(self._volumes[volume_id], state="error")
+            self._save(self._volumes[volume_id], state="error", failed_at=self._clock())
             return
         with self._lock, self._store.transaction() as tx:
             tx.delete(KIND, volume_id)
@@ -411,19 +439,55 @@ class Volumes:
     # --- housekeeping ---------------------------------------------------------------------------------
 
     def reconcile(self) -> None:
-        """Volumes whose instance ended are detached (their node tore the disk down with the domain)."""
+        """Volumes whose instance ended are detached (their node tore the disk down with the domain);
+        failed volumes are removed once they have been shown ``failed_ttl`` seconds; exports the
+        SC could not be told to end are ended."""
+        now = self._clock()
         for vol in list(self._volumes.values()):
             if (vol.instance_id and self._cc.instance(vol.instance_id) is None
                     and not self._instances.stopped(vol.instance_id)):
                 log.info("%s: its instance %s ended; detached", vol.volume_id, vol.instance_id)
                 self._release(vol)
+            elif (vol.state == "error" and not vol.instance_id and now - vol.failed_at >= self.failed_ttl
+                  and now >= self._sc_quiet_until):
+                self._reap(vol)
+        with self._lock:
+            stale = sorted(self._stale_exports)
+        for volume_id in stale:
+            current = self._volumes.get(volume_id)
+            if now < self._sc_quiet_until or (current is not None and current.exported):
+                continue  # the SC is still away, or the volume was exported again since: in use
+            try:
+                self.sc.unexport(volume_id)
+            except StorageUnreachable:
+                self._sc_quiet_until = now + RETRY
+                continue
+            except StorageError as exc:
+                log.warning("%s: %s", volume_id, exc)  # no such volume any more: nothing to end
+            with self._lock:
+                self._stale_exports.discard(volume_id)
+
+    def _reap(self, vol: Volume) -> None:
+        try:
+            self.sc.delete(vol.volume_id)
+        except StorageError as exc:
+            log.warning("%s: failed; the storage controller cannot remove it yet: %s", vol.volume_id, exc)
+            if isinstance(exc, StorageUnreachable):
+                self._sc_quiet_until = self._clock() + RETRY
+            return
+        log.info("%s: failed %.0f s ago; removed", vol.volume_id, self._clock() - vol.failed_at)
+        with self._lock, self._store.transaction() as tx:
+            tx.delete(KIND, vol.volume_id)
+            self._tags.drop_in(tx, vol.volume_id)
+            self._volumes.pop(vol.volume_id, None)
 
     def restore(self) -> None:
         """After a restart: in-box nodes started empty, so their volumes are attached again; a
         remote node kept its own; volumes a crash left creating are errors."""
+        now = self._clock()
         for vol in list(self._volumes.values()):
-            if vol.state == "creating":
-                self._save(vol, state="error")
+            if vol.state in ("creating", "error") and not vol.failed_at:
+                self._save(vol, state="error", failed_at=now)
             elif vol.instance_id and self._instances.is_root(vol.instance_id, vol.volume_id):
                 if self._cc.instance(vol.instance_id):
                     self.plug_root(vol.volume_id)
@@ -432,6 +496,21 @@ class Volumes:
                     self._plug(vol, guest_disk(vol.device))
                 except (StorageError, NodeError, InvalidParameterValue) as exc:
                     log.warning("%s: cannot attach it again: %s", vol.volume_id, exc)
+        self._find_stale_exports()
+
+    def _find_stale_exports(self) -> None:
+        """Exports the SC holds for volumes this cloud does not have exported: an attach or a
+        detach the SC (or this cloud) did not live through. Housekeeping ends them."""
+        try:
+            held = self.sc.describe()
+        except StorageError as exc:
+            log.warning("the storage controller's volumes cannot be compared with the cloud's: %s", exc)
+            return
+        for record in held:
+            vol = self._volumes.get(str(record.get("volume_id")))
+            if record.get("export") and (vol is None or not vol.exported):
+                with self._lock:
+                    self._stale_exports.add(str(record["volume_id"]))
 
     # --- status and attributes --------------------------------------------------------------------------
 

@@ -66,6 +66,10 @@ class Backend(Protocol):
 
     def drop_clone(self, clone_id: str) -> None: ...
 
+    def clones(self) -> list[str]:
+        """The snapshot ids whose point-in-time copies exist (a crash can leave one behind)."""
+        ...
+
 
 class Overlay:
     """Sparse files: ``<root>/<vol-id>``; clones are ``<root>/<snap-id>.clone``."""
@@ -106,6 +110,10 @@ class Overlay:
 
     def drop_clone(self, clone_id: str) -> None:
         (self.root / f"{_checked(clone_id)}.clone").unlink(missing_ok=True)
+
+    def clones(self) -> list[str]:
+        return sorted(p.name[:-len(".clone")] for p in self.root.glob("snap-*.clone")
+                      if _NAME.match(p.name[:-len(".clone")]))
 
 
 def sparse_copy(src: int, dst: int, buffer: int = 1 << 20) -> None:
@@ -165,3 +173,8 @@ class Das:
 
     def drop_clone(self, clone_id: str) -> None:
         self.run(["lvremove", "-f", f"{self.vg}/lv-snap-{_checked(clone_id)}"])
+
+    def clones(self) -> list[str]:
+        names = self.run(["lvs", "--noheadings", "-o", "lv_name", self.vg]).split()
+        ids = (n[len("lv-snap-"):] for n in names if n.startswith("lv-snap-"))
+        return sorted(i for i in ids if _NAME.match(i))

@@ -19,6 +19,7 @@ from urllib.parse import quote, urlsplit
 import orjson
 
 from euca.auth import shared_key
+from euca.storage import frames
 from euca.storage.backends import StorageError
 from euca.storage.controller import Progress, VolumeLimit
 from euca.storage.tgt import Export
@@ -32,8 +33,10 @@ class StorageUnreachable(StorageError):
 
 class StorageClient(Protocol):
     zone: str
+    # whether in-box nodes can be handed a volume's own file (the SC is in this process)
+    local: bool
 
-    def admit(self, volume_id: str, size_gb: int) -> None: ...
+    def admit(self, volume_id: str, size_gb: int, account: str = "") -> None: ...
 
     def fill(self, volume_id: str, source: Iterable[bytes] | None = None, progress: Progress | None = None) -> None: ...
 
@@ -53,6 +56,8 @@ class StorageClient(Protocol):
 class RemoteStorage:
     """``http://host:8773`` (the SC's port) and the key this cloud shares with it."""
 
+    local = False
+
     def __init__(self, url: str, key: str, zone: str = "", timeout: float = TIMEOUT) -> None:
         parts = urlsplit(url)
         if parts.scheme != "http" or not parts.hostname:
@@ -60,8 +65,8 @@ class RemoteStorage:
         self.url, self.key, self.zone, self.timeout = url, key, zone, timeout
         self.host, self.port = parts.hostname, parts.port or 8773
 
-    def admit(self, volume_id: str, size_gb: int) -> None:
-        self._call("admit", {"volume_id": volume_id, "size": size_gb})
+    def admit(self, volume_id: str, size_gb: int, account: str = "") -> None:
+        self._call("admit", {"volume_id": volume_id, "size": size_gb, "account": account})
 
     def fill(self, volume_id: str, source: Iterable[bytes] | None = None, progress: Progress | None = None) -> None:
         if source is None:
@@ -98,14 +103,15 @@ class RemoteStorage:
                 conn.close()
         return self._stream(conn, response, progress)
 
-    @staticmethod
-    def _stream(conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
+    def _stream(self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse,
                 progress: Progress | None) -> Iterator[bytes]:
+        """The gzip bytes out of the SC's frames; a stream cut short raises StorageUnreachable
+        (the snapshot fails) rather than passing for a whole one."""
         try:
-            while chunk := response.read(1 << 20):
-                yield chunk
-            if progress is not None:
-                progress(1, 1)
+            size = int(response.getheader(frames.SIZE_HEADER) or "0")
+            yield from frames.unframed(response.read, size, progress)
+        except (frames.ShortStream, ValueError, OSError, http.client.HTTPException) as exc:
+            raise StorageUnreachable(f"{self.url}: snapshot: {exc}") from None
         finally:
             conn.close()
 

@@ -43,13 +43,18 @@ class VolumeLimit(StorageError):
 
 @dataclass(frozen=True)
 class Limits:
-    """Eucalyptus 2.0's StorageProperties: a volume of at most 10 GB, 50 GB in all per SC."""
+    """Eucalyptus 4's defaults: a volume of at most 100 GB, 500 GB in all per account (2.0 had
+    10 and 50). A failed volume's record is kept ``failed_ttl`` seconds (10 minutes), so the
+    failure can be seen, then removed with whatever bytes it had."""
 
-    max_volume_gb: int = 10
-    max_total_gb: int = 50
+    max_volume_gb: int = 100
+    max_total_gb: int = 500
+    failed_ttl: float = 600.0
 
 
 class StorageController:
+    local = True  # in-box nodes are handed a volume's own file
+
     def __init__(self, store: Store, backend: Backend, zone: str, *, tgt: Tgt | None = None,
                  limits: Limits | None = None, clock: Clock = wall) -> None:
         self.store, self.backend, self.zone, self.tgt = store, backend, zone, tgt
@@ -60,8 +65,9 @@ class StorageController:
 
     # --- volumes -----------------------------------------------------------------------------------
 
-    def admit(self, volume_id: str, size_gb: int) -> None:
-        """Check the limits and record the volume as creating (it counts against the total now)."""
+    def admit(self, volume_id: str, size_gb: int, account: str = "") -> None:
+        """Check the limits and record the volume as creating: it counts against its account's
+        total from now on (a failed volume no longer does)."""
         if size_gb < 1:
             raise StorageError(f"{volume_id}: a volume is at least 1 GiB")
         if size_gb > self.limits.max_volume_gb:
@@ -69,11 +75,13 @@ class StorageController:
         with self._lock:
             if volume_id in self._volumes:
                 return
-            used = sum(v["size"] for v in self._volumes.values() if v["status"] != "failed")
+            used = sum(v["size"] for v in self._volumes.values()
+                       if v["status"] != "failed" and v.get("account", "") == account)
             if used + size_gb > self.limits.max_total_gb:
-                raise VolumeLimit(f"The storage controller has {self.limits.max_total_gb - used} GiB of "
-                                  f"{self.limits.max_total_gb} GiB left; {size_gb} GiB were asked for")
-            self._put(volume_id, {"size": size_gb, "status": "creating", "export": None, "since": self.clock()})
+                raise VolumeLimit(f"The account has {max(0, self.limits.max_total_gb - used)} GiB of its "
+                                  f"{self.limits.max_total_gb} GiB of volumes left; {size_gb} GiB were asked for")
+            self._put(volume_id, {"size": size_gb, "status": "creating", "export": None, "since": self.clock(),
+                                  "account": account})
 
     def fill(self, volume_id: str, source: Iterable[bytes] | None = None, progress: Progress | None = None) -> None:
         """Make the admitted volume's bytes: blank, or a snapshot's gzip stream written back."""
@@ -86,8 +94,8 @@ class StorageController:
             if source is not None:
                 with open(path, "r+b") as f:
                     _inflate(source, f.fileno(), size, progress)
-        except (OSError, zlib.error, StorageError) as exc:
-            self._update(volume_id, status="failed")
+        except Exception as exc:  # a broken source too (Walrus, the network): never left creating
+            self._update(volume_id, status="failed", since=self.clock())
             raise StorageError(f"{volume_id}: {exc}") from None
         self._update(volume_id, status="available")
 
@@ -134,12 +142,18 @@ class StorageController:
         self._update(volume_id, export=None)
 
     def restore(self) -> list[str]:
-        """At start-up: export again what was exported (tgtd forgot it if it restarted); finish
-        nothing a crash interrupted: such volumes are failed. Returns what was exported."""
+        """At start-up, after a crash as after a clean stop: export again what was exported (tgtd
+        forgot it if it restarted), and remove this zone's targets no record holds (an export cut
+        off before it was recorded); fail what a crash interrupted (a fill: the volume; a
+        snapshot: its point-in-time copy is dropped, the cloud sees its stream end early).
+        Returns what was exported."""
         done = []
+        for clone_id in self.backend.clones():
+            log.info("%s: dropping the copy an interrupted snapshot left", clone_id)
+            self.backend.drop_clone(clone_id)
         for volume_id, record in list(self._volumes.items()):
             if record["status"] == "creating":
-                self._update(volume_id, status="failed")
+                self._update(volume_id, status="failed", since=self.clock())
             export = record.get("export")
             if export and self.tgt is not None and record["status"] == "available":
                 try:
@@ -147,32 +161,76 @@ class StorageController:
                     done.append(volume_id)
                 except StorageError as exc:
                     log.warning("%s: cannot export it again: %s", volume_id, exc)
+        if self.tgt is not None:
+            self._drop_stray_targets()
         return done
+
+    def _drop_stray_targets(self) -> None:
+        assert self.tgt is not None
+        ours = iqn_of(self.zone, "")
+        with self._lock:
+            held = {v["export"]["iqn"] for v in self._volumes.values() if v.get("export")}
+        try:
+            targets = self.tgt.targets()
+        except StorageError as exc:
+            log.warning("cannot list tgtd's targets: %s", exc)
+            return
+        for iqn in targets:
+            if iqn.startswith(ours) and iqn not in held:
+                log.info("%s: no volume is exported as it; removed", iqn)
+                try:
+                    self.tgt.unexport(iqn)
+                except StorageError as exc:
+                    log.warning("%s: %s", iqn, exc)
+
+    def reap(self) -> list[str]:
+        """Remove failed volumes (record and bytes) once they have been failed ``failed_ttl``
+        seconds, as Eucalyptus's SC removed its failed records after ten minutes."""
+        now = self.clock()
+        with self._lock:
+            old = [k for k, v in self._volumes.items()
+                   if v["status"] == "failed" and now - float(v.get("since", 0.0)) >= self.limits.failed_ttl]
+        for volume_id in old:
+            try:
+                self.delete(volume_id)
+            except (StorageError, OSError) as exc:
+                log.warning("%s: a failed volume could not be removed: %s", volume_id, exc)
+        return old
 
     # --- snapshots ---------------------------------------------------------------------------------
 
     def snapshot(self, volume_id: str, snapshot_id: str, progress: Progress | None = None) -> Iterator[bytes]:
         """The volume as it is now, gzip-compressed, in chunks: read from a point-in-time clone
         (taken before this returns), so writes made meanwhile are not in it."""
+        size, steps = self.snapshot_steps(volume_id, snapshot_id)
+
+        def chunks() -> Iterator[bytes]:
+            for done, data in steps:
+                if progress is not None:
+                    progress(done, size)
+                if data:
+                    yield data
+        return chunks()
+
+    def snapshot_steps(self, volume_id: str, snapshot_id: str) -> tuple[int, Iterator[tuple[int, bytes]]]:
+        """The volume's size in bytes, and its snapshot stream as (bytes of the volume read so
+        far, gzip bytes): a step may carry no bytes, only progress."""
         record = self._record(volume_id)
         if record["status"] != "available":
             raise StorageError(f"{volume_id}: not available ({record['status']})")
         clone = self.backend.clone(volume_id, snapshot_id)
-        return self._deflate(clone.as_posix(), snapshot_id, int(record["size"]) * GIB, progress)
+        size = int(record["size"]) * GIB
+        return size, self._deflate(clone.as_posix(), snapshot_id)
 
-    def _deflate(self, path: str, snapshot_id: str, size: int, progress: Progress | None) -> Iterator[bytes]:
+    def _deflate(self, path: str, snapshot_id: str) -> Iterator[tuple[int, bytes]]:
         try:
             packer = zlib.compressobj(1, zlib.DEFLATED, GZIP)
             done = 0
             with open(path, "rb") as f:
                 while chunk := f.read(CHUNK):
                     done += len(chunk)
-                    out = packer.compress(chunk)
-                    if progress is not None:
-                        progress(done, size)
-                    if out:
-                        yield out
-            yield packer.flush()
+                    yield done, packer.compress(chunk)
+            yield done, packer.flush()
         finally:
             self.backend.drop_clone(snapshot_id)
 

@@ -3,14 +3,18 @@
 The cloud calls ``POST /sc/<operation>`` with a JSON body: ``admit``, ``fill`` (blank), ``delete``,
 ``export``, ``unexport`` and ``describe``; ``PUT /sc/fill/<vol-id>`` streams a snapshot back into a
 volume, and ``POST /sc/snapshot/<vol-id>/<snap-id>`` answers with a point-in-time copy of the
-volume as gzip. Every request is signed with the key shared with the cloud (``euca.auth.shared_key``;
-a streamed body as ``UNSIGNED-PAYLOAD``); anything else is 403. A refusal is 409 with the reason
+volume as gzip, in frames that say how much of the volume has been read (``euca.storage.frames``:
+the cloud's snapshot shows a real ``Progress``, and a stream cut short is known as such). A
+background pass removes volumes failed for longer than the SC's ``failed_ttl``. Every request is
+signed with the key shared with the cloud (``euca.auth.shared_key``; a streamed body as
+``UNSIGNED-PAYLOAD``); anything else is 403. A refusal is 409 with the reason
 and, for a limit, the EC2 code. The SC's calls block (files, tgtadm), so they run in worker threads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -26,6 +30,7 @@ from starlette.routing import Route
 
 from euca.auth import shared_key
 from euca.core.clock import Clock, wall
+from euca.storage import frames
 from euca.storage.backends import StorageError
 from euca.storage.controller import StorageController
 
@@ -42,10 +47,12 @@ def _volume(body: dict[str, Any]) -> str:
 
 
 def _admit(sc: StorageController, body: dict[str, Any]) -> Any:
-    size = body.get("size")
-    if not isinstance(size, int):
+    size, account = body.get("size"), body.get("account", "")
+    if not isinstance(size, int) or isinstance(size, bool):
         raise ValueError("size must be a whole number of GiB")
-    sc.admit(_volume(body), size)
+    if not isinstance(account, str):
+        raise ValueError("account must be text")
+    sc.admit(_volume(body), size, account)
     return {}
 
 
@@ -106,8 +113,26 @@ def _drain(source: queue.Queue[bytes | None]) -> Iterator[bytes]:
         yield chunk
 
 
-def create_app(sc: StorageController, key: str, clock: Clock = wall) -> Starlette:
-    """The SC's HTTP face. ``key`` is the secret shared with the cloud."""
+def create_app(sc: StorageController, key: str, clock: Clock = wall, reap_seconds: float = 60.0) -> Starlette:
+    """The SC's HTTP face. ``key`` is the secret shared with the cloud; every ``reap_seconds`` the
+    SC removes the volumes failed long enough."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async def reaper() -> None:
+            while True:
+                await asyncio.sleep(reap_seconds)
+                try:
+                    for volume_id in await run_in_threadpool(sc.reap):
+                        log.info("%s: failed, removed", volume_id)
+                except Exception:
+                    log.exception("removing failed volumes")
+
+        task = asyncio.create_task(reaper())
+        try:
+            yield
+        finally:
+            task.cancel()
 
     def refused(request: Request, body: bytes | str) -> Response | None:
         why = shared_key.verify(key, request.method, request.url.path, body, request.headers.get(shared_key.DATE),
@@ -163,16 +188,16 @@ def create_app(sc: StorageController, key: str, clock: Clock = wall) -> Starlett
         if denied is not None:
             return denied
         try:
-            stream = await run_in_threadpool(sc.snapshot, request.path_params["volume_id"],
-                                             request.path_params["snapshot_id"])
+            size, steps = await run_in_threadpool(sc.snapshot_steps, request.path_params["volume_id"],
+                                                  request.path_params["snapshot_id"])
         except StorageError as exc:
             return _refusal(exc)
 
         async def body() -> AsyncIterator[bytes]:
-            async for chunk in iterate_in_threadpool(stream):
-                yield chunk
+            async for frame in iterate_in_threadpool(frames.framed(steps, size)):
+                yield frame
 
-        return StreamingResponse(body(), media_type="application/gzip")
+        return StreamingResponse(body(), media_type=frames.MEDIA_TYPE, headers={frames.SIZE_HEADER: str(size)})
 
     async def deny(request: Request) -> Response:
         return _json({"error": "refused"}, 403)
@@ -181,4 +206,4 @@ def create_app(sc: StorageController, key: str, clock: Clock = wall) -> Starlett
               Route("/sc/snapshot/{volume_id}/{snapshot_id}", snapshot, methods=["POST"]),
               Route("/sc/{operation}", operation, methods=["POST"]),
               Route("/{path:path}", deny, methods=["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH"])]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, lifespan=lifespan)
