@@ -310,6 +310,20 @@ def test_insufficient_capacity_changes_nothing(alice: Any, emi: str, box: Box) -
     assert code(exc) == "InvalidAMIID.NotFound"
 
 
+def test_tag_specifications_name_only_the_resource_the_action_makes(alice: Any, emi: str, box: Box) -> None:
+    before = box.cloud.cc.availability()
+    wrong = [{"ResourceType": "volume", "Tags": [{"Key": "role", "Value": "db"}]}]
+    for call, kw in ((alice.run_instances, {"ImageId": emi, "MinCount": 1, "MaxCount": 1}),
+                     (alice.create_key_pair, {"KeyName": "tagged-wrong"}),
+                     (alice.create_security_group, {"GroupName": "tagged-wrong", "Description": "d"})):
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            call(TagSpecifications=wrong, **kw)
+        assert code(exc) == "InvalidParameterValue"
+        assert "'volume' is not a valid taggable resource type" in exc.value.response["Error"]["Message"]
+    assert box.cloud.cc.availability() == before
+    assert not alice.describe_key_pairs(Filters=[{"Name": "key-name", "Values": ["tagged-wrong"]}])["KeyPairs"]
+
+
 def test_client_token_is_idempotent(alice: Any, emi: str) -> None:
     a = alice.run_instances(ImageId=emi, MinCount=1, MaxCount=1, ClientToken="once")
     b = alice.run_instances(ImageId=emi, MinCount=1, MaxCount=1, ClientToken="once")

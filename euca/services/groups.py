@@ -215,23 +215,13 @@ class Groups:
             raise InvalidParameterValue("group descriptions are 1-255 printable characters")
         if vpc_id:
             raise InvalidVpcIDNotFound(f"The vpc ID '{quoted(vpc_id)}' does not exist")
-        tags = self._tag_pairs(tag_specs, "security-group")
+        tags = Tags.specified(tag_specs, "security-group")
         if (caller.account, name) in self._groups:
             raise InvalidGroupDuplicate(f"The security group '{name}' already exists")
         if sum(1 for a, _ in self._groups if a == caller.account) >= MAX_GROUPS:
             raise SecurityGroupLimitExceeded(f"at most {MAX_GROUPS} security groups per account")
         group = self._create(caller.account, name, description, tags)
         return {"GroupId": group.group_id, "Tags": tag_list(dict(tags))}
-
-    @staticmethod
-    def _tag_pairs(specs: list[dict[str, Any]] | None, resource_type: str) -> list[tuple[str, str]]:
-        pairs: list[tuple[str, str]] = []
-        for n, spec in enumerate(specs or [], 1):
-            if spec.get("ResourceType") not in (None, resource_type):
-                raise InvalidParameterValue(f"'{quoted(str(spec.get('ResourceType')))}' is not a valid taggable "
-                                            "resource type for this operation.")
-            pairs += Tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
-        return pairs
 
     def delete(self, caller: Caller, name: str | None, group_id: str | None) -> dict[str, Any]:
         g = self.find(caller, name, group_id)
@@ -345,7 +335,7 @@ class Groups:
     def authorize(self, caller: Caller, params: dict[str, Any], egress: bool = False) -> dict[str, Any]:
         g = self._group_of(caller, params)
         asked = self._asked(caller, params, egress)
-        tags = self._tag_pairs(params.get("TagSpecifications"), "security-group-rule")
+        tags = Tags.specified(params.get("TagSpecifications"), "security-group-rule")
         have = {r.what for r in g.rules}
         for i, rule in enumerate(asked):
             if rule.what in have or any(rule.what == other.what for other in asked[:i]):

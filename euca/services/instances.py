@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from drivers.protocol import InstanceSpec, NcState, NodeError
+from drivers.protocol import InstanceSpec, NcState, NodeError, VolumeAttachment
 from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
 from euca.core.errors import (
     ApiError,
@@ -238,6 +238,11 @@ class RootVolumes(Protocol):
         """Hand the volume to its instance's node as the root disk, where the node takes it."""
         ...
 
+    def root_for(self, volume_id: str) -> VolumeAttachment | None:
+        """The volume as a remote node boots its instance from it (exported over iSCSI); None
+        where the node is handed it by :meth:`plug_root` instead."""
+        ...
+
     def moved(self, volume_id: str, node: str) -> None: ...
 
     def release_root(self, volume_id: str, delete: bool) -> None:
@@ -344,11 +349,7 @@ class Instances:
         addressing = p.get("AddressingType")
         if addressing not in (None, "", "public", "private"):
             raise InvalidParameterValue(f"AddressingType must be public or private, not {addressing[:32]}")
-        tag_pairs: list[tuple[str, str]] = []
-        for n, spec in enumerate(p.get("TagSpecifications") or [], 1):
-            if spec.get("ResourceType") not in (None, "instance"):
-                raise InvalidParameterValue(f"TagSpecification.{n}.ResourceType: only instance can be tagged here")
-            tag_pairs += self._tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
+        tag_pairs = self._tags.specified(p.get("TagSpecifications"), "instance")
         vmtype = p.get("InstanceType") or "m1.small"
         if vmtype not in self._cc.vmtypes:
             raise InvalidParameterValue(f"Invalid value '{vmtype[:32]}' for InstanceType")
@@ -447,7 +448,7 @@ class Instances:
         locations = {i.image_id: self._images.node_location(i) for i in (image, kernel, ramdisk)
                      if i is not None and not i.ebs}
         for inst in created:
-            self._box.fleet.launch(inst.node, self._spec(inst), locations)
+            self._box.fleet.launch(inst.node, self._launch_spec(inst), locations)
             if inst.root_volume and self.roots is not None:
                 self.roots.plug_root(inst.root_volume)
         return self._reservation(caller, created)
@@ -644,7 +645,7 @@ class Instances:
             img = self._images.get(image_id) if image_id else None
             if img is not None:
                 locations[image_id] = self._images.node_location(img)
-        self._box.fleet.launch(inst.node, self._spec(inst), locations)
+        self._box.fleet.launch(inst.node, self._launch_spec(inst), locations)
         if self.roots is not None and inst.root_volume:
             self.roots.plug_root(inst.root_volume)
 
@@ -700,6 +701,12 @@ class Instances:
         for inst in unseen:
             self._box.fleet.terminate(inst.node, inst.instance_id)
         return len(gone) + len(halted)
+
+    def _launch_spec(self, inst: Instance) -> InstanceSpec:
+        """ncRunInstance's arguments; an EBS-backed instance on a remote node also names its root volume."""
+        spec = self._spec(inst)
+        root = self.roots.root_for(inst.root_volume) if inst.root_volume and self.roots is not None else None
+        return spec._replace(root_volume=root) if root is not None else spec
 
     def _spec(self, inst: Instance) -> InstanceSpec:
         """ncRunInstance's arguments for a recorded instance."""

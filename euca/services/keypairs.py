@@ -41,7 +41,6 @@ from euca.core.errors import (
     InvalidKeyFormat,
     InvalidKeyPairDuplicate,
     InvalidKeyPairNotFound,
-    InvalidParameterValue,
     MissingParameter,
 )
 from euca.core.text import check_name, quoted
@@ -285,15 +284,6 @@ class KeyPairs:
     def get(self, account: str, name: str) -> KeyPair | None:
         return self._keys.get((account, name))
 
-    def _tag_pairs(self, specs: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
-        pairs: list[tuple[str, str]] = []
-        for n, spec in enumerate(specs or [], 1):
-            if spec.get("ResourceType") not in (None, RESOURCE_TYPE):
-                raise InvalidParameterValue(f"'{quoted(str(spec.get('ResourceType')))}' is not a valid taggable "
-                                            "resource type for this operation.")
-            pairs += Tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
-        return pairs
-
     def _save(self, caller: Caller, name: str, kind: str, fingerprint: str, public: str,
               tags: list[tuple[str, str]]) -> KeyPair:
         if (caller.account, name) in self._keys:
@@ -311,7 +301,7 @@ class KeyPairs:
                tag_specs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         _check_name(name)
         kind, fmt = kind or "rsa", fmt or "pem"
-        tags = self._tag_pairs(tag_specs)
+        tags = Tags.specified(tag_specs, RESOURCE_TYPE)
         if (caller.account, name) in self._keys:
             raise InvalidKeyPairDuplicate(f"The keypair '{name}' already exists.")
         private: PrivateKey = (ed25519.Ed25519PrivateKey.generate() if kind == "ed25519"
@@ -325,7 +315,7 @@ class KeyPairs:
     def import_(self, caller: Caller, name: str, material: bytes,
                 tag_specs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         _check_name(name)
-        tags = self._tag_pairs(tag_specs)
+        tags = Tags.specified(tag_specs, RESOURCE_TYPE)
         loaded = public_key(material)
         public = _openssh_line(loaded).decode()
         key = self._save(caller, name, key_type(loaded), imported_fingerprint(loaded), public, tags)

@@ -86,6 +86,18 @@ class Tags:
             out[key] = value
         return list(out.items())
 
+    @classmethod
+    def specified(cls, specs: list[dict[str, Any]] | None, resource_type: str) -> list[tuple[str, str]]:
+        """The validated (key, value) pairs of a request's ``TagSpecifications`` for the one
+        ``resource_type`` the action makes (``instance``, ``key-pair``); any other type is refused."""
+        pairs: list[tuple[str, str]] = []
+        for n, spec in enumerate(specs or [], 1):
+            if spec.get("ResourceType") not in (None, resource_type):
+                raise InvalidParameterValue(f"'{quoted(str(spec.get('ResourceType')))}' is not a valid taggable "
+                                            "resource type for this operation.")
+            pairs += cls.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
+        return pairs
+
     def create(self, caller: Caller, resources: list[str], tags: list[dict[str, Any]]) -> None:
         owners = [self._resolve(caller, r) for r in dict.fromkeys(resources)]
         pairs = self.pairs(tags)
