@@ -62,6 +62,21 @@ class NodeResources:
     instances: int = 0
 
 
+@dataclass(frozen=True)
+class VolumeAttachment:
+    """An EBS volume as a node attaches it: over iSCSI (the SC's target ``iqn``, LUN ``lun`` on
+    ``host:port``, which QEMU's own initiator logs in to) or, on a node beside the Storage
+    Controller, as the volume's file ``path``. ``device`` is the guest's name for it (``vdb``...)."""
+
+    volume_id: str
+    device: str
+    iqn: str = ""
+    host: str = ""
+    port: int = 3260
+    lun: int = 1
+    path: str = ""
+
+
 class InstanceSpec(NamedTuple):
     """Everything a node needs to start an instance (ncRunInstance). A named tuple, because the
     simulator builds one per instance and a frozen dataclass of this width costs microseconds."""
@@ -84,6 +99,9 @@ class InstanceSpec(NamedTuple):
     user_data: bytes = b""
     launch_index: int = 0
     groups: Sequence[str] = ()
+    # An EBS-backed instance boots from its root volume (exported by the Storage Controller) instead
+    # of a copy of its image: ``image_id`` then has no bytes to stage, only the kernel and ramdisk.
+    root_volume: VolumeAttachment | None = None
 
 
 @dataclass(frozen=True)
@@ -158,21 +176,6 @@ class Driver(Protocol):
     def instances(self) -> list[InstanceStatus]: ...
 
     def console_output(self, instance_id: str) -> str: ...
-
-
-@dataclass(frozen=True)
-class VolumeAttachment:
-    """An EBS volume as a node attaches it: over iSCSI (the SC's target ``iqn``, LUN ``lun`` on
-    ``host:port``, which QEMU's own initiator logs in to) or, on a node beside the Storage
-    Controller, as the volume's file ``path``. ``device`` is the guest's name for it (``vdb``...)."""
-
-    volume_id: str
-    device: str
-    iqn: str = ""
-    host: str = ""
-    port: int = 3260
-    lun: int = 1
-    path: str = ""
 
 
 @runtime_checkable

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from drivers.protocol import HYPERVISORS, InstanceFiles, InstanceSpec, VolumeAttachment
 
@@ -48,10 +48,10 @@ def tap_name(instance_id: str) -> str:
     return name
 
 
-def volume_xml(volume: VolumeAttachment, bus: str = "virtio") -> str:
-    """The ``<disk>`` an EBS volume is hot-plugged as: a network disk QEMU's own iSCSI initiator
-    reaches (``iqn/lun`` on the SC's target), or, for a volume beside the node, its file. The
-    serial is the volume id, so the guest finds it under ``/dev/disk/by-id``."""
+def volume_disk(volume: VolumeAttachment, bus: str = "virtio") -> ET.Element:
+    """The ``<disk>`` of an EBS volume: a network disk QEMU's own iSCSI initiator reaches (``iqn/lun``
+    on the SC's target), or, for a volume beside the node, its file. The serial is the volume id,
+    so the guest finds it by that (``/sys/block/*/serial``, ``/dev/disk/by-id``)."""
     if volume.iqn:
         disk = ET.Element("disk", type="network", device="disk")
         ET.SubElement(disk, "driver", name="qemu", type="raw", cache="none")
@@ -67,7 +67,12 @@ def volume_xml(volume: VolumeAttachment, bus: str = "virtio") -> str:
         raise ValueError(f"{volume.volume_id}: not a disk name: {volume.device[:16]!r}")
     ET.SubElement(disk, "target", dev=volume.device, bus=bus)
     ET.SubElement(disk, "serial").text = volume.volume_id
-    return ET.tostring(disk, encoding="unicode")
+    return disk
+
+
+def volume_xml(volume: VolumeAttachment, bus: str = "virtio") -> str:
+    """The ``<disk>`` an EBS volume is hot-plugged as (:func:`volume_disk`), as text."""
+    return ET.tostring(volume_disk(volume, bus), encoding="unicode")
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ class DomainLayout:
     # --- Xen paravirtual ----------------------------------------------------------------------------
 
     def _xen(self, spec: InstanceSpec, files: InstanceFiles, ephemeral: bool, swap: bool) -> ET.Element:
+        if spec.root_volume is not None:
+            raise ValueError(f"{spec.instance_id}: an EBS-backed instance needs a KVM or QEMU node")
         domain = self._head("xen", spec)
         os_ = ET.SubElement(domain, "os")
         ET.SubElement(os_, "type").text = "linux"
@@ -137,16 +144,27 @@ class DomainLayout:
             ET.SubElement(os_, "cmdline").text = "root=/dev/vda console=ttyS0"
         else:
             ET.SubElement(os_, "boot", dev="hd")
+        # SMBIOS tells the guest which instance it is (dmidecode, /sys/class/dmi/id), as clouds do
+        ET.SubElement(os_, "smbios", mode="sysinfo")
+        sysinfo = ET.SubElement(domain, "sysinfo", type="smbios")
+        system = ET.SubElement(sysinfo, "system")
+        for name, value in (("manufacturer", "Eucalyptus"), ("product", "Eucalyptus instance"),
+                            ("serial", spec.instance_id)):
+            ET.SubElement(system, "entry", name=name).text = value
         features = ET.SubElement(domain, "features")
         ET.SubElement(features, "acpi")
         ET.SubElement(domain, "on_poweroff").text = "destroy"
         ET.SubElement(domain, "on_reboot").text = "restart"
         ET.SubElement(domain, "on_crash").text = "destroy"
         devices = ET.SubElement(domain, "devices")
-        disk = ET.SubElement(devices, "disk", type="file", device="disk")
-        ET.SubElement(disk, "driver", name="qemu", type="raw")
-        ET.SubElement(disk, "source", file=str(files.root))
-        ET.SubElement(disk, "target", dev="vda", bus="virtio")
+        if spec.root_volume is not None:
+            # EBS-backed: the root volume is the first disk, whatever device the image names
+            devices.append(volume_disk(replace(spec.root_volume, device="vda")))
+        else:
+            disk = ET.SubElement(devices, "disk", type="file", device="disk")
+            ET.SubElement(disk, "driver", name="qemu", type="raw")
+            ET.SubElement(disk, "source", file=str(files.root))
+            ET.SubElement(disk, "target", dev="vda", bus="virtio")
         if self.network:
             mac = spec.mac or instance_mac(spec.instance_id)
             if self.bridge:

@@ -382,8 +382,9 @@ class LibvirtDriver:
             root = ET.fromstring(xml)
         except ET.ParseError:
             return ""
-        for source in root.iter("source"):
-            path = Path(source.get("file", ""))
+        # the root disk's file, or (an EBS-backed instance's root is a network disk) the console's log
+        for element in (*root.iter("source"), *root.iter("log")):
+            path = Path(element.get("file", ""))
             if path.parent.name == instance_id and path.parent.parent.parent == self.instance_path:
                 return path.parent.parent.name
         return ""

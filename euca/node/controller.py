@@ -54,8 +54,10 @@ class NodeStorage:
         self.disks = InstanceDisks(path, swap_mb)
 
     def stage(self, spec: InstanceSpec, locations: Locations) -> None:
-        """Fetch (or verify) the instance's emi, eki and eri and build its directory."""
-        wanted = [i for i in (spec.image_id, spec.kernel_id, spec.ramdisk_id) if i]
+        """Fetch (or verify) the instance's emi, eki and eri and build its directory. An EBS-backed
+        instance's root is its volume: only its kernel and ramdisk are staged."""
+        machine = spec.image_id if spec.root_volume is None else ""
+        wanted = [i for i in (machine, spec.kernel_id, spec.ramdisk_id) if i]
         missing = [i for i in wanted if not locations.get(i)]
         if missing:
             raise NodeError(f"{spec.instance_id}: no location given for {', '.join(missing)}")
@@ -67,7 +69,7 @@ class NodeStorage:
                 paths[image_id] = self.cache.acquire(image_id, locations[image_id])
                 acquired.append(image_id)
             with self.disk_ops:
-                self.disks.create(files, spec.disk, paths[spec.image_id],
+                self.disks.create(files, spec.disk, paths.get(machine),
                                   paths.get(spec.kernel_id), paths.get(spec.ramdisk_id))
             self.keep_record(spec)
         except BaseException:
@@ -100,7 +102,8 @@ class NodeStorage:
 
     def teardown(self, spec: InstanceSpec) -> None:
         self.disks.remove(self.disks.files(spec.account, spec.instance_id))
-        for image_id in (spec.image_id, spec.kernel_id, spec.ramdisk_id):
+        machine = spec.image_id if spec.root_volume is None else ""
+        for image_id in (machine, spec.kernel_id, spec.ramdisk_id):
             if image_id:
                 self.cache.release(image_id)
 

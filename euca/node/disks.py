@@ -68,15 +68,17 @@ class InstanceDisks:
             raise ValueError(f"{instance_id!r} is not an instance id")
         return InstanceFiles.of(self.instance_path, account, instance_id)
 
-    def create(self, files: InstanceFiles, disk_gb: int, root: Path, kernel: Path | None = None,
+    def create(self, files: InstanceFiles, disk_gb: int, root: Path | None, kernel: Path | None = None,
                ramdisk: Path | None = None) -> DiskPlan:
+        """``root`` None: the instance boots from an EBS volume, and has no root file here."""
         files.directory.mkdir(parents=True, exist_ok=True)
-        clone_file(root, files.root)
+        if root is not None:
+            clone_file(root, files.root)
         if kernel is not None:
             clone_file(kernel, files.kernel)
         if ramdisk is not None:
             clone_file(ramdisk, files.ramdisk)
-        plan = DiskPlan.of(disk_gb, files.root.stat().st_size, self.swap_mb)
+        plan = DiskPlan.of(disk_gb, files.root.stat().st_size if root is not None else 0, self.swap_mb)
         for path, size in ((files.ephemeral, plan.ephemeral), (files.swap, plan.swap)):
             if size:
                 with open(path, "wb") as f:

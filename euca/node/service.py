@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from drivers.protocol import NodeError, VolumeAttachment
+from drivers.protocol import NodeError
 from euca.auth import shared_key as auth
 from euca.core.clock import Clock, wall
 from euca.node import wire
@@ -75,7 +75,7 @@ def _attach(nc: NodeController, body: Any) -> Any:
     volume = body.get("volume") if isinstance(body, dict) else None
     if not isinstance(volume, dict):
         raise ValueError("the body must be an object with an instance_id and a volume")
-    nc.attach_volume(_id(body), VolumeAttachment(**volume))
+    nc.attach_volume(_id(body), wire.volume_from_json(volume))
     return {}
 
 

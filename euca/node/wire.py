@@ -3,16 +3,36 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import asdict, fields
 from typing import Any
 
-from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeResources
+from drivers.protocol import InstanceSpec, InstanceStatus, NcState, NodeResources, VolumeAttachment
 
 
 def spec_to_json(spec: InstanceSpec) -> dict[str, Any]:
     out = spec._asdict()
     out["user_data"] = base64.b64encode(spec.user_data).decode()
     out["groups"] = list(spec.groups)
+    out["root_volume"] = asdict(spec.root_volume) if spec.root_volume is not None else None
     return out
+
+
+def volume_from_json(body: Any) -> VolumeAttachment:
+    """Raises ValueError (naming the field) on anything but a well-formed attachment."""
+    if not isinstance(body, dict):
+        raise ValueError("a volume must be a JSON object")
+    known = {f.name: f for f in fields(VolumeAttachment)}
+    unknown = set(body) - set(known)
+    if unknown:
+        raise ValueError(f"unknown volume fields: {', '.join(sorted(unknown))}")
+    for name in ("volume_id", "device"):
+        if not isinstance(body.get(name), str) or not body[name]:
+            raise ValueError(f"a volume needs {name}")
+    for name, value in body.items():
+        wanted = int if name in ("port", "lun") else str
+        if not isinstance(value, wanted) or isinstance(value, bool):
+            raise ValueError(f"volume {name} must be {'an integer' if wanted is int else 'text'}")
+    return VolumeAttachment(**body)
 
 
 def spec_from_json(body: Any) -> InstanceSpec:
@@ -35,6 +55,10 @@ def spec_from_json(body: Any) -> InstanceSpec:
             if not isinstance(value, str):
                 raise ValueError("user_data must be base64 text")
             value = base64.b64decode(value, validate=True)
+        elif name == "root_volume":
+            if value is None:
+                continue
+            value = volume_from_json(value)
         elif name == "groups":
             if not isinstance(value, list) or not all(isinstance(g, str) for g in value):
                 raise ValueError("groups must be a list of names")
