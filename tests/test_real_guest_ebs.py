@@ -220,3 +220,54 @@ def test_a_volume_carries_its_bytes_between_real_guests_and_through_a_snapshot(c
     assert not list(cloud.instances.glob(f"*/{first}")) and not list(cloud.instances.glob(f"*/{second}"))
     print(f"two guests booted in {booted:.1f} s; attach, detach, re-attach, snapshot and restore "
           f"{time.monotonic() - started - booted:.1f} s more")
+
+
+def test_an_ebs_backed_instance_boots_from_its_root_volume_and_keeps_it_over_stop_and_start(cloud: Cloud) -> None:
+    ec2 = cloud.ec2
+    blank = cloud.new_volume(Size=1)
+    snapshot = str(ec2.create_snapshot(VolumeId=blank)["SnapshotId"])
+    _until(f"{snapshot} completed",
+           lambda: ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"] == "completed",
+           VOLUME_TIMEOUT, cloud.nc)
+    image_id = str(ec2.register_image(
+        Name=f"ebs-guest-{secrets.token_hex(3)}", Architecture="x86_64", RootDeviceName="/dev/sda1",
+        KernelId=cloud.images["kernel"], RamdiskId=cloud.images["ramdisk"],
+        BlockDeviceMappings=[{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": snapshot}}])["ImageId"])
+    assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["RootDeviceType"] == "ebs"
+
+    started = time.monotonic()
+    (iid,) = cloud.run(image_id)
+    found = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert found["RootDeviceType"] == "ebs"
+    root = str(found["BlockDeviceMappings"][0]["Ebs"]["VolumeId"])
+    # the guest's first disk is the 1 GiB root volume, reached over iSCSI: no copy of an image on the node
+    assert "euca-guest: disk vda sectors=2097152 " in cloud.console(iid)
+    xml = cloud.conn.lookupByName(iid).XMLDesc(0)
+    assert f"<serial>{root}</serial>" in xml and "protocol='iscsi'" in xml and "<target dev='vda'" in xml, xml
+    home = next(cloud.instances.glob(f"*/{iid}"))
+    assert (home / "kernel").is_file() and not (home / "root").exists()
+    cloud.wait_console(iid, _marker_line(root, "vda", "wrote", root, iid), 60.0)
+
+    ec2.stop_instances(InstanceIds=[iid])
+    _until(f"{iid} stopped", lambda: cloud.state(iid) == "stopped", EC2_TIMEOUT, cloud.nc)
+    _until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in cloud.conn.listAllDomains()},
+           60.0, cloud.nc)
+    assert cloud.volume_state(root) == "in-use"
+
+    ec2.start_instances(InstanceIds=[iid])
+    _until(f"{iid} running again", lambda: cloud.state(iid) == "running", EC2_TIMEOUT, cloud.nc)
+    # the new domain's guest reads what the first boot wrote on the root volume
+    cloud.wait_console(iid, _marker_line(root, "vda", "found", root, iid))
+    assert not re.search(rf"volume {root} on vda wrote", cloud.console(iid))
+    restarted = time.monotonic() - started
+
+    cloud.terminate(iid)
+
+    def root_deleted() -> bool:
+        return root not in {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+
+    _until(f"{root} deleted with its instance", root_deleted, VOLUME_TIMEOUT, cloud.nc)
+    ec2.deregister_image(ImageId=image_id)
+    ec2.delete_snapshot(SnapshotId=snapshot)
+    ec2.delete_volume(VolumeId=blank)
+    print(f"EBS-backed: booted, wrote, stopped, started and read back in {restarted:.1f} s")
