@@ -4,6 +4,7 @@ data directory), attachments, and snapshots really in Walrus, restored byte for 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -212,3 +213,55 @@ def test_a_restarted_cloud_knows_its_volumes_and_attaches_them_again(tmp_path: P
         assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
         node = box.cloud.cc.instance(instance_id)
         assert node is not None and vol_id == box.cloud.box.sims[node.node].volumes[instance_id]["vdf"].volume_id
+
+
+def test_eucalyptus_4_limits_a_volume_to_100_gib_and_an_account_to_500(box: Box) -> None:
+    ec2, other = box.client("ebs-big"), box.client("ebs-big-other")
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    assert "100 GiB" in refused("VolumeLimitExceeded", ec2.create_volume, Size=101, AvailabilityZone=zone)
+    made = [ec2.create_volume(Size=100, AvailabilityZone=zone)["VolumeId"] for _ in range(5)]
+    for vol_id in made:
+        assert available(ec2, vol_id)["Size"] == 100
+    assert (box.data_dir / "volumes" / made[0]).stat().st_size == 100 * GIB
+    before = {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
+    assert "500 GiB" in refused("VolumeLimitExceeded", ec2.create_volume, Size=1, AvailabilityZone=zone)
+    assert {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]} == before  # the refusal made nothing
+    theirs = other.create_volume(Size=100, AvailabilityZone=zone)["VolumeId"]  # the total is per account
+    available(other, theirs)
+    ec2.delete_volume(VolumeId=made.pop())
+    made.append(ec2.create_volume(Size=100, AvailabilityZone=zone)["VolumeId"])  # deleting made room
+    available(ec2, made[-1])
+    for vol_id in made:
+        ec2.delete_volume(VolumeId=vol_id)
+    other.delete_volume(VolumeId=theirs)
+
+
+def test_a_failed_volume_is_shown_as_error_then_removed(box: Box) -> None:
+    ec2 = box.client("ebs-failed")
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    available(ec2, vol_id)
+    snap_id = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+    until(lambda: ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0]["State"] == "completed")
+    assert box.walrus is not None
+    admin = box.walrus.directory.admin()
+    assert admin is not None
+    box.walrus.delete_object(admin, box.cloud.snapshots.bucket, snap_id)  # its bytes are gone: restoring fails
+    broken = ec2.create_volume(SnapshotId=snap_id, AvailabilityZone=zone)["VolumeId"]
+    assert until(lambda: volume(ec2, broken)["State"] == "error")
+    assert ec2.describe_volume_status(VolumeIds=[broken])["VolumeStatuses"][0]["VolumeStatus"]["Status"] == "impaired"
+    sc_status = {v["volume_id"]: v["status"] for v in box.cloud.volumes.sc.describe()}
+    assert sc_status[broken] == "failed"
+    time.sleep(1)
+    assert volume(ec2, broken)["State"] == "error"  # kept ten minutes by default, to be seen
+    box.cloud.volumes.failed_ttl = 0.5
+    try:
+        until(lambda: broken not in {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]})
+    finally:
+        box.cloud.volumes.failed_ttl = 600.0
+    refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[broken])
+    assert broken not in {v["volume_id"] for v in box.cloud.volumes.sc.describe()}
+    assert not (box.data_dir / "volumes" / broken).exists()
+    assert volume(ec2, vol_id)["State"] == "available"  # only the failed one went
+    ec2.delete_snapshot(SnapshotId=snap_id)
+    ec2.delete_volume(VolumeId=vol_id)

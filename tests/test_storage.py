@@ -3,10 +3,12 @@ iSCSI initiator, unexport), its HTTP service and the cloud's client, and the dis
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -17,10 +19,11 @@ import uvicorn
 
 from drivers.libvirt.domain import volume_xml
 from drivers.protocol import VolumeAttachment
+from euca.core.s3errors import S3Error
 from euca.storage import Das, Limits, Overlay, RemoteStorage, StorageController, StorageError, Tgt, VolumeLimit
 from euca.storage.service import create_app
 from euca.store import Store
-from tests.ec2_server import free_port
+from tests.ec2_server import Box, free_port, refused, running_box, until
 
 GIB = 1 << 30
 IQN = "iqn.2009-06.com.eucalyptus.cluster01:vol-0a0b0c0d"
@@ -242,3 +245,170 @@ def test_a_volume_exported_by_tgt_is_written_through_qemus_initiator(tgtd: int, 
     again.unexport("vol-0A0B0C0D")
     assert IQN not in Tgt(port=port, control_port=control).targets()
     store.close()
+
+
+# --- a Storage Controller of its own process: progress, kill -9, euca up --storage-controller ---------
+
+KEY = "sc-process-key"
+
+
+class ScProcess:
+    """``euca storage-controller`` as its own process, on its own SQLite file and data directory,
+    that a test kills (SIGKILL) and starts again."""
+
+    def __init__(self, root: Path, *extra: str) -> None:
+        self.root, self.port, self.extra = root, free_port(), extra
+        root.mkdir(parents=True, exist_ok=True)
+        self.key_file = root / "sc.key"
+        self.key_file.write_text(KEY + "\n")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def volumes(self) -> Path:
+        return self.root / "volumes"
+
+    def client(self) -> RemoteStorage:
+        return RemoteStorage(self.url, KEY, timeout=30)
+
+    def start(self) -> None:
+        with open(self.root / "sc.log", "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "euca.cli", "storage-controller", "--database", str(self.root / "sc.db"),
+                 "--data-dir", str(self.volumes), "--host", "127.0.0.1", "--port", str(self.port),
+                 "--key-file", str(self.key_file), "--log-level", "info", *self.extra],
+                stdout=subprocess.DEVNULL, stderr=log)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                self.client().describe()
+                return
+            except StorageError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the storage controller did not start: {self.log()[-2000:]}") from None
+                time.sleep(0.05)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log(self) -> str:
+        return (self.root / "sc.log").read_text(errors="replace")
+
+
+@contextlib.contextmanager
+def sc_process(root: Path, *extra: str) -> Iterator[ScProcess]:
+    sc = ScProcess(root, *extra)
+    sc.start()
+    try:
+        yield sc
+    finally:
+        sc.stop()
+
+
+def text_like(size: int, seed: int) -> bytes:
+    """Bytes that compress about as well as logs or source (half their size): gzip has work to do."""
+    random = __import__("random").Random(seed)
+    alphabet = bytes(random.sample(range(32, 127), 16))
+    table = bytes(alphabet[b % 16] for b in range(256))
+    return random.randbytes(size).translate(table)
+
+
+def write_at(path: Path, pieces: dict[int, bytes]) -> None:
+    with open(path, "r+b") as f:
+        for offset, data in pieces.items():
+            f.seek(offset)
+            f.write(data)
+
+
+def read_at(path: Path, pieces: dict[int, bytes]) -> bool:
+    with open(path, "rb") as f:
+        for offset, data in pieces.items():
+            f.seek(offset)
+            if f.read(len(data)) != data:
+                return False
+    return True
+
+
+def test_a_remote_storage_controller_reports_a_snapshots_progress_as_it_reads(tmp_path: Path) -> None:
+    with sc_process(tmp_path / "sc", "--no-iscsi") as sc:
+        remote = sc.client()
+        remote.admit("vol-00000A01", 1, "acct")
+        remote.fill("vol-00000A01")
+        pieces = {0: text_like(8 << 20, 1), 600 << 20: text_like(8 << 20, 2), GIB - 4096: b"\xee" * 4096}
+        write_at(sc.volumes / "vol-00000A01", pieces)
+        seen: list[tuple[int, int]] = []
+        stream = b"".join(remote.snapshot("vol-00000A01", "snap-00000A01", lambda d, t: seen.append((d, t))))
+        done = [d for d, _ in seen]
+        assert {t for _, t in seen} == {GIB} and done == sorted(done) and done[-1] == GIB
+        assert len(set(done)) > 100 and 0 < done[0] < GIB  # read by read, not 0 then 100%
+        assert not list(sc.volumes.glob("*.clone"))
+        remote.admit("vol-00000A02", 1, "acct")
+        remote.fill("vol-00000A02", iter([stream[i:i + 65536] for i in range(0, len(stream), 65536)]))
+        assert read_at(sc.volumes / "vol-00000A02", pieces)
+        assert [v["account"] for v in remote.describe()] == ["acct", "acct"]
+
+
+def remote_box(tmp_path: Path, sc: ScProcess) -> contextlib.AbstractContextManager[Box]:
+    return running_box(tmp_path / "cloud", storage=sc.client())
+
+
+def test_a_storage_controller_killed_mid_snapshot_fails_the_snapshot_and_keeps_the_volume(tmp_path: Path) -> None:
+    with sc_process(tmp_path / "sc", "--no-iscsi") as sc, remote_box(tmp_path, sc) as box:
+        ec2 = box.client("sc-kill")
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        vol_id = ec2.create_volume(Size=2, AvailabilityZone=zone)["VolumeId"]
+        until(lambda: ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]["State"] == "available")
+        assert not (box.data_dir / "volumes" / vol_id).exists()  # the SC's host holds it, not the cloud's
+        pieces = {GIB * i // 4: text_like(64 << 20, i) for i in range(4)}
+        write_at(sc.volumes / vol_id, pieces)
+        snap_id = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+
+        def progress() -> int:
+            shown = ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0]
+            assert shown["State"] == "pending", shown
+            return int(shown["Progress"].rstrip("%"))
+
+        partway = until(lambda: (p := progress()) > 0 and p, 60)
+        assert partway < 100  # DescribeSnapshots follows the SC's reading
+        sc.kill()
+        failed = until(lambda: (s := ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0])["State"]
+                       != "pending" and s)
+        assert failed["State"] == "error"
+        assert box.walrus is not None
+        admin = box.walrus.directory.admin()
+        with pytest.raises(S3Error):
+            box.walrus.head_object(admin, box.cloud.snapshots.bucket, snap_id)  # the upload was aborted
+        assert list(sc.volumes.glob("*.clone"))  # what the killed SC left behind ...
+        before = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+        refused("Unavailable", ec2.create_snapshot, VolumeId=vol_id)  # an SC away is said so ...
+        assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == before  # ... and nothing is made
+        sc.start()
+        assert not list(sc.volumes.glob("*.clone"))  # ... is gone once it is back
+        assert {v["volume_id"]: v["status"] for v in sc.client().describe()} == {vol_id: "available"}
+        assert ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]["State"] == "available"
+        again = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+        done = until(lambda: (s := ec2.describe_snapshots(SnapshotIds=[again])["Snapshots"][0])["State"]
+                     == "completed" and s, 120)
+        assert done["Progress"] == "100%"
+        restored = ec2.create_volume(SnapshotId=again, AvailabilityZone=zone)["VolumeId"]
+        until(lambda: ec2.describe_volumes(VolumeIds=[restored])["Volumes"][0]["State"] == "available", 120)
+        assert read_at(sc.volumes / restored, pieces)  # nothing the volume held was lost
+        ec2.delete_snapshot(SnapshotId=snap_id)  # a failed snapshot can be deleted
+        for snapshot in (again,):
+            ec2.delete_snapshot(SnapshotId=snapshot)
+        for volume_id in (vol_id, restored):
+            ec2.delete_volume(VolumeId=volume_id)
+        assert sc.client().describe() == []

@@ -153,8 +153,11 @@ class Snapshots:
         snap = self._new(caller, volume_id, vol.size, description, tag_specs)
         try:
             stream = self._volumes.sc.snapshot(volume_id, snap.snapshot_id, self._progress(snap.snapshot_id))
-        except StorageError as exc:
-            self._save(snap, state="error")
+        except StorageError as exc:  # refused, so nothing is left of it
+            with self._lock, self._store.transaction() as tx:
+                tx.delete(KIND, snap.snapshot_id)
+                self._tags.drop_in(tx, snap.snapshot_id)
+                self._snaps.pop(snap.snapshot_id, None)
             raise ServiceUnavailable(f"The storage controller cannot snapshot the volume: {exc}") from None
         self._work.submit(self._upload, snap.snapshot_id, lambda: stream, objects)
         return self._shape(snap)
