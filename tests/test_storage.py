@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,18 @@ import uvicorn
 from drivers.libvirt.domain import volume_xml
 from drivers.protocol import VolumeAttachment
 from euca.core.s3errors import S3Error
-from euca.storage import Das, Limits, Overlay, RemoteStorage, StorageController, StorageError, Tgt, VolumeLimit
+from euca.storage import (
+    IQN_PREFIX,
+    Das,
+    Limits,
+    Overlay,
+    RemoteStorage,
+    StorageController,
+    StorageError,
+    Tgt,
+    VolumeLimit,
+    iqn_of,
+)
 from euca.storage.service import create_app
 from euca.store import Store
 from tests.ec2_server import Box, free_port, refused, running_box, until
@@ -320,10 +332,10 @@ def sc_process(root: Path, *extra: str) -> Iterator[ScProcess]:
 
 def text_like(size: int, seed: int) -> bytes:
     """Bytes that compress about as well as logs or source (half their size): gzip has work to do."""
-    random = __import__("random").Random(seed)
-    alphabet = bytes(random.sample(range(32, 127), 16))
+    rng = random.Random(seed)
+    alphabet = bytes(rng.sample(range(32, 127), 16))
     table = bytes(alphabet[b % 16] for b in range(256))
-    return random.randbytes(size).translate(table)
+    return rng.randbytes(size).translate(table)
 
 
 def write_at(path: Path, pieces: dict[int, bytes]) -> None:
@@ -412,3 +424,75 @@ def test_a_storage_controller_killed_mid_snapshot_fails_the_snapshot_and_keeps_t
         for volume_id in (vol_id, restored):
             ec2.delete_volume(VolumeId=volume_id)
         assert sc.client().describe() == []
+
+
+def tgt_args(tgtd: int) -> tuple[str, ...]:
+    control, port = divmod(tgtd, 100000)
+    return "--iscsi-port", str(port), "--tgt-control-port", str(control)
+
+
+def targets(tgtd: int) -> set[str]:
+    control, port = divmod(tgtd, 100000)
+    return {iqn for iqn in Tgt(port=port, control_port=control).targets() if iqn.startswith(IQN_PREFIX)}
+
+
+def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_was_attached(
+        tgtd: int, tmp_path: Path) -> None:
+    control, port = divmod(tgtd, 100000)
+    with sc_process(tmp_path / "sc", *tgt_args(tgtd)) as sc, remote_box(tmp_path, sc) as box:
+        ec2 = box.client("sc-attach")
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        kept, cut, other = (ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"] for _ in range(3))
+        until(lambda: {v["State"] for v in ec2.describe_volumes(VolumeIds=[kept, cut, other])["Volumes"]}
+              == {"available"})
+        image = box.image()
+        instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+              ["State"]["Name"] == "running")
+        ec2.attach_volume(VolumeId=kept, InstanceId=instance_id, Device="/dev/sdf")
+        ec2.attach_volume(VolumeId=other, InstanceId=instance_id, Device="/dev/sdg")
+        assert targets(tgtd) == {iqn_of("cluster01", kept), iqn_of("cluster01", other)}
+        node = box.cloud.cc.instance(instance_id)
+        assert node is not None
+        held = box.cloud.box.sims[node.node].volumes[instance_id]
+        assert held["vdf"].iqn == iqn_of("cluster01", kept) and held["vdf"].path == ""  # by iSCSI, not by file
+
+        # the SC dies with an attach in flight: the attach fails and nothing is left exported
+        assert sc.proc is not None
+        sc.proc.send_signal(signal.SIGSTOP)
+        answers: list[str] = []
+
+        def attach() -> None:
+            answers.append(refused("Unavailable", ec2.attach_volume, VolumeId=cut, InstanceId=instance_id,
+                                   Device="/dev/sdh"))
+
+        attaching = threading.Thread(target=attach)
+        attaching.start()
+        time.sleep(0.5)
+        sc.kill()
+        attaching.join(30)
+        assert answers and "could not be attached" in answers[0]
+        shown = ec2.describe_volumes(VolumeIds=[cut])["Volumes"][0]
+        assert shown["State"] == "available" and shown["Attachments"] == []
+        # a detach while the SC is away: the node lets the disk go; the export is ended once the SC is back
+        ec2.detach_volume(VolumeId=other)
+        assert ec2.describe_volumes(VolumeIds=[other])["Volumes"][0]["State"] == "available"
+        # and a target an SC killed between tgtadm and its record would leave
+        stray = iqn_of("cluster01", "vol-0000dead")
+        Tgt("127.0.0.1", port, control_port=control).export(stray, sc.volumes / kept)
+        sc.start()
+        assert stray not in targets(tgtd)
+        until(lambda: targets(tgtd) == {iqn_of("cluster01", kept)}, 30)
+        shown = ec2.describe_volumes(VolumeIds=[kept])["Volumes"][0]  # what was attached stays attached
+        assert shown["State"] == "in-use" and shown["Attachments"][0]["State"] == "attached"
+        assert {v["volume_id"]: bool(v["export"]) for v in sc.client().describe()} == {
+            kept: True, cut: False, other: False}
+        # all is usable again: attach, detach, delete
+        ec2.attach_volume(VolumeId=cut, InstanceId=instance_id, Device="/dev/sdh")
+        assert iqn_of("cluster01", cut) in targets(tgtd)
+        for vol_id in (kept, cut):
+            ec2.detach_volume(VolumeId=vol_id)
+        assert targets(tgtd) == set()
+        for vol_id in (kept, cut, other):
+            ec2.delete_volume(VolumeId=vol_id)
+        assert sc.client().describe() == [] and not list(sc.volumes.iterdir())
