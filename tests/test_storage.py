@@ -35,6 +35,7 @@ from euca.storage import (
 )
 from euca.storage.service import create_app
 from euca.store import Store
+from tests.durability_kit import client, euca_up
 from tests.ec2_server import Box, free_port, refused, running_box, until
 
 GIB = 1 << 30
@@ -496,3 +497,45 @@ def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_w
         for vol_id in (kept, cut, other):
             ec2.delete_volume(VolumeId=vol_id)
         assert sc.client().describe() == [] and not list(sc.volumes.iterdir())
+
+
+def test_euca_up_with_a_remote_storage_controller(tgtd: int, tmp_path: Path) -> None:
+    """Two processes as on two hosts: euca up with --storage-controller, and euca storage-controller."""
+    with sc_process(tmp_path / "sc", *tgt_args(tgtd)) as sc:
+        data_dir, port = tmp_path / "cloud", free_port()
+        bad = subprocess.run([sys.executable, "-m", "euca.cli", "up", "--data-dir", str(data_dir),
+                              "--storage-controller", sc.url], capture_output=True, text=True, timeout=60,
+                             env={k: v for k, v in os.environ.items() if k != "EUCA_SC_KEY"}, check=False)
+        assert bad.returncode == 2 and "--storage-key" in bad.stderr
+        with euca_up(data_dir, port, None, "--storage-controller", sc.url, "--storage-key-file", str(sc.key_file)):
+            ec2 = client(data_dir, port)
+            image = next(line.split("=", 1)[1] for line in (data_dir / "eucarc").read_text().splitlines()
+                         if line.startswith("export EUCA_DEFAULT_IMAGE="))
+            zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+            assert "100 GiB" in refused("VolumeLimitExceeded", ec2.create_volume, Size=101, AvailabilityZone=zone)
+            vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+            until(lambda: ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]["State"] == "available")
+            assert (sc.volumes / vol_id).exists() and not (data_dir / "volumes" / vol_id).exists()
+            pieces = {4096: b"written on the SC's host", 700 << 20: text_like(1 << 20, 7)}
+            write_at(sc.volumes / vol_id, pieces)
+            instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+            until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+                  ["State"]["Name"] == "running")
+            ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+            shown = ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]
+            assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
+            assert targets(tgtd) == {iqn_of("cluster01", vol_id)}  # the box's node was given an iSCSI target
+            snap_id = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+            done = until(lambda: (s := ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0])["State"]
+                         == "completed" and s, 60)
+            assert done["Progress"] == "100%"
+            restored = ec2.create_volume(SnapshotId=snap_id, AvailabilityZone=zone)["VolumeId"]
+            until(lambda: ec2.describe_volumes(VolumeIds=[restored])["Volumes"][0]["State"] == "available", 60)
+            assert read_at(sc.volumes / restored, pieces)
+            ec2.detach_volume(VolumeId=vol_id)
+            assert targets(tgtd) == set()
+            ec2.delete_snapshot(SnapshotId=snap_id)
+            for volume_id in (vol_id, restored):
+                ec2.delete_volume(VolumeId=volume_id)
+            assert ec2.describe_volumes()["Volumes"] == [] and sc.client().describe() == []
+            assert not list(sc.volumes.iterdir())
