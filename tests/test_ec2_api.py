@@ -15,7 +15,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.ec2_server import Box, running_box
+from tests.ec2_server import Box, running_box, until
 
 
 @pytest.fixture(scope="module")
@@ -407,3 +407,36 @@ def test_images_and_launch_permissions(alice: Any, bob: Any, ec2: Any, box: Box)
 def test_data_dir_holds_the_store(box: Box) -> None:
     assert Path(box.data_dir / "euca.db").exists()
     assert Path(box.data_dir / "euca.db-wal").exists()
+
+
+def test_an_ebs_backed_run_beyond_capacity_restores_only_the_roots_of_the_instances_started(box: Box) -> None:
+    ec2 = box.client("roots")
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    source = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    until(lambda: ec2.describe_volumes(VolumeIds=[source])["Volumes"][0]["State"] == "available")
+    snap_id = ec2.create_snapshot(VolumeId=source)["SnapshotId"]
+    until(lambda: ec2.describe_snapshots(SnapshotIds=[snap_id])["Snapshots"][0]["State"] == "completed")
+    ec2.delete_volume(VolumeId=source)
+    image_id = ec2.register_image(Name="roots", RootDeviceName="/dev/sda1", BlockDeviceMappings=[
+        {"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": snap_id}}])["ImageId"]
+    until(lambda: not ec2.describe_volumes()["Volumes"])
+    vmtype = "c1.xlarge"
+    fits = next(a.free for a in box.cloud.cc.availability() if a.name == vmtype)
+    assert 0 < fits < 20
+
+    def volume_ids_issued() -> int:
+        return int(box.cloud.store.rows("SELECT COUNT(*) FROM issued WHERE id LIKE 'vol-%'")[0][0])
+
+    before = volume_ids_issued()
+    started = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=fits + 10, InstanceType=vmtype)["Instances"]
+    try:
+        assert len(started) == fits
+        volumes = ec2.describe_volumes()["Volumes"]
+        assert sorted(v["Attachments"][0]["InstanceId"] for v in volumes) == sorted(i["InstanceId"] for i in started)
+        assert volume_ids_issued() - before == fits  # no volume was restored only to be dropped again
+        with pytest.raises(botocore.exceptions.ClientError) as exc:
+            ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=5, InstanceType=vmtype)
+        assert code(exc) == "InsufficientInstanceCapacity"
+        assert volume_ids_issued() - before == fits and len(ec2.describe_volumes()["Volumes"]) == fits
+    finally:
+        ec2.terminate_instances(InstanceIds=[i["InstanceId"] for i in started])

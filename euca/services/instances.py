@@ -398,7 +398,11 @@ class Instances:
                     raise IdempotentParameterMismatch("The client token was used with different parameters")
                 return self._reservation(caller, same)
 
-        # An EBS-backed image: each instance's root volume is made from the snapshot first.
+        # An EBS-backed image: each instance's root volume is made from the snapshot first, as many as
+        # the cluster has room for (not MaxCount's worth, to drop most of them again), and no more
+        # instances than roots are placed.
+        if image.ebs:
+            high = self._room_for(vmtype, low, high)
         roots = self._make_roots(caller, image, root_size, high) if image.ebs else []
         launches = []
         try:
@@ -470,6 +474,14 @@ class Instances:
             if override.get("DeleteOnTermination") is not None:
                 delete = bool(override["DeleteOnTermination"])
         return size, delete
+
+    def _room_for(self, vmtype: str, low: int, high: int) -> int:
+        """How many of ``low`` to ``high`` instances of ``vmtype`` the cluster's nodes have room for
+        now; InsufficientInstanceCapacity (the cluster controller's refusal) if fewer than ``low``."""
+        free = next((a.free for a in self._cc.availability() if a.name == vmtype), 0)
+        if free < low:
+            raise InsufficientInstanceCapacity(str(InsufficientCapacity()))
+        return min(high, free)
 
     def _make_roots(self, caller: Caller, image: Image, size: int, count: int) -> list[str]:
         if self.roots is None:
