@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import os
 import re
 import secrets
 import shutil
@@ -20,7 +21,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
@@ -201,11 +203,56 @@ def _run_instance(ec2: Any, image_id: str, *logs: _Process) -> str:
         return str(reservation["Instances"][0]["InstanceId"])
 
 
-def test_instance_runs_on_a_real_guest_end_to_end(guest_image: GuestImage, libvirt_uri: str,
-                                                   euca_libvirt_nodes: None, tmp_path: Path) -> None:
+@dataclass
+class EucaCloud:
+    """``euca up`` and ``euca node-controller --uri`` on the session's libvirtd, with the guest imported."""
+
+    ec2: Any
+    env: dict[str, str]  # what eucarc exports
+    images: dict[str, str]  # machine, kernel, ramdisk -> id, from ``euca image import``
+    nc: _Process
+    up: _Process
+    conn: Any
+    instances: Path
+    api_port: int
+    tmp: Path
+
+    def state(self, iid: str) -> str:
+        found = self.ec2.describe_instances(InstanceIds=[iid])["Reservations"]
+        return str(found[0]["Instances"][0]["State"]["Name"]) if found else "gone"
+
+    def console(self, iid: str) -> str:
+        out = str(self.ec2.get_console_output(InstanceId=iid).get("Output") or "")
+        if MARKER not in out:
+            with contextlib.suppress(ValueError):
+                out = base64.b64decode(out, validate=True).decode(errors="replace")
+        return out
+
+    def boot(self, image_id: str) -> tuple[str, float, float]:
+        """RunInstances until the guest's marker is on its console: the id, and the seconds to
+        running and to the marker."""
+        started = time.monotonic()
+        iid = _run_instance(self.ec2, image_id, self.nc, self.up)
+        _until(f"{iid} running", lambda: self.state(iid) == "running", EC2_TIMEOUT, self.nc, self.up)
+        running = time.monotonic() - started
+        _until(f"{MARKER!r} in {iid}'s console", lambda: MARKER in self.console(iid), BOOT_TIMEOUT, self.nc, self.up)
+        return iid, running, time.monotonic() - started
+
+    def terminate(self, iid: str, home: Path) -> None:
+        self.ec2.terminate_instances(InstanceIds=[iid])
+        _until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in self.conn.listAllDomains()},
+               60.0, self.nc, self.up)
+        _until(f"{iid}'s files removed", lambda: not home.exists(), 60.0, self.nc, self.up)
+        assert self.state(iid) in ("shutting-down", "terminated")
+
+
+@pytest.fixture(scope="module")
+def euca_cloud(guest_image: GuestImage, libvirt_uri: str, euca_libvirt_nodes: None,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[EucaCloud]:
     import boto3
     import libvirt
 
+    tmp_path = tmp_path_factory.mktemp("euca")
     data = tmp_path / "data"
     instances = tmp_path / "instances"
     key = secrets.token_hex(16)
@@ -221,8 +268,9 @@ def test_instance_runs_on_a_real_guest_end_to_end(guest_image: GuestImage, libvi
     imported = _euca("image", "import", "--kernel", str(guest_image.kernel), "--ramdisk", str(guest_image.initrd),
                      "--root", str(guest_image.root), "--name", "euca-test-guest", "--data-dir", str(data))
     assert imported.returncode == 0, imported.stderr
-    emi = re.search(r"IMAGE\s+(emi-[0-9A-Fa-f]{8})\s+machine", imported.stdout)
-    assert emi, imported.stdout
+    ids = {kind: re.search(rf"IMAGE\s+({prefix}-[0-9A-Fa-f]{{8}})\s+{kind}", imported.stdout)
+           for kind, prefix in (("machine", "emi"), ("kernel", "eki"), ("ramdisk", "eri"))}
+    assert all(ids.values()), imported.stdout
 
     nc = _Process("euca node-controller",
                   ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_uri,
@@ -240,39 +288,8 @@ def test_instance_runs_on_a_real_guest_end_to_end(guest_image: GuestImage, libvi
                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
         try:
-            started = time.monotonic()
-            iid = _run_instance(ec2, emi.group(1), nc, up)
-
-            def state() -> str:
-                found = ec2.describe_instances(InstanceIds=[iid])["Reservations"]
-                return str(found[0]["Instances"][0]["State"]["Name"]) if found else "gone"
-
-            _until(f"{iid} running", lambda: state() == "running", EC2_TIMEOUT, nc, up)
-            running = time.monotonic() - started
-            dom = conn.lookupByName(iid)
-            assert dom.isActive()
-            homes = list(instances.glob(f"*/{iid}"))
-            assert len(homes) == 1, f"instance dir for {iid}: {homes}"
-
-            def console() -> str:
-                out = str(ec2.get_console_output(InstanceId=iid).get("Output") or "")
-                if MARKER not in out:
-                    with contextlib.suppress(ValueError):
-                        out = base64.b64decode(out, validate=True).decode(errors="replace")
-                return out
-
-            _until(f"{MARKER!r} in {iid}'s console", lambda: MARKER in console(), BOOT_TIMEOUT, nc, up)
-            booted = time.monotonic() - started
-            assert "euca-guest: disk vda" in console(), console()
-
-            ec2.terminate_instances(InstanceIds=[iid])
-
-            _until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in conn.listAllDomains()},
-                   60.0, nc, up)
-            _until(f"{iid}'s files removed", lambda: not homes[0].exists(), 60.0, nc, up)
-            assert state() in ("shutting-down", "terminated")
-            print(f"running after {running:.1f} s, console marker after {booted:.1f} s, "
-                  f"terminated {time.monotonic() - started:.1f} s after RunInstances")
+            yield EucaCloud(ec2, env, {k: m.group(1) for k, m in ids.items() if m}, nc, up, conn, instances,
+                            api_port, tmp_path)
         finally:
             ec2.close()
     finally:
@@ -280,3 +297,69 @@ def test_instance_runs_on_a_real_guest_end_to_end(guest_image: GuestImage, libvi
             if proc is not None:
                 proc.stop()
         conn.close()
+
+
+def test_instance_runs_on_a_real_guest_end_to_end(euca_cloud: EucaCloud) -> None:
+    cloud = euca_cloud
+    emi = cloud.images["machine"]
+    # euca image import keeps the image in Walrus: the cloud's own bucket, one object per image
+    location = cloud.ec2.describe_images(ImageIds=[emi])["Images"][0]["ImageLocation"]
+    assert location == f"euca-images/{emi}", location
+
+    iid, running, booted = cloud.boot(emi)
+    dom = cloud.conn.lookupByName(iid)
+    assert dom.isActive()
+    homes = list(cloud.instances.glob(f"*/{iid}"))
+    assert len(homes) == 1, f"instance dir for {iid}: {homes}"
+    assert "euca-guest: disk vda" in cloud.console(iid), cloud.console(iid)
+    assert f"label={ROOT_LABEL.decode()}" in cloud.console(iid)
+    # and the node downloaded it from Walrus over HTTP by the presigned URL the cloud handed it
+    walrus = f"http://127.0.0.1:{cloud.api_port}/services/Walrus/euca-images/"
+    for image_id in cloud.images.values():
+        assert f"{image_id}: downloading {walrus}{image_id} (" in cloud.nc.output(), cloud.nc.output()[-3000:]
+
+    cloud.terminate(iid, homes[0])
+    print(f"running after {running:.1f} s, console marker after {booted:.1f} s")
+
+
+BUNDLED_LABEL = b"EUCA-BUNDLED-RT"  # as long as ROOT_LABEL: the guest shows the root disk's first 15 bytes
+
+
+def test_a_bundled_image_uploaded_to_walrus_boots_on_a_real_guest(euca_cloud: EucaCloud, guest_image: GuestImage,
+                                                                 ) -> None:
+    """``euca bundle-image`` + ``euca upload-bundle`` with eucarc's credentials, RegisterImage: the cloud
+    decrypts the bundle into Walrus, the node downloads it, and the guest boots from those bytes."""
+    cloud = euca_cloud
+    root = cloud.tmp / "bundled.img"
+    shutil.copyfile(guest_image.root, root)
+    with open(root, "r+b") as f:
+        f.write(BUNDLED_LABEL)
+    env = {**os.environ, **cloud.env}
+    bundled = subprocess.run([sys.executable, "-m", "euca.cli", "bundle-image", "-i", str(root),
+                              "-d", str(cloud.tmp / "bundle"), "-r", "x86_64"],
+                             capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert bundled.returncode == 0, bundled.stderr
+    manifest = cloud.tmp / "bundle" / "bundled.img.manifest.xml"
+    uploaded = subprocess.run([sys.executable, "-m", "euca.cli", "upload-bundle", "-b", "guests/v1",
+                               "-m", str(manifest)], capture_output=True, text=True, env=env, timeout=120, check=False)
+    assert uploaded.returncode == 0, uploaded.stderr
+    assert "Uploaded guests/v1/bundled.img.manifest.xml" in uploaded.stdout
+
+    image_id = str(cloud.ec2.register_image(ImageLocation="guests/v1/bundled.img.manifest.xml", Name="bundled-guest",
+                                            KernelId=cloud.images["kernel"],
+                                            RamdiskId=cloud.images["ramdisk"])["ImageId"])
+
+    def image_state() -> str:
+        return str(cloud.ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"])
+
+    _until(f"{image_id} available", lambda: image_state() in ("available", "failed"), 60.0, cloud.up)
+    assert image_state() == "available", cloud.ec2.describe_images(ImageIds=[image_id])["Images"][0]
+
+    iid, _, booted = cloud.boot(image_id)
+    console = cloud.console(iid)
+    assert f"label={BUNDLED_LABEL.decode()}" in console, console
+    walrus = f"http://127.0.0.1:{cloud.api_port}/services/Walrus/euca-images/{image_id}"
+    assert f"{image_id}: downloading {walrus} (" in cloud.nc.output()
+    cloud.terminate(iid, next(cloud.instances.glob(f"*/{iid}")))
+    cloud.ec2.deregister_image(ImageId=image_id)
+    print(f"bundled image registered and booted to the marker in {booted:.1f} s")

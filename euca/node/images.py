@@ -154,6 +154,7 @@ class HttpImages:
             raise NodeError(f"{image_id}: the cloud gave no size and digest for {shown(location.location)}")
 
         def stream() -> BinaryIO:
+            log.info("%s: downloading %s (%d bytes)", image_id, shown(location.location), location.size)
             try:
                 answer = urllib.request.urlopen(location.location, timeout=self.timeout)
             except urllib.error.HTTPError as exc:
