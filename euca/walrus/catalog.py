@@ -22,24 +22,41 @@ def _schema(postgres: bool) -> tuple[str, ...]:
     return (
         f"CREATE TABLE IF NOT EXISTS s3_bucket (name TEXT{c} PRIMARY KEY, owner TEXT NOT NULL, "
         f"created {real} NOT NULL, body TEXT NOT NULL)",
+        # ``data``: the body of a small object (``blobs.INLINE``), kept in its version's row so that a
+        # PUT writes one row and a GET reads one (NULL when the body is in a file)
         f"CREATE TABLE IF NOT EXISTS s3_object (bucket TEXT{c} NOT NULL, key TEXT{c} NOT NULL, version TEXT NOT NULL, "
         f"seq BIGINT NOT NULL, latest INTEGER NOT NULL, marker INTEGER NOT NULL, blob TEXT NOT NULL, "
         f"size BIGINT NOT NULL, etag TEXT NOT NULL, modified {real} NOT NULL, owner TEXT NOT NULL, "
-        "body TEXT NOT NULL, PRIMARY KEY (bucket, key, version))",
+        f"body TEXT NOT NULL, data {binary}, PRIMARY KEY (bucket, key, version))",
         "CREATE INDEX IF NOT EXISTS s3_object_listing ON s3_object (bucket, latest, key)",
-        "CREATE INDEX IF NOT EXISTS s3_object_blob ON s3_object (blob)",
         f"CREATE TABLE IF NOT EXISTS s3_upload (id TEXT PRIMARY KEY, bucket TEXT{c} NOT NULL, key TEXT{c} NOT NULL, "
         f"owner TEXT NOT NULL, initiated {real} NOT NULL, body TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS s3_part (upload TEXT NOT NULL, number INTEGER NOT NULL, blob TEXT NOT NULL, "
         f"size BIGINT NOT NULL, etag TEXT NOT NULL, modified {real} NOT NULL, PRIMARY KEY (upload, number))",
         "CREATE TABLE IF NOT EXISTS s3_seq (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
-        # small object bodies, kept beside their metadata (``blobs.INLINE``)
-        f"CREATE TABLE IF NOT EXISTS s3_inline (blob TEXT PRIMARY KEY, data {binary} NOT NULL)",
     )
 
 
+def _upgrade(store: Store) -> None:
+    """Bring a store written by an earlier layout up to this one, in one transaction: small bodies
+    move from the ``s3_inline`` table into their versions' rows; the index by blob (which only
+    that table's join used) goes. Nothing happens when the store already has this layout."""
+    try:
+        with store.transaction() as tx:
+            tx.execute("SELECT data FROM s3_object WHERE 1 = 0")
+        return
+    except Exception:  # sqlite3 and psycopg each have their own: the column is missing
+        pass
+    binary = "BYTEA" if store.is_postgres else "BLOB"
+    with store.transaction() as tx:
+        tx.execute(f"ALTER TABLE s3_object ADD COLUMN data {binary}")
+        tx.execute("UPDATE s3_object SET data = (SELECT i.data FROM s3_inline i WHERE i.blob = s3_object.blob) "
+                   "WHERE blob IN (SELECT blob FROM s3_inline)")
+        tx.execute("DROP TABLE s3_inline")
+        tx.execute("DROP INDEX IF EXISTS s3_object_blob")
+
+
 _OBJECT_COLUMNS = "bucket, key, version, seq, latest, marker, blob, size, etag, modified, owner, body"
-_JOINED = ", ".join("o." + c for c in _OBJECT_COLUMNS.split(", "))
 
 
 def _bytes(value: Any) -> bytes | None:
@@ -86,6 +103,7 @@ class Catalog:
             for statement in _schema(store.is_postgres):
                 tx.execute(statement)
             tx.execute("INSERT INTO s3_seq (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
+        _upgrade(store)
 
     # --- buckets ------------------------------------------------------------------------------------
 
@@ -164,21 +182,14 @@ class Catalog:
 
     def latest_with_data(self, bucket: str, key: str) -> tuple[ObjectInfo, bytes | None] | None:
         """The latest version and, if its body is inline, the body: one query (a GET)."""
-        rows = self.store.rows(f"SELECT {_JOINED}, i.data FROM s3_object o LEFT JOIN s3_inline i ON i.blob = o.blob "
-                               "WHERE o.bucket = ? AND o.key = ? AND o.latest = 1", (bucket, key))
+        rows = self.store.rows(f"SELECT {_OBJECT_COLUMNS}, data FROM s3_object "
+                               "WHERE bucket = ? AND key = ? AND latest = 1", (bucket, key))
         return (_object(rows[0]), _bytes(rows[0][12])) if rows else None
 
-    def inline_data(self, blob: str) -> bytes | None:
-        rows = self.store.rows("SELECT data FROM s3_inline WHERE blob = ?", (blob,))
+    def inline_data(self, o: ObjectInfo) -> bytes | None:
+        rows = self.store.rows("SELECT data FROM s3_object WHERE bucket = ? AND key = ? AND version = ? AND blob = ?",
+                               (o.bucket, o.key, o.version_id, o.blob))
         return _bytes(rows[0][0]) if rows else None
-
-    @staticmethod
-    def put_inline(tx: Tx, blob: str, data: bytes) -> None:
-        tx.execute("INSERT INTO s3_inline (blob, data) VALUES (?, ?)", (blob, data))
-
-    @staticmethod
-    def delete_inline(tx: Tx, blob: str) -> None:
-        tx.execute("DELETE FROM s3_inline WHERE blob = ?", (blob,))
 
     @staticmethod
     def next_seq(tx: Tx) -> int:
@@ -204,7 +215,8 @@ class Catalog:
         return _object(row) if row else None
 
     @staticmethod
-    def put_object(tx: Tx, o: ObjectInfo, seq: int) -> None:
+    def put_object(tx: Tx, o: ObjectInfo, seq: int, data: bytes | None = None) -> None:
+        """Write a version (``data``: its body, when small enough to be kept in the row)."""
         body: dict[str, Any] = {"headers": o.headers, "metadata": o.metadata}
         if o.acl is not None:
             body["acl"] = o.acl.to_json()
@@ -212,12 +224,12 @@ class Catalog:
             body["tags"] = o.tags
         if o.parts:
             body["parts"] = o.parts
-        tx.execute(f"INSERT INTO s3_object ({_OBJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+        tx.execute(f"INSERT INTO s3_object ({_OBJECT_COLUMNS}, data) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                    "ON CONFLICT (bucket, key, version) DO UPDATE SET seq = excluded.seq, latest = excluded.latest, "
                    "marker = excluded.marker, blob = excluded.blob, size = excluded.size, etag = excluded.etag, "
-                   "modified = excluded.modified, owner = excluded.owner, body = excluded.body",
+                   "modified = excluded.modified, owner = excluded.owner, body = excluded.body, data = excluded.data",
                    (o.bucket, o.key, o.version_id, seq, int(o.latest), int(o.delete_marker), o.blob, o.size, o.etag,
-                    o.modified, o.owner, orjson.dumps(body).decode()))
+                    o.modified, o.owner, orjson.dumps(body).decode(), data))
 
     @staticmethod
     def set_body(tx: Tx, o: ObjectInfo) -> None:

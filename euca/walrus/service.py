@@ -226,16 +226,13 @@ class Walrus:
             self._drop_null(tx, bucket, info.key, keep_blob=info.blob)
             if bucket.versioning:  # versions besides the null one may exist
                 self.catalog.unset_latest(tx, bucket.name, info.key)
-            if inline is not None:
-                self.catalog.put_inline(tx, info.blob, inline)
-            self.catalog.put_object(tx, info, self.catalog.next_seq(tx))
+            self.catalog.put_object(tx, info, self.catalog.next_seq(tx), inline)
         return info
 
     def _forget_blob(self, tx: Tx, blob: str) -> None:
-        """A blob no version names once ``tx`` commits: an inline one goes in ``tx``, a file after it."""
-        if is_inline(blob):
-            self.catalog.delete_inline(tx, blob)
-        elif blob:
+        """A blob no version names once ``tx`` commits: a file goes after it (an inline body went
+        with its row)."""
+        if blob and not is_inline(blob):
             tx.on_commit(lambda: self.blobs.delete(blob))
 
     def _drop_null(self, tx: Tx, bucket: Bucket, key: str, keep_blob: str = "") -> None:
@@ -318,7 +315,7 @@ class Walrus:
         """The bytes of a version kept in the store (a small one), None when they are in a file."""
         if not is_inline(info.blob):
             return None
-        data = self.catalog.inline_data(info.blob)
+        data = self.catalog.inline_data(info)
         if data is None:
             raise NoSuchKey(Key=info.key)  # deleted between the lookup and now
         return data

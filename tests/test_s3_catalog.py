@@ -1,0 +1,59 @@
+"""Walrus's tables in the store: a store written by the earlier layout (small bodies in a table
+of their own) opens with every body in place, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from euca.store import Store
+from euca.walrus.catalog import Catalog
+
+# The layout before small bodies moved into their versions' rows.
+_EARLIER = (
+    "CREATE TABLE s3_object (bucket TEXT NOT NULL, key TEXT NOT NULL, version TEXT NOT NULL, seq BIGINT NOT NULL, "
+    "latest INTEGER NOT NULL, marker INTEGER NOT NULL, blob TEXT NOT NULL, size BIGINT NOT NULL, etag TEXT NOT NULL, "
+    "modified {real} NOT NULL, owner TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (bucket, key, version))",
+    "CREATE INDEX s3_object_listing ON s3_object (bucket, latest, key)",
+    "CREATE INDEX s3_object_blob ON s3_object (blob)",
+    "CREATE TABLE s3_inline (blob TEXT PRIMARY KEY, data {binary} NOT NULL)",
+)
+_BODY = '{"headers": {"content-type": "text/plain"}, "metadata": {}}'
+
+
+def _earlier_store(url: str) -> None:
+    store = Store(url)
+    real, binary = ("DOUBLE PRECISION", "BYTEA") if store.is_postgres else ("REAL", "BLOB")
+    with store.transaction() as tx:
+        for statement in _EARLIER:
+            tx.execute(statement.format(real=real, binary=binary))
+        for n, (key, version, latest) in enumerate((("small", "null", 1), ("old", "v1", 0), ("old", "v2", 1))):
+            tx.execute("INSERT INTO s3_object VALUES (?, ?, ?, ?, ?, 0, ?, 5, '\"e\"', 1.0, '1', ?)",
+                       ("b", key, version, n, latest, f"=blob{n}", _BODY))
+            tx.execute("INSERT INTO s3_inline VALUES (?, ?)", (f"=blob{n}", f"body{n}".encode()))
+        tx.execute("INSERT INTO s3_object VALUES ('b', 'large', 'null', 9, 1, 0, 'abc123', 99, '\"e\"', 1.0, '1', ?)",
+                   (_BODY,))
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_an_earlier_store_opens_with_its_small_bodies_in_their_rows(backend: str, tmp_path: Path,
+                                                                     request: pytest.FixtureRequest) -> None:
+    url = request.getfixturevalue("postgres").database() if backend == "postgresql" else str(tmp_path / "db")
+    _earlier_store(url)
+    store = Store(url)
+    catalog = Catalog(store)
+    found = catalog.latest_with_data("b", "small")
+    assert found is not None and found[1] == b"body0"
+    old = catalog.version("b", "old", "v1")
+    assert old is not None and catalog.inline_data(old) == b"body1"
+    newest = catalog.latest_with_data("b", "old")
+    assert newest is not None and newest[0].version_id == "v2" and newest[1] == b"body2"
+    large = catalog.latest_with_data("b", "large")
+    assert large is not None and large[1] is None and large[0].blob == "abc123"
+    assert not store.rows("SELECT 1 FROM s3_object WHERE substr(blob, 1, 1) = '=' AND data IS NULL")
+    store.close()
+    Catalog(reopened := Store(url))  # opened again: already in this layout, nothing to do or to break
+    assert [bytes(r[0]) for r in reopened.rows("SELECT data FROM s3_object WHERE key = 'small'")] == [b"body0"]
+    reopened.close()
