@@ -208,3 +208,32 @@ def test_every_failure_is_a_node_error_naming_the_instance_and_libvirt_s_reason(
         driver.start(spec(3, memory=0))
     with pytest.raises(ValueError, match="HYPERVISOR"):
         lv.DomainLayout("vmware")
+
+
+def test_an_ebs_backed_instance_boots_from_its_root_volume_over_iscsi(lv: Any, tmp_path: Path) -> None:
+    from drivers.protocol import VolumeAttachment
+
+    iqn = "iqn.2009-06.com.eucalyptus.cluster01:vol-0a0b0c0d"
+    s = spec(root_volume=VolumeAttachment("vol-0A0B0C0D", "sda1", iqn, "192.0.2.7", 3260, 1))
+    files = files_for(tmp_path, s)
+    xml = lv.DomainLayout("qemu", bridge="br0").xml(s, files)
+    validate(tmp_path, xml)
+    dom = ET.fromstring(xml)
+    disks = list(dom.iter("disk"))
+    assert len(disks) == 1 and disks[0].get("type") == "network"  # no file of the image's on the node
+    source = disks[0].find("source")
+    assert source is not None and source.get("protocol") == "iscsi" and source.get("name") == f"{iqn}/1"
+    assert disks[0].find("source/host").get("name") == "192.0.2.7"  # type: ignore[union-attr]
+    assert disks[0].find("target").get("dev") == "vda"  # type: ignore[union-attr]  # the first disk, as ever
+    assert disks[0].findtext("serial") == "vol-0A0B0C0D"
+    assert dom.findtext("os/kernel") == str(files.kernel)
+    with pytest.raises(ValueError, match="needs a KVM or QEMU node"):
+        lv.DomainLayout("xen").xml(s, files)
+
+
+def test_the_guest_learns_its_instance_id_from_smbios(lv: Any, tmp_path: Path) -> None:
+    s = spec()
+    dom = ET.fromstring(lv.DomainLayout("kvm").xml(s, files_for(tmp_path, s)))
+    assert dom.find("os/smbios").get("mode") == "sysinfo"  # type: ignore[union-attr]
+    entries = {e.get("name"): e.text for e in dom.iterfind("sysinfo[@type='smbios']/system/entry")}
+    assert entries["serial"] == s.instance_id and entries["manufacturer"] == "Eucalyptus"

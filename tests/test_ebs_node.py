@@ -85,3 +85,49 @@ def test_a_restarted_node_controller_attaches_to_an_instance_that_outlived_it(tm
     third.recover()
     with pytest.raises(NodeError, match="no such running instance"):
         third.attach_volume("i-01020304", after)
+
+
+def test_an_ebs_backed_instance_stages_only_its_kernel_and_ramdisk(tmp_path: Path) -> None:
+    from drivers.protocol import InstanceFiles
+
+    store = tmp_path / "store"
+    store.mkdir()
+    (store / "vmlinuz").write_bytes(b"K" * 512)
+    (store / "initrd").write_bytes(b"I" * 256)
+    root = VolumeAttachment("vol-0A0B0C0D", "sda1", "iqn.2009-06.com.eucalyptus.cluster01:vol-0a0b0c0d",
+                            "192.0.2.7", 3260, 1)
+    spec = InstanceSpec("i-0A0B0C0D", "r-0A0B0C0D", "alice", "m1.small", 1, 256, 1, "emi-0E0B5000",
+                        "eki-00000001", "eri-00000001", root_volume=root)
+    sim = SimNode("node1", NodeShape(boot_time=0))
+    storage = NodeStorage(tmp_path / "instances", LocalFiles())
+    nc = NodeController(sim, storage, name="node1")
+    # the EBS image has no bytes, so no location: only the kernel's and the ramdisk's are needed
+    nc.run(spec, {"eki-00000001": str(store / "vmlinuz"), "eri-00000001": str(store / "initrd")}, wait=True)
+    files = InstanceFiles.of(tmp_path / "instances", "alice", spec.instance_id)
+    assert files.kernel.read_bytes() == b"K" * 512 and files.ramdisk.read_bytes() == b"I" * 256
+    assert not files.root.exists()
+    assert sorted(storage.cache.cached()) == ["eki-00000001", "eri-00000001"]
+    assert storage.recorded(spec.instance_id) == spec  # the root volume is kept with the rest
+    nc.terminate(spec.instance_id)
+    assert not files.directory.exists()
+    nc.close()
+
+
+def test_the_wire_carries_a_root_volume_and_refuses_a_malformed_one() -> None:
+    from euca.node import wire
+
+    root = VolumeAttachment("vol-0A0B0C0D", "vda", "iqn.2009-06.com.eucalyptus.cluster01:vol-0a0b0c0d",
+                            "192.0.2.7", 3260, 1)
+    spec = InstanceSpec("i-0A0B0C0D", "r-0A0B0C0D", "alice", "m1.small", 1, 256, 1, "emi-0E0B5000",
+                        root_volume=root)
+    assert wire.spec_from_json(wire.spec_to_json(spec)) == spec
+    plain = spec._replace(root_volume=None)
+    assert wire.spec_from_json(wire.spec_to_json(plain)) == plain
+    body = wire.spec_to_json(spec)
+    for bad, message in (({"volume_id": "vol-0A0B0C0D"}, "needs device"),
+                         ({**body["root_volume"], "port": "3260"}, "port must be an integer"),
+                         ({**body["root_volume"], "lun": True}, "lun must be an integer"),
+                         ({**body["root_volume"], "extra": 1}, "unknown volume fields: extra"),
+                         ("vol-0A0B0C0D", "must be a JSON object")):
+        with pytest.raises(ValueError, match=message):
+            wire.spec_from_json({**body, "root_volume": bad})
