@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from euca.core.errors import IncorrectInstanceState, MissingParameter, UnsupportedOperation
+from euca.core.errors import MissingParameter
 from euca.services.cloud import Cloud
 from euca.services.common import Caller
 
@@ -208,30 +208,8 @@ def register_image(c: Cloud, who: Caller, p: Params) -> Result:
 
 
 def create_image(c: Cloud, who: Caller, p: Params) -> Result:
-    """CreateImage of an EBS-backed instance: a snapshot of its root volume, and an EBS-backed image
-    of it, pending until the snapshot completes. The instance is not rebooted (NoReboot is implied)."""
-    inst = c.instances.visible(who, [_need(p, "InstanceId")])[0]
-    name, description = str(_need(p, "Name")), p.get("Description") or ""
-    if not inst.root_volume:
-        raise UnsupportedOperation(f"The instance '{inst.instance_id}' does not have an 'ebs' root device type: "
-                                   "bundle an instance-store instance (euca bundle-instance) instead.")
-    if c.instances.state_of(inst) not in ("running", "stopping", "stopped"):
-        raise IncorrectInstanceState(f"The instance '{inst.instance_id}' is not in a state from which an image "
-                                     "can be created.")
-    c.images.check_new(who, name, description, inst.kernel_id, inst.ramdisk_id)
-    snap = c.snapshots.create(who, inst.root_volume, f"Created by CreateImage({inst.instance_id}) from "
-                              f"{inst.root_volume}", None)
-    mapping = {"DeviceName": inst.root_device, "Ebs": {"SnapshotId": snap["SnapshotId"],
-                                                      "VolumeSize": snap["VolumeSize"], "DeleteOnTermination": True}}
-    made = {snap["SnapshotId"]: snap["VolumeSize"]}
-    image_id = c.images.register_ebs(who, {"Name": name, "Description": description,
-                                           "RootDeviceName": inst.root_device, "KernelId": inst.kernel_id,
-                                           "RamdiskId": inst.ramdisk_id, "BlockDeviceMappings": [mapping]}, made)
-    # the snapshot may have ended before the image was recorded
-    now = c.snapshots.describe(who, {"SnapshotIds": [snap["SnapshotId"]]})["Snapshots"][0]["State"]
-    if now != "pending":
-        c.images.snapshot_done(snap["SnapshotId"], now == "completed")
-    return {"ImageId": image_id}
+    return {"ImageId": c.instances.create_image(who, _need(p, "InstanceId"), str(_need(p, "Name")),
+                                                p.get("Description") or "")}
 
 
 def deregister_image(c: Cloud, who: Caller, p: Params) -> Result:

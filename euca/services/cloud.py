@@ -96,6 +96,7 @@ class Cloud:
         cloud.volumes = Volumes(store, ids, cc, box, storage, instances, tags, clock)
         cloud.snapshots = Snapshots(store, ids, accounts, cloud.volumes, tags, clock, region)
         images.snapshot_size = cloud.snapshots.size_of
+        instances.snapshots = cloud.snapshots
         cloud.snapshots.in_use = images.using_snapshot
         cloud.snapshots.finished = images.snapshot_done
         cloud.volumes.restore()

@@ -250,6 +250,15 @@ class RootVolumes(Protocol):
         ...
 
 
+class RootSnapshots(Protocol):
+    """What CreateImage of an EBS-backed instance needs of the snapshot service (``euca.services.snapshots``)."""
+
+    def create(self, caller: Caller, volume_id: str, description: str, tag_specs: list[dict[str, Any]] | None,
+               ) -> dict[str, Any]: ...
+
+    def describe(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]: ...
+
+
 class Instances:
     def __init__(self, store: Store, ids: Ids, cc: ClusterController, box: BoxNodes, accounts: Accounts,
                  images: Images, keypairs: KeyPairs, groups: Groups, addresses: Addresses, tags: Tags) -> None:
@@ -258,6 +267,7 @@ class Instances:
         self._groups, self._addresses, self._tags = groups, addresses, tags
         self._instances: dict[str, Instance] = {}
         self.roots: RootVolumes | None = None  # the volume service, once the cloud has one
+        self.snapshots: RootSnapshots | None = None  # the snapshot service, once the cloud has one
         self._moves = 0  # instances stopped or started since this process began (see record_count)
         # instance or reservation id -> (what it showed, its record)
         self._memo: dict[str, tuple[tuple[Any, ...], Frozen]] = {}
@@ -456,6 +466,33 @@ class Instances:
             if inst.root_volume and self.roots is not None:
                 self.roots.plug_root(inst.root_volume)
         return self._reservation(caller, created)
+
+    def create_image(self, caller: Caller, instance_id: str, name: str, description: str) -> str:
+        """CreateImage of an EBS-backed instance: a snapshot of its root volume, and an EBS-backed
+        image of it, pending until the snapshot completes. The instance is not rebooted (NoReboot
+        is implied). An instance-store instance is bundled instead (``euca bundle-instance``)."""
+        inst = self._visible(caller, [instance_id])[0]
+        if not inst.root_volume or self.snapshots is None:
+            raise UnsupportedOperation(f"The instance '{inst.instance_id}' does not have an 'ebs' root device type: "
+                                       "bundle an instance-store instance (euca bundle-instance) instead.")
+        if self.state_of(inst) not in ("running", "stopping", "stopped"):
+            raise IncorrectInstanceState(f"The instance '{inst.instance_id}' is not in a state from which an image "
+                                         "can be created.")
+        self._images.check_new(caller, name, description, inst.kernel_id, inst.ramdisk_id)
+        snap = self.snapshots.create(caller, inst.root_volume, f"Created by CreateImage({inst.instance_id}) from "
+                                     f"{inst.root_volume}", None)
+        snapshot_id, size = snap["SnapshotId"], snap["VolumeSize"]
+        mapping = {"DeviceName": inst.root_device,
+                   "Ebs": {"SnapshotId": snapshot_id, "VolumeSize": size, "DeleteOnTermination": True}}
+        image_id = self._images.register_ebs(caller, {
+            "Name": name, "Description": description, "RootDeviceName": inst.root_device,
+            "KernelId": inst.kernel_id, "RamdiskId": inst.ramdisk_id, "BlockDeviceMappings": [mapping]},
+            {snapshot_id: size})
+        # the snapshot may have ended before the image was recorded
+        now = self.snapshots.describe(caller, {"SnapshotIds": [snapshot_id]})["Snapshots"][0]["State"]
+        if now != "pending":
+            self._images.snapshot_done(snapshot_id, now == "completed")
+        return image_id
 
     def _root_mapping(self, image: Image, p: dict[str, Any]) -> tuple[int, bool]:
         """The root volume's size and DeleteOnTermination: the image's, or RunInstances' own mapping."""
