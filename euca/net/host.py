@@ -7,7 +7,8 @@
   and destroys the old contents; sets nobody references any more are destroyed afterwards.
 - the bridge table: replaced whole with one ``nft -f`` (its pairs are set elements, so a thousand
   instances are one short script), alongside iptables' restore.
-- links: bridges, their gateway addresses, and MANAGED's segments (802.1q or VXLAN uplinks).
+- links: bridges, their gateway addresses, and MANAGED's segments (802.1q or VXLAN uplinks); IPv4
+  forwarding on wherever a bridge has a gateway.
 
 What was applied last is kept, so an unchanged view runs nothing and a changed one reads nothing
 from the host. After a restart nothing is kept: the first apply reads what our chains and sets are
@@ -170,6 +171,9 @@ class Host:
                 self._unmake_segment(int(name[6:]))
         for segment in desired.segments:
             self._make_segment(segment)
+        if any(desired.bridge_addresses.values()):
+            # a gateway on a bridge routes its instances' packets: to the metadata service, out, in
+            self._call(["sysctl", "-qw", "net.ipv4.ip_forward=1"])
         for bridge, addresses in desired.bridge_addresses.items():
             if not self._exists(bridge):
                 self._call(["ip", "link", "add", bridge, "type", "bridge", "stp_state", "0", "forward_delay", "200"])

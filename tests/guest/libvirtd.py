@@ -4,13 +4,19 @@ Both daemons run in a private mount and network namespace made with ``unshare``.
 namespace libvirt's own directories (/etc/libvirt, /run/libvirt, /var/lib/libvirt, /var/log/libvirt,
 /var/cache/libvirt) are bind mounts of directories under one state directory, so domain definitions,
 sockets, logs and QEMU's runtime files land there and nowhere else; in the network namespace only
-``lo`` exists, so no guest and no libvirt network can reach the host's. Clients outside connect
-through the socket's path in the state directory::
+``lo`` and the guests' bridges exist, so no guest and no libvirt network can reach the host's.
+Clients outside connect through the socket's path in the state directory::
 
     qemu:///system?socket=<state>/run/libvirt-sock
 
+A test that wants its guests on a network links the namespace to the host (``link_to_host``: a veth
+pair, the host routing the instances' subnet into the namespace, so a guest's packets reach the
+host's services with the guest's own source address) or to a client namespace of its own
+(``link_namespace``).
+
 Stopping destroys and undefines every domain, stops both daemons by PID, ends any process still
-left in the namespace (a QEMU libvirtd did not reap) and removes the state directory.
+left in the namespace (a QEMU libvirtd did not reap), removes the links and namespaces made for it
+and the state directory.
 """
 
 from __future__ import annotations
@@ -97,6 +103,8 @@ class Libvirtd:
         self._logs: list[IO[bytes]] = []
         self._made_mountpoints: list[Path] = []
         self._netns: str | None = None
+        self._host_links: list[str] = []  # veths whose host end this made (deleting one deletes both ends)
+        self._namespaces: list[str] = []  # named namespaces this made (ip netns add)
 
     @property
     def pid(self) -> int:
@@ -108,6 +116,53 @@ class Libvirtd:
     def in_netns(self, *argv: str) -> list[str]:
         """``argv`` run inside the network namespace the guests' bridges live in."""
         return ["nsenter", "-t", str(self.pid), "--net", "--", *argv]
+
+    # -- links -----------------------------------------------------------------------------------------
+
+    def link_to_host(self, host_address: str, address: str, routes: Sequence[str] = ()) -> str:
+        """A veth pair from the host (``host_address``, "a.b.c.d/n") into the namespace (``address``,
+        device ``uplink0``, its default route back through the host), and a host route for each of
+        ``routes`` through it. Returns the host end's name; ``stop`` deletes it and with it the routes."""
+        name = f"lvu{self.pid}"[:15]
+        peer = address.split("/")[0]
+        _ip("link", "add", name, "type", "veth", "peer", "name", "uplink0", "netns", str(self.pid))
+        self._host_links.append(name)
+        _ip("addr", "add", host_address, "dev", name)
+        _ip("link", "set", name, "up")
+        self._in_ns_ip("addr", "add", address, "dev", "uplink0")
+        self._in_ns_ip("link", "set", "uplink0", "up")
+        self._in_ns_ip("route", "add", "default", "via", host_address.split("/")[0])
+        for route in routes:
+            _ip("route", "add", route, "via", peer, "dev", name)
+        return name
+
+    def link_namespace(self, name: str, address: str, gateway: str) -> str:
+        """A new named namespace (``ip netns add``), its ``eth0`` (``address``, "a.b.c.d/n", default
+        route via ``gateway``) linked to ``gateway``'s end in the guests' namespace: a client one
+        router (the guests' namespace) away from the guests. Returns the name; ``stop`` deletes it."""
+        _ip("netns", "add", name)
+        self._namespaces.append(name)
+        prefix = address.split("/")[1]
+        inside = f"lvc{len(self._namespaces)}"
+        _ip("link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", inside, "netns", str(self.pid))
+        _ip("-n", name, "link", "set", "lo", "up")
+        _ip("-n", name, "addr", "add", address, "dev", "eth0")
+        _ip("-n", name, "link", "set", "eth0", "up")
+        self._in_ns_ip("addr", "add", f"{gateway}/{prefix}", "dev", inside)
+        self._in_ns_ip("link", "set", inside, "up")
+        _ip("-n", name, "route", "add", "default", "via", gateway)
+        return name
+
+    def _in_ns_ip(self, *argv: str) -> None:
+        _check(self.in_netns(_sbin("ip"), *argv))
+
+    def _unlink(self) -> None:
+        for name in self._host_links:
+            subprocess.run([_sbin("ip"), "link", "del", name], capture_output=True, check=False)
+        for name in self._namespaces:
+            subprocess.run([_sbin("ip"), "netns", "del", name], capture_output=True, check=False)
+        self._host_links.clear()
+        self._namespaces.clear()
 
     # -- start ---------------------------------------------------------------------------------------
 
@@ -129,7 +184,9 @@ class Libvirtd:
                         for target, name in _MOUNTS.items())
         links = "".join(f"ip link add {shlex.quote(b)} type bridge\nip link set {shlex.quote(b)} up\n"
                         for b in self.bridges)
-        script = f"set -e\n{binds}ip link set lo up\n{links}exec {shlex.quote(_sbin('libvirtd'))}\n"
+        # the PID files too live in the state directory: two sessions' daemons may run side by side
+        daemon = f"{shlex.quote(_sbin('libvirtd'))} --pid-file {shlex.quote(str(self.state / 'libvirtd.pid'))}"
+        script = f"set -e\n{binds}ip link set lo up\n{links}exec {daemon}\n"
         self._libvirtd = subprocess.Popen(
             ["unshare", "--mount", "--net", "--propagation", "private", "--", "sh", "-c", script],
             stdin=subprocess.DEVNULL, stdout=self._log("libvirtd.out"), stderr=subprocess.STDOUT,
@@ -137,7 +194,8 @@ class Libvirtd:
         self._wait_for(self.state / "run" / "libvirt-sock", self._libvirtd, timeout)
         self._netns = _netns_of(self._libvirtd.pid)
         self._virtlogd = subprocess.Popen(
-            ["nsenter", "-t", str(self._libvirtd.pid), "--mount", "--net", "--", _sbin("virtlogd")],
+            ["nsenter", "-t", str(self._libvirtd.pid), "--mount", "--net", "--", _sbin("virtlogd"),
+             "--pid-file", str(self.state / "virtlogd.pid")],
             stdin=subprocess.DEVNULL, stdout=self._log("virtlogd.out"), stderr=subprocess.STDOUT,
             start_new_session=True)
         self._wait_for(self.state / "run" / "virtlogd-sock", self._virtlogd, timeout)
@@ -183,6 +241,7 @@ class Libvirtd:
     def stop(self) -> list[str]:
         """Tear everything down; returns the names of domains that were still defined or running."""
         leftovers = self._remove_domains()
+        self._unlink()
         for proc in (self._libvirtd, self._virtlogd):
             if proc is not None:
                 _terminate(proc)
@@ -235,6 +294,16 @@ class Libvirtd:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
             time.sleep(0.1)
+
+
+def _check(argv: Sequence[str]) -> None:
+    done = subprocess.run(list(argv), capture_output=True, text=True, check=False, timeout=30)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)}: {done.stderr.strip()}")
+
+
+def _ip(*argv: str) -> None:
+    _check([_sbin("ip"), *argv])
 
 
 def _terminate(proc: subprocess.Popen[bytes]) -> None:
