@@ -52,6 +52,16 @@ class Cloud:
     instances: Path
     images: dict[str, str]  # machine, kernel, ramdisk -> id
     tgtd: iscsi.Tgtd
+    nc_argv: list[str]
+    restarts: int = 0
+
+    def restart_node_controller(self) -> None:
+        """Stop ``euca node-controller`` (its domains keep running) and start it again on the same port."""
+        self.nc.stop()
+        assert self.nc.proc.returncode is not None
+        self.restarts += 1
+        self.nc = _Process("euca node-controller", self.nc_argv, self.nc.log.with_name(f"nc-{self.restarts}.log"))
+        self.nc.wait_for("node controller on")
 
     def console(self, instance_id: str) -> str:
         out = str(self.ec2.get_console_output(InstanceId=instance_id).get("Output") or "")
@@ -143,9 +153,9 @@ def cloud(guest_image: GuestImage, libvirt_daemon: Libvirtd, tmp_path_factory: p
     sc_store = Store(str(data / "euca.db"))
     storage = StorageController(sc_store, Overlay(data / "volumes"), ZONE,
                                 tgt=Tgt("127.0.0.1", tgtd.port, control_port=tgtd.control))
-    nc = _Process("euca node-controller",
-                  ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_daemon.uri,
-                   "--host", "127.0.0.1", "--port", str(nc_port), "--key", key], tmp / "nc.log")
+    nc_argv = ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_daemon.uri,
+               "--host", "127.0.0.1", "--port", str(nc_port), "--key", key]
+    nc = _Process("euca node-controller", nc_argv, tmp / "nc.log")
     conn = libvirt.open(libvirt_daemon.uri)
     try:
         nc.wait_for("node controller on")
@@ -155,16 +165,19 @@ def cloud(guest_image: GuestImage, libvirt_daemon: Libvirtd, tmp_path_factory: p
             made = import_files(box.cloud.images, guest_image.root, kernel=guest_image.kernel,
                                 ramdisk=guest_image.initrd, name="euca-test-guest")
             ec2 = box.client()
+            made_cloud = Cloud(box, ec2, nc, conn, instances,
+                               {"machine": made.machine, "kernel": made.kernel, "ramdisk": made.ramdisk}, tgtd,
+                               nc_argv)
             try:
-                yield Cloud(box, ec2, nc, conn, instances,
-                            {"machine": made.machine, "kernel": made.kernel, "ramdisk": made.ramdisk}, tgtd)
+                yield made_cloud
             finally:
                 left = [d.name() for d in conn.listAllDomains()]
                 if left:
                     with contextlib.suppress(Exception):
                         ec2.terminate_instances(InstanceIds=left)
-                    _until("leftover domains destroyed", lambda: not conn.listAllDomains(), 60.0, nc)
+                    _until("leftover domains destroyed", lambda: not conn.listAllDomains(), 60.0, made_cloud.nc)
                 ec2.close()
+                nc = made_cloud.nc
     finally:
         nc.stop()
         conn.close()
@@ -271,3 +284,22 @@ def test_an_ebs_backed_instance_boots_from_its_root_volume_and_keeps_it_over_sto
     ec2.delete_snapshot(SnapshotId=snapshot)
     ec2.delete_volume(VolumeId=blank)
     print(f"EBS-backed: booted, wrote, stopped, started and read back in {restarted:.1f} s")
+
+
+def test_a_restarted_node_controller_attaches_volumes_to_the_guests_that_outlived_it(cloud: Cloud) -> None:
+    (iid,) = cloud.run(cloud.images["machine"])
+    home = next(cloud.instances.glob(f"*/{iid}"))
+    cloud.restart_node_controller()
+    assert cloud.conn.lookupByName(iid).isActive()  # the guest ran on meanwhile
+    assert f"{iid}: adopted" in cloud.nc.output(), cloud.nc.output()[-3000:]
+
+    volume = cloud.new_volume(Size=1)
+    cloud.ec2.attach_volume(VolumeId=volume, InstanceId=iid, Device="/dev/sdf")
+    on = cloud.wait_console(iid, _marker_line(volume, r"vd[b-z]", "wrote", volume, iid), 60.0)
+    cloud.ec2.detach_volume(VolumeId=volume)
+    cloud.wait_console(iid, rf"euca-guest: volume {volume} left {on.group(1)}\b", 60.0)
+    _until(f"{volume} available", lambda: cloud.volume_state(volume) == "available", VOLUME_TIMEOUT, cloud.nc)
+
+    cloud.terminate(iid)
+    _until(f"{iid}'s files removed", lambda: not home.exists(), 60.0, cloud.nc)
+    cloud.ec2.delete_volume(VolumeId=volume)
