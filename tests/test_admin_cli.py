@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from euca.cli import main
+from euca.iam import hash_password
+from euca.services.accounts import Accounts
 from euca.services.cloud import Cloud, stored_nodes, stored_vmtypes
 from euca.services.common import Ids
 from euca.store import Store
@@ -107,3 +112,63 @@ def test_postgresql_store(postgres: Postgres) -> None:
         assert again.meta("initialised") == "1"
     finally:
         again.close()
+
+
+def _user_with_everything(store: Store) -> Accounts:
+    accounts = Accounts(store)
+    accounts.create("acme")
+    accounts.create_user("acme", "bob")
+    accounts.create_user_key("acme", "bob")
+    accounts.put_policy("user", "acme", "bob", "all", json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}))
+    accounts.create_group("acme", "ops")
+    accounts.add_to_group("acme", "ops", "bob")
+    accounts.set_login("acme", "bob", hash_password("s3cret-Pass"), reset=False, create=True)
+    accounts.add_certificate("acme", "bob", "CERT1", "-----BEGIN CERTIFICATE-----")
+    return accounts
+
+
+def _holdings(store: Store) -> dict[str, Any]:
+    """What the store holds for acme's bob, read afresh."""
+    accounts = Accounts(store)
+    bob = accounts.user("acme", "bob")
+    return {"keys": len(accounts.user_keys("acme", "bob")), "policies": sorted(bob.policies),
+            "groups": [g.name for g in accounts.groups_of("acme", "bob")], "login": bob.login is not None,
+            "certificates": [c.cert_id for c in accounts.certificates("acme", "bob")]}
+
+
+def test_user_delete_is_all_or_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = Store(str(tmp_path / "euca.db"))
+    _user_with_everything(store)
+    whole = _holdings(store)
+    assert whole == {"keys": 1, "policies": ["all"], "groups": ["ops"], "login": True, "certificates": ["CERT1"]}
+    # The database itself refuses the user's last step (a trigger, as a constraint would): nothing
+    # the delete did before that step may stay done.
+    with store.transaction() as tx:
+        tx.execute("CREATE TRIGGER keep_bob BEFORE DELETE ON records WHEN old.kind = 'user' AND old.id = 'acme/bob' "
+                   "BEGIN SELECT RAISE(ABORT, 'bob stays'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="bob stays"):
+        main(["user", "delete", "acme", "bob", "--data-dir", str(tmp_path)])
+    assert _holdings(store) == whole
+    with store.transaction() as tx:
+        tx.execute("DROP TRIGGER keep_bob")
+    assert main(["user", "delete", "acme", "bob", "--data-dir", str(tmp_path)]) == 0
+    assert [u.name for u in Accounts(store).users("acme")] == ["admin"]
+    assert Accounts(store).group("acme", "ops").users == ()
+    assert not [r for r in store.rows("SELECT id, body FROM records WHERE kind IN ('accesskey', 'signingcert')")
+                if '"bob"' in r[1]]
+    store.close()
+
+
+def test_user_delete_takes_what_another_server_gave_the_user_since_it_looked(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "euca.db"))
+    _user_with_everything(store)
+    cli_store = Store(str(tmp_path / "euca.db"))
+    admin_cli = Accounts(cli_store)  # loaded now, as the CLI loads the directory
+    server = Accounts(store)
+    second = server.create_user_key("acme", "bob")  # the running server, after the CLI looked
+    admin_cli.remove_user("acme", "bob")
+    cli_store.close()
+    assert not store.rows("SELECT id FROM records WHERE kind = 'accesskey' AND id = ?", (second.access_key,))
+    assert [u.name for u in Accounts(store).users("acme")] == ["admin"]
+    store.close()

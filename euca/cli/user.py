@@ -53,18 +53,7 @@ def _run(args: argparse.Namespace, store: Store) -> int:
         print(f"{user.name}\t{user.user_id}\t{key.access_key}\t{key.secret_key}")
         return 0
     if args.action == "delete":
-        user = accounts.user(args.account, args.user)
-        for key in accounts.user_keys(args.account, user.name):
-            accounts.delete_user_key(args.account, user.name, key.access_key)
-        for name in list(user.policies):
-            accounts.delete_policy("user", args.account, user.name, name)
-        for group in accounts.groups_of(args.account, user.name):
-            accounts.remove_from_group(args.account, group.name, user.name)
-        if accounts.user(args.account, user.name).login is not None:
-            accounts.delete_login(args.account, user.name)
-        for cert in accounts.certificates(args.account, user.name):
-            accounts.delete_certificate(args.account, user.name, cert.cert_id)
-        accounts.delete_user(args.account, user.name)
+        accounts.remove_user(args.account, args.user)
         return 0
     user = accounts.user(args.account, args.user)
     if args.create:

@@ -346,6 +346,36 @@ class Accounts:
             tx.changed("account")
         self.reload()
 
+    def remove_user(self, account: str, name: str) -> None:
+        """The administrator's delete: the user and everything it holds (access keys and their use,
+        signing certificates, group memberships; its login profile and policies are part of its
+        record) in one transaction, all or nothing. What it holds is read inside that transaction, so
+        a key another server made for the user a moment ago goes with it."""
+        user = self.user(account, name)
+        if user.name == ADMIN:
+            raise DeleteConflict("The account's admin user cannot be deleted")
+        folded = _fold(user.name)
+        removed: list[str] = []
+        with self._store.transaction() as tx:
+            for access_key, body in tx.load("accesskey", account):
+                if _fold(body.get("user", ADMIN)) == folded:
+                    tx.delete("accesskey", access_key)
+                    tx.delete("keyuse", access_key)
+                    removed.append(access_key)
+            for cert_id, body in tx.load("signingcert", account):
+                if _fold(body["user"]) == folded:
+                    tx.delete("signingcert", cert_id)
+            for group_id, body in tx.load("iamgroup", account):
+                members = list(body.get("users", ()))
+                if any(_fold(m) == folded for m in members):
+                    tx.put("iamgroup", group_id, account, body | {"users": [m for m in members if _fold(m) != folded]})
+            tx.delete("user", f"{account}/{folded}")
+            tx.changed("account")
+        for access_key in removed:
+            self._used.pop(access_key, None)
+            self._unsaved.discard(access_key)
+        self.reload()
+
     def _put_user(self, tx: Tx, user: User) -> None:
         body: dict[str, Any] = {"name": user.name, "user_id": user.user_id, "path": user.path,
                                 "created": user.created}

@@ -69,6 +69,13 @@ class Tx:
     def delete(self, kind: str, id_: str) -> None:
         self.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, id_))
 
+    def load(self, kind: str, account: str) -> list[tuple[str, dict[str, Any]]]:
+        """An account's records of a kind as this transaction sees them: (id, body). Read here,
+        not from a view loaded earlier, what the transaction changes is what the store holds now."""
+        rows = self.execute("SELECT id, body FROM records WHERE kind = ? AND account = ? ORDER BY id",
+                            (kind, account)).fetchall()
+        return [(r[0], orjson.loads(r[1])) for r in rows]
+
     def issue_fresh(self, id_: str) -> bool:
         """Record an identifier as handed out, unless it ever was: False then (the caller draws
         another). The transaction stays usable either way, on SQLite and PostgreSQL alike."""
