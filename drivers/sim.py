@@ -96,11 +96,12 @@ class SimNode:
         # Live instances, as _Rows: the collector stops tracking plain tuples of plain values (never
         # named tuples), and a planning run keeps a hundred thousand instances on its nodes.
         self._vms: dict[str, _Row] = {}
-        # Ended instances in two generations: those ended since ``_gen_start`` and those of the
-        # generation before. A generation older than TEARDOWN_FORGET is dropped whole, so ending an
-        # instance costs no queue; ``instances`` reports Teardown only for those ended < 180 s ago.
-        self._ended: dict[str, _Row] = {}
-        self._ended_before: dict[str, _Row] = {}
+        # Ended instances in two generations, each as (when it ended, its row as it ran): those ended
+        # since ``_gen_start`` and those of the generation before. A generation older than
+        # TEARDOWN_FORGET is dropped whole, so ending an instance costs no queue; ``instances``
+        # reports Teardown only for those ended < 180 s ago.
+        self._ended: dict[str, tuple[float, _Row]] = {}
+        self._ended_before: dict[str, tuple[float, _Row]] = {}
         self._gen_start = 0.0
         # instance -> device -> the volume attached there (only instances that have volumes)
         self.volumes: dict[str, dict[str, VolumeAttachment]] = {}
@@ -150,7 +151,7 @@ class SimNode:
         now = self.clock()
         if now - self._gen_start >= TEARDOWN_FORGET:
             self._forget(now)
-        self._ended[instance_id] = (vm[0], vm[1], vm[2], now) + vm[_SPEC:]  # noqa: RUF005
+        self._ended[instance_id] = (now, vm)
         if self.volumes:
             self.volumes.pop(instance_id, None)
         self.used_cores -= vm[_CORES]
@@ -162,8 +163,8 @@ class SimNode:
         self._forget(now)
         out = [InstanceStatus(i, self._state(vm, now), vm[0]) for i, vm in self._vms.items()]
         for ended in (self._ended_before, self._ended):
-            out += [InstanceStatus(i, NcState.TEARDOWN, vm[0]) for i, vm in ended.items()
-                    if now - vm[3] < TEARDOWN_FORGET]
+            out += [InstanceStatus(i, NcState.TEARDOWN, vm[0]) for i, (at, vm) in ended.items()
+                    if now - at < TEARDOWN_FORGET]
         return out
 
     def console_output(self, instance_id: str) -> str:
@@ -277,8 +278,11 @@ class SimNode:
 
     def _ended_vm(self, instance_id: str, now: float) -> _Row | None:
         """The ended instance, while the node still reports it (in Teardown, less than 180 s)."""
-        vm = self._ended.get(instance_id) or self._ended_before.get(instance_id)
-        return vm if vm is not None and now - vm[3] < TEARDOWN_FORGET else None
+        ended = self._ended.get(instance_id) or self._ended_before.get(instance_id)
+        if ended is None or now - ended[0] >= TEARDOWN_FORGET:
+            return None
+        at, vm = ended
+        return (vm[0], vm[1], vm[2], at) + vm[_SPEC:]  # noqa: RUF005
 
     def _forget(self, now: float) -> None:
         """Start a new generation of ended instances once the current one is TEARDOWN_FORGET old:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from heapq import heappop, heappush
+from heapq import heappush
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -27,6 +27,7 @@ from drivers.sim import SimNode
 from euca.cluster import ClusterController, ResourceReport, RunRequest
 from euca.cluster.controller import NO_ADDRESSES
 from euca.core.config import MANAGED_MODES, Config
+from pyx.endqueue import EndQueue
 from pyx.errors import Exhausted, InsufficientCapacity, KernelError
 from pyx.placement import ASLEEP, DOWN, WAKING
 from sim.metrics import Meter
@@ -115,11 +116,11 @@ class Cloud:
         self.epoch = [0] * len(self.nodes)  # bumped when a node fails: downloads to it are void
         self.fetching: dict[tuple[int, int], _Fetch] = {}
         self.instances = 0  # running, as the meter counts them (the CC's records say where)
-        # Instance ends wait on a heap of their own as (time, event id, instance id), plain tuples the
-        # collector soon stops tracking; only the earliest is on SimPy's queue, under the key a
+        # Instance ends wait on a queue of their own keyed by (time, event id), with no Python object
+        # per end but the instance id; only the earliest is on SimPy's queue, under the key a
         # timeout made at the instance's start would have had (its time, NORMAL, the event id it
         # drew then), so events run in the same order as with one timeout per instance.
-        self._due: list[tuple[float, int, str]] = []
+        self._due = EndQueue()
         self._armed: set[int] = set()  # event ids of the ends on SimPy's queue
         self._end_event = Alarm.__new__(Alarm)  # the one event every end is queued as
         self._end_callbacks: list[Callable[[Any], None]] = [self._ends_due]
@@ -190,8 +191,7 @@ class Cloud:
                 running = now
             watts += watts_per_core[n]
             end, e = now + (running + life - now), next(eid)  # as env.timeout(running + life - now) would
-            heappush(due, (end, e, iid))
-            if due[0][1] == e:  # the earliest end now
+            if due.push(end, e, iid):  # the earliest end now
                 heappush(queue, (end, NORMAL, e, end_event))
                 armed.add(e)
         started = len(launches)
@@ -263,10 +263,10 @@ class Cloud:
         takes everything back."""
         event.callbacks = self._end_callbacks  # SimPy clears them from an event it has run
         due, armed = self._due, self._armed
-        _, e, instance_id = heappop(due)
+        e, instance_id = due.pop()
         armed.discard(e)
         if due:
-            end, e, _ = due[0]
+            end, e = due.first()
             if e not in armed:
                 heappush(self.env._queue, (end, NORMAL, e, event))
                 armed.add(e)
