@@ -15,8 +15,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from urllib.parse import quote, unquote
@@ -41,6 +42,7 @@ from euca.core.s3errors import (
     SignatureDoesNotMatch,
 )
 
+_SHA256_HEX = re.compile("[0-9a-f]{64}")
 STREAMING = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
 STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
 STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
@@ -80,10 +82,12 @@ class S3Signature:
 
 
 def verify_s3(method: str, raw_path: str, raw_query: str, headers: Mapping[str, str], params: Mapping[str, str],
-              secret_of: SecretLookup, v2_resources: Sequence[str], now: float | None = None) -> S3Signature:
+              secret_of: SecretLookup, v2_resources: Sequence[str] | Callable[[], Sequence[str]],
+              now: float | None = None) -> S3Signature:
     """Check the request's signature, if it has one. ``raw_path`` as sent (percent-encoded);
     ``v2_resources``: the paths a Version 2 signature may have covered (path style with and
-    without the service prefix, ``/bucket/key`` for a virtual-hosted request)."""
+    without the service prefix, ``/bucket/key`` for a virtual-hosted request), or what makes
+    them (asked only for a Version 2 signature)."""
     now = time.time() if now is None else now
     authorization = headers.get("authorization", "")
     if authorization.startswith("AWS4-HMAC-SHA256"):
@@ -93,12 +97,16 @@ def verify_s3(method: str, raw_path: str, raw_query: str, headers: Mapping[str, 
             raise InvalidArgument("Unsupported algorithm", ArgumentName="X-Amz-Algorithm")
         return _v4_query(method, raw_path, raw_query, headers, params, secret_of, now)
     if authorization.startswith("AWS "):
-        return _v2_header(method, raw_query, headers, authorization, secret_of, v2_resources, now)
+        return _v2_header(method, raw_query, headers, authorization, secret_of, _listed(v2_resources), now)
     if "Signature" in params and "AWSAccessKeyId" in params:
-        return _v2_query(method, raw_query, headers, params, secret_of, v2_resources, now)
+        return _v2_query(method, raw_query, headers, params, secret_of, _listed(v2_resources), now)
     if authorization:
         raise InvalidArgument("Unsupported Authorization Type", ArgumentName="Authorization")
     return S3Signature(None)
+
+
+def _listed(resources: Sequence[str] | Callable[[], Sequence[str]]) -> Sequence[str]:
+    return resources() if callable(resources) else resources
 
 
 def _secret(secret_of: SecretLookup, access_key: str) -> str:
@@ -174,8 +182,7 @@ def _v4_header(method: str, raw_path: str, raw_query: str, headers: Mapping[str,
     payload = headers.get("x-amz-content-sha256")
     if payload is None:
         raise InvalidRequest("Missing required header for this request: x-amz-content-sha256")
-    if payload not in (UNSIGNED_PAYLOAD, STREAMING, STREAMING_UNSIGNED_TRAILER) and not (
-            len(payload) == 64 and all(c in "0123456789abcdef" for c in payload)):
+    if payload not in (UNSIGNED_PAYLOAD, STREAMING, STREAMING_UNSIGNED_TRAILER) and not _SHA256_HEX.fullmatch(payload):
         raise InvalidArgument("x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-AWS4-HMAC-SHA256-PAYLOAD "
                               "or a valid sha256 value.", ArgumentName="x-amz-content-sha256",
                               ArgumentValue=payload[:80])

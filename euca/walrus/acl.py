@@ -23,6 +23,8 @@ PERMISSIONS = (FULL_CONTROL, READ, WRITE, READ_ACP, WRITE_ACP)
 
 CANNED = ("private", "public-read", "public-read-write", "authenticated-read", "bucket-owner-read",
           "bucket-owner-full-control", "log-delivery-write", "aws-exec-read", "ec2-bundle-read")
+NAMING_BUCKET_OWNER = frozenset(("bucket-owner-read", "bucket-owner-full-control"))
+NAMING_ADMIN = frozenset(("aws-exec-read", "ec2-bundle-read"))
 
 
 def canned(name: str, owner: str, bucket_owner: str = "", admin: str = "") -> Acl:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Iterable
@@ -32,7 +31,7 @@ SPACE_EVERY_SECONDS = 1.0  # ... or this long
 
 
 def new_id() -> str:
-    return secrets.token_hex(16)
+    return os.urandom(16).hex()
 
 
 def is_inline(blob: str) -> bool:
@@ -50,7 +49,6 @@ class Staged:
     def __init__(self, blobs: Blobs, with_sha256: bool = False, inline: bool = False) -> None:
         self.blobs = blobs
         self.id = new_id()
-        self.path = blobs.tmp / self.id
         self.size = 0
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.sha256 = hashlib.sha256() if with_sha256 else None
@@ -58,6 +56,11 @@ class Staged:
         self._fd = -1 if inline else self._open()
         self.placed = False
         self.data: bytes | None = None  # an inline body, once placed
+
+    @property
+    def path(self) -> Path:
+        """Where the bytes are written (a body kept inline never gets there)."""
+        return self.blobs.tmp / self.id
 
     def _open(self) -> int:
         return os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

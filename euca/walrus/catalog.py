@@ -99,6 +99,7 @@ class Catalog:
         self._buckets: dict[str, Bucket | None] = {}
         self._seen = ""
         self._checked = 0.0
+        self._parsed: dict[str, tuple[tuple[Any, ...], Bucket]] = {}  # name -> (its row, parsed)
         with store.transaction() as tx:
             for statement in _schema(store.is_postgres):
                 tx.execute(statement)
@@ -133,9 +134,20 @@ class Catalog:
         return found
 
     def tx_bucket(self, tx: Tx, name: str) -> Bucket | None:
-        """The bucket as this transaction sees it (a write that depends on its settings)."""
+        """The bucket as this transaction sees it (a write that depends on its settings). Read
+        again by every PUT, parsed again only when its row is not the one parsed last time."""
         row = tx.execute("SELECT name, owner, created, body FROM s3_bucket WHERE name = ?", (name,)).fetchone()
-        return _bucket(row) if row else None
+        if row is None:
+            return None
+        row = tuple(row)
+        parsed = self._parsed.get(name)
+        if parsed is not None and parsed[0] == row:
+            return parsed[1]
+        bucket = _bucket(row)
+        if len(self._parsed) >= 10_000:
+            self._parsed.clear()
+        self._parsed[name] = (row, bucket)
+        return bucket
 
     def _forget(self, tx: Tx, name: str) -> None:
         tx.changed(self.BUCKET_KIND)

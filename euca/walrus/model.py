@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 NULL_VERSION = "null"  # the version id of an object written while versioning was never enabled or suspended
@@ -26,6 +27,7 @@ class Requester:
         return canonical_id(self.account_id)
 
 
+@lru_cache(maxsize=4096)  # asked at every ACL check, for the same few accounts
 def canonical_id(account_id: str) -> str:
     """S3's 64-hex-digit canonical user id of an account, derived from its account id."""
     return hashlib.sha256(f"euca-account:{account_id}".encode()).hexdigest()

@@ -156,10 +156,14 @@ class Walrus:
         owner_id = owner.canonical_id if owner is not None else ""
         if isinstance(acl, Acl):
             return Acl(owner_id or acl.owner, acls.check_grants(acl.grants))
-        admin = self.directory.admin()
-        bucket_requester = self.directory.by_account_id(bucket_owner) if bucket_owner else None
-        return acls.canned(acl, owner_id, bucket_requester.canonical_id if bucket_requester else "",
-                           admin.canonical_id if admin else "")
+        bucket_owner_id = admin_id = ""
+        if acl in acls.NAMING_BUCKET_OWNER and bucket_owner:
+            bucket_requester = self.directory.by_account_id(bucket_owner)
+            bucket_owner_id = bucket_requester.canonical_id if bucket_requester else ""
+        if acl in acls.NAMING_ADMIN:
+            admin = self.directory.admin()
+            admin_id = admin.canonical_id if admin else ""
+        return acls.canned(acl, owner_id, bucket_owner_id, admin_id)
 
     # --- objects -----------------------------------------------------------------------------------
 
@@ -221,8 +225,10 @@ class Walrus:
             bucket = self.catalog.tx_bucket(tx, bucket_name)
             if bucket is None:
                 raise NoSuchBucket(BucketName=bucket_name)
-            versioned = bucket.versioning == "Enabled"
-            info = replace(info, version_id=_version_id() if versioned else NULL_VERSION, latest=True)
+            if bucket.versioning == "Enabled":
+                info = replace(info, version_id=_version_id(), latest=True)
+            elif info.version_id != NULL_VERSION or not info.latest:
+                info = replace(info, version_id=NULL_VERSION, latest=True)
             self._drop_null(tx, bucket, info.key, keep_blob=info.blob)
             if bucket.versioning:  # versions besides the null one may exist
                 self.catalog.unset_latest(tx, bucket.name, info.key)

@@ -83,18 +83,15 @@ class S3Api:
             bucket, key, stripped = self._address(scope, headers.get("host", ""))
             resource = f"/{bucket}/{key}" if key else f"/{bucket}"
             try:
-                query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict"))
+                query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict")) if raw_query else {}
             except (UnicodeError, ValueError):
                 raise InvalidArgument("The request is not valid UTF-8") from None
             raw_path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
             if self.walrus.refresh():  # the store's change counter moved: the cloud's view too
                 self.refresh()
             sent_path = raw_path.partition("?")[0]
-            # what a Version 2 signature may cover: the path as sent, or (botocore's auth_path) the
-            # bucket and key without the service prefix
-            v2_paths = dict.fromkeys((sent_path, f"/{bucket}/{quote(key, safe='/~')}", f"/{bucket}/{key}",
-                                      stripped, unquote(stripped)))
-            signature = verify_s3(method, sent_path, raw_query, headers, query, self.secret_of, list(v2_paths))
+            signature = verify_s3(method, sent_path, raw_query, headers, query, self.secret_of,
+                                  lambda: _v2_resources(sent_path, bucket, key, stripped))
             who = self.requester_of(signature.access_key) if signature.access_key else None
             call = Call(method, bucket, key, query, raw_query, headers, tracked, who, signature, self.walrus,
                         request_id, lambda account_id: "", self.secret_of, self.requester_of)
@@ -158,6 +155,13 @@ class S3Api:
                 await send({"type": "http.response.body", "body": b""})
         finally:
             os.close(fd)
+
+
+def _v2_resources(sent_path: str, bucket: str, key: str, stripped: str) -> list[str]:
+    """What a Version 2 signature may cover: the path as sent, or (botocore's auth_path) the
+    bucket and key without the service prefix."""
+    return list(dict.fromkeys((sent_path, f"/{bucket}/{quote(key, safe='/~')}", f"/{bucket}/{key}", stripped,
+                               unquote(stripped))))
 
 
 def _header_value(value: str) -> bytes:
