@@ -82,6 +82,37 @@ def test_store_is_wal_and_ids_never_repeat(tmp_path: Path) -> None:
         store.close()
 
 
+def _counted(store: Store) -> None:
+    """Store.count: an account's records of a kind, less those whose body sets a field to anything but null."""
+    with store.transaction() as tx:
+        tx.put("instance", "i-1", "alice", {"terminated": None, "stopped": None})
+        tx.put("instance", "i-2", "alice", {"terminated": 12.5, "stopped": None})
+        tx.put("instance", "i-3", "alice", {"terminated": None, "stopped": 3.0})
+        tx.put("instance", "i-4", "alice", {})
+        tx.put("instance", "i-5", "bob", {"terminated": None})
+        tx.put("address", "10.0.0.1", "alice", {"instance": None})
+    assert store.count("instance", "alice") == 4
+    assert store.count("instance", "alice", ("terminated",)) == 3
+    assert store.count("instance", "alice", ("terminated", "stopped")) == 2
+    assert store.count("instance", "carol") == 0 and store.count("address", "alice", ("dynamic",)) == 1
+
+
+def test_store_counts_records_on_sqlite(tmp_path: Path) -> None:
+    store = Store(str(tmp_path / "euca.db"))
+    try:
+        _counted(store)
+    finally:
+        store.close()
+
+
+def test_store_counts_records_on_postgresql(postgres: Postgres) -> None:
+    store = Store(postgres.database())
+    try:
+        _counted(store)
+    finally:
+        store.close()
+
+
 def test_postgresql_store(postgres: Postgres) -> None:
     """The same contract as SQLite's: rollback on error, issued ids refused twice, bodies round-trip."""
     url = postgres.database()

@@ -116,12 +116,11 @@ class PolicyAuthorizer:
         checks = _QUOTAS.get(action)
         if not checks:
             return
-        mine = Caller(caller.account, caller.account_id, False, caller.user)
         for key, count, error, what in checks:
             bound = limit(principal, "ec2:" + action, key)
             if bound is None:
                 continue
-            held = count(self.cloud, mine)
+            held = count(self.cloud, caller)
             wanted = int(params.get("MinCount") or 1) if action == "RunInstances" else \
                 len(params.get("InstanceIds") or ()) if action == "StartInstances" else 1
             if held + wanted > bound:
@@ -130,28 +129,32 @@ class PolicyAuthorizer:
                 params["MaxCount"] = min(int(params.get("MaxCount") or wanted), bound - held)
 
 
+# The quotas count what the account holds in the store, not what a Describe would show it.
+
 def _instances(cloud: Cloud, caller: Caller) -> int:
-    return sum(1 for _, state in cloud.instances.listed(caller) if state != "terminated")
+    """Instances not yet terminated (running, pending, stopping or stopped)."""
+    return cloud.store.count("instance", caller.account, ("terminated",))
 
 
 def _active(cloud: Cloud, caller: Caller) -> int:
-    return sum(1 for _, state in cloud.instances.listed(caller) if state in ("pending", "running"))
+    """Instances neither terminated nor stopped."""
+    return cloud.store.count("instance", caller.account, ("terminated", "stopped"))
 
 
 def _addresses(cloud: Cloud, caller: Caller) -> int:
-    return len(cloud.addresses.describe(caller, None, None))
+    return cloud.store.count("address", caller.account, ("dynamic",))
 
 
 def _groups(cloud: Cloud, caller: Caller) -> int:
-    return len(cloud.groups.describe(caller, None, None, None).get("SecurityGroups") or [])
+    return cloud.store.count("group", caller.account)
 
 
 def _keypairs(cloud: Cloud, caller: Caller) -> int:
-    return len(cloud.keypairs.describe(caller))
+    return cloud.store.count("keypair", caller.account)
 
 
 def _images(cloud: Cloud, caller: Caller) -> int:
-    return sum(1 for i in cloud.images.all() if i.account == caller.account)
+    return cloud.store.count("image", caller.account)
 
 
 Count = Callable[[Cloud, Caller], int]
