@@ -19,7 +19,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
                         help="run only these parts: placement, netalloc, ledger, imagecache, digest, node, sim, "
-                             "policy, packing, api; s3, bundle, metadata, net, fuzz and soak run only when named")
+                             "policy, packing, api; s3, ebs, bundle, metadata, net, fuzz and soak run only when named")
     parser.add_argument("--requests", type=int, help="fuzz: requests to send (100,000; --quick 3,000)")
     parser.add_argument("--seconds", type=float, help="soak: seconds to run (600; --quick 30)")
     args = parser.parse_args(argv)
@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print("S3: euca (Walrus) beside moto's server, one worker each, same workloads (127.0.0.1)")
         print(s3.format_table(*s3.measure(args.quick)))
+    if "ebs" in wanted:
+        from bench import ebs
+
+        print("measuring EBS volumes and snapshots ...", file=sys.stderr, flush=True)
+        print("EBS: euca up's Storage Controller and Walrus beside cp and dd of the same 1 GiB file (medians)")
+        print(ebs.format_report(ebs.measure(args.quick)))
     if "fuzz" in wanted:
         from bench import fuzz
 
