@@ -405,6 +405,8 @@ class Volumes:
         if vol is None or not vol.instance_id or self._box.fleet.is_local(vol.node):
             return None
         handle = self._box.fleet.nodes.get(vol.node)
+        # a stopped instance may start on another node: its target is made again, bound to this one
+        self._unexport(vol)
         try:
             export = self.sc.export(volume_id, getattr(getattr(handle, "client", None), "host", "ALL"))
         except StorageError as exc:
