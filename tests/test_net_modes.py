@@ -5,7 +5,8 @@
   VNI = its tag. Members of a group reach each other across nodes; other groups only through a rule.
 - MANAGED over 802.1q: this kernel has no 8021q, so the exact commands are checked instead.
 - MANAGED-NOVLAN: the group chains on the routing host, every group network's gateway on one bridge.
-- STATIC: each MAC of VNET_MACMAP gets exactly its address by DHCP; nothing is filtered.
+- STATIC: each MAC of VNET_MACMAP gets exactly its address by DHCP; nothing is filtered, only the
+  metadata address translated.
 - SYSTEM: the agent does nothing.
 
 Instances take their addresses with busybox's udhcpc from the agent's dnsmasq.
@@ -27,7 +28,7 @@ from euca.core.config import Config
 from euca.net.agent import Agent
 from euca.net.dhcp import Dhcp
 from euca.net.host import CommandError, Host, run_command
-from euca.net.render import HostConfig
+from euca.net.render import NAT_POST, NAT_PRE, HostConfig, render
 from euca.net.view import NetView, parse_view
 from euca.services.netview import network_view, render_view
 from tests.ec2_server import Box, running_box
@@ -312,6 +313,12 @@ def test_static_gives_each_mac_its_address_by_dhcp(net_tools: None, tmp_path: Pa
         # nothing is filtered or translated
         assert "EUCA_" not in sh("ip", "netns", "exec", net.host, "iptables-save")
         assert "sg-" not in sh("ip", "netns", "exec", net.host, "ipset", "list", "-n")
+        # but with VNET_CLOUDIP the instances reach the metadata service, with their own address
+        desired = render(dataclasses.replace(view_of(box), metadata="10.75.0.254:8773"), HostConfig())
+        assert desired.nat[NAT_PRE] == [f"-A {NAT_PRE} -d 169.254.169.254/32 -p tcp -m tcp --dport 80 "
+                                        "-j DNAT --to-destination 10.75.0.254:8773"]
+        assert desired.nat[NAT_POST] == [f"-A {NAT_POST} -d 10.75.0.254/32 -p tcp -m tcp --dport 8773 -j RETURN"]
+        assert not desired.filter and not desired.sets and not desired.bridge_filter
 
 
 # --- SYSTEM ----------------------------------------------------------------------------------------

@@ -10,17 +10,23 @@ address, which is how the metadata service knows the caller. A client namespace 
 node) away tries the guest's port. The guest's side is ``tests/guest/guest.d/50-network.sh``: every
 line it prints on the console starts with ``euca-net:``.
 
+Per mode: EDGE (the agent enforcing on the node over a MANAGED-NOVLAN cluster's addresses, its
+gateway VNET_ROUTER on the bridge), MANAGED-NOVLAN (the node as the routing host: the group
+network's gateway on the bridge) and STATIC (VNET_MACMAP's address; nothing filtered).
+
 Root and apt (CI) only; elsewhere it skips with the reason (see tests/guest/fixtures.py).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +45,36 @@ PORT = 8080  # the guest's TCP service: it answers with its instance id
 USER_DATA = "hello-from-user-data"
 
 
+MODES = ("EDGE", "MANAGED-NOVLAN", "STATIC")
+STATIC_MAC = "d0:0d:aa:00:00:01"
+
+
 def _addresses() -> dict[str, str]:
     """This run's subnets, picked by PID so two runs on one machine do not fight over host routes."""
     n = os.getpid() % 50
-    return {"subnet": f"10.{180 + n}.0.0", "router": f"10.{180 + n}.0.1", "host": f"10.250.{n}.1",
-            "uplink": f"10.250.{n}.2", "client": f"10.251.{n}.2", "client_gw": f"10.251.{n}.1"}
+    return {"subnet": f"10.{180 + n}.0.0", "router": f"10.{180 + n}.0.1", "static": f"10.{180 + n}.0.10",
+            "host": f"10.250.{n}.1", "uplink": f"10.250.{n}.2", "client": f"10.251.{n}.2",
+            "client_gw": f"10.251.{n}.1"}
+
+
+@pytest.fixture(scope="module")
+def node_links(libvirt_daemon: Libvirtd) -> Iterator[tuple[dict[str, str], str]]:
+    """The node (libvirtd's namespace) linked to the host, which routes the instances' subnet into it,
+    and a client namespace behind the node: the addresses, and the client's name."""
+    a = _addresses()
+    libvirt_daemon.link_to_host(f"{a['host']}/30", f"{a['uplink']}/30", [f"{a['subnet']}/16"])
+    client = libvirt_daemon.link_namespace(f"euca-gnet-{os.getpid()}", f"{a['client']}/30", a["client_gw"])
+    yield a, client
+    libvirt_daemon.unlink()
+
+
+def _cloud_conf(mode: str, a: dict[str, str]) -> str:
+    conf = (f'HYPERVISOR="qemu"\nNC_POLLING_FREQUENCY="6"\nVNET_SUBNET="{a["subnet"]}"\n'
+            f'VNET_NETMASK="255.255.0.0"\nVNET_ROUTER="{a["router"]}"\nVNET_DNS="{a["router"]}"\n'
+            f'VNET_CLOUDIP="{a["host"]}"\n')
+    if mode == "STATIC":
+        return conf + f'VNET_MODE="STATIC"\nVNET_MACMAP="{STATIC_MAC}={a["static"]}"\n'
+    return conf + 'VNET_MODE="MANAGED-NOVLAN"\nVNET_PUBLICIPS="203.0.113.10-203.0.113.20"\n'
 
 
 def _public_key() -> str:
@@ -71,6 +102,19 @@ def _run_instance(ec2: Any, image_id: str, *logs: _Process, **extra: Any) -> dic
         return dict(found["Instances"][0])
 
 
+def _open_and_close(ec2: Any, probe: Lab, client: str, ip: str, iid: str) -> tuple[float, float]:
+    """The guest's port: closed, opened by a rule, closed again by its revocation, each within 2 s
+    (``Lab.until`` fails beyond that); the seconds each took."""
+    assert probe.connect(client, ip, PORT) is None
+    ec2.authorize_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=PORT, ToPort=PORT,
+                                         CidrIp="0.0.0.0/0")
+    opened = probe.until(client, ip, True, port=PORT)
+    assert probe.connect(client, ip, PORT) == iid
+    ec2.revoke_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=PORT, ToPort=PORT,
+                                      CidrIp="0.0.0.0/0")
+    return opened, probe.until(client, ip, False, port=PORT)
+
+
 def _lines(console: str, prefix: str) -> dict[str, str]:
     """``euca-net: <prefix> <key> <value>`` lines as {key: value}."""
     found = {}
@@ -82,15 +126,14 @@ def _lines(console: str, prefix: str) -> dict[str, str]:
     return found
 
 
+@pytest.mark.parametrize("mode", MODES)
 def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
-        guest_image: GuestImage, libvirt_daemon: Libvirtd, euca_libvirt_nodes: None, net_tools: None,
-        tmp_path: Path) -> None:
+        mode: str, guest_image: GuestImage, libvirt_daemon: Libvirtd, euca_libvirt_nodes: None, net_tools: None,
+        node_links: tuple[dict[str, str], str], tmp_path: Path) -> None:
     import boto3
     import libvirt
 
-    a = _addresses()
-    libvirt_daemon.link_to_host(f"{a['host']}/30", f"{a['uplink']}/30", [f"{a['subnet']}/16"])
-    client = libvirt_daemon.link_namespace(f"euca-gnet-{os.getpid()}", f"{a['client']}/30", a["client_gw"])
+    a, client = node_links
 
     data, instances = tmp_path / "data", tmp_path / "instances"
     key = secrets.token_hex(16)
@@ -98,10 +141,7 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
     nc_conf = tmp_path / "nc.conf"
     nc_conf.write_text(f'HYPERVISOR="qemu"\nINSTANCE_PATH="{instances}"\nVNET_BRIDGE="br0"\nNC_PORT="{nc_port}"\n')
     cloud_conf = tmp_path / "eucalyptus.conf"
-    cloud_conf.write_text(
-        'HYPERVISOR="qemu"\nNC_POLLING_FREQUENCY="6"\nVNET_MODE="MANAGED-NOVLAN"\n'
-        f'VNET_SUBNET="{a["subnet"]}"\nVNET_NETMASK="255.255.0.0"\nVNET_ROUTER="{a["router"]}"\n'
-        f'VNET_DNS="{a["router"]}"\nVNET_PUBLICIPS="203.0.113.10-203.0.113.20"\nVNET_CLOUDIP="{a["host"]}"\n')
+    cloud_conf.write_text(_cloud_conf(mode, a))
     added = _euca("node", "add", "node01", "--url", f"http://127.0.0.1:{nc_port}", "--key", key,
                   "--data-dir", str(data))
     assert added.returncode == 0, added.stderr
@@ -127,8 +167,9 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
         agent = _Process("euca network-agent", [
             "-c", "import os,sys; os.execvp(sys.argv[1], sys.argv[1:])",
             *libvirt_daemon.in_netns(sys.executable, "-m", "euca.cli", "network-agent", "--cloud", api,
-                                     "--node", "node01", "--key", key, "--mode", "EDGE", "--bridge", "br0",
-                                     "--state-dir", str(tmp_path / "agent"), "--poll", "0.3")],
+                                     "--node", "node01", "--key", key, "--bridge", "br0",
+                                     "--state-dir", str(tmp_path / "agent"), "--poll", "0.3",
+                                     *(["--mode", "EDGE"] if mode == "EDGE" else []))],
             tmp_path / "agent.log")
         env = dict(line.removeprefix("export ").split("=", 1)
                    for line in (data / "eucarc").read_text().splitlines() if line.startswith("export "))
@@ -150,10 +191,17 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
             text = wait_for_line(console, "euca-net: done", BOOT_TIMEOUT + 60, alive=lambda: bool(dom.isActive()))
             served = time.monotonic() - started
 
-            # DHCP: the address the cloud gave it, the agent's router
+            # DHCP: the address the cloud gave it, and its gateway: the cluster's router, or in
+            # MANAGED-NOVLAN its group network's (its first address) on the node as routing host
             lease = re.search(r"euca-net: lease ip=(\S+) mask=(\S+) router=(\S*)", text)
             assert lease, text[-3000:]
-            assert lease.groups() == (private_ip, "16", a["router"]), text[-3000:]
+            if mode == "MANAGED-NOVLAN":
+                network = ipaddress.IPv4Network(f"{private_ip}/27", strict=False)
+                assert lease.groups() == (private_ip, "27", str(network.network_address + 1)), text[-3000:]
+            else:
+                assert lease.groups() == (private_ip, "16", a["router"]), text[-3000:]
+            if mode == "STATIC":
+                assert private_ip == a["static"]
             # metadata, both ways, answered for this instance by its source address
             v1, v2 = _lines(text, "v1"), _lines(text, "v2")
             want = {"instance-id": iid, "openssh-key": f"{public_key} guest-key", "user-data": USER_DATA}
@@ -163,25 +211,25 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
             assert v2["forged"] == "token refused", text[-3000:]
             assert "euca-net: listening 8080" in text
 
-            # the port: closed, opened by a rule, closed again by its revocation, each within 2 s
             probe = Lab("gnet")
-            assert probe.connect(client, private_ip, PORT) is None
-            ec2.authorize_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=PORT, ToPort=PORT,
-                                                 CidrIp="0.0.0.0/0")
-            opened = probe.until(client, private_ip, True, port=PORT)
-            assert probe.connect(client, private_ip, PORT) == iid
-            ec2.revoke_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=PORT, ToPort=PORT,
-                                              CidrIp="0.0.0.0/0")
-            closed = probe.until(client, private_ip, False, port=PORT)
+            if mode == "STATIC":  # no groups: nothing is filtered
+                probe.until(client, private_ip, True, port=PORT)
+                assert probe.connect(client, private_ip, PORT) == iid
+                opened = closed = 0.0
+            else:
+                opened, closed = _open_and_close(ec2, probe, client, private_ip, iid)
 
             ec2.terminate_instances(InstanceIds=[iid])
             _until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in conn.listAllDomains()},
                    60.0, *logs)
-            _until("the agent's rules for the ended instance removed", lambda: "sg-" not in subprocess.run(
-                libvirt_daemon.in_netns("ipset", "list", "-n"), capture_output=True, text=True,
-                check=False).stdout, 10.0, *logs)
-            print(f"DHCP lease, metadata v1 + v2 {served:.1f} s after RunInstances; port opened in {opened:.2f} s, "
-                  f"closed in {closed:.2f} s")
+            leases = tmp_path / "agent" / "dhcp-hosts"
+            _until("the ended instance's DHCP entry removed", lambda: private_ip not in leases.read_text(), 10.0,
+                   *logs)
+            if mode != "STATIC":
+                assert "sg-" not in subprocess.run(libvirt_daemon.in_netns("ipset", "list", "-n"),
+                                                   capture_output=True, text=True, check=False).stdout
+            print(f"{mode}: DHCP lease, metadata v1 + v2 {served:.1f} s after RunInstances; port opened in "
+                  f"{opened:.2f} s, closed in {closed:.2f} s")
         finally:
             ec2.close()
     finally:

@@ -29,7 +29,8 @@ Who does what, per mode (Eucalyptus's VNET_MODE):
   addresses and serves DHCP; a node that only hosts instances keeps its bridge and the bridge table.
 - MANAGED: as MANAGED-NOVLAN, with one layer-2 segment per group network (``eucabr<vlan>`` over
   an 802.1q sub-interface or a VXLAN with VNI = the tag) on the routing host and on every node.
-- STATIC: DHCP of VNET_MACMAP's addresses and the router's address on the bridge; no filtering.
+- STATIC: DHCP of VNET_MACMAP's addresses, the router's address on the bridge and the metadata
+  DNAT; no filtering and no other translation.
 - SYSTEM: nothing: the addresses come from a DHCP server outside the cloud.
 """
 
@@ -174,6 +175,14 @@ def _dhcp(view: NetView, instances: list[InstanceView], desired: Desired, networ
     desired.dhcp_range = (view.subnet, view.netmask)
 
 
+def _metadata_nat(metadata: str) -> tuple[list[str], list[str]]:
+    """PREROUTING's DNAT of 169.254.169.254:80 to the cloud's API ("ip:port"), and POSTROUTING's
+    exemption of that traffic from any SNAT: the API knows the caller by its source address."""
+    meta_ip, _, meta_port = metadata.rpartition(":")
+    return ([f"-A {NAT_PRE} -d {METADATA_IP}/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination {metadata}"],
+            [f"-A {NAT_POST} -d {meta_ip}/32 -p tcp -m tcp --dport {meta_port} -j RETURN"])
+
+
 def render(view: NetView, host: HostConfig) -> Desired:
     desired = Desired(view.mode)
     if view.mode == "SYSTEM":
@@ -206,6 +215,9 @@ def render(view: NetView, host: HostConfig) -> Desired:
     if view.mode == "STATIC":
         if view.router:
             desired.bridge_addresses[host.bridge] = (f"{view.router}/{prefix}",)
+        if view.metadata:  # no NAT of addresses, but the instances still reach their metadata
+            pre, post = _metadata_nat(view.metadata)
+            desired.nat = {NAT_PRE: pre, NAT_OUT: [], NAT_POST: post}
         return desired
 
     desired.sets[ALL_PRIVATE] = tuple(sorted({i.private_ip for i in instances}, key=ipaddress.IPv4Address))
@@ -218,12 +230,9 @@ def render(view: NetView, host: HostConfig) -> Desired:
     forward.append(f"-A {FILTER_FWD} -m set --match-set {ALL_PRIVATE} dst -j DROP")
     desired.filter[FILTER_FWD] = forward
 
-    pre, out, post, elastic = [], [], [], []
-    if view.metadata:
-        meta_ip, _, meta_port = view.metadata.rpartition(":")
-        pre.append(f"-A {NAT_PRE} -d {METADATA_IP}/32 -p tcp -m tcp --dport 80 "
-                   f"-j DNAT --to-destination {view.metadata}")
-        post.append(f"-A {NAT_POST} -d {meta_ip}/32 -p tcp -m tcp --dport {meta_port} -j RETURN")
+    pre, post = _metadata_nat(view.metadata) if view.metadata else ([], [])
+    out: list[str] = []
+    elastic: list[str] = []
     for i in instances:
         if i.public_ip and i.public_ip != i.private_ip:
             elastic.append(f"-A {NAT_ELASTIC} -d {i.public_ip}/32 -j DNAT --to-destination {i.private_ip}")

@@ -156,7 +156,8 @@ class Libvirtd:
     def _in_ns_ip(self, *argv: str) -> None:
         _check(self.in_netns(_sbin("ip"), *argv))
 
-    def _unlink(self) -> None:
+    def unlink(self) -> None:
+        """Delete what ``link_to_host`` and ``link_namespace`` made (``stop`` does it too)."""
         for name in self._host_links:
             subprocess.run([_sbin("ip"), "link", "del", name], capture_output=True, check=False)
         for name in self._namespaces:
@@ -241,7 +242,7 @@ class Libvirtd:
     def stop(self) -> list[str]:
         """Tear everything down; returns the names of domains that were still defined or running."""
         leftovers = self._remove_domains()
-        self._unlink()
+        self.unlink()
         for proc in (self._libvirtd, self._virtlogd):
             if proc is not None:
                 _terminate(proc)
