@@ -203,6 +203,19 @@ def test_listings_v1_v2_delimiters_pages_and_url_encoding(s3: Any) -> None:
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=b, StartAfter="c/f")["Contents"]] == ["d", "e f", "é"]
     v1 = s3.list_objects(Bucket=b, Marker="b", MaxKeys=2)
     assert [o["Key"] for o in v1["Contents"]] == ["c/d/e", "c/f"] and v1["IsTruncated"]
+    pages, kwargs = [], {"Bucket": b, "MaxKeys": 3}
+    while True:  # no delimiter: pages of rows as they are
+        page = s3.list_objects_v2(**kwargs)
+        pages.append([o["Key"] for o in page.get("Contents", [])])
+        if not page["IsTruncated"]:
+            break
+        kwargs["ContinuationToken"] = page["NextContinuationToken"]
+    assert pages == [["a/1", "a/2", "b"], ["c/d/e", "c/f", "d"], ["e f", "é"]]
+    empty = s3.list_objects_v2(Bucket=b, MaxKeys=0)
+    assert "Contents" not in empty and empty["KeyCount"] == 0
+    s3.put_object(Bucket=b, Key="x<&>\"'y", Body=b"")
+    assert s3.list_objects_v2(Bucket=b, Prefix="x")["Contents"][0]["Key"] == "x<&>\"'y"
+    s3.delete_object(Bucket=b, Key="x<&>\"'y")
     raw = s3.list_objects_v2(Bucket=b, EncodingType="url")  # asked for explicitly, boto3 leaves them encoded
     assert {"e%20f", "%C3%A9"} <= {o["Key"] for o in raw["Contents"]}
     paginator = s3.get_paginator("list_objects")

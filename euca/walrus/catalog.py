@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from euca.store import Store, Tx
-from euca.walrus.model import Acl, Bucket, ObjectInfo, Part, Upload
+from euca.walrus.model import Acl, Bucket, Listed, ObjectInfo, Part, Upload
 
 
 def _schema(postgres: bool) -> tuple[str, ...]:
@@ -72,12 +72,7 @@ def _object(row: tuple[Any, ...]) -> ObjectInfo:
                       tags=body.get("tags"), parts=int(body.get("parts", 0)))
 
 
-def _light(row: tuple[Any, ...]) -> ObjectInfo:
-    """A listing's object: key, size, ETag, time and owner, the rest of the row left unread."""
-    return ObjectInfo(row[0], row[1], "", int(row[2]), row[3], float(row[4]), row[5], "")
-
-
-_LIGHT_COLUMNS = "bucket, key, size, etag, modified, owner"
+_LISTED_COLUMNS = "key, size, etag, modified, owner"  # ``Listed``'s fields, in its order
 
 
 def _bucket(row: tuple[Any, ...]) -> Bucket:
@@ -273,13 +268,13 @@ class Catalog:
     def delete_version(tx: Tx, bucket: str, key: str, version: str) -> None:
         tx.execute("DELETE FROM s3_object WHERE bucket = ? AND key = ? AND version = ?", (bucket, key, version))
 
-    def page(self, bucket: str, prefix: str, after: str, limit: int, inclusive: bool = False) -> list[ObjectInfo]:
+    def page(self, bucket: str, prefix: str, after: str, limit: int, inclusive: bool = False) -> list[Listed]:
         """Up to ``limit`` live latest objects with keys after ``after`` (or from it), starting with
         ``prefix``; only what a listing shows of each (no headers, metadata or ACL)."""
         low, op = max(after, prefix), ">"
         if inclusive or (prefix > after):
             op = ">="
-        sql = (f"SELECT {_LIGHT_COLUMNS} FROM s3_object WHERE bucket = ? AND latest = 1 AND key {op} ? "
+        sql = (f"SELECT {_LISTED_COLUMNS} FROM s3_object WHERE bucket = ? AND latest = 1 AND key {op} ? "
                "AND marker = 0")
         params: list[Any] = [bucket, low]
         end = successor(prefix)
@@ -288,7 +283,7 @@ class Catalog:
             params.append(end)
         sql += " ORDER BY key LIMIT ?"
         params.append(limit)
-        return [_light(r) for r in self.store.rows(sql, params)]
+        return list(map(Listed._make, self.store.rows(sql, params)))
 
     def version_page(self, bucket: str, prefix: str, after_key: str, after_seq: int | None,
                      limit: int) -> list[tuple[ObjectInfo, int]]:

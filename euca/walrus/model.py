@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, NamedTuple, TypeVar
 
 NULL_VERSION = "null"  # the version id of an object written while versioning was never enabled or suspended
 
@@ -89,11 +89,25 @@ class ObjectInfo:
     parts: int = 0  # the part count of an object completed from a multipart upload
 
 
-@dataclass(frozen=True)
-class Listing:
-    """One page of ListObjects / ListObjectsV2 / ListObjectVersions."""
+class Listed(NamedTuple):
+    """What ListObjects shows of a live object (made a thousand at a time, from the row as read)."""
 
-    objects: list[ObjectInfo]
+    key: str
+    size: int
+    etag: str
+    modified: float
+    owner: str  # account id
+
+
+Entry = TypeVar("Entry", Listed, ObjectInfo)
+
+
+@dataclass(frozen=True)
+class Listing(Generic[Entry]):
+    """One page of ListObjects / ListObjectsV2 (``Listed`` objects) or ListObjectVersions
+    (``ObjectInfo`` versions and delete markers)."""
+
+    objects: list[Entry]
     prefixes: list[str]
     truncated: bool
     next_marker: str = ""  # the next key (and version for ListObjectVersions) to start after

@@ -37,7 +37,7 @@ from euca.store import Store, Tx
 from euca.walrus import acl as acls
 from euca.walrus.blobs import Blobs, Staged, is_inline
 from euca.walrus.catalog import Catalog, successor
-from euca.walrus.model import NULL_VERSION, Acl, Bucket, Listing, ObjectInfo, Requester
+from euca.walrus.model import NULL_VERSION, Acl, Bucket, Listed, Listing, ObjectInfo, Requester
 from euca.walrus.names import check_bucket_name, check_key
 
 log = logging.getLogger("euca.walrus")
@@ -430,13 +430,19 @@ class Walrus:
     # --- listings ----------------------------------------------------------------------------------
 
     def list_objects(self, who: Requester | None, bucket: str, prefix: str = "", delimiter: str = "",
-                     after: str = "", max_keys: int = MAX_KEYS) -> Listing:
+                     after: str = "", max_keys: int = MAX_KEYS) -> Listing[Listed]:
         """One page of the bucket's live objects in key order, keys sharing a prefix up to the
         delimiter rolled up into one common prefix; ``after`` is the marker / start-after /
         continuation key."""
         self.bucket(who, bucket, acls.READ)
         max_keys = max(0, min(max_keys, MAX_KEYS))
-        objects: list[ObjectInfo] = []
+        if not delimiter:  # nothing rolls up: the page is the rows, one more telling whether there are more
+            rows = self.catalog.page(bucket, prefix, after, max_keys + 1)
+            if len(rows) <= max_keys:
+                return Listing(rows, [], False)
+            del rows[max_keys:]
+            return Listing(rows, [], True, rows[-1].key if rows else "")
+        objects: list[Listed] = []
         prefixes: list[str] = []
         cursor, inclusive, last = after, False, ""
         page = max_keys + 1
@@ -465,7 +471,7 @@ class Walrus:
                 return Listing(objects, prefixes, False)
 
     def list_versions(self, who: Requester | None, bucket: str, prefix: str = "", delimiter: str = "",
-                      key_marker: str = "", version_marker: str = "", max_keys: int = MAX_KEYS) -> Listing:
+                      key_marker: str = "", version_marker: str = "", max_keys: int = MAX_KEYS) -> Listing[ObjectInfo]:
         self.bucket(who, bucket, acls.READ)
         max_keys = max(0, min(max_keys, MAX_KEYS))
         after_seq = None

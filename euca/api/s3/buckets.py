@@ -20,9 +20,8 @@ from euca.core.s3errors import (
     NoSuchLifecycleConfiguration,
     NoSuchTagSet,
 )
-from euca.walrus import ObjectInfo
 from euca.walrus.acl import READ, READ_ACP
-from euca.walrus.model import NULL_VERSION
+from euca.walrus.model import NULL_VERSION, Listed
 
 
 async def list_buckets(call: Call) -> Reply:
@@ -77,14 +76,6 @@ def _encoder(call: Call) -> Any:
     return lambda s: quote(s, safe="/")
 
 
-def _content(info: ObjectInfo, call: Call, encode: Any, owner: bool = True) -> dict[str, Any]:
-    entry: dict[str, Any] = {"Key": encode(info.key), "LastModified": info.modified, "ETag": info.etag,
-                             "Size": info.size, "StorageClass": "STANDARD"}
-    if owner:
-        entry["Owner"] = grants.owner_of(info.owner, call.walrus.directory)
-    return entry
-
-
 async def list_objects(call: Call) -> Reply:
     v2 = call.query.get("list-type") == "2"
     if "list-type" in call.query and not v2:
@@ -130,7 +121,7 @@ _SLOT = "euca-listing-contents-slot"
 _SLOT_XML = f"<Contents><Key>{_SLOT}</Key></Contents>".encode()
 
 
-def _contents_xml(objects: list[ObjectInfo], call: Call, encode: Any, owner: bool) -> bytes:
+def _contents_xml(objects: list[Listed], call: Call, encode: Any, owner: bool) -> bytes:
     owners: dict[str, str] = {}
     out: list[str] = []
     escape, stamp = wire.escape, wire.timestamp
@@ -142,8 +133,9 @@ def _contents_xml(objects: list[ObjectInfo], call: Call, encode: Any, owner: boo
                 found = grants.owner_of(info.owner, call.walrus.directory)
                 tail = owners[info.owner] = (f"<Owner><ID>{escape(found['ID'])}</ID>"
                                              f"<DisplayName>{escape(found['DisplayName'])}</DisplayName></Owner>")
+        # an ETag is this server's own hex digest in quotes: nothing in it to escape
         out.append(f"<Contents><Key>{escape(encode(info.key))}</Key><LastModified>{stamp(info.modified)}"
-                   f"</LastModified><ETag>{escape(info.etag)}</ETag><Size>{info.size}</Size>"
+                   f"</LastModified><ETag>{info.etag}</ETag><Size>{info.size}</Size>"
                    f"<StorageClass>STANDARD</StorageClass>{tail}</Contents>")
     return "".join(out).encode()
 

@@ -11,9 +11,11 @@ AccessControlPolicy, CORSConfiguration, LifecycleConfiguration, Tagging, Complet
 from __future__ import annotations
 
 import base64
+import re
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from functools import cache
+from datetime import UTC
+from functools import cache, lru_cache
 from typing import Any
 from xml.etree import ElementTree
 
@@ -54,12 +56,16 @@ def operation(name: str) -> OperationModel:
     return s3_model().operation_model(name)
 
 
+# what XML text cannot hold as it is: markup, a CR (kept as a reference), characters XML 1.0 forbids
+_SPECIAL = re.compile("[&<>\r\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
 def _escape(value: str) -> str:
+    if _SPECIAL.search(value) is None:
+        return value  # nearly every key and value: nothing to do
     out = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
-    if any(ord(c) < 0x20 and c not in "\t\n" for c in out) or "\ufffe" in out or "\uffff" in out:
-        out = "".join(c if (ord(c) >= 0x20 or c in "\t\n\r") and c not in "\ufffe\uffff" else REPLACEMENT
-                      for c in out)
-    return out
+    return _NOT_XML.sub(REPLACEMENT, out)
 
 
 escape = _escape  # XML text, for documents written by hand (PostResponse, listings)
@@ -67,10 +73,21 @@ escape = _escape  # XML text, for documents written by hand (PostResponse, listi
 
 def timestamp(value: Any) -> str:
     if isinstance(value, (int, float)):
-        value = datetime.fromtimestamp(value, UTC)
+        whole = int(value)
+        if whole > value:  # before 1970: the second below
+            whole -= 1
+        micro = round((value - whole) * 1e6)  # as datetime.fromtimestamp rounds it
+        if micro >= 1_000_000:
+            whole, micro = whole + 1, micro - 1_000_000
+        return f"{_second(whole)}.{micro // 1000:03d}Z"
     v = value.astimezone(UTC)
     return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}."
             f"{v.microsecond // 1000:03d}Z")
+
+
+@lru_cache(maxsize=4096)  # a listing's objects were mostly written in the same few seconds
+def _second(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def _scalar(kind: str, value: Any) -> str:
