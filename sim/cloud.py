@@ -127,10 +127,11 @@ class Cloud:
         self._end_event.callbacks = self._end_callbacks
         self._arrived = self._image_arrived
         self._next_id = 0
-        self.meter = Meter(
-            scenario.total_cores, sum(c.count * c.memory_mb for c in scenario.nodes),
-            sum(c.count * c.disk_gb for c in scenario.nodes), len(self.nodes),
-            sum(n.watts() for n in self.nodes), 1.0, self.cc.network.usage)
+        # Utilisation is of what the CC may schedule, for every user of the model (a planning run,
+        # a replay, the benchmark), not of the nodes' hardware.
+        cores, memory, disk = schedulable_capacity(self.cc)
+        self.meter = Meter(max(cores, 1), max(memory, 1), max(disk, 1), len(self.nodes),
+                           sum(n.watts() for n in self.nodes), 1.0, self.cc.network.usage)
 
     # --- a reservation ------------------------------------------------------------------------------
 
@@ -159,7 +160,7 @@ class Cloud:
             meter.reject(count, str(exc), now, counted)
             return
         if len(launches) < count:
-            meter.reject(count - len(launches), self._why_short(request, len(launches)), now, counted)
+            meter.reject(count - len(launches), self._why_short(request), now, counted)
         cc = self.cc
         size = self.image_sizes[image]
         cores, memory, disk, name = t.cores, t.memory, t.disk, t.name
@@ -207,7 +208,7 @@ class Cloud:
         self._next_id += 1
         return f"i-{self._next_id:08X}"
 
-    def _why_short(self, request: RunRequest, started: int) -> str:
+    def _why_short(self, request: RunRequest) -> str:
         """The reason the rest of a partly started reservation was skipped: what one more would hit.
 
         Read off the CC's state, not found by asking it to start one more: a placement the CC then
@@ -361,6 +362,14 @@ class Cloud:
         for n in range(len(self.nodes)):
             for image in images:
                 self.cc.images.fetched(n, self.image_ids[image], self.image_sizes[image], 0.0)
+
+
+def schedulable_capacity(cc: ClusterController) -> tuple[int, int, int]:
+    """(cores, memory MB, disk GB) the CC may schedule on its nodes: what they report, with
+    MAX_CORES / MAX_MEM / MAX_DISK applied as its NodeRegistry applies them."""
+    caps = [cc.placement.max(i) for i in range(cc.placement.n_nodes)]
+    cores, memory, disk = (sum(c[d] for c in caps) for d in range(3))
+    return cores, memory, disk
 
 
 def image_sizes(rng: np.random.Generator, count: int, low_mb: float, high_mb: float) -> list[int]:

@@ -20,9 +20,10 @@ PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 class Meter:
     """Running sums of one cluster: resources in use, powered nodes, power draw, rejections.
 
-    ``total_*`` are the capacity utilisation is measured against: the schedulable capacity once
-    ``schedulable`` has been called. ``powered_s`` integrates the nodes awake (UP or WAKING; a node
-    counts from its wake-on-LAN to its power-down) and ``joules`` the power draw."""
+    ``total_*`` are the capacity utilisation is measured against: what the CC may schedule
+    (MAX_CORES / MAX_MEM / MAX_DISK applied), which ``sim.cloud.Cloud`` works out. ``powered_s``
+    integrates the nodes awake (UP or WAKING; a node counts from its wake-on-LAN to its power-down)
+    and ``joules`` the power draw."""
 
     total_cores: int
     total_memory: int
@@ -59,11 +60,6 @@ class Meter:
     wake_timeouts: int = 0
     fetches: int = 0
     evictions: int = 0
-
-    def schedulable(self, cores: int, memory: int, disk: int) -> None:
-        """Measure utilisation against what the CC may schedule (MAX_CORES / MAX_MEM / MAX_DISK
-        applied) rather than the nodes' hardware; called before the first sample."""
-        self.total_cores, self.total_memory, self.total_disk = max(cores, 1), max(memory, 1), max(disk, 1)
 
     def advance(self, now: float) -> None:
         dt = now - self.last

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import simpy
 
-from euca.cluster import DEFAULT_VMTYPES, ClusterController
+from euca.cluster import DEFAULT_VMTYPES
 from sim.cloud import Cloud, image_sizes
 from sim.gctuning import quiet_gc
 from sim.metrics import SERIES_COLUMNS, latency_cdf, latency_summary
@@ -131,7 +131,6 @@ def run_scenario(scenario: Scenario, replication: int = 0, observe: Callable[[Cl
     sizes = image_sizes(image_rng, n_images, im.size_mb_min, im.size_mb_max)
     env = simpy.Environment()
     cloud = Cloud(env, scenario, demand, sizes)
-    cloud.meter.schedulable(*schedulable_capacity(cloud.cc))
     if im.prestaged:
         cloud.prestage(list(range(min(im.prestaged, n_images))))
     if observe is not None:
@@ -167,14 +166,6 @@ def run_scenario(scenario: Scenario, replication: int = 0, observe: Callable[[Cl
         cloud.meter.sample(horizon)
     return RunResult(summarise(scenario, replication, cloud, horizon), list(cloud.meter.samples),
                      time.perf_counter() - started)
-
-
-def schedulable_capacity(cc: ClusterController) -> tuple[int, int, int]:
-    """(cores, memory MB, disk GB) the CC may schedule on its nodes: what they report, with
-    MAX_CORES / MAX_MEM / MAX_DISK applied as its NodeRegistry applies them."""
-    caps = [cc.placement.max(i) for i in range(cc.placement.n_nodes)]
-    cores, memory, disk = (sum(c[d] for c in caps) for d in range(3))
-    return cores, memory, disk
 
 
 def summarise(scenario: Scenario, replication: int, cloud: Cloud, horizon: float) -> dict[str, Any]:

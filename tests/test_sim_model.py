@@ -7,10 +7,12 @@ import math
 from dataclasses import replace
 from typing import Any
 
+import simpy
+
 from euca.cluster import ClusterController, Launch, ResourceReport, RunRequest
 from pyx.placement import Placement
-from sim.cloud import Cloud
-from sim.run import run_scenario
+from sim.cloud import Cloud, image_sizes
+from sim.run import make_demand, run_scenario, streams
 from sim.scenario import Failures, Images, NodeClass, Scenario, Workload
 
 SMALL = Scenario(
@@ -141,3 +143,17 @@ def test_the_sim_drives_the_cluster_controller_the_api_uses() -> None:
         else:
             direct.terminate(what)
     assert runs > 500
+
+
+def test_the_model_measures_utilisation_against_what_the_cc_may_schedule() -> None:
+    """Built directly (as the benchmark and a replay build it), not only through run_scenario: with
+    MAX_CORES=4 on 20 nodes of 16 cores, utilisation is of 80 cores, not of the hardware's 320."""
+    scenario = replace(SMALL, eucalyptus_conf={**SMALL.eucalyptus_conf, "MAX_CORES": "4"})
+    workload_rng, image_rng, _ = streams(scenario.seed, 0)
+    demand = make_demand(scenario, workload_rng)
+    cloud = Cloud(simpy.Environment(), scenario, demand, image_sizes(image_rng, 6, 500, 2000))
+    assert (cloud.meter.total_cores, cloud.meter.total_memory, cloud.meter.total_disk) == (
+        20 * 4, 20 * 65536, 20 * SMALL.nodes[0].disk_gb)
+    summary = run_scenario(scenario).summary
+    assert summary["schedulable_capacity"]["cores"] == 80 and summary["schedulable_capacity"]["hardware_cores"] == 320
+    assert 0.5 < summary["utilisation"]["cores"] <= 1.0
