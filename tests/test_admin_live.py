@@ -3,6 +3,7 @@ SQLite and on PostgreSQL: images, access keys, nodes and VM types. And the box f
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -146,3 +147,36 @@ def test_the_box_registers_a_default_image_on_first_start(tmp_path: Path) -> Non
         run = ec2.run_instances(ImageId=images[0]["ImageId"], MinCount=1, MaxCount=1)
         assert run["Instances"][0]["RamdiskId"] == images[0]["RamdiskId"]
         ec2.close()
+
+
+def test_the_server_reloads_what_others_changed_at_the_next_request_and_never_what_it_wrote_itself(
+        box: Box, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    import boto3
+
+    caplog.set_level(logging.INFO, logger="euca.cloud")
+    ec2 = box.client("carol")
+    access, secret = box.keys("carol")
+    iam = boto3.client("iam", endpoint_url=box.url + "/services/Euare", aws_access_key_id=access,
+                       aws_secret_access_key=secret, region_name="eucalyptus")
+    ec2.describe_key_pairs()
+    caplog.clear()
+    # the server's own changes to the directory and the images: its view follows them as it writes
+    iam.create_user(UserName="dave")
+    iam.create_access_key(UserName="dave")
+    ec2.register_image(Name="own", ImageLocation=box.upload_bundle("carol", "carol-images/own.manifest.xml"))
+    ec2.describe_key_pairs()
+    assert not [r.getMessage() for r in caplog.records if "applied the administrator's changes" in r.getMessage()]
+
+    # another process's: applied at the very next request, without waiting
+    assert cli(box, "user", "add", "carol", "erin") == 0
+    _, _, key, key_secret = capsys.readouterr().out.split()
+    erin = boto3.client("ec2", endpoint_url=box.url, aws_access_key_id=key, aws_secret_access_key=key_secret,
+                        region_name="eucalyptus")
+    with pytest.raises(botocore.exceptions.ClientError) as exc:
+        erin.describe_key_pairs()
+    # her key is known (her signature is checked): she is refused only for want of a policy
+    assert exc.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    assert [r.getMessage() for r in caplog.records if "applied the administrator's changes" in r.getMessage()] == \
+        ["applied the administrator's changes to account"]
+    for client in (erin, iam, ec2):
+        client.close()

@@ -5,8 +5,9 @@ Every account has a user named ``admin`` (Eucalyptus's account administrator); t
 had before it had users are its admin's. The ``admin`` account is the cloud's (Eucalyptus's
 ``eucalyptus`` account), and its ``admin`` user is the system administrator.
 
-Each change is one transaction that also bumps the ``account`` change counter, so every running
-server reloads the directory at its next request (``Cloud.refresh``). Policies are compiled
+Each change is one transaction that also bumps the ``account`` change counter, so every other
+running server reloads the directory at its next request (``Cloud.refresh``); the one that made
+the change reloads it as it writes. Policies are compiled
 (``euca.auth.policy``) when the directory is loaded, once per distinct document, and each user's
 ``Principal`` is built when first asked for and dropped at the next change.
 """
@@ -205,7 +206,7 @@ class Accounts:
             tx.put("account", name, name, {"account_id": account_id, "admin": account.admin})
             self._put_user(tx, user)
             self._put_key(tx, key)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
         return self._accounts[name], key
 
@@ -231,7 +232,7 @@ class Accounts:
                 if c.account == name:
                     tx.delete("signingcert", c.cert_id)
             tx.delete("account", name)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     def _account(self, name: str) -> Account:
@@ -274,7 +275,7 @@ class Accounts:
             body["policies"] = account.policies
         with self._store.transaction() as tx:
             tx.put("account", account.name, account.name, body)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     # --- users -----------------------------------------------------------------------------------------
@@ -300,7 +301,7 @@ class Accounts:
         user = User(account, name, _entity_id("AIDA"), path, time.time())
         with self._store.transaction() as tx:
             self._put_user(tx, user)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
         return self._users[(account, _fold(name))]
 
@@ -329,7 +330,7 @@ class Accounts:
                     if group.account == account and user.name in group.users:
                         members = tuple(changed.name if m == user.name else m for m in group.users)
                         self._put_group(tx, replace(group, users=members))
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     def delete_user(self, account: str, name: str) -> None:
@@ -343,7 +344,7 @@ class Accounts:
                                  "profile, policies and group memberships first.")
         with self._store.transaction() as tx:
             tx.delete("user", f"{account}/{_fold(user.name)}")
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     def remove_user(self, account: str, name: str) -> None:
@@ -370,7 +371,7 @@ class Accounts:
                 if any(_fold(m) == folded for m in members):
                     tx.put("iamgroup", group_id, account, body | {"users": [m for m in members if _fold(m) != folded]})
             tx.delete("user", f"{account}/{folded}")
-            tx.changed("account")
+            tx.changed("account", applied=True)
         for access_key in removed:
             self._used.pop(access_key, None)
             self._unsaved.discard(access_key)
@@ -407,7 +408,7 @@ class Accounts:
     def _rewrite_user(self, user: User) -> None:
         with self._store.transaction() as tx:
             self._put_user(tx, user)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     # --- groups ----------------------------------------------------------------------------------------
@@ -443,7 +444,7 @@ class Accounts:
             raise DeleteConflict("Cannot delete entity, must remove users and policies from group first.")
         with self._store.transaction() as tx:
             tx.delete("iamgroup", f"{account}/{_fold(group.name)}")
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     def add_to_group(self, account: str, group_name: str, user_name: str) -> None:
@@ -470,7 +471,7 @@ class Accounts:
     def _write_group(self, group: Group) -> None:
         with self._store.transaction() as tx:
             self._put_group(tx, group)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     # --- access keys -------------------------------------------------------------------------------------
@@ -497,7 +498,7 @@ class Accounts:
         key = self._new_key(account, user.name)
         with self._store.transaction() as tx:
             self._put_key(tx, key)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
         return key
 
@@ -512,7 +513,7 @@ class Accounts:
         key = replace(self.user_key(account, user, access_key), active=active)
         with self._store.transaction() as tx:
             self._put_key(tx, key)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
         return key
 
@@ -521,7 +522,7 @@ class Accounts:
         with self._store.transaction() as tx:
             tx.delete("accesskey", access_key)
             tx.delete("keyuse", access_key)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self._used.pop(access_key, None)
         self.reload()
 
@@ -587,7 +588,7 @@ class Accounts:
         cert = Certificate(cert_id, account, user.name, pem, True, time.time())
         with self._store.transaction() as tx:
             self._put_cert(tx, cert)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
         return cert
 
@@ -601,14 +602,14 @@ class Accounts:
         cert = replace(self.certificate(account, user, cert_id), active=active)
         with self._store.transaction() as tx:
             self._put_cert(tx, cert)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     def delete_certificate(self, account: str, user: str, cert_id: str) -> None:
         self.certificate(account, user, cert_id)
         with self._store.transaction() as tx:
             tx.delete("signingcert", cert_id)
-            tx.changed("account")
+            tx.changed("account", applied=True)
         self.reload()
 
     @staticmethod

@@ -56,7 +56,7 @@ class Cloud:
     zones: Zones
     instance_types: InstanceTypes
     attributes: InstanceAttributes
-    seen: dict[str, str]  # the store's change counters as this server last applied them
+    seen: dict[str, int]  # the store's change counters, less this server's own changes, as it last applied them
     volumes: Volumes = field(init=False)
     snapshots: Snapshots = field(init=False)
 
@@ -82,7 +82,7 @@ class Cloud:
         addresses = Addresses(store, cc, ids=ids, region=region)
         images = Images(store, ids, accounts, tags)
         instances = Instances(store, ids, cc, box, accounts, images, keypairs, groups, addresses, tags)
-        seen = store.changes()
+        seen = store.foreign_changes()
         cloud = cls(store, cc, box, accounts, tags, keypairs, groups, addresses, images, instances,
                     Zones(cc, endpoint=endpoint, region=region), InstanceTypes(cc, region),
                     InstanceAttributes(instances), seen)
@@ -117,12 +117,14 @@ class Cloud:
         self.snapshots.objects = objects
 
     def refresh(self) -> None:
-        """Apply what the administrator changed with the CLI since the last request (accounts and
-        keys, images, nodes, VM types). Costs one small query when nothing changed."""
-        if self.store.change_count() == self.seen.get("", "0"):
+        """Apply what the administrator changed with the CLI, or another server, since the last
+        request (accounts and keys, images, nodes, VM types). Costs one small query when nothing
+        changed; what this server's own services wrote (and follow already) is not reloaded."""
+        if self.store.foreign_change_count() == self.seen.get("", 0):
             return
-        now = self.store.changes()
-        changed = {kind for kind, count in now.items() if kind and self.seen.get(kind) != count}
+        now = self.store.foreign_changes()
+        # the kinds this view holds; others (Walrus's buckets) are their own service's to revalidate
+        changed = {kind for kind in ("account", "image", "vmtype", "node") if self.seen.get(kind) != now.get(kind)}
         self.seen = now
         if "account" in changed:
             self.accounts.reload()
@@ -136,7 +138,8 @@ class Cloud:
                 log.warning("VM types not applied: %s", exc)
         if "node" in changed:
             self.box.register(self.cc, stored_nodes(self.store))
-        log.info("applied the administrator's changes to %s", ", ".join(sorted(changed)) or "nothing")
+        if changed:
+            log.info("applied the administrator's changes to %s", ", ".join(sorted(changed)))
 
     def caller(self, access_key: str, service: str = "ec2") -> Caller:
         caller = self.accounts.caller(access_key, service, self.zones.region)

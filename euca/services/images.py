@@ -327,7 +327,7 @@ class Images:
                         root, mappings)
             img.location = f"{self._owner_id(caller.account)}/{name}"
             tx.put("image", img.image_id, img.account, img.body())
-            tx.changed("image")
+            tx.changed("image", applied=True)
         self._images[img.image_id] = img
         return img.image_id
 
@@ -373,7 +373,7 @@ class Images:
                         description, architecture, kernel_id, ramdisk_id, public, [], time.time(), state, "",
                         size, digest)
             tx.put("image", img.image_id, img.account, img.body())
-            tx.changed("image")
+            tx.changed("image", applied=True)
         self._images[img.image_id] = img
         return img.image_id
 
@@ -418,7 +418,7 @@ class Images:
         with self._store.transaction() as tx:
             tx.delete("image", img.image_id)
             self._tags.drop_in(tx, img.image_id)
-            tx.changed("image")
+            tx.changed("image", applied=True)
         del self._images[img.image_id]
         if self.bytes is not None and (img.stored or img.state == PENDING):
             self.bytes.discard(img.image_id)

@@ -46,6 +46,7 @@ class Tx:
         self._ph = placeholder
         self.committed: list[Callable[[], object]] = []  # run once the transaction is durable
         self.rolled_back: list[Callable[[], object]] = []  # run if it is not
+        self.applied: list[str] = []  # kinds whose change counters this process's own view follows
 
     def on_commit(self, action: Callable[[], object]) -> None:
         """In-memory state that mirrors this transaction's writes changes only once they are durable."""
@@ -95,12 +96,16 @@ class Tx:
     def untag(self, resource: str, key: str) -> None:
         self.execute("DELETE FROM tags WHERE resource = ? AND key = ?", (resource, key))
 
-    def changed(self, kind: str) -> None:
-        """Tell running servers that records of ``kind`` changed behind their back (the admin CLI
-        wrote them): each server compares the counters at every request and reloads that kind."""
+    def changed(self, kind: str, applied: bool = False) -> None:
+        """Tell running servers that records of ``kind`` changed: each server compares the counters at
+        every request and reloads that kind. ``applied``: the service writing them keeps its own
+        view in step already, so the server it runs in need not reload them (``Store.foreign_changes``);
+        other servers and processes still do. Without it (the admin CLI), every server reloads."""
         for key in (CHANGED, f"{CHANGED}:{kind}"):
             self.execute("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT (key) DO UPDATE SET "
                          "value = CAST(CAST(meta.value AS INTEGER) + 1 AS TEXT)", (key,))
+        if applied:
+            self.applied.append(kind)
 
     def set_meta(self, key: str, value: str) -> None:
         self.execute("INSERT INTO meta (key, value) VALUES (?, ?) "
@@ -116,6 +121,8 @@ class Store:
         self.is_postgres = url.startswith(("postgresql://", "postgres://"))
         self._conn: _Connection
         self._checkpointer: _Checkpointer | None = None
+        # how many of the store's change-counter increments were this object's own applied ones
+        self._own: dict[str, int] = {}
         if self.is_postgres:
             try:
                 import psycopg  # type: ignore[import-not-found, unused-ignore]
@@ -167,6 +174,9 @@ class Store:
                 for undo in reversed(tx.rolled_back):
                     undo()
                 raise
+            for kind in tx.applied:  # under the lock: a reader sees the counters and these together
+                self._own[""] = self._own.get("", 0) + 1
+                self._own[kind] = self._own.get(kind, 0) + 1
             for action in tx.committed:
                 action()
 
@@ -211,12 +221,24 @@ class Store:
         return [(r[0], r[1], r[2], r[3]) for r in self._query("SELECT resource, key, value, account FROM tags")]
 
     def changes(self) -> dict[str, str]:
-        """The change counters, by kind ("" for the total). One small query: servers call it per request."""
+        """The change counters, by kind ("" for the total)."""
         rows = self._query("SELECT key, value FROM meta WHERE key = ? OR key LIKE ?", (CHANGED, CHANGED + ":%"))
         return {str(r[0]).partition(":")[2]: str(r[1]) for r in rows}
 
     def change_count(self) -> str:
         return self.meta(CHANGED) or "0"
+
+    def foreign_changes(self) -> dict[str, int]:
+        """The change counters less this object's own applied changes, by kind ("" for the total):
+        what other processes (and unapplied writes) changed. A server reloads a kind when its number
+        moves, and so never reloads what it wrote and already follows."""
+        with self._lock:
+            return {kind: int(count) - self._own.get(kind, 0) for kind, count in self.changes().items()}
+
+    def foreign_change_count(self) -> int:
+        """The total of :meth:`foreign_changes`, in one small query: servers call it per request."""
+        with self._lock:
+            return int(self.change_count()) - self._own.get("", 0)
 
     def meta(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM meta WHERE key = ?", (key,))
