@@ -173,3 +173,38 @@ def test_the_view_over_http_needs_a_registered_node_key(box: Box) -> None:
     assert source() is None  # unchanged: 304
     with pytest.raises(Exception, match="403"):
         HttpView(box.url, "nc-agent", "wrong")()
+
+
+def test_an_address_reused_at_once_is_leased_to_its_new_instance(net_tools: None, box: Box, tmp_path: Path) -> None:
+    """Private addresses are reused as soon as an instance ends; the ended one's lease must not keep
+    the address from the next instance's MAC (dnsmasq refuses a configured address another MAC holds)."""
+    ec2 = box.client("alice")
+    first = launch(box, "default")
+    with lab(f"lr{id(box) % 10000}") as net:
+        running = start_agent(box, net, tmp_path / "agent")
+        try:
+            first_mac = mac_of(box, first["InstanceId"])
+            ns = net.plug(first["InstanceId"], first_mac, "", 0, "", "eucabr")
+            assert net.dhcp(ns).get("ip") == first["PrivateIpAddress"]
+            leases = tmp_path / "agent" / "dnsmasq.leases"
+            assert first_mac.lower() in leases.read_text()
+            ec2.terminate_instances(InstanceIds=[first["InstanceId"]])
+            deadline = time.monotonic() + 5
+            while box.cloud.instances.live(first["InstanceId"]) is not None:
+                assert time.monotonic() < deadline, "the first instance did not end"
+                time.sleep(0.05)
+            net.unplug(first["InstanceId"], ns)
+
+            second = launch(box, "default")
+            assert second["PrivateIpAddress"] == first["PrivateIpAddress"]  # the lowest free address again
+            mac = mac_of(box, second["InstanceId"])
+            deadline = time.monotonic() + 2
+            while mac not in (tmp_path / "agent" / "dhcp-hosts").read_text():
+                assert time.monotonic() < deadline, "the agent did not pick up the second instance"
+                time.sleep(0.05)
+            ns2 = net.plug(second["InstanceId"], mac, "", 0, "", "eucabr", ns_name="second")
+            assert net.dhcp(ns2).get("ip") == second["PrivateIpAddress"]
+            assert first_mac.lower() not in leases.read_text()
+            assert running.agent.dhcp is not None and running.agent.dhcp.pruned == 1
+        finally:
+            running.end()
