@@ -91,9 +91,11 @@ class NodeStorage:
     def recorded(self, instance_id: str) -> InstanceSpec | None:
         """The spec kept for an instance by an earlier node controller, wherever its account's
         directory is; None if there is none (or it cannot be read)."""
+        import glob
+
         import orjson
 
-        for record in self.path.glob(f"*/{instance_id}/instance.json"):
+        for record in self.path.glob(f"*/{glob.escape(instance_id)}/instance.json"):
             try:
                 return wire.spec_from_json(orjson.loads(record.read_bytes()))
             except (OSError, ValueError) as exc:
