@@ -34,20 +34,21 @@ planner's model, the model is set to the box's (``BoxModel``):
 from __future__ import annotations
 
 import argparse
+import math
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 import orjson
 import simpy
 import simpy.rt
 
-from euca.cluster import CLOUD_VMTYPES, ClusterController, Launch, RunRequest, VmType, VmTypes
+from euca.cluster import CLOUD_VMTYPES, ClusterController, Launch, Placed, RunRequest, VmType, VmTypes
 from euca.core.config import Config, ConfigError, load_config
 from pyx.errors import Exhausted, KernelError
 from sim.cloud import Cloud
@@ -74,6 +75,20 @@ class Decision(NamedTuple):
             return f"refused ({self.error})"
         return ", ".join(f"{nodes[n]} {private}" + (f" {public}" if public else "")
                          for n, private, public in self.placed) or "nothing started"
+
+
+# An instance as one side ran it: (node index, cores, from, to). ``to`` is the time it was terminated,
+# or infinity for one still running when the last request was made.
+Held = tuple[int, int, float, float]
+
+
+class Account(NamedTuple):
+    """One side's own record of a replay: what it decided for each reservation, and each instance
+    it ran, from when it started to when it was terminated (the cloud's as the replay saw its answers
+    and sent its terminations, the simulator's as its CC was asked)."""
+
+    decisions: list[Decision]
+    held: list[Held]
 
 
 # The AWS error code the cloud answers each of the CC's refusals with (euca.services.instances).
@@ -143,17 +158,32 @@ class RecordingController(ClusterController):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.decisions: list[Decision] = []
+        self.started: dict[str, tuple[int, int, float]] = {}  # instance -> (node, cores, from)
+        self.held: list[Held] = []
 
     def run(self, request: RunRequest) -> list[Launch]:
+        now = self.clock()
         try:
             launches = super().run(request)
         except KernelError as exc:
-            self.decisions.append(Decision(self.clock(), (), f"{error_code(exc)}: {exc}"))
+            self.decisions.append(Decision(now, (), f"{error_code(exc)}: {exc}"))
             raise
         public = self.network.public_of
-        self.decisions.append(Decision(self.clock(), tuple(
+        self.decisions.append(Decision(now, tuple(
             (launch.node_index, launch.net.private_ip, public(launch.instance_id) or "") for launch in launches)))
+        cores = self.vmtypes[request.vmtype].cores
+        for launch in launches:
+            self.started[launch.instance_id] = (launch.node_index, cores, now)
         return launches
+
+    def terminate(self, instance_id: str) -> Placed:
+        placed = super().terminate(instance_id)
+        self.held.append((*self.started.pop(instance_id), self.clock()))
+        return placed
+
+    def account(self) -> Account:
+        """Its decisions, and the instances it ran (those still running held to infinity)."""
+        return Account(self.decisions, self.held + [(*started, math.inf) for started in self.started.values()])
 
 
 class BoxModel(Cloud):
@@ -166,15 +196,16 @@ class BoxModel(Cloud):
         return start
 
 
-def simulate(box: BoxPlan, demand: Demand, boot: float, min_count: str) -> list[Decision]:
-    """The trace through the simulator, on the box's cluster: one decision per reservation."""
+def simulate(box: BoxPlan, demand: Demand, boot: float, min_count: str) -> Account:
+    """The trace through the simulator, on the box's cluster: one decision per reservation, and
+    the instances its CC ran."""
     env = simpy.Environment()
     cloud = BoxModel(env, box.scenario(boot, min_count), demand, [1] * len(demand.images), config=box.config)
     done = env.process(users(env, cloud, reservations(demand)))
     env.run(until=done)
     cc = cloud.cc
     assert isinstance(cc, RecordingController)
-    return cc.decisions
+    return cc.account()
 
 
 # --- the cloud's side -------------------------------------------------------------------------------
@@ -238,7 +269,9 @@ class _Driver:
         self.types = [t.name for t in demand.vmtypes]
         self.images, self.groups = demand.images, demand.groups
         self.decisions: list[Decision] = []
-        self.live: set[str] = set()
+        self.cores = [t.cores for t in demand.vmtypes]
+        self.live: dict[str, tuple[int, int, float]] = {}  # instance -> (node, cores, from)
+        self.held: list[Held] = []
         self._ends = self._instance_ends
 
     def reserve(self, vmtype: int, image: int, group: int, lifetimes: list[float], counted: bool) -> None:
@@ -258,16 +291,19 @@ class _Driver:
         self.decisions.append(Decision(now, tuple(
             (n, i.get("PrivateIpAddress") or "", i.get("PublicIpAddress") or "") for n, i in zip(where, instances,
                                                                                                  strict=True))))
-        timeout, ends, boot = self.env.timeout, self._ends, self.boot
+        timeout, ends, boot, cores = self.env.timeout, self._ends, self.boot, self.cores[vmtype]
         for iid, n, life in zip(ids, where, lifetimes, strict=False):
             running = now + boot[n]  # as sim.cloud.Cloud.reserve computes it, for the same float
             timeout(running + life - now, iid).callbacks.append(ends)
-            self.live.add(iid)
+            self.live[iid] = (n, cores, now)
 
     def _instance_ends(self, event: simpy.Event) -> None:
-        iid = event.value
-        self.live.discard(iid)
+        iid = cast(str, event.value)
         self.ec2.terminate_instances(InstanceIds=[iid])
+        self.held.append((*self.live.pop(iid), self.env.now))
+
+    def account(self) -> Account:
+        return Account(self.decisions, self.held + [(*started, math.inf) for started in self.live.values()])
 
 
 def prepare(ec2: Any, demand: Demand, default_image: str) -> Demand:
@@ -293,9 +329,10 @@ def prepare(ec2: Any, demand: Demand, default_image: str) -> Demand:
 
 
 def drive(ec2: Any, data_dir: Path, box: BoxPlan, demand: Demand, speed: float, boot: float,
-          min_count: str, on_progress: Callable[[int, int], None] | None = None) -> list[Decision]:
-    """Replay ``demand`` against the box at ``speed`` times the trace's pace; one decision per
-    reservation. Every instance the replay started is terminated before it returns."""
+          min_count: str, on_progress: Callable[[int, int], None] | None = None) -> Account:
+    """Replay ``demand`` against the box at ``speed`` times the trace's pace: one decision per
+    reservation, and the instances the cloud ran. Every instance the replay started is terminated
+    before it returns."""
     plan: list[Reservation] = reservations(demand)
     env = simpy.rt.RealtimeEnvironment(factor=1.0 / speed, strict=False)
     nodes = _Nodes(data_dir, [n[0] for n in box.nodes])
@@ -315,7 +352,7 @@ def drive(ec2: Any, data_dir: Path, box: BoxPlan, demand: Demand, speed: float, 
         live = sorted(driver.live)
         for k in range(0, len(live), 500):
             ec2.terminate_instances(InstanceIds=live[k:k + 500])
-    return driver.decisions
+    return driver.account()
 
 
 # --- the comparison ---------------------------------------------------------------------------------
@@ -340,31 +377,28 @@ class Comparison:
         return sum(r - len(d.placed) for r, d in zip(self.requested, decisions, strict=True)) / asked if asked else 0.0
 
 
-def utilisation(decisions: list[Decision], plan: list[Reservation], box: BoxPlan, cores: list[int],
-                boot: float, horizon: float) -> list[float]:
-    """Each node's mean fraction of its cores in use from the first request to the last, from the
-    decisions and the instances' lifetimes (an instance holds its cores until it ends)."""
+def utilisation(held: list[Held], box: BoxPlan, horizon: float) -> list[float]:
+    """Each node's mean fraction of its cores in use from the first request to the last, from one
+    side's own record of the instances it ran."""
     used = [0.0] * len(box.nodes)
-    for d, (when, vmtype, _, _, lifetimes, _) in zip(decisions, plan, strict=True):
-        for (n, _, _), life in zip(d.placed, lifetimes, strict=False):
-            used[n] += cores[vmtype] * max(0.0, min(when + boot + life, horizon) - when)
+    for n, cores, start, end in held:
+        used[n] += cores * max(0.0, min(end, horizon) - start)
     span = horizon if horizon > 0 else 1.0
     return [u / (node[1] * span) for u, node in zip(used, box.nodes, strict=True)]
 
 
-def compare(cloud: list[Decision], simulated: list[Decision], demand: Demand, box: BoxPlan,
-            boot: float) -> Comparison:
+def compare(cloud: Account, simulated: Account, demand: Demand, box: BoxPlan) -> Comparison:
+    """Decision by decision, and the utilisation each side's own records give (so that instances
+    held for different times show even where every decision agrees)."""
     plan = reservations(demand)
-    if len(cloud) != len(plan) or len(simulated) != len(plan):
-        raise ReplayError(f"{len(plan)} reservations, but {len(cloud)} cloud and {len(simulated)} "
-                          "simulated decisions")
-    first = next((k for k, (a, b) in enumerate(zip(cloud, simulated, strict=True))
+    if len(cloud.decisions) != len(plan) or len(simulated.decisions) != len(plan):
+        raise ReplayError(f"{len(plan)} reservations, but {len(cloud.decisions)} cloud and "
+                          f"{len(simulated.decisions)} simulated decisions")
+    first = next((k for k, (a, b) in enumerate(zip(cloud.decisions, simulated.decisions, strict=True))
                   if a.placed != b.placed or a.error != b.error), None)
-    cores = [t.cores for t in demand.vmtypes]
     horizon = plan[-1][0] if plan else 0.0
-    return Comparison(cloud, simulated, [len(r[4]) for r in plan], first,
-                      (utilisation(cloud, plan, box, cores, boot, horizon),
-                       utilisation(simulated, plan, box, cores, boot, horizon)))
+    return Comparison(cloud.decisions, simulated.decisions, [len(r[4]) for r in plan], first,
+                      (utilisation(cloud.held, box, horizon), utilisation(simulated.held, box, horizon)))
 
 
 def report(c: Comparison, box: BoxPlan) -> list[str]:
@@ -441,8 +475,8 @@ def command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     simulated = simulate(box, demand, args.boot, args.min_count)
     simulated_s = time.perf_counter() - started
-    c = compare(cloud, simulated, demand, box, args.boot)
-    placed = sum(len(d.placed) for d in cloud)
+    c = compare(cloud, simulated, demand, box)
+    placed = sum(len(d.placed) for d in cloud.decisions)
     print(f"cloud: {len(plan):,} reservations replayed in {replayed:.1f} s, {placed:,} of "
           f"{sum(c.requested):,} instances started; simulator: the same trace in {simulated_s:.2f} s")
     for line in report(c, box):

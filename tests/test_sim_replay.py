@@ -4,14 +4,16 @@ gives it, for every scheduling policy and networking mode."""
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
 import pytest
 
+from euca.cluster import CLOUD_VMTYPES, VmTypes
 from euca.core.config import Config, load_config
 from sim import cli
-from sim.replay import compare, drive, ec2_client, prepare, read_box, simulate
+from sim.replay import Account, BoxPlan, Decision, compare, drive, ec2_client, prepare, read_box, report, simulate
 from sim.trace import read_trace
 from tests.ec2_server import running_box
 
@@ -63,16 +65,18 @@ def replay(tmp_path: Path, mode: str, policy: str, reservations: int, min_count:
         ec2 = ec2_client(box.url, *box.keys())
         demand = prepare(ec2, demand, box.image())
         cloud = drive(ec2, box.data_dir, plan, demand, speed=1e9, boot=BOOT, min_count=min_count)
-        outcome = compare(cloud, simulate(plan, demand, BOOT, min_count), demand, plan, BOOT)
+        outcome = compare(cloud, simulate(plan, demand, BOOT, min_count), demand, plan)
         left = ec2.describe_instances(Filters=[{"Name": "instance-state-name", "Values": ["pending", "running"]}])
         ec2.close()
     assert not left["Reservations"], "the replay ends every instance it started"
     first = outcome.first_difference
     assert first is None, (first, outcome.cloud[first], outcome.simulated[first])
-    assert outcome.utilisation[0] == outcome.utilisation[1]
+    assert outcome.utilisation[0] == outcome.utilisation[1]  # from each side's own starts and terminations
+    assert min(outcome.utilisation[0]) > 0 and max(outcome.utilisation[0]) <= 1
     assert 0 < outcome.rejection_rate(outcome.cloud) < 0.8  # the cluster did fill up, and did not stay full
-    partial = [d for d, asked in zip(cloud, outcome.requested, strict=True) if d.placed and len(d.placed) < asked]
-    refused = {d.error.partition(":")[0] for d in cloud if d.error}
+    partial = [d for d, asked in zip(cloud.decisions, outcome.requested, strict=True)
+               if d.placed and len(d.placed) < asked]
+    refused = {d.error.partition(":")[0] for d in cloud.decisions if d.error}
     assert partial or min_count == "all"
     assert refused <= {"InsufficientInstanceCapacity", "InsufficientAddressCapacity"} and refused
 
@@ -106,3 +110,21 @@ def test_euca_sim_replay_prints_agreement_against_a_default_box(tmp_path: Path,
     out = capsys.readouterr().out
     assert code == 0, out
     assert "agreement: all" in out and "rejection rate: cloud" in out and "node core utilisation" in out
+
+
+def test_utilisation_is_compared_from_each_sides_own_records(tmp_path: Path) -> None:
+    """The same decisions with instances held for different times: the decisions agree, the
+    utilisation does not (each side's figure comes from its own starts and terminations)."""
+    box = BoxPlan((("node1", 8, 16384, 500), ("node2", 8, 16384, 500)), VmTypes(CLOUD_VMTYPES),
+                  load_config(text=""))
+    trace = tmp_path / "trace.csv"
+    trace.write_text("submit_time,vm_type,lifetime,image\n0,m1.small,50,img0\n100,m1.small,50,img0\n")
+    demand = read_trace(trace, box.vmtypes)
+    decisions = [Decision(0.0, ((0, "10.0.0.2", ""),)), Decision(100.0, ((1, "10.0.0.3", ""),))]
+    cloud = Account(decisions, [(0, 1, 0.0, 70.0), (1, 1, 100.0, math.inf)])
+    alike = compare(cloud, Account(list(decisions), [(0, 1, 0.0, 70.0), (1, 1, 100.0, math.inf)]), demand, box)
+    assert alike.agree and alike.utilisation[0] == alike.utilisation[1] == [70 / 800, 0.0]
+    longer = compare(cloud, Account(list(decisions), [(0, 1, 0.0, 90.0), (1, 1, 100.0, math.inf)]), demand, box)
+    assert longer.agree and longer.utilisation[0] != longer.utilisation[1]
+    assert longer.utilisation[1] == [90 / 800, 0.0]
+    assert any("largest difference on one node 2.50 points" in line for line in report(longer, box))
