@@ -3,6 +3,10 @@ sent to 127.0.0.1 with the Host header, no DNS), and CORS headers on actual requ
 
 from __future__ import annotations
 
+import base64
+import email.utils
+import hmac
+import http.client
 import socket
 import time
 from collections.abc import Iterator
@@ -78,6 +82,60 @@ def test_virtual_hosted_style(up: tuple[Path, int]) -> None:
         assert answer.content == b"virtual", host
     for client in (s3, path):
         client.close()
+
+
+@pytest.mark.parametrize("signature", ["s3", "s3v4"])
+def test_virtual_hosted_keys_that_need_encoding(up: tuple[Path, int], signature: str) -> None:
+    """A Version 2 signature covers the key as sent, percent-encoded (botocore's auth_path):
+    keys with a space, a plus, a percent sign or non-ASCII characters, in a bucket named by its host."""
+    s3 = _client(up, "virtual", "localhost", signature)
+    bucket = f"vhost-{signature}"
+    s3.create_bucket(Bucket=bucket)
+    keys = ["a b", "dir/with space", "plus+sign", "100%", "é/ü ß", "tilde~and(parens)"]
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=key.encode())
+        assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == key.encode(), key
+        s3.put_object_acl(Bucket=bucket, Key=key, ACL="public-read")  # a sub-resource beside the key
+    assert sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]) == sorted(keys)
+    for key in keys:
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+    s3.close()
+
+
+def _signed_v2(up: tuple[Path, int], method: str, host: str, raw_path: str, body: bytes = b"",
+               signed_path: str | None = None) -> int:
+    """A Version 2 request written by hand: the resource signed is "/<bucket>" and the path exactly
+    as sent (S3's CanonicalizedResource), whatever percent-encoding the client chose."""
+    data, port = up
+    env = dict(line.removeprefix("export ").split("=", 1) for line in (data / "eucarc").read_text().splitlines())
+    date = email.utils.formatdate(usegmt=True)
+    to_sign = f"{method}\n\n\n{date}\n/{host.split('.')[0]}{signed_path or raw_path}"
+    signature = base64.b64encode(hmac.digest(env["AWS_SECRET_ACCESS_KEY"].encode(), to_sign.encode(), "sha1"))
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request(method, raw_path, body, {
+            "Host": host, "Date": date, "Authorization": f"AWS {env['AWS_ACCESS_KEY_ID']}:{signature.decode()}"})
+        answer = connection.getresponse()
+        answer.read()
+        return answer.status
+    finally:
+        connection.close()
+
+
+def test_virtual_hosted_version_2_signs_the_path_as_sent(up: tuple[Path, int]) -> None:
+    s3 = _client(up, "path")
+    s3.create_bucket(Bucket="vhost-raw")
+    host = f"vhost-raw.localhost:{up[1]}"
+    # a space, with "~" encoded as older clients encode it, and lower-case hex digits
+    for key, sent in (("a b~c", "/a%20b%7Ec"), ("é x", "/%c3%a9%20x"), ("dir/with space", "/dir/with%20space")):
+        assert _signed_v2(up, "PUT", host, sent, key.encode()) == 200, key
+        assert s3.get_object(Bucket="vhost-raw", Key=key)["Body"].read() == key.encode()
+        assert _signed_v2(up, "GET", host, sent) == 200, key
+        assert _signed_v2(up, "DELETE", host, sent) == 204, key
+    assert _signed_v2(up, "GET", host, "/a%20b%7Ec") == 404  # gone, and the signature still good
+    assert _signed_v2(up, "GET", host, "/a%20b%7Ec", signed_path="/a%20b%7Ed") == 403  # signed for another key
+    s3.close()
 
 
 def _loopback(request: Any, **_: Any) -> None:

@@ -51,18 +51,22 @@ class S3Api:
         self.prefix = prefix
         self.domains = tuple(d.lower() for d in domains)
 
-    def _address(self, scope: Scope, host: str) -> tuple[str, str, str]:
-        """(bucket, key, the raw path a Version 2 signature covers besides the one sent)."""
+    def _address(self, scope: Scope, host: str, sent_path: str) -> tuple[str, str, tuple[str, ...]]:
+        """(bucket, key, the resources a Version 2 signature may cover). S3's CanonicalizedResource
+        is the request's path exactly as sent (percent-encoded as the client chose it), after
+        "/<bucket>" when the host names the bucket; in path style, with or without the service
+        prefix (botocore leaves it out)."""
         path: str = scope["path"]
         if self.prefix and path.startswith(self.prefix):
             path = path[len(self.prefix):]
+        unprefixed = sent_path[len(self.prefix):] if self.prefix and sent_path.startswith(self.prefix) else sent_path
         name = host.rsplit(":", 1)[0].lower() if not host.startswith("[") else host
         for domain in self.domains:
             if name.endswith("." + domain):
                 bucket = name[:-len(domain) - 1]
-                return bucket, path.lstrip("/"), f"/{bucket}{path or '/'}"
+                return bucket, path.lstrip("/"), (f"/{bucket}{unprefixed or '/'}",)
         bucket, _, key = path.lstrip("/").partition("/")
-        return bucket, key, path or "/"
+        return bucket, key, (unprefixed or "/", sent_path or "/")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _request_id()
@@ -80,18 +84,18 @@ class S3Api:
                 drained = True
             return message
         try:
-            bucket, key, stripped = self._address(scope, headers.get("host", ""))
+            raw_path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
+            sent_path = raw_path.partition("?")[0]
+            bucket, key, v2_resources = self._address(scope, headers.get("host", ""), sent_path)
             resource = f"/{bucket}/{key}" if key else f"/{bucket}"
             try:
                 query = dict(parse_qsl(raw_query, keep_blank_values=True, errors="strict")) if raw_query else {}
             except (UnicodeError, ValueError):
                 raise InvalidArgument("The request is not valid UTF-8") from None
-            raw_path = scope.get("raw_path", b"").decode("latin-1") or scope["path"]
             if self.walrus.refresh():  # the store's change counter moved: the cloud's view too
                 self.refresh()
-            sent_path = raw_path.partition("?")[0]
             signature = verify_s3(method, sent_path, raw_query, headers, query, self.secret_of,
-                                  lambda: _v2_resources(sent_path, bucket, key, stripped))
+                                  lambda: _v2_resources(v2_resources, bucket, key))
             who = self.requester_of(signature.access_key) if signature.access_key else None
             call = Call(method, bucket, key, query, raw_query, headers, tracked, who, signature, self.walrus,
                         request_id, lambda account_id: "", self.secret_of, self.requester_of)
@@ -157,11 +161,12 @@ class S3Api:
             os.close(fd)
 
 
-def _v2_resources(sent_path: str, bucket: str, key: str, stripped: str) -> list[str]:
-    """What a Version 2 signature may cover: the path as sent, or (botocore's auth_path) the
-    bucket and key without the service prefix."""
-    return list(dict.fromkeys((sent_path, f"/{bucket}/{quote(key, safe='/~')}", f"/{bucket}/{key}", stripped,
-                               unquote(stripped))))
+def _v2_resources(as_sent: tuple[str, ...], bucket: str, key: str) -> list[str]:
+    """What a Version 2 signature may cover: the resource as sent, then for clients that sign what
+    they meant rather than what they sent, the bucket and key encoded as botocore encodes them, or
+    not encoded at all."""
+    return list(dict.fromkeys((*as_sent, f"/{bucket}/{quote(key, safe='/~')}", f"/{bucket}/{key}",
+                               unquote(as_sent[0]))))
 
 
 def _header_value(value: str) -> bytes:
