@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,6 @@ log = logging.getLogger("euca.storage")
 
 KIND = "sc-volume"
 CHUNK = 1 << 20
-GZIP = 31  # zlib's wbits for a gzip stream
 
 # bytes of the volume done, of its size
 Progress = Callable[[int, int], None]
@@ -258,7 +256,7 @@ class StorageController:
 def _inflate(source: Iterable[bytes], fd: int, size: int, progress: Progress | None) -> None:
     """Write a gzip stream into the (sparse, ``size``-byte) file ``fd``; runs of zeros stay holes.
     Output is bounded per step, so a small stream cannot make a large buffer."""
-    unpacker = zlib.decompressobj(GZIP)
+    unpacker = gzipped.inflater()
     offset = 0
     zero = bytes(CHUNK)
 
@@ -266,7 +264,7 @@ def _inflate(source: Iterable[bytes], fd: int, size: int, progress: Progress | N
         nonlocal offset
         if offset + len(data) > size:
             raise StorageError("the snapshot is larger than the volume")
-        if data != zero[:len(data)]:
+        if data != (zero if len(data) == CHUNK else bytes(len(data))):
             os.pwrite(fd, data, offset)
         offset += len(data)
         if progress is not None:

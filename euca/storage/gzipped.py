@@ -6,9 +6,10 @@ to nothing before it, so segments can be made apart and laid end to end:
 
 - a hole (``SEEK_HOLE``), or a MiB that reads as zeros, is a deflate segment of zeros made once
   and repeated, and its CRC is carried over it arithmetically, without reading a byte;
-- a MiB of data is deflated at level 1 on a worker thread (zlib lets go of the GIL), or stored
-  as is when a sample says it will not shrink (compressed or random data: level 1 would spend
-  20 times as long to save nothing).
+- a MiB of data is deflated at level 1 on a worker thread (the compressor lets go of the GIL):
+  by ISA-L (``isal``) where it is installed, four times zlib's speed for the same size; with
+  zlib, a MiB whose sample will not shrink is stored as is (compressed or random data: zlib's
+  level 1 would spend 20 times as long to save nothing).
 
 The end is an empty final block, then the CRC-32 and the length, as RFC 1952 has them.
 """
@@ -23,6 +24,13 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
+from typing import Any
+
+_fast: Any
+try:
+    from isal import isal_zlib as _fast
+except ImportError:  # pragma: no cover - isal is a dependency; a build without it falls back to zlib
+    _fast = None
 
 CHUNK = 1 << 20
 SAMPLE = 32 << 10
@@ -33,17 +41,26 @@ HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03"  # gzip, deflate, no name, 
 FINAL = b"\x03\x00"  # an empty final block with fixed codes
 
 
-def _segment(data: bytes, level: int) -> bytes:
-    packer = zlib.compressobj(level, zlib.DEFLATED, -15)
-    return packer.compress(data) + packer.flush(zlib.Z_SYNC_FLUSH)
+def _segment(data: bytes, level: int, codec: Any = zlib) -> bytes:
+    packer = codec.compressobj(level, codec.DEFLATED, -15)
+    return bytes(packer.compress(data) + packer.flush(codec.Z_SYNC_FLUSH))
 
 
 def deflated(data: bytes) -> bytes:
-    """One segment for ``data``: deflated at level 1, or stored when a sample will not shrink."""
+    """One segment for ``data``: deflated at level 1 (ISA-L's, or zlib's unless a sample says it
+    will not shrink: then stored)."""
+    if _fast is not None:
+        return _segment(data, 1, _fast)
     sample = data[:SAMPLE]
     if len(zlib.compress(sample, 1)) > STORE_ABOVE * len(sample):
         return _segment(data, 0)
     return _segment(data, 1)
+
+
+def inflater() -> Any:
+    """A gzip decompressor with zlib's interface (``decompress(data, max_length)``,
+    ``unconsumed_tail``, ``eof``): ISA-L's where installed (twice zlib's speed), else zlib's."""
+    return (_fast or zlib).decompressobj(31)
 
 
 @cache
