@@ -54,12 +54,38 @@ def prepare() -> None:
         raise IscsiUnavailable(f"could not install {' '.join(wanted)}: {done.stderr.strip()[-300:]}")
 
 
+def _free_control(first: int | None = None, tries: int = 200) -> int:
+    """A control port no live tgtd holds: tgtd locks ``socket.<port>.lock`` (lockf) while it runs,
+    and a port taken by another tgtd would have tgtadm talk to that one instead of ours."""
+    import fcntl
+
+    start = first if first is not None else 8000 + os.getpid() % 1000
+    for port in range(start, start + tries):
+        lock = CONTROL_DIR / f"socket.{port}.lock"
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            return port
+        except OSError:
+            continue
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a tgtd holds it
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_UN)
+            return port
+        finally:
+            os.close(fd)
+    raise IscsiUnavailable(f"no free tgtd control port in {start}..{start + tries - 1}")
+
+
 class Tgtd:
     """One tgtd in ``daemon``'s network namespace; ``control`` is its tgtadm control port."""
 
     def __init__(self, daemon: Libvirtd, control: int | None = None) -> None:
         self.daemon = daemon
-        self.control = control if control is not None else 8000 + os.getpid() % 1000
+        self.control = control if control is not None else _free_control()
         self.port = PORT
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = daemon.state / "tgtd.log"
