@@ -3,7 +3,11 @@
 The first test uses libvirt-python alone, with the KVM domain layout Eucalyptus's node controller
 writes (``gen_kvm_libvirt_xml``: hvm, ``root=/dev/sda1 console=ttyS0``, ACPI, disk ``sda``, an e1000
 NIC on a bridge, the serial console logged to ``console.log``), to prove the guest, the daemon and the
-namespaces work. The second runs an instance through euca end to end.
+namespaces work. The others run instances through euca end to end (``euca up`` and ``euca
+node-controller --uri``): one of an image from ``euca image import``, one of a bundle made with
+``euca bundle-image`` and ``euca upload-bundle`` and registered; either way the image lives in
+Walrus and the node downloads it by presigned URL. EBS volumes and EBS-backed instances on the
+real guest are in tests/test_real_guest_ebs.py.
 
 They need root and apt (CI); elsewhere they skip with the reason (see tests/guest/fixtures.py).
 """
