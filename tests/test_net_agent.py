@@ -208,3 +208,44 @@ def test_an_address_reused_at_once_is_leased_to_its_new_instance(net_tools: None
             assert running.agent.dhcp is not None and running.agent.dhcp.pruned == 1
         finally:
             running.end()
+
+
+def test_public_addresses_go_on_the_public_interface(net_tools: None, box: Box, tmp_path: Path) -> None:
+    """With VNET_PUBINTERFACE the node puts each public address it NATs there, so a client on that
+    network reaches it by ARP, with no route to the node; the address goes when the instance ends,
+    and addresses the agent did not put there stay."""
+    ec2 = box.client("alice")
+    ec2.create_security_group(GroupName="web", Description="web")
+    ec2.authorize_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=8080, ToPort=8080,
+                                         CidrIp="192.0.2.0/24")
+    inst = launch(box, "web")
+    iid = inst["InstanceId"]
+    public = box.cloud.cc.network.public_of(iid)
+    assert public
+    config = dataclasses.replace(HOSTCONF, pub_interface="up0")
+    with lab(f"pa{id(box) % 10000}") as net:
+        net.in_ns(net.host, "ip", "addr", "add", "198.51.100.200/32", "dev", "up0")  # the admin's, not ours
+        prefix = ["ip", "netns", "exec", net.host]
+        agent = Agent(lambda: view_of(box), Host(run_command(prefix)), config, Dhcp(tmp_path, config, prefix),
+                      poll=0.2, mode="EDGE")
+        stop = threading.Event()
+        thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+        agent.step()
+        thread.start()
+        try:
+            net.plug(iid, mac_of(box, iid), inst["PrivateIpAddress"], 16, "10.77.0.1", "eucabr")
+            # the client knows no router for the public range: the addresses are on its link
+            net.in_ns(net.public, "ip", "route", "del", "default")
+            net.in_ns(net.public, "ip", "route", "add", "198.51.100.0/24", "dev", "eth0")
+            assert f"{public}/32" in net.in_ns(net.host, "ip", "-4", "addr", "show", "dev", "up0", "label", "up0:eu")
+            assert net.connect(net.public, public) == f"{iid} 192.0.2.2"
+
+            ec2.terminate_instances(InstanceIds=[iid])
+            deadline = time.monotonic() + 2
+            while f"{public}/32" in net.in_ns(net.host, "ip", "-4", "addr", "show", "dev", "up0"):
+                assert time.monotonic() < deadline, "the public address stayed 2 s after its instance ended"
+                time.sleep(0.05)
+            assert "198.51.100.200/32" in net.in_ns(net.host, "ip", "-4", "addr", "show", "dev", "up0")
+        finally:
+            stop.set()
+            thread.join(10)

@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="MANAGED: 802.1q sub-interfaces, or VXLAN with VNI = the group's tag")
     parser.add_argument("--vxlan-local", default="", help="VXLAN: this host's address")
     parser.add_argument("--vxlan-remote", action="append", default=[], help="VXLAN: another host (repeat)")
+    parser.add_argument("--pub-interface", default="",
+                        help="VNET_PUBINTERFACE: put each public address NATed here on it as a /32, so the "
+                             "network upstream reaches it without a route (default: none put)")
     parser.add_argument("--dhcp-user", default="root", help="the user dnsmasq runs as (VNET_DHCPUSER)")
     parser.add_argument("--state-dir", default="/var/run/eucalyptus/net", help="dnsmasq's files")
     parser.add_argument("--poll", type=float, default=0.5, help="seconds between polls of the view")
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
     config = HostConfig(bridge=args.bridge, priv_interface=args.priv_interface, segments=args.segments,
                         vxlan_local=args.vxlan_local, vxlan_remotes=tuple(args.vxlan_remote), dhcp_user=args.dhcp_user,
+                        pub_interface=args.pub_interface,
                         router=args.role == "router")
     agent = Agent(HttpView(args.cloud, args.node, args.key), Host(run_command()), config,
                   Dhcp(Path(args.state_dir), config), poll=args.poll, min_interval=args.min_interval, mode=args.mode)

@@ -8,7 +8,8 @@
 - the bridge table: replaced whole with one ``nft -f`` (its pairs are set elements, so a thousand
   instances are one short script), alongside iptables' restore.
 - links: bridges, their gateway addresses, and MANAGED's segments (802.1q or VXLAN uplinks); IPv4
-  forwarding on wherever a bridge has a gateway.
+  forwarding on wherever a bridge has a gateway; the public addresses NATed here on the public
+  interface, labelled as ours.
 
 What was applied last is kept, so an unchanged view runs nothing and a changed one reads nothing
 from the host. After a restart nothing is kept: the first apply reads what our chains and sets are
@@ -145,7 +146,7 @@ class Host:
             changed = True
         if bridge is not None:
             bridge.join()
-        links = (tuple(sorted(desired.bridge_addresses.items())), desired.segments)
+        links = (tuple(sorted(desired.bridge_addresses.items())), desired.segments, desired.public_addresses)
         if links != was.links:
             self._links(desired)
             changed = True
@@ -186,6 +187,19 @@ class Host:
                 self._call(["ip", "addr", "add", address, "dev", bridge])
             for address in sorted(have - set(addresses)):
                 self._call(["ip", "addr", "del", address, "dev", bridge])
+        if desired.public_addresses is not None:
+            self._public(*desired.public_addresses)
+
+    def _public(self, device: str, label: str, addresses: tuple[str, ...]) -> None:
+        """Exactly ``addresses`` under ``label`` on ``device``; addresses without the label are not ours."""
+        have = set()
+        for line in self._call(["ip", "-o", "-4", "addr", "show", "dev", device, "label", label]).splitlines():
+            fields = line.split()
+            have.add(fields[fields.index("inet") + 1])
+        for address in sorted(set(addresses) - have):
+            self._call(["ip", "addr", "add", address, "dev", device, "label", label])
+        for address in sorted(have - set(addresses)):
+            self._call(["ip", "addr", "del", address, "dev", device, "label", label])
 
     def _make_segment(self, s: Segment) -> None:
         if not self._exists(s.uplink):

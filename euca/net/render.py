@@ -23,7 +23,8 @@ not new rules:
 Who does what, per mode (Eucalyptus's VNET_MODE):
 
 - EDGE: every node enforces for its own instances: chains, sets, NAT, bridge table, DHCP, and the
-  router's address on its bridge.
+  router's address on its bridge (and, with VNET_PUBINTERFACE, the public addresses it NATs on that
+  interface, as Eucalyptus's CC adds each ``ip/32``).
 - MANAGED-NOVLAN: the routing host (the CC's, ``HostConfig.router``) holds each group network's
   gateway on the one bridge, routes between them through the group chains, NATs the elastic
   addresses and serves DHCP; a node that only hosts instances keeps its bridge and the bridge table.
@@ -66,6 +67,7 @@ class HostConfig:
     vxlan_remotes: tuple[str, ...] = ()  # VXLAN: the other hosts (head-end replication)
     instance_prefix: str = "vn_"  # an instance's interface: prefix + instance id
     router: bool = True  # MANAGED / MANAGED-NOVLAN: this host routes the group networks (the CC's host)
+    pub_interface: str = ""  # where the public addresses this host NATs are put, as /32s (VNET_PUBINTERFACE)
     lease_seconds: int = 1200  # Eucalyptus's euca-dhcp.conf lease
     dhcp_user: str = "root"  # VNET_DHCPUSER: dnsmasq re-reads its host files as this user on SIGHUP
 
@@ -89,6 +91,7 @@ class Desired:
     bridge_filter: str = ""  # the nft script that replaces our bridge table whole ("": no table)
     bridge_addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # bridge -> "ip/n" addresses
     segments: tuple[Segment, ...] = ()
+    public_addresses: tuple[str, str, tuple[str, ...]] | None = None  # (device, label, the /32s) or None
     dhcp_hosts: str = ""  # dnsmasq --dhcp-hostsfile
     dhcp_opts: str = ""  # dnsmasq --dhcp-optsfile
     dhcp_range: tuple[str, str] | None = None  # (network, netmask) that dnsmasq serves statically
@@ -175,6 +178,14 @@ def _dhcp(view: NetView, instances: list[InstanceView], desired: Desired, networ
     desired.dhcp_range = (view.subnet, view.netmask)
 
 
+def public_label(device: str) -> str:
+    """The label that marks the public addresses this agent put on ``device`` (``eth0:eu``), so a
+    restarted agent finds its own and never touches another's. A label starts with its device's
+    name and has at most 15 characters: "" when the name is too long to make one (no addresses
+    are put there then)."""
+    return f"{device}:eu" if len(device) <= 12 else ""
+
+
 def _metadata_nat(metadata: str) -> tuple[list[str], list[str]]:
     """PREROUTING's DNAT of 169.254.169.254:80 to the cloud's API ("ip:port"), and POSTROUTING's
     exemption of that traffic from any SNAT: the API knows the caller by its source address."""
@@ -187,6 +198,8 @@ def render(view: NetView, host: HostConfig) -> Desired:
     desired = Desired(view.mode)
     if view.mode == "SYSTEM":
         return desired
+    if host.pub_interface and public_label(host.pub_interface):
+        desired.public_addresses = (host.pub_interface, public_label(host.pub_interface), ())  # none unless NATed
     instances = sorted(view.instances, key=lambda i: i.instance_id)
     groups = sorted(view.groups, key=lambda g: g.group_id)
     members: dict[str, list[str]] = {g.group_id: [] for g in groups}
@@ -242,6 +255,11 @@ def render(view: NetView, host: HostConfig) -> Desired:
         pre.append(f"-A {NAT_PRE} -j {NAT_ELASTIC}")
         out.append(f"-A {NAT_OUT} -j {NAT_ELASTIC}")
     desired.nat = {NAT_ELASTIC: elastic, NAT_PRE: pre, NAT_OUT: out, NAT_POST: post}
+    if desired.public_addresses is not None:
+        # on the public interface, so the hosts upstream reach them by ARP without a route to this host
+        publics = {i.public_ip for i in instances if i.public_ip and i.public_ip != i.private_ip}
+        desired.public_addresses = (*desired.public_addresses[:2],
+                                    tuple(f"{ip}/32" for ip in sorted(publics, key=ipaddress.IPv4Address)))
 
     if view.mode == "EDGE":
         desired.bridge_filter = _bridge_filter(view, host)
