@@ -7,8 +7,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
+import orjson
 import pytest
 import requests
 import uvicorn
@@ -18,7 +20,7 @@ from drivers.sim import NodeShape, SimNode
 from euca.cluster import ClusterController, RunRequest
 from euca.fleet.box import BoxNodes, NodeSpec, Timings
 from euca.fleet.client import NodeClient, NodeUnreachable
-from euca.node import LocalFiles, NodeController, NodeStorage
+from euca.node import LocalFiles, NodeController, NodeStorage, wire
 from euca.node.service import create_app
 from tests.ec2_server import free_port
 
@@ -122,3 +124,29 @@ def test_stale_requests_are_refused() -> None:
                        now=1400.0) == "stale request"
     assert auth.verify(KEY, "POST", "/nc/run", b"{ }", headers[auth.DATE], headers[auth.SIGNATURE],
                        now=1000.0) == "wrong signature"
+
+
+def test_an_ebs_backed_run_and_volumes_are_checked_on_the_wire(tmp_path: Path) -> None:
+    from drivers.protocol import VolumeAttachment
+
+    kernel = tmp_path / "vmlinuz"
+    kernel.write_bytes(b"k" * 4096)
+    root = VolumeAttachment("vol-0A0B0C0D", "vda", "iqn.2009-06.com.eucalyptus.cluster01:vol-0a0b0c0d", "192.0.2.7")
+    spec = InstanceSpec("i-00000001", "r-00000001", "alice", "m1.small", 1, 256, 5, "emi-0E0B5000", "eki-00000001",
+                        root_volume=root)
+    with nc_service(tmp_path, "node01") as (url, _):
+        client = NodeClient(url, KEY)
+        body = {"instance": {**wire.spec_to_json(spec), "root_volume": {**asdict(root), "port": "3260"}},
+                "locations": {"eki-00000001": str(kernel)}}
+        with pytest.raises(NodeError, match="400 bad request: volume port must be an integer"):
+            asyncio.run(client.call("run", body))
+        assert asyncio.run(client.describe_instances()) == []  # nothing was started
+        # the EBS image itself has no bytes: the kernel's location is all the node needs
+        asyncio.run(client.run(spec, {"eki-00000001": str(kernel)}))
+        until(lambda: [s.state for s in asyncio.run(client.describe_instances())] == [NcState.RUNNING])
+        record = tmp_path / "node01" / "alice" / spec.instance_id / "instance.json"
+        assert wire.spec_from_json(orjson.loads(record.read_bytes())).root_volume == root
+        with pytest.raises(NodeError, match="400 bad request: unknown volume fields: size"):
+            asyncio.run(client.call("attach-volume", {"instance_id": spec.instance_id,
+                                                      "volume": {"volume_id": "vol-01020304", "device": "vdb",
+                                                                 "size": 1}}))
