@@ -61,7 +61,7 @@ class _Peak:
 def _send(url: str, method: str, body: Iterator[bytes] | None = None) -> tuple[int, str, int]:
     """(status, MD5 of the answer's body, its length), read a MiB at a time."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
     try:
         headers = {"Content-Length": str(SIZE)} if body is not None else {}
         connection.request(method, f"{parts.path}?{parts.query}", body=body, headers=headers)
