@@ -129,13 +129,29 @@ def sparse_copy(src: int, dst: int, buffer: int = 1 << 20) -> None:
                 break  # only a hole is left
             raise
         end = os.lseek(src, start, os.SEEK_HOLE)
-        while start < end:
-            chunk = os.pread(src, min(buffer, end - start), start)
-            if not chunk:
-                break
-            os.pwrite(dst, chunk, start)
-            start += len(chunk)
+        _copy_range(src, dst, start, end, buffer)
         offset = end
+
+
+def _copy_range(src: int, dst: int, start: int, end: int, buffer: int) -> None:
+    """Bytes [start, end) of ``src`` to the same place in ``dst``: in the kernel (copy_file_range,
+    as cp does) where the file system allows, through a buffer otherwise."""
+    while start < end:
+        try:
+            copied = os.copy_file_range(src, dst, end - start, start, start)
+        except OSError as exc:
+            if exc.errno not in (errno.EXDEV, errno.EINVAL, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            break
+        if copied == 0:
+            break
+        start += copied
+    while start < end:
+        chunk = os.pread(src, min(buffer, end - start), start)
+        if not chunk:
+            break
+        os.pwrite(dst, chunk, start)
+        start += len(chunk)
 
 
 class Das:
