@@ -128,7 +128,9 @@ class Store:
                 import psycopg  # type: ignore[import-not-found, unused-ignore]
             except ImportError:
                 raise RuntimeError("a PostgreSQL store needs psycopg: pip install 'euca[postgres]'") from None
-            self._conn = psycopg.connect(url)
+            # autocommit, with transactions opened explicitly as on SQLite: a read outside a transaction
+            # (the change counter every request checks) is one round trip, not BEGIN, SELECT, COMMIT
+            self._conn = psycopg.connect(url, autocommit=True)
             self._placeholder = "%s"
         else:
             Path(url).parent.mkdir(parents=True, exist_ok=True)
@@ -163,8 +165,7 @@ class Store:
     def transaction(self) -> Iterator[Tx]:
         """Commit when the block ends, roll back if it raises."""
         with self._lock:
-            if not self.is_postgres:
-                self._conn.execute("BEGIN IMMEDIATE")
+            self._conn.execute("BEGIN" if self.is_postgres else "BEGIN IMMEDIATE")
             tx = Tx(self._conn, self._placeholder)
             try:
                 yield tx
@@ -184,10 +185,7 @@ class Store:
         with self._lock:
             if self._placeholder != "?":
                 sql = sql.replace("?", self._placeholder)
-            rows = list(self._conn.execute(sql, params).fetchall())
-            if self.is_postgres:
-                self._conn.commit()
-            return rows
+            return list(self._conn.execute(sql, params).fetchall())
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """A read outside any transaction, for the stores that keep tables of their own (Walrus)."""
