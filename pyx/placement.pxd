@@ -65,8 +65,8 @@ cdef class Placement:
     cdef int _grow(self) except -1
     cdef int _rebuild(self) except -1
     cdef void _refresh(self, Py_ssize_t i, int old_state, bint max_changed) noexcept nogil
-    cdef void _tree_set(self, Py_ssize_t t, Py_ssize_t i, bint eligible) noexcept nogil
-    cdef double _score(self, Py_ssize_t t, Py_ssize_t i) noexcept nogil
+    cdef void _tree_set(self, Py_ssize_t t, Py_ssize_t i, bint eligible, double held) noexcept nogil
+    cdef double _score(self, Py_ssize_t t, Py_ssize_t i, double held) noexcept nogil
     cdef double _stranded(self, const res_t* free) noexcept nogil
     cdef bint _rescale(self) noexcept nogil
     cdef Py_ssize_t _choose(self, int policy, Py_ssize_t t, const bitset_t* row, bint* moves_rr) noexcept nogil

@@ -318,6 +318,7 @@ cdef class Placement:
         cdef Py_ssize_t i, t, k, leaves = 1
         cdef slot_t* tree
         cdef void* p
+        cdef double held
         for i in range(self._n):
             self._key[i] = _key_of(&self._freer[3 * i], self._scale)
         while leaves < self._n:
@@ -330,14 +331,18 @@ cdef class Placement:
                     raise MemoryError()
                 self._tree = <slot_t*>p
                 self._tree_cap = 2 * leaves * self._nshapes
-            for t in range(self._nshapes):
-                tree = &self._tree[2 * leaves * t]
-                for i in range(leaves):
+            for i in range(leaves):
+                # ALIGNED: what the node strands before a placement is the same for every type
+                held = self._stranded(&self._freer[3 * i]) if self._tree_kind == 3 and i < self._n else 0.0
+                for t in range(self._nshapes):
+                    tree = &self._tree[2 * leaves * t]
                     tree[leaves + i].node = <node_t>i
                     if i < self._n and _awake(self._st[i]) and self._fcnt[i * self._nshapes + t] > 0:
-                        tree[leaves + i].score = self._score(t, i)
+                        tree[leaves + i].score = self._score(t, i, held)
                     else:
                         tree[leaves + i].score = INFINITY
+            for t in range(self._nshapes):
+                tree = &self._tree[2 * leaves * t]
                 k = leaves - 1
                 while k >= 1:
                     _play(tree, k)
@@ -345,8 +350,9 @@ cdef class Placement:
         self._dirty = False
         return 0
 
-    cdef double _score(self, Py_ssize_t t, Py_ssize_t i) noexcept nogil:
-        """The node's score for the type under the ranked policy; the smallest wins."""
+    cdef double _score(self, Py_ssize_t t, Py_ssize_t i, double held) noexcept nogil:
+        """The node's score for the type under the ranked policy; the smallest wins. ``held`` is
+        ALIGNED's ``_stranded`` of the node's free capacity, worked out once for all the types."""
         cdef const res_t* f
         cdef const res_t* n
         cdef res_t r[3]
@@ -363,7 +369,7 @@ cdef class Placement:
         x0 = (<double>r[0]) / self._scale[0]
         x1 = (<double>r[1]) / self._scale[1]
         x2 = (<double>r[2]) / self._scale[2]
-        return (ALIGNED_STRANDED_WEIGHT * (self._stranded(r) - self._stranded(f))
+        return (ALIGNED_STRANDED_WEIGHT * (self._stranded(r) - held)
                 + (x0 - x1) * (x0 - x1)
                 + ALIGNED_RESIDUAL_WEIGHT * (x0 * x0 + x1 * x1 + x2 * x2))
 
@@ -378,10 +384,10 @@ cdef class Placement:
                 unfit += 1
         return ((<double>free[0]) / self._scale[0]) * ((<double>unfit) / (<double>self._nshapes))
 
-    cdef void _tree_set(self, Py_ssize_t t, Py_ssize_t i, bint eligible) noexcept nogil:
+    cdef void _tree_set(self, Py_ssize_t t, Py_ssize_t i, bint eligible, double held) noexcept nogil:
         cdef slot_t* tree = &self._tree[2 * self._leaves * t]
         cdef Py_ssize_t k = self._leaves + i
-        cdef double score = self._score(t, i) if eligible else INFINITY
+        cdef double score = self._score(t, i, held) if eligible else INFINITY
         cdef const slot_t* winner
         if score == tree[k].score:
             return
@@ -405,6 +411,7 @@ cdef class Placement:
         cdef const res_t* m = &self._maxr[3 * i]
         cdef Py_ssize_t t, nt = self._nshapes, k = i * nt
         cdef int64_t c, old
+        cdef double held = self._stranded(f) if trees and self._tree_kind == 3 else 0.0
         if not self._dirty:
             self._key[i] = _key_of(f, self._scale)
         for t in range(nt):
@@ -423,7 +430,7 @@ cdef class Placement:
             bs_assign(&self._awake[t], i, awake and c > 0)
             bs_assign(&self._asleep[t], i, asleep and c > 0)
             if trees:
-                self._tree_set(t, i, awake and c > 0)
+                self._tree_set(t, i, awake and c > 0, held)
 
     cdef Py_ssize_t _check_node(self, Py_ssize_t node) except -1:
         if node < 0 or node >= self._n:
