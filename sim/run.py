@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ import simpy
 
 from euca.cluster import DEFAULT_VMTYPES
 from sim.cloud import Cloud, image_sizes
-from sim.gctuning import quiet_gc
+from sim.gctuning import paused_gc, quiet_gc
 from sim.metrics import SERIES_COLUMNS, latency_cdf, latency_summary
 from sim.processes import Reservation, node_host, power_manager, users
 from sim.scenario import Scenario
@@ -93,14 +94,12 @@ def reservations(demand: Demand) -> list[Reservation]:
     arrival, size, deployment = r.arrival[order], r.size[order], r.deployment[order]
     new = np.ones(len(r), dtype=bool)
     new[1:] = (arrival[1:] != arrival[:-1]) | (deployment[1:] != deployment[:-1]) | (size[1:] != size[:-1])
-    starts = np.flatnonzero(new).tolist()
-    ends = [*starts[1:], len(r)]
+    starts = np.flatnonzero(new)
+    first = order[starts]  # each reservation's first request
     lifetimes = r.lifetime[order].tolist()
-    counted = (np.arange(len(r)) >= r.prefill)[order].tolist()
-    arrival_l, size_l, image_l, group_l = (arrival.tolist(), size.tolist(), r.image[order].tolist(),
-                                           group[order].tolist())
-    return [(arrival_l[a], size_l[a], image_l[a], group_l[a], lifetimes[a:b], counted[a])
-            for a, b in zip(starts, ends, strict=True)]
+    each = [lifetimes[a:b] for a, b in pairwise([*starts.tolist(), len(r)])]
+    return list(zip(arrival[starts].tolist(), size[starts].tolist(), r.image[first].tolist(), group[first].tolist(),
+                    each, (first >= r.prefill).tolist(), strict=True))
 
 
 def _draw(rng: np.random.Generator, mean: float, distribution: str, shape: float) -> float:
@@ -124,35 +123,36 @@ def run_scenario(scenario: Scenario, replication: int = 0, observe: Callable[[Cl
     before that time's events, then goes on."""
     started = time.perf_counter()
     scenario.validate()
-    workload_rng, image_rng, failure_seq = streams(scenario.seed, replication)
-    demand = make_demand(scenario, workload_rng)
-    im = scenario.images
-    n_images = max(len(demand.images), 1)
-    sizes = image_sizes(image_rng, n_images, im.size_mb_min, im.size_mb_max)
-    env = simpy.Environment()
-    cloud = Cloud(env, scenario, demand, sizes)
-    if im.prestaged:
-        cloud.prestage(list(range(min(im.prestaged, n_images))))
-    if observe is not None:
-        observe(cloud)
-    plan = reservations(demand)
-    horizon = plan[-1][0] if plan else 0.0
-    cloud.meter.sample_every = horizon / (scenario.samples - 1) if horizon > 0 else 1.0
-    arrivals = env.process(users(env, cloud, plan))
-    if scenario.policy == "POWERSAVE":
-        env.process(power_manager(env, cloud, scenario.power_tick_s))
-    f = scenario.failures
-    if f.mtbf_hours > 0:
-        for n, seq in enumerate(failure_seq.spawn(len(cloud.nodes))):
-            rng = np.random.default_rng(seq)
+    with paused_gc():  # set-up builds what lives for the whole run: nothing to collect yet
+        workload_rng, image_rng, failure_seq = streams(scenario.seed, replication)
+        demand = make_demand(scenario, workload_rng)
+        im = scenario.images
+        n_images = max(len(demand.images), 1)
+        sizes = image_sizes(image_rng, n_images, im.size_mb_min, im.size_mb_max)
+        env = simpy.Environment()
+        cloud = Cloud(env, scenario, demand, sizes)
+        if im.prestaged:
+            cloud.prestage(list(range(min(im.prestaged, n_images))))
+        if observe is not None:
+            observe(cloud)
+        plan = reservations(demand)
+        horizon = plan[-1][0] if plan else 0.0
+        cloud.meter.sample_every = horizon / (scenario.samples - 1) if horizon > 0 else 1.0
+        arrivals = env.process(users(env, cloud, plan))
+        if scenario.policy == "POWERSAVE":
+            env.process(power_manager(env, cloud, scenario.power_tick_s))
+        f = scenario.failures
+        if f.mtbf_hours > 0:
+            for n, seq in enumerate(failure_seq.spawn(len(cloud.nodes))):
+                rng = np.random.default_rng(seq)
 
-            def uptime(rng: np.random.Generator = rng) -> float:
-                return _draw(rng, f.mtbf_hours * 3600, f.distribution, f.weibull_shape)
+                def uptime(rng: np.random.Generator = rng) -> float:
+                    return _draw(rng, f.mtbf_hours * 3600, f.distribution, f.weibull_shape)
 
-            def repair(rng: np.random.Generator = rng) -> float:
-                return _draw(rng, f.mttr_hours * 3600, f.distribution, f.weibull_shape)
+                def repair(rng: np.random.Generator = rng) -> float:
+                    return _draw(rng, f.mttr_hours * 3600, f.distribution, f.weibull_shape)
 
-            env.process(node_host(env, cloud, n, uptime, repair))
+                env.process(node_host(env, cloud, n, uptime, repair))
     with quiet_gc():
         if on_progress is not None and horizon > 0:
             for step in range(1, PROGRESS_STEPS):
