@@ -397,7 +397,7 @@ def read_at(path: Path, pieces: dict[int, bytes]) -> bool:
 
 
 def test_a_remote_storage_controller_reports_a_snapshots_progress_as_it_reads(tmp_path: Path) -> None:
-    with sc_process(tmp_path / "sc", "--no-iscsi") as sc:
+    with sc_process(tmp_path / "sc", "--no-iscsi", "--failed-ttl", "2") as sc:
         remote = sc.client()
         remote.admit("vol-00000A01", 1, "acct")
         remote.fill("vol-00000A01")
@@ -413,6 +413,13 @@ def test_a_remote_storage_controller_reports_a_snapshots_progress_as_it_reads(tm
         remote.fill("vol-00000A02", iter([stream[i:i + 65536] for i in range(0, len(stream), 65536)]))
         assert read_at(sc.volumes / "vol-00000A02", pieces)
         assert [v["account"] for v in remote.describe()] == ["acct", "acct"]
+        # a fill cut short fails the volume; the SC removes it (and its bytes) after --failed-ttl
+        remote.admit("vol-00000A03", 1, "acct")
+        with pytest.raises(StorageError, match="ended early"):
+            remote.fill("vol-00000A03", iter([stream[:len(stream) // 2]]))
+        assert {v["volume_id"]: v["status"] for v in remote.describe()}["vol-00000A03"] == "failed"
+        until(lambda: "vol-00000A03" not in {v["volume_id"] for v in remote.describe()}, 20)
+        assert not (sc.volumes / "vol-00000A03").exists() and (sc.volumes / "vol-00000A02").exists()
 
 
 def remote_box(tmp_path: Path, sc: ScProcess) -> contextlib.AbstractContextManager[Box]:

@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
     for volume_id in sc.restore():
         log.info("%s: exported again", volume_id)
     try:
-        serve(create_app(sc, key), args.host, args.port, f"storage controller on http://{args.host}:{args.port}/sc/",
+        # the failed are looked for often enough to be removed close to their time
+        reap = min(60.0, max(0.5, args.failed_ttl / 4))
+        serve(create_app(sc, key, reap_seconds=reap), args.host, args.port, f"storage controller on http://{args.host}:{args.port}/sc/",
               log_level="warning", access_log=False)
     finally:
         store.close()

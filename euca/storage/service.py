@@ -108,9 +108,10 @@ async def _chunks_to_thread(request: Request, sink: queue.Queue[bytes | None]) -
         await asyncio.to_thread(sink.put, None)
 
 
-def _drain(source: queue.Queue[bytes | None]) -> Iterator[bytes]:
+def _drain(source: queue.Queue[bytes | None], ended: threading.Event) -> Iterator[bytes]:
     while (chunk := source.get()) is not None:
         yield chunk
+    ended.set()
 
 
 def create_app(sc: StorageController, key: str, clock: Clock = wall, reap_seconds: float = 60.0) -> Starlette:
@@ -164,14 +165,16 @@ def create_app(sc: StorageController, key: str, clock: Clock = wall, reap_second
         chunks: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
         volume_id = request.path_params["volume_id"]
         done: list[BaseException] = []
+        ended = threading.Event()
 
         def work() -> None:
             try:
-                sc.fill(volume_id, _drain(chunks))
+                sc.fill(volume_id, _drain(chunks, ended))
             except BaseException as exc:  # handed to the request, below
                 done.append(exc)
-                while chunks.get() is not None:  # let the reader finish
-                    pass
+                if not ended.is_set():  # let the reader finish (a stream found short has finished)
+                    while chunks.get() is not None:
+                        pass
 
         worker = threading.Thread(target=work, name=f"sc-fill-{volume_id}", daemon=True)
         worker.start()
