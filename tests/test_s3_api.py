@@ -257,6 +257,47 @@ def test_versioning(s3: Any) -> None:
     assert s3.get_object(Bucket=b, Key="k", VersionId=v1)["Body"].read() == b"one"
 
 
+def _version_pages(s3: Any, **kwargs: Any) -> list[list[str]]:
+    """ListObjectVersions page by page: each page's entries as "key@version" (or a prefix), in
+    key order, newest first within a key."""
+    pages: list[list[str]] = []
+    while True:
+        page = s3.list_object_versions(**kwargs)
+        entries = [(v["Key"], v["LastModified"], v["VersionId"])
+                   for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        entries.sort(key=lambda e: (e[0].encode(), -e[1].timestamp()))
+        pages.append([f"{k}@{v}" for k, _, v in entries] + [p["Prefix"] for p in page.get("CommonPrefixes", [])])
+        if not page["IsTruncated"]:
+            return pages
+        kwargs["KeyMarker"] = page["NextKeyMarker"]
+        kwargs["VersionIdMarker"] = page.get("NextVersionIdMarker", "")
+
+
+def test_version_listings_page_through_every_version(s3: Any) -> None:
+    b = new_bucket(s3)
+    s3.put_bucket_versioning(Bucket=b, VersioningConfiguration={"Status": "Enabled"})
+    written: dict[str, list[str]] = {}  # key -> version ids, oldest first
+    for key, count in (("a", 3), ("b/1", 2), ("b/2", 1), ("c", 2), ("d/e/f", 1)):
+        for _ in range(count):
+            time.sleep(0.002)  # distinct LastModified to the millisecond: newest first is checkable
+            written.setdefault(key, []).append(s3.put_object(Bucket=b, Key=key, Body=b"v")["VersionId"])
+    time.sleep(0.002)
+    written["c"].append(s3.delete_object(Bucket=b, Key="c")["VersionId"])  # a delete marker, now the newest
+    expected = [f"{k}@{v}" for k in sorted(written) for v in reversed(written[k])]
+    pages = _version_pages(s3, Bucket=b, MaxKeys=3)
+    assert [len(p) for p in pages] == [3, 3, 3, 1] and [e for p in pages for e in p] == expected
+    assert _version_pages(s3, Bucket=b) == [expected]
+    # with a delimiter, each common prefix once, where its first key sorts
+    pages = _version_pages(s3, Bucket=b, Delimiter="/", MaxKeys=2)
+    assert [e for p in pages for e in p] == [e for e in expected if e.startswith("a@")] + ["b/"] + \
+        [e for e in expected if e.startswith("c@")] + ["d/"]
+    pages = _version_pages(s3, Bucket=b, Prefix="b/", Delimiter="/", MaxKeys=1)
+    assert [e for p in pages for e in p] == [e for e in expected if e.startswith("b/")]
+    # a key marker inside a prefix already listed: the listing goes on after it
+    after = s3.list_object_versions(Bucket=b, Delimiter="/", KeyMarker="b/1")
+    assert [p["Prefix"] for p in after.get("CommonPrefixes", [])] == ["d/"]
+
+
 def test_acls_canned_explicit_and_enforced(box: Box, s3: Any) -> None:
     b = new_bucket(s3)
     anon = anonymous(box)

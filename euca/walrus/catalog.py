@@ -286,14 +286,15 @@ class Catalog:
         return list(map(Listed._make, self.store.rows(sql, params)))
 
     def version_page(self, bucket: str, prefix: str, after_key: str, after_seq: int | None,
-                     limit: int) -> list[tuple[ObjectInfo, int]]:
-        """Versions in key order, newest first within a key, after (after_key, after_seq)."""
+                     limit: int, inclusive: bool = False) -> list[tuple[ObjectInfo, int]]:
+        """Up to ``limit`` versions in key order, newest first within a key, after (after_key,
+        after_seq), or from ``after_key`` on when ``inclusive``; with their sequence numbers."""
         sql = f"SELECT {_OBJECT_COLUMNS} FROM s3_object WHERE bucket = ? AND key >= ?"
         params: list[Any] = [bucket, max(after_key, prefix)]
-        if after_seq is not None:
+        if not inclusive and after_seq is not None:
             sql += " AND (key > ? OR seq < ?)"
             params += [after_key, after_seq]
-        elif after_key and after_key >= prefix:
+        elif not inclusive and after_key and after_key >= prefix:
             sql += " AND key > ?"
             params.append(after_key)
         end = successor(prefix)

@@ -472,31 +472,42 @@ class Walrus:
 
     def list_versions(self, who: Requester | None, bucket: str, prefix: str = "", delimiter: str = "",
                       key_marker: str = "", version_marker: str = "", max_keys: int = MAX_KEYS) -> Listing[ObjectInfo]:
+        """One page of the bucket's versions and delete markers, in key order and newest first
+        within a key, after (``key_marker``, ``version_marker``). Read from the store a page at a
+        time (and past a whole common prefix at once), never more rows than the answer needs."""
         self.bucket(who, bucket, acls.READ)
         max_keys = max(0, min(max_keys, MAX_KEYS))
         after_seq = None
         if key_marker and version_marker:
             after_seq = self.catalog.seq_of(bucket, key_marker, version_marker)
-        rows = self.catalog.version_page(bucket, prefix, key_marker, after_seq, 100_000)
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
-        last: ObjectInfo | None = None
-        for info, _ in rows:
-            rolled = _common_prefix(info.key, prefix, delimiter)
-            if rolled is not None and rolled in prefixes:
-                continue
-            if len(objects) + len(prefixes) == max_keys:
-                assert last is not None
-                return Listing(objects, prefixes, True, last.key, last.version_id if last in objects else "")
-            if rolled is not None:
-                if rolled <= key_marker:
-                    continue
-                prefixes.append(rolled)
-                last = replace(info, key=rolled)
-            else:
+        next_key = next_version = ""  # where a truncated page ends
+        cursor, cursor_seq, inclusive = key_marker, after_seq, False
+        page = max_keys + 1
+        while True:
+            rows = self.catalog.version_page(bucket, prefix, cursor, cursor_seq, page, inclusive)
+            inclusive = False
+            for info, seq in rows:
+                rolled = _common_prefix(info.key, prefix, delimiter)
+                if len(objects) + len(prefixes) == max_keys:
+                    return Listing(objects, prefixes, True, next_key, next_version)
+                if rolled is not None:
+                    if rolled > key_marker:
+                        prefixes.append(rolled)
+                        next_key, next_version = rolled, ""
+                    # the prefix is listed once (or sits at or before the marker): go past all of it
+                    cursor, cursor_seq, inclusive = successor(rolled), None, True
+                    break
                 objects.append(info)
-                last = info
-        return Listing(objects, prefixes, False)
+                next_key, next_version = info.key, info.version_id
+                cursor, cursor_seq = info.key, seq
+            else:
+                if len(rows) < page:
+                    return Listing(objects, prefixes, False)
+                continue
+            if not cursor:  # nothing sorts after the prefix
+                return Listing(objects, prefixes, False)
 
 
 def _common_prefix(key: str, prefix: str, delimiter: str) -> str | None:
