@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from euca.core.s3errors import S3Error
-from tests.ec2_server import Box, refused, running_box, until
+from tests.durability_kit import client, euca_up
+from tests.ec2_server import Box, free_port, refused, running_box, until
 
 GIB = 1 << 30
 
@@ -265,3 +266,47 @@ def test_a_failed_volume_is_shown_as_error_then_removed(box: Box) -> None:
     assert volume(ec2, vol_id)["State"] == "available"  # only the failed one went
     ec2.delete_snapshot(SnapshotId=snap_id)
     ec2.delete_volume(VolumeId=vol_id)
+
+
+def test_euca_up_killed_mid_snapshot_and_mid_restore(tmp_path: Path) -> None:
+    """The Storage Controller in euca up's process dies with it (kill -9): after the restart the
+    snapshot is error, the restored volume error (then removed), the copy the snapshot was read
+    from is gone, and the volume still holds its bytes."""
+    port = free_port()
+    pieces = {GIB * i // 4: os.urandom(96 << 20) for i in range(4)}
+    with euca_up(tmp_path, port) as proc:
+        ec2 = client(tmp_path, port)
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        vol_id = ec2.create_volume(Size=2, AvailabilityZone=zone)["VolumeId"]
+        until(lambda: volume(ec2, vol_id)["State"] == "available")
+        path = tmp_path / "volumes" / vol_id
+        with open(path, "r+b") as f:
+            for offset, data in pieces.items():
+                f.seek(offset)
+                f.write(data)
+        done = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+        until(lambda: ec2.describe_snapshots(SnapshotIds=[done])["Snapshots"][0]["State"] == "completed", 120)
+        restoring = ec2.create_volume(SnapshotId=done, AvailabilityZone=zone)["VolumeId"]
+        cut = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+        until(lambda: ec2.describe_snapshots(SnapshotIds=[cut])["Snapshots"][0]["Progress"] != "0%")
+        assert volume(ec2, restoring)["State"] == "creating"
+        proc.kill()
+        proc.wait(10)
+    assert list((tmp_path / "volumes").glob("*.clone"))
+    with euca_up(tmp_path, port):
+        ec2 = client(tmp_path, port)
+        assert ec2.describe_snapshots(SnapshotIds=[cut])["Snapshots"][0]["State"] == "error"
+        assert ec2.describe_snapshots(SnapshotIds=[done])["Snapshots"][0]["State"] == "completed"
+        assert volume(ec2, restoring)["State"] == "error"
+        assert volume(ec2, vol_id)["State"] == "available"
+        assert not list((tmp_path / "volumes").glob("*.clone"))
+        again = ec2.create_volume(SnapshotId=done, AvailabilityZone=zone)["VolumeId"]
+        until(lambda: volume(ec2, again)["State"] == "available", 120)
+        with open(tmp_path / "volumes" / again, "rb") as f:
+            for offset, data in pieces.items():
+                f.seek(offset)
+                assert f.read(len(data)) == data
+        ec2.delete_snapshot(SnapshotId=cut)
+        for volume_id in (restoring, again):
+            ec2.delete_volume(VolumeId=volume_id)
+        assert not (tmp_path / "volumes" / restoring).exists()
