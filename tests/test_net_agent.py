@@ -6,6 +6,7 @@ polls it in a thread, as ``euca network-agent`` does."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from euca.net.render import HostConfig
 from euca.net.view import NetView, parse_view
 from euca.services.netview import network_view, render_view
 from tests.ec2_server import Box, running_box
-from tests.netns import Lab, lab, net_tools, saved
+from tests.netns import Lab, lab, net_tools, saved, sh
 
 __all__ = ["net_tools"]
 CONFIG = dataclasses.replace(Config(), vnet_subnet="10.77.0.0", vnet_netmask="255.255.0.0",
@@ -249,3 +250,91 @@ def test_public_addresses_go_on_the_public_interface(net_tools: None, box: Box, 
         finally:
             stop.set()
             thread.join(10)
+
+
+TOKEN = ("import http.client,sys\nc=http.client.HTTPConnection('169.254.169.254',80,timeout=3)\ntry:\n"
+         " c.request(sys.argv[1],sys.argv[2],headers={'X-aws-ec2-metadata-token-ttl-seconds':'60'})\n"
+         " r=c.getresponse();print(r.status,r.read().decode())\nexcept OSError as e: print('no',type(e).__name__)\n")
+
+
+def test_imdsv2_tokens_go_no_further_than_the_hop_limit(net_tools: None, tmp_path: Path) -> None:
+    """HttpPutResponseHopLimit as EC2 has it: the token's packets die that many routers past the
+    instance. A container behind the instance (its namespace routed and masqueraded by the
+    instance, as Docker does) is one router further: no token with the default limit of 1, one
+    with 2; IMDSv1's GETs are not limited. The API is ``euca up`` on the host, routers away: its
+    replies' TTL counts them from each request's SYN, whose TTL the node's agent sets as it enters."""
+    import boto3
+
+    from euca.net.agent import HttpView
+    from tests.test_real_guest import _euca, _free_port, _Process
+
+    n = os.getpid() % 50
+    host_ip, node_ip, subnet = f"10.252.{n}.1", f"10.252.{n}.2", f"10.{130 + n}.0.0"
+    conf = tmp_path / "eucalyptus.conf"
+    conf.write_text(f'VNET_MODE="MANAGED-NOVLAN"\nVNET_SUBNET="{subnet}"\nVNET_NETMASK="255.255.0.0"\n'
+                    f'VNET_CLOUDIP="{host_ip}"\nVNET_PUBLICIPS="203.0.113.30-203.0.113.40"\n')
+    data, port, key = tmp_path / "data", _free_port(), "hop-limit-key"
+    with lab(f"hl{n}") as net:
+        uplink = f"lvq{os.getpid()}"[:15]
+        sh("ip", "link", "add", uplink, "type", "veth", "peer", "name", "up1", "netns", net.host)
+        up: _Process | None = None
+        running: Running | None = None
+        try:
+            sh("ip", "addr", "add", f"{host_ip}/30", "dev", uplink)
+            sh("ip", "link", "set", uplink, "up")
+            sh("ip", "-n", net.host, "addr", "add", f"{node_ip}/30", "dev", "up1")
+            sh("ip", "-n", net.host, "link", "set", "up1", "up")
+            sh("ip", "-n", net.host, "route", "add", "default", "via", host_ip)
+            sh("ip", "route", "add", f"{subnet}/16", "via", node_ip, "dev", uplink)
+            up = _Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--host", host_ip,
+                                      "--port", str(port), "--config", str(conf), "--nodes", "1",
+                                      "--boot-time", "0.2"], tmp_path / "up.log")
+            up.wait_for("EC2 API on")
+            added = _euca("node", "add", "agent", "--url", "http://127.0.0.1:9", "--key", key,
+                          "--data-dir", str(data))
+            assert added.returncode == 0, added.stderr
+            env = dict(line.removeprefix("export ").split("=", 1)
+                       for line in (data / "eucarc").read_text().splitlines() if line.startswith("export "))
+            api = f"http://{host_ip}:{port}"
+            ec2 = boto3.client("ec2", endpoint_url=api, region_name="eucalyptus",
+                               aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                               aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+            iid = ec2.run_instances(ImageId=env["EUCA_DEFAULT_IMAGE"], MinCount=1, MaxCount=1)["Instances"][0][
+                "InstanceId"]
+            prefix = ["ip", "netns", "exec", net.host]
+            agent = Agent(HttpView(api, "agent", key), Host(run_command(prefix)), HOSTCONF,
+                          Dhcp(tmp_path / "agent", HOSTCONF, prefix), poll=0.2, mode="EDGE")
+            agent.step()
+            stop = threading.Event()
+            thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
+            thread.start()
+            running = Running(agent, stop, thread)
+            seen = HttpView(api, "agent", key)()
+            assert seen is not None
+            mac = next(i.mac for i in seen.instances if i.instance_id == iid)
+            inst = net.plug(iid, mac, "", 0, "", "eucabr")
+            assert net.dhcp(inst)
+            container = net.ns("ctr")
+            sh("ip", "-n", inst, "link", "add", "c0", "type", "veth", "peer", "name", "eth0", "netns", container)
+            sh("ip", "-n", inst, "addr", "add", "172.31.255.1/30", "dev", "c0")
+            sh("ip", "-n", inst, "link", "set", "c0", "up")
+            net.in_ns(inst, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            net.in_ns(inst, "iptables", "-t", "nat", "-A", "POSTROUTING", "-s", "172.31.255.0/30", "-j", "MASQUERADE")
+            sh("ip", "-n", container, "addr", "add", "172.31.255.2/30", "dev", "eth0")
+            sh("ip", "-n", container, "link", "set", "eth0", "up")
+            sh("ip", "-n", container, "route", "add", "default", "via", "172.31.255.1")
+
+            def ask(ns: str, method: str = "PUT", path: str = "/latest/api/token") -> str:
+                return net.in_ns(ns, "python3", "-c", TOKEN, method, path).strip()
+
+            assert ask(inst).startswith("200 ")
+            assert ask(container) == "no TimeoutError"
+            assert ask(container, "GET", "/latest/meta-data/instance-id") == f"200 {iid}"
+            ec2.modify_instance_metadata_options(InstanceId=iid, HttpPutResponseHopLimit=2)
+            assert ask(container).startswith("200 ")
+        finally:
+            if running is not None:
+                running.end()
+            if up is not None:
+                up.stop()
+            sh("ip", "link", "del", uplink, check=False)

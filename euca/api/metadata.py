@@ -10,6 +10,9 @@ for it, since any instance could send one.
 
 from __future__ import annotations
 
+import os
+import socket
+from collections import OrderedDict
 from pathlib import Path
 
 from starlette.types import Receive, Scope, Send
@@ -20,6 +23,7 @@ from euca.services.cloud import Cloud
 from euca.services.instances import Instance
 
 _TEXT = (b"content-type", b"text/plain")
+TCP_SAVED_SYN = 28  # Linux: read (once) the SYN a connection began with
 
 
 class CloudDirectory:
@@ -76,7 +80,7 @@ class CloudDirectory:
     def _facts_of(self, inst: Instance, public: str) -> InstanceFacts:
         key = self.cloud.keypairs.get(inst.account, inst.key_name) if inst.key_name else None
         shape = (id(inst), public, inst.http_tokens, inst.http_endpoint, tuple(inst.groups), id(key),
-                 inst.private_ip)
+                 inst.private_ip, inst.hop_limit)
         held = self._facts.get(inst.instance_id)
         if held is not None and held[0] == shape:
             return held[1]
@@ -93,7 +97,7 @@ class CloudDirectory:
             inst.zone, self.cloud.zones.region, tuple(inst.groups), tuple(group_ids), inst.kernel_id,
             inst.ramdisk_id, inst.key_name if key else "", key.public_key if key else "",
             self.cloud.instances.user_data(inst), inst.launched, inst.http_tokens, inst.http_endpoint,
-            self.cloud.cc.config.vnet_domainname)
+            self.cloud.cc.config.vnet_domainname, inst.hop_limit)
         self._facts[inst.instance_id] = (shape, facts)
         return facts
 
@@ -103,6 +107,9 @@ class MetadataApp:
 
     def __init__(self, service: MetadataService) -> None:
         self.service = service
+        # routers between here and the caller, by connection (client address and port), for a
+        # second token asked on a connection whose SYN was read by the first
+        self._routers: OrderedDict[tuple[str, int], int] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
@@ -116,9 +123,47 @@ class MetadataApp:
             return None
 
         reply = self.service.answer(scope["method"], scope["path"], client[0] if client else "", header)
+        if reply.hop_limit and client:
+            self.limit_hops(send, (client[0], client[1]), reply.hop_limit)
         await send({"type": "http.response.start", "status": reply.status,
                     "headers": [_TEXT, (b"content-length", str(len(reply.body)).encode()), *reply.headers]})
         await send({"type": "http.response.body", "body": reply.body})
+
+
+    def limit_hops(self, send: Send, client: tuple[str, int], hop_limit: int) -> int | None:
+        """Make the packets of this connection's replies die ``hop_limit`` routers past the instance,
+        as EC2's HttpPutResponseHopLimit does; returns the IP TTL set, None when the connection's
+        socket is out of reach (a server other than uvicorn's).
+
+        The service is not on the instance's link but routers away (the node's at least), so the
+        TTL is the limit plus those routers. Their number is what the caller's SYN lost of the TTL
+        it started with (64, 128 or 255, the usual initial values), which the kernel keeps when the
+        server listens with TCP_SAVE_SYN (``euca.core.serving``). The node's network agent sets that
+        TTL to 64 as requests to 169.254.169.254 enter it from the instances, so a container behind
+        an instance, one router further away, counts as the instance and its token falls short.
+        Without a saved SYN the instance is taken to be next door."""
+        transport = getattr(getattr(send, "__self__", None), "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return None
+        with socket.socket(fileno=os.dup(sock.fileno())) as conn:
+            if conn.family != socket.AF_INET:
+                return None
+            try:
+                syn = conn.getsockopt(socket.IPPROTO_TCP, TCP_SAVED_SYN, 256)  # once per connection
+            except OSError:
+                syn = b""
+            if len(syn) >= 20 and syn[0] >> 4 == 4:
+                arrived = syn[8]
+                routers = next(start for start in (64, 128, 255) if arrived <= start) - arrived
+                self._routers[client] = routers
+                if len(self._routers) > 4096:
+                    self._routers.popitem(last=False)
+            else:
+                routers = self._routers.get(client, 0)
+            ttl = max(1, min(255, hop_limit + routers))
+            conn.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+        return ttl
 
 
 def create_metadata_app(cloud: Cloud, data_dir: Path | None) -> MetadataApp:

@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         ready += f"; S3 on http://{args.host}:{args.s3_port}"
     try:
         serve(app, args.host, args.port, ready, loop="uvloop", http="httptools",
-              log_level="warning", lifespan="on", access_log=False, extra_port=args.s3_port)
+              log_level="warning", lifespan="on", access_log=False, extra_port=args.s3_port, save_syn=True)
     finally:
         images.close()
         cloud.close()

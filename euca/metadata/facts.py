@@ -35,3 +35,4 @@ class InstanceFacts:
     http_tokens: str = "optional"  # IMDSv2: "optional" or "required"
     http_endpoint: str = "enabled"  # "disabled": the service answers this instance 404
     domain: str = "eucalyptus.internal"
+    hop_limit: int = 1  # HttpPutResponseHopLimit: how many routers past the instance a token may travel

@@ -9,7 +9,10 @@ The rules, from Eucalyptus's ``VmMetadata`` and EC2's IMDS:
 - IMDSv2: ``PUT /latest/api/token`` with a TTL of 1-21600 s returns a token; a GET carrying a
   token must carry a valid one (401 otherwise); an instance with HttpTokens=required must carry
   one. A token PUT without a usable TTL is 400, as EC2 answers, and a well-formed one is never
-  refused with 400 (botocore treats 400 as fatal rather than falling back to IMDSv1).
+  refused with 400 (botocore treats 400 as fatal rather than falling back to IMDSv1);
+- the token's reply carries the instance's HttpPutResponseHopLimit, which the HTTP face turns into
+  the IP TTL of the reply's packets (``euca.api.metadata``): a container behind the instance, one
+  router further away, gets no token unless the limit allows that router.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ class Reply(NamedTuple):
     status: int
     body: bytes
     headers: tuple[tuple[bytes, bytes], ...] = ()
+    hop_limit: int = 0  # a token: its packets may cross this many routers past the instance (0: no limit)
 
 
 NOT_FOUND = Reply(404, b"Not Found")
@@ -103,7 +107,7 @@ class MetadataService:
             if ttl is None:
                 return BAD_TTL
             return Reply(200, self.tokens.issue(facts.instance_id, ttl).encode(),
-                         ((TTL_HEADER.encode(), str(ttl).encode()),))
+                         ((TTL_HEADER.encode(), str(ttl).encode()),), facts.hop_limit)
         if method not in ("GET", "HEAD"):
             return NOT_ALLOWED
         token = header(TOKEN_HEADER)

@@ -1,6 +1,6 @@
 """Making the host match a rendered ``Desired``, atomically and only where it differs.
 
-- iptables: one ``iptables-restore --noflush`` for the filter and nat tables' changed chains (a
+- iptables: one ``iptables-restore --noflush`` for the filter, nat and mangle tables' changed chains (a
   declared chain is flushed and refilled in the same transaction, so no packet sees half a
   chain), stale ones deleted in it too; the jumps from the built-in chains are checked once.
 - ipset: one ``ipset restore`` that builds each changed set under a temporary name, swaps it in
@@ -52,6 +52,7 @@ def run_command(prefix: Sequence[str] = ()) -> Run:
 class Applied:
     filter: dict[str, list[str]] = field(default_factory=dict)
     nat: dict[str, list[str]] = field(default_factory=dict)
+    mangle: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
     bridge_filter: str | None = None  # None: unknown (not read after a restart)
     links: tuple[object, ...] | None = None
@@ -76,7 +77,7 @@ class Host:
     def _read(self) -> Applied:
         """What our chains and sets are on the host now (after a restart: the previous agent's)."""
         found = Applied()
-        tables = {"filter": found.filter, "nat": found.nat}
+        tables = {"filter": found.filter, "nat": found.nat, "mangle": found.mangle}
         chains: dict[str, list[str]] = {}
         self.saved_jumps = set()
         table = ""
@@ -120,7 +121,8 @@ class Host:
                         raise
             changed = True
         script = ""
-        for table, want, have in (("filter", desired.filter, was.filter), ("nat", desired.nat, was.nat)):
+        for table, want, have in (("filter", desired.filter, was.filter), ("nat", desired.nat, was.nat),
+                                  ("mangle", desired.mangle, was.mangle)):
             chains = {c: rules for c, rules in want.items() if have.get(c) != rules}
             stale = [c for c in have if c not in want]
             for builtin, chain in JUMPS[table]:
@@ -134,7 +136,7 @@ class Host:
         if script:
             self._call(["iptables-restore", "-w", "--noflush"], script)
             changed = True
-        for table, want in (("filter", desired.filter), ("nat", desired.nat)):
+        for table, want in (("filter", desired.filter), ("nat", desired.nat), ("mangle", desired.mangle)):
             if want and table not in self.hooked:
                 for builtin, chain in JUMPS[table]:
                     if (table, builtin, chain) not in self.saved_jumps:
@@ -150,8 +152,8 @@ class Host:
         if links != was.links:
             self._links(desired)
             changed = True
-        self.applied = Applied(dict(desired.filter), dict(desired.nat), dict(desired.sets), desired.bridge_filter,
-                               links)
+        self.applied = Applied(dict(desired.filter), dict(desired.nat), dict(desired.mangle), dict(desired.sets),
+                               desired.bridge_filter, links)
         return changed
 
     # --- links --------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ not new rules:
   Egress is open.
 - ``G``: members of G reach each other; then one ACCEPT per ingress rule (a CIDR, or another
   group's set as the source).
+- mangle ``EUCA_MANGLE_PRE``: requests to 169.254.169.254:80 get TTL 64 as they enter, so the
+  metadata service measures its distance to the instance (its IMDSv2 hop limit).
 - nat ``EUCA_NAT_PRE``/``EUCA_NAT_OUT``: 169.254.169.254:80 to the cloud's API; then both go
   through ``EUCA_NAT_ELASTIC``, where each public address is DNATed to its instance.
   ``EUCA_NAT_POST``: an instance with a public address leaves with it,
@@ -48,10 +50,12 @@ ALL_PRIVATE = "EUCA_ALLPRIVATE"
 FILTER_FWD = "EUCA_FILTER_FWD"
 NAT_PRE, NAT_OUT, NAT_POST = "EUCA_NAT_PRE", "EUCA_NAT_OUT", "EUCA_NAT_POST"
 NAT_ELASTIC = "EUCA_NAT_ELASTIC"  # the public addresses' DNATs, shared by PREROUTING and OUTPUT
+MANGLE_PRE = "EUCA_MANGLE_PRE"  # metadata requests' TTL, set as they enter
 BRIDGE_TABLE = "euca"  # nftables: table bridge euca
 # built-in chain -> our chain it jumps to, per table
 JUMPS = {"filter": (("FORWARD", FILTER_FWD),),
-         "nat": (("PREROUTING", NAT_PRE), ("OUTPUT", NAT_OUT), ("POSTROUTING", NAT_POST))}
+         "nat": (("PREROUTING", NAT_PRE), ("OUTPUT", NAT_OUT), ("POSTROUTING", NAT_POST)),
+         "mangle": (("PREROUTING", MANGLE_PRE),)}
 OURS = ("EUCA_", "sg-")  # chain and set names this agent owns
 ENFORCING = ("EDGE", "MANAGED", "MANAGED-NOVLAN")
 
@@ -87,6 +91,7 @@ class Desired:
     mode: str
     filter: dict[str, list[str]] = field(default_factory=dict)  # chain -> its rules, in order
     nat: dict[str, list[str]] = field(default_factory=dict)
+    mangle: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, tuple[str, ...]] = field(default_factory=dict)  # ipset -> members
     bridge_filter: str = ""  # the nft script that replaces our bridge table whole ("": no table)
     bridge_addresses: dict[str, tuple[str, ...]] = field(default_factory=dict)  # bridge -> "ip/n" addresses
@@ -186,6 +191,12 @@ def public_label(device: str) -> str:
     return f"{device}:eu" if len(device) <= 12 else ""
 
 
+# Every request to the metadata service leaves this host with the TTL 64 less the routers on its
+# way, whoever sent it, so the service counts the routers from the instance, not from a container
+# behind it, and the IMDSv2 hop limit holds (euca.api.metadata).
+_METADATA_TTL = f"-A {MANGLE_PRE} -d {METADATA_IP}/32 -p tcp -m tcp --dport 80 -j TTL --ttl-set 64"
+
+
 def _metadata_nat(metadata: str) -> tuple[list[str], list[str]]:
     """PREROUTING's DNAT of 169.254.169.254:80 to the cloud's API ("ip:port"), and POSTROUTING's
     exemption of that traffic from any SNAT: the API knows the caller by its source address."""
@@ -231,6 +242,7 @@ def render(view: NetView, host: HostConfig) -> Desired:
         if view.metadata:  # no NAT of addresses, but the instances still reach their metadata
             pre, post = _metadata_nat(view.metadata)
             desired.nat = {NAT_PRE: pre, NAT_OUT: [], NAT_POST: post}
+            desired.mangle = {MANGLE_PRE: [_METADATA_TTL]}
         return desired
 
     desired.sets[ALL_PRIVATE] = tuple(sorted({i.private_ip for i in instances}, key=ipaddress.IPv4Address))
@@ -244,6 +256,8 @@ def render(view: NetView, host: HostConfig) -> Desired:
     desired.filter[FILTER_FWD] = forward
 
     pre, post = _metadata_nat(view.metadata) if view.metadata else ([], [])
+    if view.metadata:
+        desired.mangle = {MANGLE_PRE: [_METADATA_TTL]}
     out: list[str] = []
     elastic: list[str] = []
     for i in instances:
