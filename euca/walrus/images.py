@@ -25,7 +25,6 @@ left. Nodes fetch an image with a presigned GET valid for three hours, as Eucaly
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import shutil
@@ -41,7 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from euca.auth.certs import account_certificates, cloud_credentials, load_private_key
 from euca.core.errors import InvalidManifest
-from euca.core.s3errors import AccessDenied, BucketAlreadyOwnedByYou, S3Error
+from euca.core.s3errors import AccessDenied, S3Error
 from euca.node.images import ImageLocation
 from euca.walrus.bundle import BUNDLE_SIZE_LIMIT, IMAGE_TYPES, MANIFEST_LIMIT, BundleError, read_manifest, unbundle
 from euca.walrus.model import Requester
@@ -51,6 +50,7 @@ from pyx.digest import tree_digest_bytes, tree_digest_file
 log = logging.getLogger("euca.imaging")
 
 IMAGES_BUCKET = "euca-images"
+NO_ADMIN = "the cloud has no administrator account to keep images with"
 URL_SECONDS = 3 * 3600  # how long a node's presigned URL is valid (Eucalyptus 4)
 URL_REUSE = 600.0  # s a URL is handed out again, so a node always gets one valid for 2 h 50 min or more
 WORK_DIR = "imaging"
@@ -168,19 +168,15 @@ class ImageStore:
     def _admin(self) -> Requester:
         admin = self.walrus.directory.admin()
         if admin is None:
-            raise ImageFailure("the cloud has no administrator account to keep images with")
+            raise ImageFailure(NO_ADMIN)
         return admin
-
-    def _bucket(self, admin: Requester) -> None:
-        if self.walrus.catalog.bucket(IMAGES_BUCKET) is None:
-            with contextlib.suppress(BucketAlreadyOwnedByYou):
-                self.walrus.create_bucket(admin, IMAGES_BUCKET)
 
     def put(self, image_id: str, body: Path | bytes) -> tuple[str, int, str]:
         """Store an image's bytes as ``euca-images/<image id>``: that location, the size and the
         tree-sha256 digest (what a node checks its download against)."""
-        admin = self._admin()
-        self._bucket(admin)
+        admin = self.walrus.cloud_bucket(IMAGES_BUCKET)
+        if admin is None:
+            raise ImageFailure(NO_ADMIN)
         if isinstance(body, Path):
             digest = tree_digest_file(body)
             with body.open("rb") as f:

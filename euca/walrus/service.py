@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import io
 import logging
 import secrets
@@ -120,6 +121,15 @@ class Walrus:
                 raise BucketAlreadyExists(BucketName=name)
             self.catalog.put_bucket(tx, bucket)
         return bucket
+
+    def cloud_bucket(self, name: str) -> Requester | None:
+        """The cloud's administrator, who keeps the cloud's own objects (images, snapshots) in the
+        bucket ``name``, made here the first time it is needed; None when there is no administrator."""
+        admin = self.directory.admin()
+        if admin is not None and self.catalog.bucket(name) is None:
+            with contextlib.suppress(BucketAlreadyOwnedByYou):  # made meanwhile by another request
+                self.create_bucket(admin, name)
+        return admin
 
     def delete_bucket(self, who: Requester | None, name: str) -> None:
         self.bucket(who, name)

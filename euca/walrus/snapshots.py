@@ -21,11 +21,9 @@ class WalrusSnapshots:
         self.walrus, self.bucket = walrus, bucket
 
     def _admin(self) -> Requester:
-        admin = self.walrus.directory.admin()
+        admin = self.walrus.cloud_bucket(self.bucket)
         if admin is None:
             raise ServiceUnavailable("Walrus has no administrator to keep snapshots")
-        if not any(b.name == self.bucket for b in self.walrus.list_buckets(admin)):
-            self.walrus.create_bucket(admin, self.bucket)
         return admin
 
     def write(self, key: str, chunks: Iterable[bytes]) -> None:
