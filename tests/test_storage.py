@@ -58,15 +58,17 @@ class Commands:
 
 
 def test_das_runs_lvm_commands() -> None:
-    run = Commands({"lv_size": "  4.00\n", "lv_name": "  lv-vol-0A0B0C0D\n"})
+    run = Commands({"lv_size": "  4.00\n", "lv_name": "  lv-vol-0A0B0C0D\n  lv-snap-snap-0E0F1011\n  lv-snap-x\n"})
     das = Das("vg-euca", run)
     assert das.create("vol-0A0B0C0D", 4) == Path("/dev/vg-euca/lv-vol-0A0B0C0D")
     assert das.exists("vol-0A0B0C0D")
+    assert das.clones() == ["snap-0E0F1011"]  # what an interrupted snapshot left, found at start-up
     assert das.clone("vol-0A0B0C0D", "snap-01020304") == Path("/dev/vg-euca/lv-snap-snap-01020304")
     das.drop_clone("snap-01020304")
     das.delete("vol-0A0B0C0D")
     assert run.ran == [
         ["lvcreate", "--yes", "-n", "lv-vol-0A0B0C0D", "-L", "4G", "vg-euca"],
+        ["lvs", "--noheadings", "-o", "lv_name", "vg-euca"],
         ["lvs", "--noheadings", "-o", "lv_name", "vg-euca"],
         ["lvs", "--noheadings", "--units", "g", "--nosuffix", "-o", "lv_size", "vg-euca/lv-vol-0A0B0C0D"],
         ["lvcreate", "--yes", "-s", "-n", "lv-snap-snap-01020304", "-L", "1G", "vg-euca/lv-vol-0A0B0C0D"],
