@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import shutil
 import time
 from collections.abc import Iterable
@@ -31,7 +32,9 @@ SPACE_EVERY_SECONDS = 1.0  # ... or this long
 
 
 def new_id() -> str:
-    return os.urandom(16).hex()
+    """128 random bits in hex. Internal names, never shown to a client, so the process's own
+    generator (seeded from the OS, and again in a forked child) serves without a system call."""
+    return f"{random.getrandbits(128):032x}"
 
 
 def is_inline(blob: str) -> bool:
