@@ -30,7 +30,6 @@ from euca.store import Store
 log = logging.getLogger("euca.storage")
 
 KIND = "sc-volume"
-CHUNK = 1 << 20
 
 # bytes of the volume done, of its size
 Progress = Callable[[int, int], None]
@@ -94,7 +93,7 @@ class StorageController:
             path = self.backend.create(volume_id, int(record["size"]))
             if source is not None:
                 with open(path, "r+b") as f:
-                    _inflate(source, f.fileno(), size, progress)
+                    gzipped.unpack(source, f.fileno(), size, progress)
         except Exception as exc:  # a broken source too (Walrus, the network): never left creating
             self._update(volume_id, status="failed", since=self.clock())
             raise StorageError(f"{volume_id}: {exc}") from None
@@ -251,30 +250,3 @@ class StorageController:
         with self._lock:
             body = {**self._volumes[volume_id], **changes}
             self._put(volume_id, body)
-
-
-def _inflate(source: Iterable[bytes], fd: int, size: int, progress: Progress | None) -> None:
-    """Write a gzip stream into the (sparse, ``size``-byte) file ``fd``; runs of zeros stay holes.
-    Output is bounded per step, so a small stream cannot make a large buffer."""
-    unpacker = gzipped.inflater()
-    offset = 0
-    zero = bytes(CHUNK)
-
-    def put(data: bytes) -> None:
-        nonlocal offset
-        if offset + len(data) > size:
-            raise StorageError("the snapshot is larger than the volume")
-        if data != (zero if len(data) == CHUNK else bytes(len(data))):
-            os.pwrite(fd, data, offset)
-        offset += len(data)
-        if progress is not None:
-            progress(offset, size)
-
-    for compressed in source:
-        data = unpacker.decompress(compressed, CHUNK)
-        put(data)
-        while unpacker.unconsumed_tail:
-            put(unpacker.decompress(unpacker.unconsumed_tail, CHUNK))
-    put(unpacker.flush())
-    if not unpacker.eof:
-        raise StorageError("the snapshot's stream ended early")

@@ -11,7 +11,9 @@ to nothing before it, so segments can be made apart and laid end to end:
   zlib, a MiB whose sample will not shrink is stored as is (compressed or random data: zlib's
   level 1 would spend 20 times as long to save nothing).
 
-The end is an empty final block, then the CRC-32 and the length, as RFC 1952 has them.
+The end is an empty final block, then the CRC-32 and the length, as RFC 1952 has them. Any gzip
+stream is restored by :func:`unpack`, its zero runs left holes, its writes made on a thread of
+their own while the next MiB is inflated.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import os
 import struct
 import zlib
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cache
 from typing import Any
+
+from euca.storage.backends import StorageError
 
 _fast: Any
 try:
@@ -164,3 +168,38 @@ def pack(fd: int, size: int) -> Iterator[tuple[int, bytes]]:
         yield size, FINAL + struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def unpack(source: Iterable[bytes], fd: int, size: int, progress: Callable[[int, int], None] | None = None) -> None:
+    """Write a gzip stream into the (sparse, ``size``-byte) file ``fd``; runs of zeros stay holes.
+    Output is bounded per step, so a small stream cannot make a large buffer."""
+    unpacker = inflater()
+    offset = 0
+    zero = bytes(CHUNK)
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gunzip")
+    writes: deque[Future[int]] = deque()
+
+    def put(data: bytes) -> None:
+        nonlocal offset
+        if offset + len(data) > size:
+            raise StorageError("the snapshot is larger than the volume")
+        if data and data != (zero if len(data) == CHUNK else bytes(len(data))):
+            writes.append(writer.submit(os.pwrite, fd, data, offset))
+            if len(writes) > AHEAD:
+                writes.popleft().result()
+        offset += len(data)
+        if progress is not None:
+            progress(offset, size)
+
+    try:
+        for compressed in source:
+            put(unpacker.decompress(compressed, CHUNK))
+            while unpacker.unconsumed_tail:
+                put(unpacker.decompress(unpacker.unconsumed_tail, CHUNK))
+        put(unpacker.flush())
+        while writes:
+            writes.popleft().result()
+    finally:
+        writer.shutdown(wait=True, cancel_futures=True)
+    if not unpacker.eof:
+        raise StorageError("the snapshot's stream ended early")
