@@ -23,6 +23,7 @@ import ipaddress
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -43,6 +44,7 @@ __all__ = ["euca_libvirt_nodes", "net_tools"]
 
 PORT = 8080  # the guest's TCP service: it answers with its instance id
 USER_DATA = "hello-from-user-data"
+PUBLIC_RANGE = "203.0.113.0/27"  # VNET_PUBLICIPS: the host reaches them on its link to the node, by ARP
 
 
 MODES = ("EDGE", "MANAGED-NOVLAN", "STATIC")
@@ -62,7 +64,7 @@ def node_links(libvirt_daemon: Libvirtd) -> Iterator[tuple[dict[str, str], str]]
     """The node (libvirtd's namespace) linked to the host, which routes the instances' subnet into it,
     and a client namespace behind the node: the addresses, and the client's name."""
     a = _addresses()
-    libvirt_daemon.link_to_host(f"{a['host']}/30", f"{a['uplink']}/30", [f"{a['subnet']}/16"])
+    libvirt_daemon.link_to_host(f"{a['host']}/30", f"{a['uplink']}/30", [f"{a['subnet']}/16"], [PUBLIC_RANGE])
     client = libvirt_daemon.link_namespace(f"euca-gnet-{os.getpid()}", f"{a['client']}/30", a["client_gw"])
     yield a, client
     libvirt_daemon.unlink()
@@ -102,14 +104,28 @@ def _run_instance(ec2: Any, image_id: str, *logs: _Process, **extra: Any) -> dic
         return dict(found["Instances"][0])
 
 
+def _from_host(ip: str) -> str | None:
+    """What the guest's port answers to the host (upstream of the node), or None."""
+    try:
+        with socket.create_connection((ip, PORT), timeout=1.0) as conn:
+            return conn.recv(64).decode().strip() or None
+    except OSError:
+        return None
+
+
 def _open_and_close(ec2: Any, probe: Lab, client: str, ip: str, iid: str) -> tuple[float, float]:
     """The guest's port: closed, opened by a rule, closed again by its revocation, each within 2 s
-    (``Lab.until`` fails beyond that); the seconds each took."""
+    (``Lab.until`` fails beyond that); the seconds each took. While open, the guest's public
+    address reaches it from the host: the node put it on its public interface and DNATs it."""
     assert probe.connect(client, ip, PORT) is None
     ec2.authorize_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=PORT, ToPort=PORT,
                                          CidrIp="0.0.0.0/0")
     opened = probe.until(client, ip, True, port=PORT)
     assert probe.connect(client, ip, PORT) == iid
+    described = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    public = described.get("PublicIpAddress", "")
+    assert public and ipaddress.IPv4Address(public) in ipaddress.IPv4Network(PUBLIC_RANGE), described
+    assert _from_host(public) == iid
     ec2.revoke_security_group_ingress(GroupName="web", IpProtocol="tcp", FromPort=PORT, ToPort=PORT,
                                       CidrIp="0.0.0.0/0")
     return opened, probe.until(client, ip, False, port=PORT)
@@ -169,6 +185,7 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
             *libvirt_daemon.in_netns(sys.executable, "-m", "euca.cli", "network-agent", "--cloud", api,
                                      "--node", "node01", "--key", key, "--bridge", "br0",
                                      "--state-dir", str(tmp_path / "agent"), "--poll", "0.3",
+                                     "--pub-interface", "uplink0",
                                      *(["--mode", "EDGE"] if mode == "EDGE" else []))],
             tmp_path / "agent.log")
         env = dict(line.removeprefix("export ").split("=", 1)

@@ -119,10 +119,13 @@ class Libvirtd:
 
     # -- links -----------------------------------------------------------------------------------------
 
-    def link_to_host(self, host_address: str, address: str, routes: Sequence[str] = ()) -> str:
+    def link_to_host(self, host_address: str, address: str, routes: Sequence[str] = (),
+                     on_link: Sequence[str] = ()) -> str:
         """A veth pair from the host (``host_address``, "a.b.c.d/n") into the namespace (``address``,
-        device ``uplink0``, its default route back through the host), and a host route for each of
-        ``routes`` through it. Returns the host end's name; ``stop`` deletes it and with it the routes."""
+        device ``uplink0``, its default route back through the host), a host route for each of
+        ``routes`` through it, and one for each of ``on_link`` onto the link itself (addresses the
+        namespace answers ARP for). Returns the host end's name; ``stop`` deletes it and with it the
+        routes."""
         name = f"lvu{self.pid}"[:15]
         peer = address.split("/")[0]
         _ip("link", "add", name, "type", "veth", "peer", "name", "uplink0", "netns", str(self.pid))
@@ -134,6 +137,8 @@ class Libvirtd:
         self._in_ns_ip("route", "add", "default", "via", host_address.split("/")[0])
         for route in routes:
             _ip("route", "add", route, "via", peer, "dev", name)
+        for route in on_link:
+            _ip("route", "add", route, "dev", name)
         return name
 
     def link_namespace(self, name: str, address: str, gateway: str) -> str:
