@@ -126,6 +126,9 @@ class Cloud:
         self._end_callbacks: list[Callable[[Any], None]] = [self._ends_due]
         self._end_event.callbacks = self._end_callbacks
         self._arrived = self._image_arrived
+        # Ends due before anything else on SimPy's queue run in one go (see _ends_due); not on a
+        # real-time environment, whose step also waits for the wall clock.
+        self._inline = type(env) is simpy.Environment
         self._next_id = 0
         # Utilisation is of what the CC may schedule, for every user of the model (a planning run,
         # a replay, the benchmark), not of the nodes' hardware.
@@ -263,14 +266,27 @@ class Cloud:
         earliest unless it is queued already, and end this one: the user terminates it, the CC
         takes everything back."""
         event.callbacks = self._end_callbacks  # SimPy clears them from an event it has run
-        due, armed = self._due, self._armed
-        e, instance_id = due.pop()
-        armed.discard(e)
-        if due:
+        env, due, armed = self.env, self._due, self._armed
+        queue = env._queue
+        while True:
+            e, instance_id = due.pop()
+            armed.discard(e)
+            self._end(instance_id)
+            if not due:
+                return
             end, e = due.first()
-            if e not in armed:
-                heappush(self.env._queue, (end, NORMAL, e, event))
+            if e in armed:
+                return  # on SimPy's queue already: it comes in its turn
+            key = (end, NORMAL, e, event)
+            if (queue and queue[0] < key) or not self._inline:
+                heappush(queue, key)
                 armed.add(e)
+                return
+            # The next end would be the next event SimPy takes: run it now, at its time.
+            env._now = end
+
+    def _end(self, instance_id: str) -> None:
+        """The user terminates the instance; the CC takes everything back."""
         meter = self.meter
         meter.advance(self.env._now)  # the network's usage is sampled here, before this end frees anything
         try:
