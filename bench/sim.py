@@ -13,8 +13,8 @@ bare one), with Python's default collector on both sides, as either model runs w
 plainly, and again with the collector settings ``euca sim run`` uses (``sim.gctuning``) on both.
 The bare model keeps a process, a generator and a timeout alive per running VM, which the
 collector walks again and again under its default settings; the full model keeps no object per
-running instance that the collector tracks (an instance's end is a plain tuple on a heap of its own,
-only the earliest on SimPy's queue), so it is the bare model that gains more from the tuned
+running instance that the collector tracks (an instance's end is an entry in a C array,
+``pyx.endqueue``, only the earliest on SimPy's queue), so it is the bare model that gains more from the tuned
 settings. Each run starts after a full collection, so neither model pays for the other's garbage.
 ``sim_1m`` runs a million requests on 10,000 nodes in a child process and reports its rate and
 peak resident memory; ``sim_1m_cli`` runs the same scenario as a user does, ``euca sim run FILE``

@@ -6,9 +6,10 @@ chooses a node. Around it this module models what the CC does not: the nodes (``
 image downloads from Walrus over one shared link and a link per node, boot times, power-state
 delays and failures.
 
-Per instance the model costs an entry on a heap of instance ends (SimPy's queue holds the earliest)
-and a few calls into the CC: the times an instance reaches Booting and Running follow from link and
-node state when it starts, and the node reads its instances' states off the clock.
+Per instance the model costs an entry on a queue of instance ends (``pyx.endqueue``; SimPy's queue
+holds the earliest, and ends due before anything else run in one go) and a few calls into the CC:
+the times an instance reaches Booting and Running follow from link and node state when it starts,
+and the node reads its instances' states off the clock.
 """
 
 from __future__ import annotations
