@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
@@ -33,7 +34,12 @@ OVERRIDES = {"response-content-type": "content-type", "response-content-language
 
 
 def http_date(when: float) -> str:
-    return email.utils.formatdate(when, usegmt=True)
+    return _http_second(int(when // 1))
+
+
+@lru_cache(maxsize=4096)  # Last-Modified of the objects being read: the same few seconds, over and over
+def _http_second(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
 
 
 def _parse_date(text: str) -> float | None:
