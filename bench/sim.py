@@ -33,14 +33,18 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import simpy
 
 from bench.table import Row
+from bench.timing import rate
+from pyx.endqueue import EndQueue
+from pyx.twins import endqueue as twin_endqueue
 from sim.cloud import Cloud, image_sizes
 from sim.gctuning import quiet_gc
 from sim.processes import Reservation, users
@@ -130,7 +134,8 @@ def rows(quick: bool = False) -> list[Row]:
     size = f"{n_nodes:,} nodes, {n_requests // 1000}k req"
     repeats = 1 if quick else 5
     out = [Row("sim: full model vs bare SimPy", size, *pair(s, False, repeats), UNIT),
-           Row("sim: the same, both with sim's gc settings", size, *pair(s, True, repeats), UNIT)]
+           Row("sim: the same, both with sim's gc settings", size, *pair(s, True, repeats), UNIT),
+           end_queue_row(10_000 if quick else 100_000, 20_000 if quick else 200_000)]
     if not quick:
         rate, peak_mb = sim_1m()
         out.append(Row("sim: 1M requests (full)", f"10,000 nodes, peak {peak_mb:,.0f} MB RSS", rate, rate,
@@ -139,6 +144,34 @@ def rows(quick: bool = False) -> list[Row]:
         out.append(Row("sim: 1M requests, euca sim run", f"10,000 nodes, {wall:.1f} s wall", 1e6 / wall, 1e6 / wall,
                        "req/s (whole process)"))
     return out
+
+
+def end_queue_row(queued: int = 100_000, pairs: int = 200_000) -> Row:
+    """``pyx.endqueue`` against its twin: with ``queued`` instance ends waiting, the earliest ends and a
+    new one is queued, as in a steady-state run."""
+    rng = np.random.default_rng(1)
+    initial = rng.exponential(1000.0, queued).tolist()
+    lives = rng.exponential(1000.0, pairs).tolist()
+
+    def churn(kind: Any) -> Callable[[], int]:
+        queue = kind()
+        for k, when in enumerate(initial):
+            queue.push(when, k, f"i-{k:08X}")
+        seq = [queued]
+
+        def run() -> int:
+            push, pop, first = queue.push, queue.pop, queue.first
+            for life in lives:
+                now = first()[0]
+                _, item = pop()
+                seq[0] += 1
+                push(now + life, seq[0], item)
+            return pairs
+
+        return run
+
+    return Row("sim: instance end queue", f"{queued // 1000}k queued", rate(churn(EndQueue), 3),
+               rate(churn(twin_endqueue.EndQueue), 3), "end+start/s")
 
 
 def _child(queue: Any) -> None:
@@ -174,6 +207,6 @@ if __name__ == "__main__":
     from bench.table import format_rows
 
     print(format_rows(rows(quick=True)))
-    rate, peak = sim_1m()
-    print(f"1,000,000 requests on 10,000 nodes: {rate:,.0f} req/s, peak RSS {peak:,.0f} MB")
+    per_s, peak = sim_1m()
+    print(f"1,000,000 requests on 10,000 nodes: {per_s:,.0f} req/s, peak RSS {peak:,.0f} MB")
     print(f"euca sim run on the same scenario: {sim_1m_cli():.1f} s wall clock")
