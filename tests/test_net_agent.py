@@ -266,18 +266,18 @@ def test_imdsv2_tokens_go_no_further_than_the_hop_limit(net_tools: None, tmp_pat
     import boto3
 
     from euca.net.agent import HttpView
-    from tests.test_real_guest import _euca, _free_port, _Process
+    from tests.guest.procs import Process, euca, free_port
 
     n = os.getpid() % 50
     host_ip, node_ip, subnet = f"10.252.{n}.1", f"10.252.{n}.2", f"10.{130 + n}.0.0"
     conf = tmp_path / "eucalyptus.conf"
     conf.write_text(f'VNET_MODE="MANAGED-NOVLAN"\nVNET_SUBNET="{subnet}"\nVNET_NETMASK="255.255.0.0"\n'
                     f'VNET_CLOUDIP="{host_ip}"\nVNET_PUBLICIPS="203.0.113.30-203.0.113.40"\n')
-    data, port, key = tmp_path / "data", _free_port(), "hop-limit-key"
+    data, port, key = tmp_path / "data", free_port(), "hop-limit-key"
     with lab(f"hl{n}") as net:
         uplink = f"lvq{os.getpid()}"[:15]
         sh("ip", "link", "add", uplink, "type", "veth", "peer", "name", "up1", "netns", net.host)
-        up: _Process | None = None
+        up: Process | None = None
         running: Running | None = None
         try:
             sh("ip", "addr", "add", f"{host_ip}/30", "dev", uplink)
@@ -286,12 +286,12 @@ def test_imdsv2_tokens_go_no_further_than_the_hop_limit(net_tools: None, tmp_pat
             sh("ip", "-n", net.host, "link", "set", "up1", "up")
             sh("ip", "-n", net.host, "route", "add", "default", "via", host_ip)
             sh("ip", "route", "add", f"{subnet}/16", "via", node_ip, "dev", uplink)
-            up = _Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--host", host_ip,
-                                      "--port", str(port), "--config", str(conf), "--nodes", "1",
-                                      "--boot-time", "0.2"], tmp_path / "up.log")
+            up = Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--host", host_ip,
+                                     "--port", str(port), "--config", str(conf), "--nodes", "1",
+                                     "--boot-time", "0.2"], tmp_path / "up.log")
             up.wait_for("EC2 API on")
-            added = _euca("node", "add", "agent", "--url", "http://127.0.0.1:9", "--key", key,
-                          "--data-dir", str(data))
+            added = euca("node", "add", "agent", "--url", "http://127.0.0.1:9", "--key", key,
+                         "--data-dir", str(data))
             assert added.returncode == 0, added.stderr
             env = dict(line.removeprefix("export ").split("=", 1)
                        for line in (data / "eucarc").read_text().splitlines() if line.startswith("export "))

@@ -20,12 +20,10 @@ import os
 import re
 import secrets
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +33,10 @@ import pytest
 
 from tests.guest.build_image import MARKER, ROOT_LABEL, GuestImage
 from tests.guest.fixtures import BOOT_TIMEOUT, wait_for_line
+from tests.guest.procs import EC2_TIMEOUT, Process, euca, euca_libvirt_nodes, free_port, until
 
 pytestmark = pytest.mark.real_guest
+__all__ = ["euca_libvirt_nodes"]  # a fixture
 
 SHUTDOWN_TIMEOUT = 60.0
 
@@ -123,74 +123,7 @@ def test_guest_boots_and_powers_off_through_libvirt(guest_image: GuestImage, lib
 
 # --- end to end through euca --------------------------------------------------------------------------
 
-EC2_TIMEOUT = 120.0
-
-
-def _euca(*argv: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "euca.cli", *argv], capture_output=True, text=True,
-                          timeout=timeout, check=False, stdin=subprocess.DEVNULL)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def euca_libvirt_nodes() -> None:
-    """Skip unless euca can put a libvirt node behind ``euca up``: ``euca node-controller --uri``,
-    registered with the cloud by ``euca node add NAME --url --key``."""
-    nc = _euca("node-controller", "--help")
-    if nc.returncode != 0 or "--uri" not in nc.stdout:
-        pytest.skip("euca has no `euca node-controller --uri` command")
-    add = _euca("node", "add", "--help")
-    if "--url" not in add.stdout or "--key" not in add.stdout:
-        pytest.skip("`euca node add` cannot register a remote node controller (no --url/--key)")
-
-
-class _Process:
-    """A euca command running in the background, its output in a file; stopped by PID."""
-
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
-        self.log = log
-        self.name = name
-        with open(log, "wb") as out:
-            self.proc = subprocess.Popen([sys.executable, *argv], stdin=subprocess.DEVNULL,
-                                         stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-    def wait_for(self, needle: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while needle not in self.output():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"{self.name} exited ({self.proc.returncode}):\n{self.output()}")
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {needle!r} from {self.name} in {timeout:.0f} s:\n{self.output()}")
-            time.sleep(0.1)
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def _until(what: str, check: Callable[[], bool], timeout: float, *logs: _Process) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            tails = "\n".join(f"--- {p.log.name}\n{p.output()[-3000:]}" for p in logs)
-            raise AssertionError(f"{what}: not within {timeout:.0f} s\n{tails}")
-        time.sleep(0.5)
-
-
-def _run_instance(ec2: Any, image_id: str, *logs: _Process) -> str:
+def _run_instance(ec2: Any, image_id: str, *logs: Process) -> str:
     """RunInstances, retried while the node is DOWN: the cloud only learns of it at its first poll."""
     from botocore.exceptions import ClientError
 
@@ -214,8 +147,8 @@ class EucaCloud:
     ec2: Any
     env: dict[str, str]  # what eucarc exports
     images: dict[str, str]  # machine, kernel, ramdisk -> id, from ``euca image import``
-    nc: _Process
-    up: _Process
+    nc: Process
+    up: Process
     conn: Any
     instances: Path
     api_port: int
@@ -237,16 +170,16 @@ class EucaCloud:
         running and to the marker."""
         started = time.monotonic()
         iid = _run_instance(self.ec2, image_id, self.nc, self.up)
-        _until(f"{iid} running", lambda: self.state(iid) == "running", EC2_TIMEOUT, self.nc, self.up)
+        until(f"{iid} running", lambda: self.state(iid) == "running", EC2_TIMEOUT, self.nc, self.up)
         running = time.monotonic() - started
-        _until(f"{MARKER!r} in {iid}'s console", lambda: MARKER in self.console(iid), BOOT_TIMEOUT, self.nc, self.up)
+        until(f"{MARKER!r} in {iid}'s console", lambda: MARKER in self.console(iid), BOOT_TIMEOUT, self.nc, self.up)
         return iid, running, time.monotonic() - started
 
     def terminate(self, iid: str, home: Path) -> None:
         self.ec2.terminate_instances(InstanceIds=[iid])
-        _until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in self.conn.listAllDomains()},
-               60.0, self.nc, self.up)
-        _until(f"{iid}'s files removed", lambda: not home.exists(), 60.0, self.nc, self.up)
+        until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in self.conn.listAllDomains()},
+              60.0, self.nc, self.up)
+        until(f"{iid}'s files removed", lambda: not home.exists(), 60.0, self.nc, self.up)
         assert self.state(iid) in ("shutting-down", "terminated")
 
 
@@ -260,31 +193,31 @@ def euca_cloud(guest_image: GuestImage, libvirt_uri: str, euca_libvirt_nodes: No
     data = tmp_path / "data"
     instances = tmp_path / "instances"
     key = secrets.token_hex(16)
-    nc_port, api_port = _free_port(), _free_port()
+    nc_port, api_port = free_port(), free_port()
     nc_conf = tmp_path / "nc.conf"
     nc_conf.write_text(f'HYPERVISOR="qemu"\nINSTANCE_PATH="{instances}"\nVNET_BRIDGE="br0"\nNC_PORT="{nc_port}"\n')
     cloud_conf = tmp_path / "eucalyptus.conf"
     cloud_conf.write_text('HYPERVISOR="qemu"\nNC_POLLING_FREQUENCY="6"\n')
 
-    added = _euca("node", "add", "node01", "--url", f"http://127.0.0.1:{nc_port}", "--key", key,
-                  "--data-dir", str(data))
+    added = euca("node", "add", "node01", "--url", f"http://127.0.0.1:{nc_port}", "--key", key,
+                 "--data-dir", str(data))
     assert added.returncode == 0, added.stderr
-    imported = _euca("image", "import", "--kernel", str(guest_image.kernel), "--ramdisk", str(guest_image.initrd),
-                     "--root", str(guest_image.root), "--name", "euca-test-guest", "--data-dir", str(data))
+    imported = euca("image", "import", "--kernel", str(guest_image.kernel), "--ramdisk", str(guest_image.initrd),
+                    "--root", str(guest_image.root), "--name", "euca-test-guest", "--data-dir", str(data))
     assert imported.returncode == 0, imported.stderr
     ids = {kind: re.search(rf"IMAGE\s+({prefix}-[0-9A-Fa-f]{{8}})\s+{kind}", imported.stdout)
            for kind, prefix in (("machine", "emi"), ("kernel", "eki"), ("ramdisk", "eri"))}
     assert all(ids.values()), imported.stdout
 
-    nc = _Process("euca node-controller",
-                  ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_uri,
-                   "--host", "127.0.0.1", "--port", str(nc_port), "--key", key], tmp_path / "nc.log")
-    up: _Process | None = None
+    nc = Process("euca node-controller",
+                 ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_uri,
+                  "--host", "127.0.0.1", "--port", str(nc_port), "--key", key], tmp_path / "nc.log")
+    up: Process | None = None
     conn = libvirt.open(libvirt_uri)
     try:
         nc.wait_for("node controller on")
-        up = _Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--port", str(api_port),
-                                  "--config", str(cloud_conf)], tmp_path / "up.log")
+        up = Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--port", str(api_port),
+                                 "--config", str(cloud_conf)], tmp_path / "up.log")
         up.wait_for("EC2 API on")
         env = dict(line.removeprefix("export ").split("=", 1)
                    for line in (data / "eucarc").read_text().splitlines() if line.startswith("export "))
@@ -356,7 +289,7 @@ def test_a_bundled_image_uploaded_to_walrus_boots_on_a_real_guest(euca_cloud: Eu
     def image_state() -> str:
         return str(cloud.ec2.describe_images(ImageIds=[image_id])["Images"][0]["State"])
 
-    _until(f"{image_id} available", lambda: image_state() in ("available", "failed"), 60.0, cloud.up)
+    until(f"{image_id} available", lambda: image_state() in ("available", "failed"), 60.0, cloud.up)
     assert image_state() == "available", cloud.ec2.describe_images(ImageIds=[image_id])["Images"][0]
 
     iid, _, booted = cloud.boot(image_id)

@@ -35,7 +35,7 @@ from tests.guest import iscsi
 from tests.guest.build_image import MARKER, GuestImage
 from tests.guest.fixtures import BOOT_TIMEOUT
 from tests.guest.libvirtd import Libvirtd
-from tests.test_real_guest import EC2_TIMEOUT, _free_port, _Process, _until
+from tests.guest.procs import EC2_TIMEOUT, Process, free_port, until
 
 pytestmark = pytest.mark.real_guest
 
@@ -47,7 +47,7 @@ VOLUME_TIMEOUT = 60.0
 class Cloud:
     box: Box
     ec2: Any
-    nc: _Process
+    nc: Process
     conn: Any
     instances: Path
     images: dict[str, str]  # machine, kernel, ramdisk -> id
@@ -60,7 +60,7 @@ class Cloud:
         self.nc.stop()
         assert self.nc.proc.returncode is not None
         self.restarts += 1
-        self.nc = _Process("euca node-controller", self.nc_argv, self.nc.log.with_name(f"nc-{self.restarts}.log"))
+        self.nc = Process("euca node-controller", self.nc_argv, self.nc.log.with_name(f"nc-{self.restarts}.log"))
         self.nc.wait_for("node controller on")
 
     def console(self, instance_id: str) -> str:
@@ -80,7 +80,7 @@ class Cloud:
             return match is not None
 
         try:
-            _until(f"{pattern!r} on {instance_id}'s console", seen, timeout, self.nc)
+            until(f"{pattern!r} on {instance_id}'s console", seen, timeout, self.nc)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- {instance_id}'s console\n{self.console(instance_id)[-3000:]}\n"
                                  f"--- tgtd\n{self.tgtd.log_tail()}") from None
@@ -105,8 +105,8 @@ class Cloud:
                     raise AssertionError(f"RunInstances: {exc}\n{self.nc.output()[-3000:]}") from exc
                 time.sleep(1.0)
         ids = [str(i["InstanceId"]) for i in reservation["Instances"]]
-        _until(f"{', '.join(ids)} running", lambda: all(self.state(i) == "running" for i in ids), EC2_TIMEOUT,
-               self.nc)
+        until(f"{', '.join(ids)} running", lambda: all(self.state(i) == "running" for i in ids), EC2_TIMEOUT,
+              self.nc)
         for iid in ids:
             self.wait_console(iid, re.escape(MARKER))
         return ids
@@ -116,13 +116,13 @@ class Cloud:
 
     def new_volume(self, **kw: Any) -> str:
         volume_id = str(self.ec2.create_volume(AvailabilityZone=ZONE, **kw)["VolumeId"])
-        _until(f"{volume_id} available", lambda: self.volume_state(volume_id) == "available", VOLUME_TIMEOUT, self.nc)
+        until(f"{volume_id} available", lambda: self.volume_state(volume_id) == "available", VOLUME_TIMEOUT, self.nc)
         return volume_id
 
     def terminate(self, *ids: str) -> None:
         self.ec2.terminate_instances(InstanceIds=list(ids))
-        _until(f"{', '.join(ids)} destroyed", lambda: not set(ids) & {d.name() for d in self.conn.listAllDomains()},
-               60.0, self.nc)
+        until(f"{', '.join(ids)} destroyed", lambda: not set(ids) & {d.name() for d in self.conn.listAllDomains()},
+              60.0, self.nc)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +145,7 @@ def cloud(guest_image: GuestImage, libvirt_daemon: Libvirtd, tmp_path_factory: p
     tmp = tmp_path_factory.mktemp("ebs")
     data, instances = tmp / "data", tmp / "instances"
     data.mkdir()
-    key, nc_port = secrets.token_hex(16), _free_port()
+    key, nc_port = secrets.token_hex(16), free_port()
     nc_conf = tmp / "nc.conf"
     nc_conf.write_text(f'HYPERVISOR="qemu"\nINSTANCE_PATH="{instances}"\nVNET_BRIDGE="br0"\nNC_PORT="{nc_port}"\n')
     tgtd = iscsi.Tgtd(libvirt_daemon)
@@ -155,7 +155,7 @@ def cloud(guest_image: GuestImage, libvirt_daemon: Libvirtd, tmp_path_factory: p
                                 tgt=Tgt("127.0.0.1", tgtd.port, control_port=tgtd.control))
     nc_argv = ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_daemon.uri,
                "--host", "127.0.0.1", "--port", str(nc_port), "--key", key]
-    nc = _Process("euca node-controller", nc_argv, tmp / "nc.log")
+    nc = Process("euca node-controller", nc_argv, tmp / "nc.log")
     conn = libvirt.open(libvirt_daemon.uri)
     try:
         nc.wait_for("node controller on")
@@ -175,7 +175,7 @@ def cloud(guest_image: GuestImage, libvirt_daemon: Libvirtd, tmp_path_factory: p
                 if left:
                     with contextlib.suppress(Exception):
                         ec2.terminate_instances(InstanceIds=left)
-                    _until("leftover domains destroyed", lambda: not conn.listAllDomains(), 60.0, made_cloud.nc)
+                    until("leftover domains destroyed", lambda: not conn.listAllDomains(), 60.0, made_cloud.nc)
                 ec2.close()
                 nc = made_cloud.nc
     finally:
@@ -200,14 +200,14 @@ def test_a_volume_carries_its_bytes_between_real_guests_and_through_a_snapshot(c
 
     volume = cloud.new_volume(Size=1)
     cloud.ec2.attach_volume(VolumeId=volume, InstanceId=first, Device="/dev/sdf")
-    _until(f"{volume} in-use", lambda: cloud.volume_state(volume) == "in-use", VOLUME_TIMEOUT, cloud.nc)
+    until(f"{volume} in-use", lambda: cloud.volume_state(volume) == "in-use", VOLUME_TIMEOUT, cloud.nc)
     # the guest found the disk by its serial, wrote its marker and read it back from the disk
     on_first = cloud.wait_console(first, _marker_line(volume, r"vd[b-z]", "wrote", volume, first), 60.0)
     xml = cloud.conn.lookupByName(first).XMLDesc(0)
     assert f"<serial>{volume}</serial>" in xml and "protocol='iscsi'" in xml, xml
 
     cloud.ec2.detach_volume(VolumeId=volume)
-    _until(f"{volume} available", lambda: cloud.volume_state(volume) == "available", VOLUME_TIMEOUT, cloud.nc)
+    until(f"{volume} available", lambda: cloud.volume_state(volume) == "available", VOLUME_TIMEOUT, cloud.nc)
     cloud.wait_console(first, rf"euca-guest: volume {volume} left {on_first.group(1)}\b", 60.0)
     assert f"<serial>{volume}</serial>" not in cloud.conn.lookupByName(first).XMLDesc(0)
 
@@ -221,15 +221,15 @@ def test_a_volume_carries_its_bytes_between_real_guests_and_through_a_snapshot(c
     def snapshot_state() -> str:
         return str(cloud.ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"])
 
-    _until(f"{snapshot} completed", lambda: snapshot_state() == "completed", VOLUME_TIMEOUT, cloud.nc)
+    until(f"{snapshot} completed", lambda: snapshot_state() == "completed", VOLUME_TIMEOUT, cloud.nc)
     restored = cloud.new_volume(SnapshotId=snapshot)
     cloud.ec2.attach_volume(VolumeId=restored, InstanceId=first, Device="/dev/sdg")
     # a volume made from the snapshot holds the marker the first guest wrote on the original
     cloud.wait_console(first, _marker_line(restored, r"vd[b-z]", "found", volume, first), 60.0)
 
     cloud.terminate(first, second)
-    _until("the volumes released", lambda: {cloud.volume_state(v) for v in (volume, restored)} == {"available"},
-           VOLUME_TIMEOUT, cloud.nc)
+    until("the volumes released", lambda: {cloud.volume_state(v) for v in (volume, restored)} == {"available"},
+          VOLUME_TIMEOUT, cloud.nc)
     assert not list(cloud.instances.glob(f"*/{first}")) and not list(cloud.instances.glob(f"*/{second}"))
     print(f"two guests booted in {booted:.1f} s; attach, detach, re-attach, snapshot and restore "
           f"{time.monotonic() - started - booted:.1f} s more")
@@ -239,9 +239,9 @@ def test_an_ebs_backed_instance_boots_from_its_root_volume_and_keeps_it_over_sto
     ec2 = cloud.ec2
     blank = cloud.new_volume(Size=1)
     snapshot = str(ec2.create_snapshot(VolumeId=blank)["SnapshotId"])
-    _until(f"{snapshot} completed",
-           lambda: ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"] == "completed",
-           VOLUME_TIMEOUT, cloud.nc)
+    until(f"{snapshot} completed",
+          lambda: ec2.describe_snapshots(SnapshotIds=[snapshot])["Snapshots"][0]["State"] == "completed",
+          VOLUME_TIMEOUT, cloud.nc)
     image_id = str(ec2.register_image(
         Name=f"ebs-guest-{secrets.token_hex(3)}", Architecture="x86_64", RootDeviceName="/dev/sda1",
         KernelId=cloud.images["kernel"], RamdiskId=cloud.images["ramdisk"],
@@ -262,13 +262,13 @@ def test_an_ebs_backed_instance_boots_from_its_root_volume_and_keeps_it_over_sto
     cloud.wait_console(iid, _marker_line(root, "vda", "wrote", root, iid), 60.0)
 
     ec2.stop_instances(InstanceIds=[iid])
-    _until(f"{iid} stopped", lambda: cloud.state(iid) == "stopped", EC2_TIMEOUT, cloud.nc)
-    _until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in cloud.conn.listAllDomains()},
-           60.0, cloud.nc)
+    until(f"{iid} stopped", lambda: cloud.state(iid) == "stopped", EC2_TIMEOUT, cloud.nc)
+    until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in cloud.conn.listAllDomains()},
+          60.0, cloud.nc)
     assert cloud.volume_state(root) == "in-use"
 
     ec2.start_instances(InstanceIds=[iid])
-    _until(f"{iid} running again", lambda: cloud.state(iid) == "running", EC2_TIMEOUT, cloud.nc)
+    until(f"{iid} running again", lambda: cloud.state(iid) == "running", EC2_TIMEOUT, cloud.nc)
     # the new domain's guest reads what the first boot wrote on the root volume
     cloud.wait_console(iid, _marker_line(root, "vda", "found", root, iid))
     assert not re.search(rf"volume {root} on vda wrote", cloud.console(iid))
@@ -279,7 +279,7 @@ def test_an_ebs_backed_instance_boots_from_its_root_volume_and_keeps_it_over_sto
     def root_deleted() -> bool:
         return root not in {v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]}
 
-    _until(f"{root} deleted with its instance", root_deleted, VOLUME_TIMEOUT, cloud.nc)
+    until(f"{root} deleted with its instance", root_deleted, VOLUME_TIMEOUT, cloud.nc)
     ec2.deregister_image(ImageId=image_id)
     ec2.delete_snapshot(SnapshotId=snapshot)
     ec2.delete_volume(VolumeId=blank)
@@ -298,8 +298,8 @@ def test_a_restarted_node_controller_attaches_volumes_to_the_guests_that_outlive
     on = cloud.wait_console(iid, _marker_line(volume, r"vd[b-z]", "wrote", volume, iid), 60.0)
     cloud.ec2.detach_volume(VolumeId=volume)
     cloud.wait_console(iid, rf"euca-guest: volume {volume} left {on.group(1)}\b", 60.0)
-    _until(f"{volume} available", lambda: cloud.volume_state(volume) == "available", VOLUME_TIMEOUT, cloud.nc)
+    until(f"{volume} available", lambda: cloud.volume_state(volume) == "available", VOLUME_TIMEOUT, cloud.nc)
 
     cloud.terminate(iid)
-    _until(f"{iid}'s files removed", lambda: not home.exists(), 60.0, cloud.nc)
+    until(f"{iid}'s files removed", lambda: not home.exists(), 60.0, cloud.nc)
     cloud.ec2.delete_volume(VolumeId=volume)

@@ -36,8 +36,8 @@ import pytest
 from tests.guest.build_image import GuestImage
 from tests.guest.fixtures import BOOT_TIMEOUT, wait_for_line
 from tests.guest.libvirtd import Libvirtd
+from tests.guest.procs import EC2_TIMEOUT, Process, euca, euca_libvirt_nodes, free_port, until
 from tests.netns import Lab, net_tools
-from tests.test_real_guest import EC2_TIMEOUT, _euca, _free_port, _Process, _until, euca_libvirt_nodes
 
 pytestmark = pytest.mark.real_guest
 __all__ = ["euca_libvirt_nodes", "net_tools"]
@@ -87,7 +87,7 @@ def _public_key() -> str:
     return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
-def _run_instance(ec2: Any, image_id: str, *logs: _Process, **extra: Any) -> dict[str, Any]:
+def _run_instance(ec2: Any, image_id: str, *logs: Process, **extra: Any) -> dict[str, Any]:
     """RunInstances, retried while the node is DOWN: the cloud only learns of it at its first poll."""
     from botocore.exceptions import ClientError
 
@@ -153,34 +153,34 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
 
     data, instances = tmp_path / "data", tmp_path / "instances"
     key = secrets.token_hex(16)
-    nc_port, api_port = _free_port(), _free_port()
+    nc_port, api_port = free_port(), free_port()
     nc_conf = tmp_path / "nc.conf"
     nc_conf.write_text(f'HYPERVISOR="qemu"\nINSTANCE_PATH="{instances}"\nVNET_BRIDGE="br0"\nNC_PORT="{nc_port}"\n')
     cloud_conf = tmp_path / "eucalyptus.conf"
     cloud_conf.write_text(_cloud_conf(mode, a))
-    added = _euca("node", "add", "node01", "--url", f"http://127.0.0.1:{nc_port}", "--key", key,
-                  "--data-dir", str(data))
+    added = euca("node", "add", "node01", "--url", f"http://127.0.0.1:{nc_port}", "--key", key,
+                 "--data-dir", str(data))
     assert added.returncode == 0, added.stderr
-    imported = _euca("image", "import", "--kernel", str(guest_image.kernel), "--ramdisk", str(guest_image.initrd),
-                     "--root", str(guest_image.root), "--name", "euca-test-guest", "--data-dir", str(data))
+    imported = euca("image", "import", "--kernel", str(guest_image.kernel), "--ramdisk", str(guest_image.initrd),
+                    "--root", str(guest_image.root), "--name", "euca-test-guest", "--data-dir", str(data))
     assert imported.returncode == 0, imported.stderr
     emi = re.search(r"IMAGE\s+(emi-[0-9A-Fa-f]{8})\s+machine", imported.stdout)
     assert emi, imported.stdout
 
     api = f"http://{a['host']}:{api_port}"
-    nc = _Process("euca node-controller",
-                  ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_daemon.uri,
-                   "--host", "127.0.0.1", "--port", str(nc_port), "--key", key], tmp_path / "nc.log")
-    up: _Process | None = None
-    agent: _Process | None = None
+    nc = Process("euca node-controller",
+                 ["-m", "euca.cli", "node-controller", "--config", str(nc_conf), "--uri", libvirt_daemon.uri,
+                  "--host", "127.0.0.1", "--port", str(nc_port), "--key", key], tmp_path / "nc.log")
+    up: Process | None = None
+    agent: Process | None = None
     conn = libvirt.open(libvirt_daemon.uri)
     try:
         nc.wait_for("node controller on")
-        up = _Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--host", a["host"],
-                                  "--port", str(api_port), "--config", str(cloud_conf)], tmp_path / "up.log")
+        up = Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--host", a["host"],
+                                 "--port", str(api_port), "--config", str(cloud_conf)], tmp_path / "up.log")
         up.wait_for("EC2 API on")
         # the node's network agent, in the node's (libvirtd's) network namespace
-        agent = _Process("euca network-agent", [
+        agent = Process("euca network-agent", [
             "-c", "import os,sys; os.execvp(sys.argv[1], sys.argv[1:])",
             *libvirt_daemon.in_netns(sys.executable, "-m", "euca.cli", "network-agent", "--cloud", api,
                                      "--node", "node01", "--key", key, "--bridge", "br0",
@@ -202,7 +202,7 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
             inst = _run_instance(ec2, emi.group(1), *logs, KeyName="guest-key", UserData=USER_DATA,
                                  SecurityGroups=["web"])
             iid, private_ip = inst["InstanceId"], inst["PrivateIpAddress"]
-            _until(f"{iid}'s console", lambda: any(instances.glob(f"*/{iid}/console.log")), EC2_TIMEOUT, *logs)
+            until(f"{iid}'s console", lambda: any(instances.glob(f"*/{iid}/console.log")), EC2_TIMEOUT, *logs)
             console = next(instances.glob(f"*/{iid}/console.log"))
             dom = conn.lookupByName(iid)
             text = wait_for_line(console, "euca-net: done", BOOT_TIMEOUT + 60, alive=lambda: bool(dom.isActive()))
@@ -237,11 +237,11 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
                 opened, closed = _open_and_close(ec2, probe, client, private_ip, iid)
 
             ec2.terminate_instances(InstanceIds=[iid])
-            _until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in conn.listAllDomains()},
-                   60.0, *logs)
+            until(f"{iid}'s domain destroyed", lambda: iid not in {d.name() for d in conn.listAllDomains()},
+                  60.0, *logs)
             leases = tmp_path / "agent" / "dhcp-hosts"
-            _until("the ended instance's DHCP entry removed", lambda: private_ip not in leases.read_text(), 10.0,
-                   *logs)
+            until("the ended instance's DHCP entry removed", lambda: private_ip not in leases.read_text(), 10.0,
+                  *logs)
             if mode != "STATIC":
                 assert "sg-" not in subprocess.run(libvirt_daemon.in_netns("ipset", "list", "-n"),
                                                    capture_output=True, text=True, check=False).stdout
