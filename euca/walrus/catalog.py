@@ -40,19 +40,28 @@ def _schema(postgres: bool) -> tuple[str, ...]:
 def _upgrade(store: Store) -> None:
     """Bring a store written by an earlier layout up to this one, in one transaction: small bodies
     move from the ``s3_inline`` table into their versions' rows; the index by blob (which only
-    that table's join used) goes. Nothing happens when the store already has this layout."""
-    try:
-        with store.transaction() as tx:
-            tx.execute("SELECT data FROM s3_object WHERE 1 = 0")
-        return
-    except Exception:  # sqlite3 and psycopg each have their own: the column is missing
-        pass
-    binary = "BYTEA" if store.is_postgres else "BLOB"
+    that table's join used) goes. Nothing happens when the store already has this layout, and a
+    second server upgrading the same PostgreSQL at the same moment finds nothing left to do."""
+    postgres = store.is_postgres
     with store.transaction() as tx:
-        tx.execute(f"ALTER TABLE s3_object ADD COLUMN data {binary}")
-        tx.execute("UPDATE s3_object SET data = (SELECT i.data FROM s3_inline i WHERE i.blob = s3_object.blob) "
-                   "WHERE blob IN (SELECT blob FROM s3_inline)")
-        tx.execute("DROP TABLE s3_inline")
+        if postgres:
+            done = tx.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+                              "AND table_name = 's3_object' AND column_name = 'data'").fetchone()
+        else:
+            done = tx.execute("SELECT 1 FROM pragma_table_info('s3_object') WHERE name = 'data'").fetchone()
+        if done:
+            return
+        tx.execute("ALTER TABLE s3_object ADD COLUMN IF NOT EXISTS data BYTEA" if postgres
+                   else "ALTER TABLE s3_object ADD COLUMN data BLOB")
+        if postgres:
+            inline = tx.execute("SELECT to_regclass('s3_inline')").fetchone()[0] is not None
+        else:
+            inline = tx.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 's3_inline'"
+                                ).fetchone() is not None
+        if inline:
+            tx.execute("UPDATE s3_object SET data = (SELECT i.data FROM s3_inline i WHERE i.blob = s3_object.blob) "
+                       "WHERE blob IN (SELECT blob FROM s3_inline)")
+            tx.execute("DROP TABLE IF EXISTS s3_inline")
         tx.execute("DROP INDEX IF EXISTS s3_object_blob")
 
 
