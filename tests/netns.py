@@ -96,6 +96,11 @@ class Lab:
         self.listeners.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return ns
 
+    def listen(self, ns: str, port: int, name: str) -> None:
+        """A TCP listener in ``ns`` that answers ``name`` and the address the caller came from."""
+        argv = ["ip", "netns", "exec", ns, "python3", "-c", LISTENER, str(port), name]
+        self.listeners.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
     def dhcp(self, ns: str, timeout: int = 8) -> dict[str, str]:
         """busybox udhcpc on the namespace's eth0, once: the lease it took (``ip``, ``subnet``,
         ``router``, ...) with the address and default route put on eth0, or {} when none came."""

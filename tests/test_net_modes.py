@@ -112,7 +112,8 @@ def groups_and_instances(box: Box) -> tuple[dict[str, dict[str, Any]], Any]:
 def check_groups_and_elastic_ip(box: Box, net: Lab, ec2: Any, spaces: dict[str, str],
                                 made: dict[str, dict[str, Any]]) -> None:
     """Members of one group reach each other, other groups only through a rule naming them, and an
-    elastic address reaches its instance from outside with the caller's own address."""
+    elastic address reaches its instance from outside with the caller's own address; going out, the
+    instance leaves with its elastic address, towards other instances with its own."""
     ip = {k: str(i["PrivateIpAddress"]) for k, i in made.items()}
     assert net.connect(spaces["web1"], ip["web2"]) == f"{made['web2']['InstanceId']} {ip['web1']}"
     assert net.connect(spaces["web1"], ip["db1"]) is None
@@ -129,6 +130,12 @@ def check_groups_and_elastic_ip(box: Box, net: Lab, ec2: Any, spaces: dict[str, 
     eventually("the elastic address reaching web1",
                lambda: net.connect(net.public, elastic, timeout=0.3) == f"{made['web1']['InstanceId']} 192.0.2.2")
     assert net.connect(net.public, ip["db1"]) is None
+    net.listen(net.public, 8081, "outside")
+    eventually("a listener outside", lambda: net.connect(spaces["db1"], "192.0.2.2", 8081) is not None)
+    assert net.connect(spaces["web1"], "192.0.2.2", 8081) == f"outside {elastic}"
+    db1 = ec2.describe_instances(InstanceIds=[made["db1"]["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert net.connect(spaces["db1"], "192.0.2.2", 8081) == f"outside {db1.get('PublicIpAddress', ip['db1'])}"
+    assert net.connect(spaces["web1"], ip["web2"]) == f"{made['web2']['InstanceId']} {ip['web1']}"
 
 
 # --- MANAGED over VXLAN ----------------------------------------------------------------------------

@@ -103,12 +103,7 @@ class Host:
         first = self.applied is None
         was = self._read() if self.applied is None else self.applied
         changed = False
-        # sets first: rules can only name sets that exist
-        set_changes = [(n, m) for n, m in desired.sets.items() if was.sets.get(n) != m]
-        if set_changes:
-            self._call(["ipset", "restore"], _set_script(set_changes))
-            changed = True
-        # the bridge table is another subsystem: it is installed while iptables is
+        # the bridge table is another subsystem: it is installed while the sets and iptables are
         bridge = None
         if desired.bridge_filter != was.bridge_filter:
             if desired.bridge_filter:
@@ -119,6 +114,11 @@ class Host:
                 except (CommandError, OSError):
                     if not first:  # after a restart there may be no table, or no nft, to remove
                         raise
+            changed = True
+        # sets before rules: rules can only name sets that exist
+        set_changes = [(n, m) for n, m in desired.sets.items() if was.sets.get(n) != m]
+        if set_changes:
+            self._call(["ipset", "restore"], _set_script(set_changes))
             changed = True
         script = ""
         for table, want, have in (("filter", desired.filter, was.filter), ("nat", desired.nat, was.nat),

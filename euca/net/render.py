@@ -15,8 +15,9 @@ not new rules:
   metadata service measures its distance to the instance (its IMDSv2 hop limit).
 - nat ``EUCA_NAT_PRE``/``EUCA_NAT_OUT``: 169.254.169.254:80 to the cloud's API; then both go
   through ``EUCA_NAT_ELASTIC``, where each public address is DNATed to its instance.
-  ``EUCA_NAT_POST``: an instance with a public address leaves with it,
-  except towards other instances and the cloud's metadata port.
+  ``EUCA_NAT_POST``: an instance with a public address leaves with it (its SNAT in
+  ``EUCA_NAT_SNAT``, jumped to once for whatever is not bound for an instance), except towards
+  other instances and the cloud's metadata port.
 - the bridge table (nftables' ``bridge euca``, Eucalyptus's ebtables rules): a frame from an
   instance's port ``vn_<instance-id>`` must carry the instance's MAC, its IPv4 packets the
   instance's address (DHCP requests excepted) and its ARP the MAC and address; RARP is dropped.
@@ -50,6 +51,7 @@ ALL_PRIVATE = "EUCA_ALLPRIVATE"
 FILTER_FWD = "EUCA_FILTER_FWD"
 NAT_PRE, NAT_OUT, NAT_POST = "EUCA_NAT_PRE", "EUCA_NAT_OUT", "EUCA_NAT_POST"
 NAT_ELASTIC = "EUCA_NAT_ELASTIC"  # the public addresses' DNATs, shared by PREROUTING and OUTPUT
+NAT_SNAT = "EUCA_NAT_SNAT"  # the public addresses' SNATs, for traffic leaving the instances' network
 MANGLE_PRE = "EUCA_MANGLE_PRE"  # metadata requests' TTL, set as they enter
 BRIDGE_TABLE = "euca"  # nftables: table bridge euca
 # built-in chain -> our chain it jumps to, per table
@@ -260,15 +262,17 @@ def render(view: NetView, host: HostConfig) -> Desired:
         desired.mangle = {MANGLE_PRE: [_METADATA_TTL]}
     out: list[str] = []
     elastic: list[str] = []
+    snat: list[str] = []
     for i in instances:
         if i.public_ip and i.public_ip != i.private_ip:
             elastic.append(f"-A {NAT_ELASTIC} -d {i.public_ip}/32 -j DNAT --to-destination {i.private_ip}")
-            post.append(f"-A {NAT_POST} -s {i.private_ip}/32 -m set ! --match-set {ALL_PRIVATE} dst "
-                        f"-j SNAT --to-source {i.public_ip}")
+            snat.append(f"-A {NAT_SNAT} -s {i.private_ip}/32 -j SNAT --to-source {i.public_ip}")
     if elastic:
         pre.append(f"-A {NAT_PRE} -j {NAT_ELASTIC}")
         out.append(f"-A {NAT_OUT} -j {NAT_ELASTIC}")
-    desired.nat = {NAT_ELASTIC: elastic, NAT_PRE: pre, NAT_OUT: out, NAT_POST: post}
+        # one set lookup for all the SNATs, not one per rule
+        post.append(f"-A {NAT_POST} -m set ! --match-set {ALL_PRIVATE} dst -j {NAT_SNAT}")
+    desired.nat = {NAT_ELASTIC: elastic, NAT_SNAT: snat, NAT_PRE: pre, NAT_OUT: out, NAT_POST: post}
     if desired.public_addresses is not None:
         # on the public interface, so the hosts upstream reach them by ARP without a route to this host
         publics = {i.public_ip for i in instances if i.public_ip and i.public_ip != i.private_ip}
