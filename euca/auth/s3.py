@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from urllib.parse import quote, unquote
 
 from euca.auth.signing import (
@@ -32,6 +33,8 @@ from euca.auth.signing import (
     _canonical_query,
     _signing_key,
 )
+from euca.auth.signing import _amz_time as signing_time
+from euca.core.errors import AuthFailure
 from euca.core.s3errors import (
     AccessDenied,
     AuthorizationHeaderMalformed,
@@ -117,18 +120,25 @@ def _secret(secret_of: SecretLookup, access_key: str) -> str:
 
 
 def _amz_time(text: str) -> float:
-    from euca.auth.signing import _amz_time as parse
-    from euca.core.errors import AuthFailure
-
     try:
-        return parse(text)
+        return _signed_at(text)
     except AuthFailure:
         raise AccessDenied("AWS authentication requires a valid Date or x-amz-date header") from None
+
+
+@lru_cache(maxsize=256)  # the requests of one second carry the same timestamp
+def _signed_at(text: str) -> float:
+    return signing_time(text)
+
+
+_PLAIN_PATH = re.compile("[A-Za-z0-9/._~-]*")
 
 
 def _canonical_path(raw_path: str) -> str:
     # S3 signs the path as sent, without normalising it; re-encoding the decoded form gives the
     # same string for anything botocore or the aws CLI sends, and a canonical one for the rest.
+    if _PLAIN_PATH.fullmatch(raw_path) and raw_path:
+        return raw_path  # nothing encoded, nothing to encode
     return quote(unquote(raw_path or "/"), safe="/~")
 
 
