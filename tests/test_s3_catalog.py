@@ -1,14 +1,16 @@
 """Walrus's tables in the store: a store written by the earlier layout (small bodies in a table
-of their own) opens with every body in place, on SQLite and PostgreSQL."""
+of their own) opens with every body in place, on SQLite and PostgreSQL; versions' sequence
+numbers order each key's versions whatever the clock did."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from euca.store import Store
-from euca.walrus.catalog import Catalog
+from euca.walrus.catalog import Catalog, next_seq
 
 # The layout before small bodies moved into their versions' rows.
 _EARLIER = (
@@ -57,3 +59,12 @@ def test_an_earlier_store_opens_with_its_small_bodies_in_their_rows(backend: str
     Catalog(reopened := Store(url))  # opened again: already in this layout, nothing to do or to break
     assert [bytes(r[0]) for r in reopened.rows("SELECT data FROM s3_object WHERE key = 'small'")] == [b"body0"]
     reopened.close()
+
+
+def test_a_new_versions_sequence_number_is_above_every_earlier_one_of_its_key() -> None:
+    now = time.time_ns() // 1000
+    assert next_seq() >= now and next_seq(None, None) >= now
+    assert next_seq(3, 7) >= now  # an earlier layout's counter: far below the clock
+    ahead = now + 3_600_000_000  # versions written while the clock was an hour ahead
+    assert next_seq(ahead, None) == ahead + 1 and next_seq(None, ahead) == ahead + 1
+    assert next_seq(ahead - 5, ahead) == ahead + 1

@@ -33,7 +33,6 @@ def _schema(postgres: bool) -> tuple[str, ...]:
         f"owner TEXT NOT NULL, initiated {real} NOT NULL, body TEXT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS s3_part (upload TEXT NOT NULL, number INTEGER NOT NULL, blob TEXT NOT NULL, "
         f"size BIGINT NOT NULL, etag TEXT NOT NULL, modified {real} NOT NULL, PRIMARY KEY (upload, number))",
-        "CREATE TABLE IF NOT EXISTS s3_seq (id INTEGER PRIMARY KEY, value BIGINT NOT NULL)",
     )
 
 
@@ -107,7 +106,6 @@ class Catalog:
         with store.transaction() as tx:
             for statement in _schema(store.is_postgres):
                 tx.execute(statement)
-            tx.execute("INSERT INTO s3_seq (id, value) VALUES (1, 0) ON CONFLICT (id) DO NOTHING")
         _upgrade(store)
 
     # --- buckets ------------------------------------------------------------------------------------
@@ -208,15 +206,12 @@ class Catalog:
         return _bytes(rows[0][0]) if rows else None
 
     @staticmethod
-    def next_seq(tx: Tx) -> int:
-        return int(tx.execute("UPDATE s3_seq SET value = value + 1 WHERE id = 1 RETURNING value").fetchone()[0])
-
-    @staticmethod
-    def take_version(tx: Tx, bucket: str, key: str, version: str) -> tuple[str, bool] | None:
-        """Delete one version in a single statement; its blob and whether it was the latest."""
-        row = tx.execute("DELETE FROM s3_object WHERE bucket = ? AND key = ? AND version = ? RETURNING blob, latest",
-                         (bucket, key, version)).fetchone()
-        return (str(row[0]), bool(row[1])) if row else None
+    def take_version(tx: Tx, bucket: str, key: str, version: str) -> tuple[str, bool, int] | None:
+        """Delete one version in a single statement; its blob, whether it was the latest, and its
+        sequence number."""
+        row = tx.execute("DELETE FROM s3_object WHERE bucket = ? AND key = ? AND version = ? "
+                         "RETURNING blob, latest, seq", (bucket, key, version)).fetchone()
+        return (str(row[0]), bool(row[1]), int(row[2])) if row else None
 
     @staticmethod
     def tx_version(tx: Tx, bucket: str, key: str, version: str) -> ObjectInfo | None:
@@ -261,8 +256,11 @@ class Catalog:
                    (orjson.dumps(body).decode(), o.bucket, o.key, o.version_id))
 
     @staticmethod
-    def unset_latest(tx: Tx, bucket: str, key: str) -> None:
-        tx.execute("UPDATE s3_object SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1", (bucket, key))
+    def unset_latest(tx: Tx, bucket: str, key: str) -> int | None:
+        """The key's latest version is the latest no more; its sequence number (the key's highest)."""
+        rows = tx.execute("UPDATE s3_object SET latest = 0 WHERE bucket = ? AND key = ? AND latest = 1 RETURNING seq",
+                          (bucket, key)).fetchall()
+        return max(int(r[0]) for r in rows) if rows else None
 
     @staticmethod
     def promote_newest(tx: Tx, bucket: str, key: str) -> None:
@@ -378,6 +376,15 @@ def _upload(row: tuple[Any, ...]) -> Upload:
     body = orjson.loads(row[5])
     return Upload(row[0], row[1], row[2], row[3], float(row[4]), body.get("headers", {}), body.get("metadata", {}),
                   Acl.from_json(body["acl"]))
+
+
+def next_seq(*before: int | None) -> int:
+    """A new version's sequence number, which orders the versions of its key: above the key's
+    highest so far (the one just replaced or unset as latest, when there was one), and at least
+    the clock in microseconds, so that the first versions of a key written at the same moment by
+    two servers sharing a database do not share one. Per key, not from one counter every write
+    would update: that row was a page of its own in every PUT's commit."""
+    return max([time.time_ns() // 1000, *(seq + 1 for seq in before if seq is not None)])
 
 
 def successor(prefix: str) -> str:

@@ -37,7 +37,7 @@ from euca.core.s3errors import (
 from euca.store import Store, Tx
 from euca.walrus import acl as acls
 from euca.walrus.blobs import Blobs, Staged, is_inline
-from euca.walrus.catalog import Catalog, successor
+from euca.walrus.catalog import Catalog, next_seq, successor
 from euca.walrus.model import NULL_VERSION, Acl, Bucket, Listed, Listing, ObjectInfo, Requester
 from euca.walrus.names import check_bucket_name, check_key
 
@@ -239,10 +239,10 @@ class Walrus:
                 info = replace(info, version_id=_version_id(), latest=True)
             elif info.version_id != NULL_VERSION or not info.latest:
                 info = replace(info, version_id=NULL_VERSION, latest=True)
-            self._drop_null(tx, bucket, info.key, keep_blob=info.blob)
-            if bucket.versioning:  # versions besides the null one may exist
-                self.catalog.unset_latest(tx, bucket.name, info.key)
-            self.catalog.put_object(tx, info, self.catalog.next_seq(tx), inline)
+            dropped = self._drop_null(tx, bucket, info.key, keep_blob=info.blob)
+            # versions besides the null one may exist
+            latest = self.catalog.unset_latest(tx, bucket.name, info.key) if bucket.versioning else None
+            self.catalog.put_object(tx, info, next_seq(dropped, latest), inline)
         return info
 
     def _forget_blob(self, tx: Tx, blob: str) -> None:
@@ -251,13 +251,17 @@ class Walrus:
         if blob and not is_inline(blob):
             tx.on_commit(lambda: self.blobs.delete(blob))
 
-    def _drop_null(self, tx: Tx, bucket: Bucket, key: str, keep_blob: str = "") -> None:
-        """Unless versioning is on, a write replaces the "null" version: forget it, and its blob."""
+    def _drop_null(self, tx: Tx, bucket: Bucket, key: str, keep_blob: str = "") -> int | None:
+        """Unless versioning is on, a write replaces the "null" version: forget it, and its blob;
+        its sequence number, if there was one."""
         if bucket.versioning == "Enabled":
-            return
+            return None
         old = self.catalog.take_version(tx, bucket.name, key, NULL_VERSION)
-        if old is not None and old[0] != keep_blob:
+        if old is None:
+            return None
+        if old[0] != keep_blob:
             self._forget_blob(tx, old[0])
+        return old[2]
 
     def put_object(self, who: Requester | None, bucket: str, key: str, body: bytes | BinaryIO | Iterable[bytes],
                    headers: dict[str, str] | None = None, metadata: dict[str, str] | None = None,
@@ -370,11 +374,11 @@ class Walrus:
                 if null is not None:
                     self._forget_blob(tx, null[0])
                 return None
-            self._drop_null(tx, found, key)
-            self.catalog.unset_latest(tx, bucket, key)
+            dropped = self._drop_null(tx, found, key)
+            latest = self.catalog.unset_latest(tx, bucket, key)
             marker = ObjectInfo(bucket, key, _version_id() if found.versioning == "Enabled" else NULL_VERSION, 0,
                                 "", self.clock(), who.account_id if who else found.owner, "", delete_marker=True)
-            self.catalog.put_object(tx, marker, self.catalog.next_seq(tx))
+            self.catalog.put_object(tx, marker, next_seq(dropped, latest))
             return marker
 
     def copy_object(self, who: Requester | None, source: ObjectInfo, bucket: str, key: str,
