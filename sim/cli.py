@@ -16,13 +16,14 @@ its decisions and the simulator's differ (``sim.replay``).
 from __future__ import annotations
 
 import argparse
+import atexit
 import gc
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from sim.progress import bar
-from sim.run import run_scenario
+from sim.run import RunResult, run_scenario
 from sim.scenario import Scenario, ScenarioError, load_scenario
 from sim.trace import TraceError
 
@@ -67,17 +68,27 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from sim.report import write_run_report
-
     scenario = _scenario(args)
     w = scenario.workload
     what = f"the trace {w.trace}" if w.kind == "trace" else f"{w.requests:,} {w.kind} requests"
     print(f"simulating {what} on {scenario.n_nodes} nodes with {scenario.policy}", file=sys.stderr)
     result = run_scenario(scenario, args.replication, on_progress=_progress)
     # The model is garbage now, millions of objects in reference cycles, and the process ends after
-    # the report: leave them to the operating system instead of having a collection (at the latest,
-    # the interpreter's last one at exit) walk and free them, which took seconds on 1M requests.
+    # the report: keep them out of the collector's sight while it is written, and at exit, where
+    # the interpreter's last collection would walk and free them (seconds on 1M requests); the OS
+    # takes the memory back. A caller in the same process gets its collector back as it was.
     gc.freeze()
+    atexit.register(gc.freeze)
+    try:
+        _report(args, scenario, result)
+    finally:
+        gc.unfreeze()
+    return 0
+
+
+def _report(args: argparse.Namespace, scenario: Scenario, result: RunResult) -> None:
+    from sim.report import write_run_report
+
     written = write_run_report(Path(args.out), result, scenario.to_dict())
     s = result.summary
     print(f"{s['accepted']:,} of {s['requests']:,} VMs started, {s['rejected']:,} rejected "
@@ -93,7 +104,6 @@ def _run(args: argparse.Namespace) -> int:
     print(f"boot latency p95: cache hit {lat['hit'].get('p95', float('nan')):.1f} s, "
           f"miss {lat['miss'].get('p95', float('nan')):.1f} s; instances lost: {s['failures']['instances_lost']}")
     print(f"simulated {s['simulated_hours']:.1f} h in {result.wall_seconds:.1f} s; report: {written[-1]}")
-    return 0
 
 
 def _progress(simulated: float, horizon: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from pathlib import Path
@@ -33,9 +34,12 @@ def test_sim_run_from_a_toml_scenario(tmp_path: Path, capsys: pytest.CaptureFixt
     path = tmp_path / "plan.toml"
     path.write_text('name = "rack"\npolicy = "powersave"\n[[nodes]]\ncount = 6\ncores = 8\n'
                     '[workload]\nrequests = 300\nlifetime_scale = 0.05\n')
+    collector = (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count())
     assert main(["sim", "run", str(path), "--out", str(tmp_path / "out")]) == 0
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["scenario"]["name"] == "rack" and result["result"]["policy"] == "POWERSAVE"
+    # set-up pauses the collector, the run tunes it, the report runs with the model frozen: all undone
+    assert (gc.isenabled(), gc.get_threshold(), gc.get_freeze_count()) == collector
 
 
 def test_a_bad_scenario_names_the_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
