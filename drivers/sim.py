@@ -30,6 +30,7 @@ from drivers.protocol import (
     VolumeAttachment,
 )
 from pyx.placement import ASLEEP, DOWN, POWER_STATES, UP, WAKING
+from pyx.untrack import untracked
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,9 @@ class SimNode:
         self.used_cores = 0
         self.used_memory = 0
         self.used_disk = 0
-        # Live instances, as _Rows: the collector stops tracking plain tuples of plain values (never
-        # named tuples), and a planning run keeps a hundred thousand instances on its nodes.
+        # Live instances, as _Rows: plain tuples of plain values, which the collector need not track
+        # (never named tuples; ``untracked`` stops it at once), and a planning run keeps a hundred
+        # thousand instances on its nodes.
         self._vms: dict[str, _Row] = {}
         # Ended instances in two generations, each as (when it ended, its row as it ran): those ended
         # since ``_gen_start`` and those of the generation before. A generation older than
@@ -131,7 +133,7 @@ class SimNode:
         if self.state == WAKING and self.awake_at > ready:
             ready = self.awake_at
         # Concatenation: half the cost of (..., *spec), and this runs once per simulated instance.
-        self._vms[instance_id] = (now, ready, ready + s.boot_time, INF) + spec  # noqa: RUF005
+        self._vms[instance_id] = untracked((now, ready, ready + s.boot_time, INF) + spec)  # noqa: RUF005
         self.used_cores += cores
         self.used_memory += memory
         self.used_disk += disk
@@ -151,7 +153,7 @@ class SimNode:
         now = self.clock()
         if now - self._gen_start >= TEARDOWN_FORGET:
             self._forget(now)
-        self._ended[instance_id] = (now, vm)
+        self._ended[instance_id] = untracked((now, vm))
         if self.volumes:
             self.volumes.pop(instance_id, None)
         self.used_cores -= vm[_CORES]

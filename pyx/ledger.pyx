@@ -8,8 +8,9 @@ instances have addresses, every address and node taken is given back and the err
 MinCount the rest are skipped, as Eucalyptus skips them. ``end`` gives the node its capacity, the
 network its address and the node's image cache its pin back.
 
-Records are plain tuples of plain values, which CPython's collector stops tracking (a planning run
-keeps a hundred thousand alive, and named tuples would be walked by every full collection):
+Records are plain tuples of plain values, which CPython's collector need not track (``untracked``
+stops it at once: a planning run keeps a hundred thousand alive, and named tuples would be walked by
+every full collection):
 ``(instance_id, node, vmtype, image_id, node_index, image_cached)`` followed by the network
 assignment's fields. What ``start`` and ``end`` hand back are the caller's record types, built from
 those fields. The network and the image cache are the caller's: plain callables.
@@ -18,6 +19,7 @@ those fields. The network and the image cache are the caller's: plain callables.
 from pyx.bitset cimport bs_test
 from pyx.placement cimport Placement
 from pyx.presence cimport PresenceMap
+from pyx.untrack cimport untracked
 
 from pyx.errors import Conflict, KernelError
 
@@ -99,7 +101,7 @@ cdef class Ledger:
             cached = image >= 0 and image < self.presence.n_images and node < self.presence.n_nodes \
                 and bs_test(&self.presence.rows[image], node)
             name = self.names[node]
-            running[instance_id] = (instance_id, name, vmtype, image_id, node, cached) + tuple(net)
+            running[instance_id] = untracked((instance_id, name, vmtype, image_id, node, cached) + tuple(net))
             launches.append(_record(self.placed, (instance_id, name, vmtype, net, image_id, node, cached)))
             if cached:
                 self.use(node, image, now)
@@ -123,13 +125,13 @@ cdef class Ledger:
         cdef object instance_id = record[0]
         if instance_id in self.running:
             raise Conflict(f"{instance_id}: listed twice")
-        self.running[instance_id] = (record[0], record[1], record[2], record[4], record[5], bool(record[6])) \
-            + tuple(record[3])
+        self.running[instance_id] = untracked((record[0], record[1], record[2], record[4], record[5],
+                                               bool(record[6])) + tuple(record[3]))
 
     def mark_cached(self, instance_id) -> None:
         """The instance now holds a pin on its node's cached image (taken by the caller)."""
         cdef tuple r = self.running[instance_id]
-        self.running[instance_id] = r[:5] + (True,) + r[6:]
+        self.running[instance_id] = untracked(r[:5] + (True,) + r[6:])
 
     def get(self, instance_id):
         """The instance's record, or None if it is not running."""
