@@ -81,6 +81,7 @@ class DomainLayout:
 
     hypervisor: str = "kvm"
     bridge: str = ""
+    vlan_bridges: bool = False  # MANAGED: each instance on its group's segment, eucabr<vlan>, not on ``bridge``
     nic_model: str = "virtio"
     network: bool = True
 
@@ -125,7 +126,7 @@ class DomainLayout:
             ET.SubElement(disk, "target", dev=target, bus="xen")
         if self.network:
             nic = ET.SubElement(devices, "interface", type="bridge")
-            ET.SubElement(nic, "source", bridge=self.bridge or XEN_BRIDGE)
+            ET.SubElement(nic, "source", bridge=self._bridge(spec) or XEN_BRIDGE)
             ET.SubElement(nic, "mac", address=spec.mac or instance_mac(spec.instance_id))
             ET.SubElement(nic, "target", dev=tap_name(spec.instance_id))
             ET.SubElement(nic, "script", path=VIF_SCRIPT)
@@ -167,9 +168,10 @@ class DomainLayout:
             ET.SubElement(disk, "target", dev="vda", bus="virtio")
         if self.network:
             mac = spec.mac or instance_mac(spec.instance_id)
-            if self.bridge:
+            bridge = self._bridge(spec)
+            if bridge:
                 nic = ET.SubElement(devices, "interface", type="bridge")
-                ET.SubElement(nic, "source", bridge=self.bridge)
+                ET.SubElement(nic, "source", bridge=bridge)
                 ET.SubElement(nic, "target", dev=tap_name(spec.instance_id))
             else:
                 # No VNET_BRIDGE: user-mode networking needs no host set-up (a test or a laptop node).
@@ -182,6 +184,9 @@ class DomainLayout:
         console = ET.SubElement(devices, "console", type="pty")
         ET.SubElement(console, "target", type="serial", port="0")
         return domain
+
+    def _bridge(self, spec: InstanceSpec) -> str:
+        return f"eucabr{spec.vlan}" if self.vlan_bridges and spec.vlan >= 0 else self.bridge
 
     @staticmethod
     def _head(kind: str, spec: InstanceSpec) -> ET.Element:

@@ -46,6 +46,7 @@ log = logging.getLogger("drivers.libvirt")
 
 # Eucalyptus 2.0: a domain missing from five hypervisor lookups in a row is taken as shut off.
 VANISHED_AFTER = 5
+SEGMENT_WAIT = 30.0  # seconds a MANAGED node waits for an instance's segment bridge to appear
 # EC2 returns at most the last 64 KiB of a console.
 CONSOLE_LIMIT = 64 * 1024
 # A KVM host keeps memory for itself (Eucalyptus reserves 256 MB).
@@ -201,19 +202,27 @@ class LibvirtDriver:
     def start(self, spec: InstanceSpec) -> None:
         """ncRunInstance's last step: the files are in place; create the transient domain (Booting)."""
         files = InstanceFiles.of(self.instance_path, spec.account, spec.instance_id)
-        with self._lock:
-            known = self._domains.get(spec.instance_id)
-            if known is not None and known.state is not NcState.TEARDOWN:
-                raise NodeError(f"{spec.instance_id}: already on this node ({known.state.value})")
-            try:
-                xml = self.layout.xml(spec, files, ephemeral=files.ephemeral.exists(), swap=files.swap.exists())
-            except ValueError as exc:
-                raise NodeError(str(exc)) from None
-            try:
-                self.connection.createXML(xml, 0)
-            except libvirt.libvirtError as exc:
-                raise NodeError(f"{spec.instance_id}: cannot start the domain: {_message(exc)}") from None
-            self._domains[spec.instance_id] = _Domain(spec, NcState.BOOTING, self.clock())
+        try:
+            xml = self.layout.xml(spec, files, ephemeral=files.ephemeral.exists(), swap=files.swap.exists())
+        except ValueError as exc:
+            raise NodeError(str(exc)) from None
+        # MANAGED: the node's network agent makes the group's segment bridge once the cloud's view
+        # shows the instance, which may be a moment after the node is asked to start it
+        deadline = time.monotonic() + (SEGMENT_WAIT if self.layout.vlan_bridges else 0)
+        while True:
+            with self._lock:
+                known = self._domains.get(spec.instance_id)
+                if known is not None and known.state is not NcState.TEARDOWN:
+                    raise NodeError(f"{spec.instance_id}: already on this node ({known.state.value})")
+                try:
+                    self.connection.createXML(xml, 0)
+                except libvirt.libvirtError as exc:
+                    if "No such device" not in _message(exc) or time.monotonic() > deadline:
+                        raise NodeError(f"{spec.instance_id}: cannot start the domain: {_message(exc)}") from None
+                else:
+                    self._domains[spec.instance_id] = _Domain(spec, NcState.BOOTING, self.clock())
+                    return
+            time.sleep(0.25)
 
     def reboot(self, instance_id: str) -> None:
         with self._lock:

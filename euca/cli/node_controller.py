@@ -62,7 +62,9 @@ def build(args: argparse.Namespace) -> tuple[NodeController, int]:
                              "(it builds against Debian's libvirt-dev and pkg-config); --sim runs without it") from None
 
         uri = args.uri or ("xen:///system" if config.hypervisor == "xen" else "qemu:///system")
-        driver = LibvirtDriver(uri, layout=DomainLayout(config.hypervisor, config.vnet_bridge),
+        # MANAGED: an instance goes on its group's segment, as Eucalyptus's NC plugs it into eucabr<vlan>
+        layout = DomainLayout(config.hypervisor, config.vnet_bridge, vlan_bridges=config.vnet_mode == "MANAGED")
+        driver = LibvirtDriver(uri, layout=layout,
                                instance_path=config.instance_path,
                                overrides=(config.max_cores, config.max_mem, config.max_disk))
     source = ImageSources(LocalFiles(Path(args.images) if args.images else None))

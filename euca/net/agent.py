@@ -86,6 +86,7 @@ class Agent:
             self.dhcp.apply(desired)
         self.applied_at = time.monotonic()
         self.applies += 1
+        log.info("network view applied (%s): %d commands", desired.mode, self.host.commands)
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -141,14 +141,15 @@ class Libvirtd:
             _ip("route", "add", route, "dev", name)
         return name
 
-    def link_namespace(self, name: str, address: str, gateway: str) -> str:
+    def link_namespace(self, name: str, address: str, gateway: str, inside: str = "") -> str:
         """A new named namespace (``ip netns add``), its ``eth0`` (``address``, "a.b.c.d/n", default
-        route via ``gateway``) linked to ``gateway``'s end in the guests' namespace: a client one
-        router (the guests' namespace) away from the guests. Returns the name; ``stop`` deletes it."""
+        route via ``gateway``) linked to ``gateway``'s end in the guests' namespace (device ``inside``,
+        by default ``lvc<n>``): a client one router (the guests' namespace) away from the guests, or
+        another host on the node's private network. Returns the name; ``stop`` deletes it."""
         _ip("netns", "add", name)
         self._namespaces.append(name)
         prefix = address.split("/")[1]
-        inside = f"lvc{len(self._namespaces)}"
+        inside = inside or f"lvc{len(self._namespaces)}"
         _ip("link", "add", "eth0", "netns", name, "type", "veth", "peer", "name", inside, "netns", str(self.pid))
         _ip("-n", name, "link", "set", "lo", "up")
         _ip("-n", name, "addr", "add", address, "dev", "eth0")
