@@ -5,6 +5,12 @@ before the metadata that names it is committed; a blob is deleted only after the
 naming it. So a crash at any point leaves, besides whole objects, only files nothing names: the
 start-up sweep (``sweep``) deletes those. As MinIO and Walrus do it.
 
+A version completed from a multipart upload keeps its parts' files: its blob is a manifest
+(``+id:size,id:size,...``, the parts in order) and a read streams across them, so completion moves
+no bytes (as S3 and MinIO keep a multipart object as its parts). The manifest commits in the same
+transaction that forgets the upload, so a crash leaves the parts named either by the upload or by
+the object, never by neither.
+
 ``fsync``: whether a body (and its directory entry) is forced to disk before its metadata commits.
 A killed server loses nothing either way (the page cache outlives the process); a power cut needs
 the fsync. ``euca up`` ties it to the store's own choice (``--sync full``), since an object is
@@ -15,18 +21,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import random
 import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import BinaryIO
 
 from euca.core.s3errors import InsufficientStorage
 
 BUFFER = 1 << 20  # bytes read or copied at a time
 INLINE = 64 << 10  # an object body up to this size is kept in the store beside its metadata
 INLINE_MARK = "="  # how an inline blob's id starts (a file's id is hex)
+MANIFEST_MARK = "+"  # how the blob of a version made of its multipart upload's part files starts
 SPACE_EVERY_BYTES = 64 << 20  # free space is looked at again after this many bytes written ...
 SPACE_EVERY_SECONDS = 1.0  # ... or this long
 
@@ -39,6 +48,33 @@ def new_id() -> str:
 
 def is_inline(blob: str) -> bool:
     return blob.startswith(INLINE_MARK)
+
+
+def is_manifest(blob: str) -> bool:
+    return blob.startswith(MANIFEST_MARK)
+
+
+def manifest(parts: Iterable[tuple[str, int]]) -> str:
+    """The blob of a version made of these (file id, size) parts, in order."""
+    return MANIFEST_MARK + ",".join(f"{blob}:{size}" for blob, size in parts)
+
+
+def pieces(blob: str) -> list[tuple[str, int]]:
+    """A manifest's (file id, size) parts in order."""
+    found = []
+    for entry in blob[1:].split(","):
+        name, _, size = entry.partition(":")
+        found.append((name, int(size)))
+    return found
+
+
+def files(blob: str) -> list[str]:
+    """The ids of the files a blob names: none (inline or a delete marker), one, or a manifest's parts."""
+    if not blob or is_inline(blob):
+        return []
+    if is_manifest(blob):
+        return [name for name, _ in pieces(blob)]
+    return [blob]
 
 
 class Staged:
@@ -181,18 +217,30 @@ class Blobs:
     def stage(self, with_sha256: bool = False, inline: bool = False) -> Staged:
         return Staged(self, with_sha256, inline)
 
-    def concatenate(self, blobs: list[str]) -> Staged:
-        """A new staged body made of the given blobs one after another (a multipart completion)."""
-        staged = self.stage()
-        try:
-            for blob in blobs:
-                with open(self.path(blob), "rb") as src:
-                    while chunk := src.read(BUFFER):
-                        staged.write(chunk)
-        except BaseException:
-            staged.discard()
-            raise
-        return staged
+    def segments(self, blob: str, first: int, length: int) -> list[tuple[Path, int, int]]:
+        """The (file, offset, length) runs holding ``length`` bytes of a file blob from ``first``: one
+        for a plain blob, one per part touched for a manifest."""
+        if not is_manifest(blob):
+            return [(self.path(blob), first, length)]
+        runs: list[tuple[Path, int, int]] = []
+        start = 0
+        for name, size in pieces(blob):
+            if length <= 0:
+                break
+            if first < start + size:
+                offset = max(0, first - start)
+                take = min(size - offset, length)
+                runs.append((self.path(name), offset, take))
+                length -= take
+                first += take
+            start += size
+        return runs
+
+    def open(self, blob: str, size: int) -> BinaryIO:
+        """A file blob's bytes as one readable file (the caller closes it)."""
+        if not is_manifest(blob):
+            return open(self.path(blob), "rb")
+        return io.BufferedReader(_Joined(self.segments(blob, 0, size)), BUFFER)
 
     def copy_range(self, blob: str, first: int, last: int, data: bytes | None = None) -> Staged:
         """A new staged body holding bytes first..last (inclusive) of a blob (a copy); ``data``:
@@ -202,15 +250,15 @@ class Blobs:
             if data is not None:
                 staged.write(data[first:last + 1])
                 return staged
-            with open(self.path(blob), "rb") as src:
-                src.seek(first)
-                left = last - first + 1
-                while left > 0:
-                    chunk = src.read(min(BUFFER, left))
-                    if not chunk:
-                        break
-                    staged.write(chunk)
-                    left -= len(chunk)
+            for path, offset, left in self.segments(blob, first, last - first + 1):
+                with open(path, "rb") as src:
+                    src.seek(offset)
+                    while left > 0:
+                        chunk = src.read(min(BUFFER, left))
+                        if not chunk:
+                            break
+                        staged.write(chunk)
+                        left -= len(chunk)
         except BaseException:
             staged.discard()
             raise
@@ -221,10 +269,10 @@ class Blobs:
             self.delete(blob)
 
     def delete(self, blob: str) -> None:
-        """Delete a blob's file (an inline blob goes with its row, in the store's transaction)."""
-        if blob and not is_inline(blob):
+        """Delete a blob's files (an inline blob goes with its row, in the store's transaction)."""
+        for name in files(blob):
             with contextlib.suppress(FileNotFoundError):
-                self.path(blob).unlink()
+                self.path(name).unlink()
 
     def sweep(self, referenced: set[str]) -> int:
         """Delete every temporary file and every blob nothing names; how many went."""
@@ -240,3 +288,41 @@ class Blobs:
                         path.unlink()
                         gone += 1
         return gone
+
+
+class _Joined(io.RawIOBase):
+    """The runs of a manifest read one after another, each file opened when reached."""
+
+    def __init__(self, runs: list[tuple[Path, int, int]]) -> None:
+        self._runs = runs
+        self._at = 0
+        self._fd = -1
+        self._offset = self._left = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        while self._left <= 0:
+            self._close_fd()
+            if self._at >= len(self._runs):
+                return 0
+            path, self._offset, self._left = self._runs[self._at]
+            self._at += 1
+            self._fd = os.open(path, os.O_RDONLY)
+        view = memoryview(buffer)
+        got = os.preadv(self._fd, [view[:min(len(view), self._left)]], self._offset)
+        if got == 0:
+            raise OSError(f"a part of the object ended early: {self._runs[self._at - 1][0]}")
+        self._offset += got
+        self._left -= got
+        return got
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def close(self) -> None:
+        self._close_fd()
+        super().close()

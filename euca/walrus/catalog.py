@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from euca.store import Store, Tx
+from euca.walrus.blobs import files
 from euca.walrus.model import Acl, Bucket, Listed, ObjectInfo, Part, Upload
 
 
@@ -323,7 +324,9 @@ class Catalog:
         return [_object(r) for r in rows]
 
     def referenced_blobs(self) -> set[str]:
-        blobs = {str(r[0]) for r in self.store.rows("SELECT blob FROM s3_object WHERE blob <> ''")}
+        """The files some version or upload part names (a multipart version names its parts')."""
+        blobs = {name for r in self.store.rows("SELECT blob FROM s3_object WHERE blob <> ''")
+                 for name in files(str(r[0]))}
         return blobs | {str(r[0]) for r in self.store.rows("SELECT blob FROM s3_part")}
 
     # --- multipart uploads --------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""Multipart uploads: parts written as blobs of their own, joined into one object at completion.
+"""Multipart uploads: parts written as blobs of their own, kept as the object's body at completion.
 
-Completion writes the joined body to a new blob, places it, and in one transaction makes it the
-key's newest version and forgets the upload; the part blobs go after that commit. A crash before
-the commit leaves the upload as it was (the client completes it again); after it, the object.
+Completion copies nothing and reads nothing: the new version's blob is a manifest of the chosen
+parts' files (``blobs.manifest``), and its ETag the MD5 of the parts' MD5s (each computed once, as
+the part streamed in) with ``-N``, as S3's. One transaction makes it the key's newest version and
+forgets the upload; parts left out of the object go after that commit. A crash before the commit
+leaves the upload as it was (the client completes it again); after it, the object.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from euca.core.s3errors import (
     NoSuchUpload,
 )
 from euca.walrus import acl as acls
-from euca.walrus.blobs import Staged
+from euca.walrus.blobs import Staged, manifest
 from euca.walrus.model import Acl, ObjectInfo, Part, Requester, Upload
 
 if TYPE_CHECKING:
@@ -123,18 +125,11 @@ class Uploads:
                                      PartNumber=str(part.number), ETag=part.etag)
         joined = hashlib.md5(b"".join(bytes.fromhex(_bare(p.etag)) for p in parts), usedforsecurity=False)
         etag = f'"{joined.hexdigest()}-{len(parts)}"'
-        self.walrus.blobs.check_space()
-        staged = self.walrus.blobs.concatenate([p.blob for p in parts])
         if self.walrus.catalog.bucket(bucket) is None:
-            staged.discard()
             raise AccessDenied()
-        try:
-            blob = staged.place()
-        except BaseException:
-            staged.discard()
-            raise
-        info = ObjectInfo(bucket, key, "", staged.size, etag, self.walrus.clock(), upload.owner, blob,
-                          headers=upload.headers, metadata=upload.metadata, acl=upload.acl, parts=len(parts))
+        blob = manifest((p.blob, p.size) for p in parts)
+        info = ObjectInfo(bucket, key, "", sum(p.size for p in parts), etag, self.walrus.clock(), upload.owner,
+                          blob, headers=upload.headers, metadata=upload.metadata, acl=upload.acl, parts=len(parts))
         return self.walrus.write_version(bucket, info, upload_id=upload_id)
 
 

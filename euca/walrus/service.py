@@ -36,7 +36,7 @@ from euca.core.s3errors import (
 )
 from euca.store import Store, Tx
 from euca.walrus import acl as acls
-from euca.walrus.blobs import Blobs, Staged, is_inline
+from euca.walrus.blobs import Blobs, Staged, files, is_inline
 from euca.walrus.catalog import Catalog, next_seq, successor
 from euca.walrus.model import NULL_VERSION, Acl, Bucket, Listed, Listing, ObjectInfo, Requester
 from euca.walrus.names import check_bucket_name, check_key
@@ -216,11 +216,13 @@ class Walrus:
     def write_version(self, bucket_name: str, info: ObjectInfo, upload_id: str = "",
                       inline: bytes | None = None) -> ObjectInfo:
         """Commit ``info`` (its blob already in place, or ``inline`` its bytes) as the key's latest
-        version; with ``upload_id``, in the same transaction forget that multipart upload and its parts."""
+        version; with ``upload_id``, in the same transaction forget that multipart upload, whose
+        parts' files ``info.blob`` names (those it leaves out go once this commits)."""
         try:
             return self._write_version(bucket_name, info, upload_id, inline)
         except BaseException:
-            self.blobs.delete(info.blob)
+            if not upload_id:  # an upload's parts stay its own until the commit
+                self.blobs.delete(info.blob)
             raise
 
     def _write_version(self, bucket_name: str, info: ObjectInfo, upload_id: str, inline: bytes | None) -> ObjectInfo:
@@ -231,7 +233,13 @@ class Walrus:
 
                     raise NoSuchUpload(UploadId=upload_id)
                 parts = self.catalog.delete_upload(tx, upload_id)
-                tx.on_commit(lambda: self.blobs.delete_all(parts))
+                kept = files(info.blob)
+                if not set(kept) <= set(parts):  # a part replaced since the completion read them
+                    from euca.core.s3errors import InvalidPart
+
+                    raise InvalidPart(UploadId=upload_id)
+                left_out = [blob for blob in parts if blob not in set(kept)]
+                tx.on_commit(lambda: self.blobs.delete_all(left_out))
             bucket = self.catalog.tx_bucket(tx, bucket_name)
             if bucket is None:
                 raise NoSuchBucket(BucketName=bucket_name)
@@ -328,8 +336,14 @@ class Walrus:
         return info, data
 
     def blob_path(self, info: ObjectInfo) -> Path:
-        """The file holding a version's bytes (not for an inline one: ``inline_data``)."""
+        """The file holding a version's bytes (not for an inline one, ``inline_data``, nor for one
+        kept as its multipart upload's parts, ``segments``)."""
         return self.blobs.path(info.blob)
+
+    def segments(self, info: ObjectInfo, first: int, length: int) -> list[tuple[Path, int, int]]:
+        """The (file, offset, length) runs holding ``length`` bytes of a version from ``first``, in
+        order: one, or one per part touched (not for an inline version: ``inline_data``)."""
+        return self.blobs.segments(info.blob, first, length)
 
     def inline_data(self, info: ObjectInfo) -> bytes | None:
         """The bytes of a version kept in the store (a small one), None when they are in a file."""
@@ -349,7 +363,7 @@ class Walrus:
         """The object's description and its bytes as an open file (the caller closes it)."""
         info = self.head_object(who, bucket, key, version_id)
         data = self.inline_data(info)
-        return info, io.BytesIO(data) if data is not None else open(self.blob_path(info), "rb")
+        return info, io.BytesIO(data) if data is not None else self.blobs.open(info.blob, info.size)
 
     def delete_object(self, who: Requester | None, bucket: str, key: str,
                       version_id: str | None = None) -> ObjectInfo | None:

@@ -13,6 +13,7 @@ import logging
 import os
 import random
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import Message, Receive, Scope, Send
@@ -129,37 +130,57 @@ class S3Api:
     async def _send(self, reply: Reply, send: Send, request_id: str, method: str) -> None:
         headers = reply.headers
         headers.setdefault("x-amz-request-id", request_id)
-        if reply.path is None and "content-length" not in headers:
+        if reply.runs is None and "content-length" not in headers:
             headers["content-length"] = str(len(reply.body))
         if reply.body and "content-type" not in headers:
             headers["content-type"] = _XML
         raw = [(k.encode("latin-1"), _header_value(v)) for k, v in headers.items()]
-        if reply.path is None:
+        if reply.runs is None:
             await send({"type": "http.response.start", "status": reply.status, "headers": raw})
             await send({"type": "http.response.body", "body": reply.body})
             return
+        runs = reply.runs
         try:
-            fd = os.open(reply.path, os.O_RDONLY)
+            fd = os.open(runs[0][0], os.O_RDONLY) if runs else -1
         except FileNotFoundError:
             # deleted between the lookup and the open: as if it had been a moment earlier
             error = self._error(InternalError("The object changed while it was read; try again"), "", request_id,
                                 method)
             await self._send(error, send, request_id, method)
             return
+        await send({"type": "http.response.start", "status": reply.status, "headers": raw})
         try:
-            await send({"type": "http.response.start", "status": reply.status, "headers": raw})
-            offset, left = reply.offset, reply.length
+            await self._stream(runs, fd, send)
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    @staticmethod
+    async def _stream(runs: list[tuple[Path, int, int]], fd: int, send: Send) -> None:
+        """The runs' bytes, in order, as the response body; ``fd`` is the first run's file, open
+        (closed by the caller), each later one opened when reached. A file gone or shorter than
+        its run ends the body short, which the client sees against the content-length."""
+        left_total = sum(length for _, _, length in runs)
+        for n, (path, offset, left) in enumerate(runs):
+            if n:
+                try:
+                    more = os.open(path, os.O_RDONLY)
+                except FileNotFoundError:
+                    break
+                os.dup2(more, fd)
+                os.close(more)
             while left > 0:
                 chunk = os.pread(fd, min(SEND_BUFFER, left), offset)
                 if not chunk:
                     break
                 offset += len(chunk)
                 left -= len(chunk)
-                await send({"type": "http.response.body", "body": chunk, "more_body": left > 0})
-            if left > 0 or reply.length == 0:
-                await send({"type": "http.response.body", "body": b""})
-        finally:
-            os.close(fd)
+                left_total -= len(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": left_total > 0})
+            if left > 0:
+                break
+        if left_total > 0 or not runs or not any(length for _, _, length in runs):
+            await send({"type": "http.response.body", "body": b""})
 
 
 def _v2_resources(as_sent: tuple[str, ...], bucket: str, key: str) -> list[str]:

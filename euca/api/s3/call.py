@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 from starlette.types import Receive
 
@@ -42,10 +41,9 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    file: BinaryIO | None = None  # streamed from ``offset`` for ``length`` bytes, then closed
-    offset: int = 0
-    length: int = 0
-    path: Path | None = None
+    # a body streamed from files: (file, offset, length) runs in order (an object kept as its
+    # multipart upload's parts is one run per part)
+    runs: list[tuple[Path, int, int]] | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -257,7 +257,7 @@ async def get_object(call: Call) -> Reply:
         return Reply(status, headers)
     if data is not None:
         return Reply(status, headers, data[first:first + length])
-    return Reply(status, headers, path=call.walrus.blob_path(info), offset=first, length=length)
+    return Reply(status, headers, runs=call.walrus.segments(info, first, length))
 
 
 # --- DELETE --------------------------------------------------------------------------------------------
