@@ -338,3 +338,71 @@ def test_imdsv2_tokens_go_no_further_than_the_hop_limit(net_tools: None, tmp_pat
             if up is not None:
                 up.stop()
             sh("ip", "link", "del", uplink, check=False)
+
+
+def test_the_node_controller_runs_the_network_agent_beside_it(net_tools: None, tmp_path: Path) -> None:
+    """``euca node-controller --network-agent``: the agent runs on the node controller's host (here
+    a namespace), with the node's key and its eucalyptus.conf's settings: in MANAGED-NOVLAN a
+    node's role, on VNET_BRIDGE (the bridge made, no address on it, the ports' bridge table, no
+    group chains: the routing host has those). It ends with the node controller; in SYSTEM none runs."""
+    import re
+    import signal
+    import sys
+
+    from tests.guest.procs import Process, euca, free_port, until
+
+    n = os.getpid() % 50
+    host_ip, node_ip = f"10.253.{n}.1", f"10.253.{n}.2"
+    cloud_conf = tmp_path / "eucalyptus.conf"
+    cloud_conf.write_text(f'VNET_MODE="MANAGED-NOVLAN"\nVNET_SUBNET="10.{130 + n}.0.0"\nVNET_NETMASK="255.255.0.0"\n'
+                          f'VNET_PUBLICIPS="203.0.113.30-203.0.113.40"\n')
+    data, port, nc_port, key = tmp_path / "data", free_port(), free_port(), "nc-agent-key"
+    with lab(f"nc{n}") as net:
+        uplink = f"lvn{os.getpid()}"[:15]
+        sh("ip", "link", "add", uplink, "type", "veth", "peer", "name", "up1", "netns", net.host)
+        procs: list[Process] = []
+        try:
+            sh("ip", "addr", "add", f"{host_ip}/30", "dev", uplink)
+            sh("ip", "link", "set", uplink, "up")
+            sh("ip", "-n", net.host, "addr", "add", f"{node_ip}/30", "dev", "up1")
+            sh("ip", "-n", net.host, "link", "set", "up1", "up")
+            procs.append(Process("euca up", ["-m", "euca.cli", "up", "--data-dir", str(data), "--host", host_ip,
+                                             "--port", str(port), "--config", str(cloud_conf)], tmp_path / "up.log"))
+            procs[-1].wait_for("EC2 API on")
+            added = euca("node", "add", "nc1", "--url", f"http://{node_ip}:{nc_port}", "--key", key,
+                         "--data-dir", str(data))
+            assert added.returncode == 0, added.stderr
+
+            def node_controller(mode: str) -> Process:
+                conf = tmp_path / f"nc-{mode}.conf"
+                conf.write_text(f'VNET_MODE="{mode}"\nVNET_BRIDGE="eucabr"\nINSTANCE_PATH="{tmp_path / "inst"}"\n')
+                return Process(f"euca node-controller ({mode})", [
+                    "-c", "import os,sys; os.execvp(sys.argv[1], sys.argv[1:])",
+                    "ip", "netns", "exec", net.host, sys.executable, "-m", "euca.cli", "node-controller", "--sim",
+                    "--config", str(conf), "--host", node_ip, "--port", str(nc_port), "--key", key,
+                    "--network-agent", f"http://{host_ip}:{port}", "--node-name", "nc1",
+                    "--network-agent-args", "--poll 0.2 --state-dir " + str(tmp_path / "agent")],
+                    tmp_path / f"nc-{mode}.log")
+
+            nc = node_controller("MANAGED-NOVLAN")
+            procs.append(nc)
+            nc.wait_for("node controller on")
+            pid = int(re.findall(r"network agent started \(pid (\d+)\)", nc.output())[0])
+            until("the agent's first view", lambda: "network view applied (MANAGED-NOVLAN)" in nc.output(), 20.0,
+                  *procs)
+            assert "inet " not in net.in_ns(net.host, "ip", "-4", "addr", "show", "dev", "eucabr")
+            assert "chain ports" in net.in_ns(net.host, "nft", "list", "table", "bridge", "euca")
+            assert "EUCA_" not in net.in_ns(net.host, "iptables-save")
+            nc.proc.send_signal(signal.SIGINT)
+            nc.proc.wait(timeout=30)
+            assert not os.path.exists(f"/proc/{pid}")  # ended and reaped with the node controller
+
+            system = node_controller("SYSTEM")
+            procs.append(system)
+            system.wait_for("node controller on")
+            assert "VNET_MODE is SYSTEM: no network agent" in system.output()
+            assert "network agent started" not in system.output()
+        finally:
+            for proc in reversed(procs):
+                proc.stop()
+            sh("ip", "link", "del", uplink, check=False)

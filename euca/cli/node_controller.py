@@ -30,6 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", help="a file holding the shared key")
     parser.add_argument("--images", help="directory that relative file locations (image records from before "
                         "Walrus) are resolved against; images in Walrus are downloaded by URL")
+    parser.add_argument("--network-agent", metavar="CLOUD_URL",
+                        help="also run this host's network agent (euca network-agent) against the cloud's API, "
+                             "e.g. http://10.0.0.5:8773, with this node's key and eucalyptus.conf's VNET_ settings; "
+                             "it stops with the node controller (none in VNET_MODE SYSTEM)")
+    parser.add_argument("--node-name", default=os.uname().nodename,
+                        help="--network-agent: the name euca node add registered this node under (default: host name)")
+    parser.add_argument("--network-agent-args", default="",
+                        help='--network-agent: more of its options, e.g. "--mode EDGE" or "--segments vxlan '
+                             '--vxlan-local IP --vxlan-remote IP"')
     parser.add_argument("--log-level", default="info")
 
 
@@ -94,9 +103,22 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, NodeError, OSError, ValueError) as exc:
         print(f"euca: {exc}", file=sys.stderr)
         return 2
+    agent = None
+    if args.network_agent:
+        from euca.cli import network_agent
+        from euca.core.config import Config, load_config
+
+        config = load_config(args.config) if args.config else Config()
+        agent = network_agent.for_node(config, args.network_agent, args.node_name, key, args.network_agent_args)
+        if agent is None:
+            log.info("VNET_MODE is SYSTEM: no network agent on this node")
+        else:
+            log.info("network agent started (pid %d)", agent.pid)
     try:
         serve(create_app(nc, key), args.host, port, f"node controller on http://{args.host}:{port}/nc/",
               log_level="warning", access_log=False)
     finally:
         nc.close()
+        if agent is not None:
+            network_agent.stop(agent)
     return 0
