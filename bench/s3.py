@@ -3,7 +3,9 @@
 Both servers run as subprocesses on 127.0.0.1 with one worker each (euca with ``--s3-port``).
 Small objects (4 KiB) are PUT and GET over one kept-alive connection with SigV4-signed raw HTTP
 (the server's cost dominates) and through boto3 (what users run); large objects (64 MiB) are PUT
-and GET raw, in MB/s; ListObjectsV2 pages through 10,000 keys (1,000 a page), raw and with boto3.
+and GET raw, in MB/s, and so is a 256 MiB object written as a multipart upload of 8 MiB parts
+(initiated, its parts PUT one after another, completed) and read back whole; ListObjectsV2
+pages through 10,000 keys (1,000 a page), raw and with boto3.
 Every workload runs several times on each server, the servers taking turns workload by workload,
 and the medians are compared. Printed per workload: each server's median rate, the ratio of the
 medians and the range of the per-repeat ratios, then the euca server's peak RSS growth.
@@ -25,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 import boto3
 from botocore.config import Config
@@ -33,6 +36,8 @@ from bench.api import _free_port, _process, eucarc
 
 SMALL = 4096
 LARGE = 64 << 20
+MULTIPART = 256 << 20
+PART = 8 << 20
 
 
 @dataclass
@@ -64,6 +69,7 @@ class RawS3:
         self._second, self._amz_date = -1, ""
         self._body, self._payload = b"", hashlib.sha256(b"").hexdigest()
         self.buffer = bytearray(1 << 20)
+        self.etag = ""  # the last answer's ETag header
 
     def _connect(self) -> None:
         self.sock = socket.create_connection(("127.0.0.1", self.target.port), timeout=120)
@@ -118,6 +124,7 @@ class RawS3:
                 self.sock.sendall(chunk)
         status = int(self.file.readline().split()[1])
         content_length, close, chunked = 0, False, False
+        self.etag = ""
         while (line := self.file.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
             name = name.strip().lower()
@@ -127,6 +134,8 @@ class RawS3:
                 close = True
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
+            elif name == b"etag":
+                self.etag = value.strip().decode()
         received = 0
         if chunked:
             while (n := int(self.file.readline().split(b";")[0], 16)) > 0:
@@ -150,6 +159,10 @@ class RawS3:
                 break
             left -= got
         return n - left
+
+    def text(self, received: int) -> str:
+        """The last answer's body, when it fit in the buffer (a small XML document)."""
+        return bytes(self.buffer[:received]).decode()
 
     def close(self) -> None:
         if self.sock is not None:
@@ -289,6 +302,30 @@ def _workloads(sizes: Sizes) -> list[tuple[str, str, Callable[[Side, int], float
                 raw.request("GET", f"/bench/large-{i % n_large}")
         return n_large * 2 * LARGE / 1e6 / _raw_timed(side, run)
 
+    part = b"m" * PART
+
+    def put_multipart(side: Side, r: int) -> float:
+        def run(raw: RawS3) -> None:
+            key = f"/bench/multipart-{r}"
+            answer = raw.text(raw.request("POST", f"{key}?uploads"))
+            upload = quote(answer.split("<UploadId>")[1].split("</UploadId>")[0], safe="")
+            etags = []
+            for number in range(1, MULTIPART // PART + 1):
+                raw.request("PUT", f"{key}?partNumber={number}&uploadId={upload}", part)
+                etags.append(raw.etag)
+            listed = "".join(f"<Part><PartNumber>{n}</PartNumber><ETag>{e}</ETag></Part>"
+                             for n, e in enumerate(etags, 1))
+            raw.request("POST", f"{key}?uploadId={upload}",
+                        f"<CompleteMultipartUpload>{listed}</CompleteMultipartUpload>".encode())
+        return MULTIPART / 1e6 / _raw_timed(side, run)
+
+    def get_multipart(side: Side, r: int) -> float:
+        def run(raw: RawS3) -> None:
+            assert raw.request("GET", f"/bench/multipart-{r}") == MULTIPART
+        rate = MULTIPART / 1e6 / _raw_timed(side, run)
+        side.client.delete_object(Bucket="bench", Key=f"multipart-{r}")  # not kept: moto holds it in memory
+        return rate
+
     def list_raw(side: Side, r: int) -> float:
         def run(raw: RawS3) -> None:
             # pages of 1,000 keys: start-after the last key of each page (both servers honour it)
@@ -309,6 +346,8 @@ def _workloads(sizes: Sizes) -> list[tuple[str, str, Callable[[Side, int], float
     return [("PUT 4 KiB (raw HTTP)", "req/s", put_raw), ("GET 4 KiB (raw HTTP)", "req/s", get_raw),
             ("PUT 4 KiB (boto3)", "req/s", put_boto), ("GET 4 KiB (boto3)", "req/s", get_boto),
             ("PUT 64 MiB (raw HTTP)", "MB/s", put_large), ("GET 64 MiB (raw HTTP)", "MB/s", get_large),
+            ("multipart PUT 256 MiB, 8 MiB parts (raw HTTP)", "MB/s", put_multipart),
+            ("GET of that 256 MiB multipart object (raw HTTP)", "MB/s", get_multipart),
             (f"ListObjectsV2 over {n_list:,} keys (raw HTTP)", "lists/s", list_raw),
             (f"ListObjectsV2 over {n_list:,} keys (boto3)", "lists/s", list_boto)]
 
