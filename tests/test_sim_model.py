@@ -157,3 +157,18 @@ def test_the_model_measures_utilisation_against_what_the_cc_may_schedule() -> No
     summary = run_scenario(scenario).summary
     assert summary["schedulable_capacity"]["cores"] == 80 and summary["schedulable_capacity"]["hardware_cores"] == 320
     assert 0.5 < summary["utilisation"]["cores"] <= 1.0
+
+
+def test_ends_run_in_one_go_exactly_as_through_simpys_queue() -> None:
+    """Instance ends due before anything else run in one callback: the same results as when each
+    end goes through SimPy's queue, with failures, power changes and progress pauses in between."""
+    scenario = replace(SMALL, policy="POWERSAVE", failures=Failures(mtbf_hours=20.0, mttr_hours=1.0))
+
+    def one_by_one(cloud: Cloud) -> None:
+        cloud._inline = False
+
+    inline = run_scenario(scenario, on_progress=lambda done, total: None)
+    queued = run_scenario(scenario, observe=one_by_one, on_progress=lambda done, total: None)
+    assert json.dumps(inline.summary, sort_keys=True) == json.dumps(queued.summary, sort_keys=True)
+    assert inline.series == queued.series
+    assert inline.summary["accepted"] > 0 and inline.summary["failures"]["node_failures"] > 0
