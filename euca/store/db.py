@@ -9,6 +9,7 @@ crash they load everything back with ``load``.
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -28,6 +29,12 @@ SCHEMA = (
 )
 
 Row = tuple[Any, ...]
+WAL_LIMIT = 32 << 20  # bytes of SQLite's write-ahead log kept on disk once it rewinds
+# log frames (a 4 KiB page and its header) past which a checkpoint finishes under the store's lock,
+# so that the log rewinds: about WAL_LIMIT bytes of them
+WAL_REWIND = WAL_LIMIT // (4096 + 24)
+WAL_BUSY = 1024  # log frames past which the next checkpoint comes sooner (commits are streaming in)
+WAL_LOOK = 64  # commits between looks at the log file's size
 CHANGED = "changed"  # meta key of the change counter; per kind it is "changed:<kind>"
 
 
@@ -144,9 +151,12 @@ class Store:
             # their own instead of inside whichever commit crosses 1000 pages; that commit used to take
             # milliseconds. A commit is durable once it is in the WAL, checkpointed or not.
             conn.execute("PRAGMA wal_autocheckpoint=0")
+            # a WAL rewound after a burst is cut back to this size (without it the file keeps its
+            # largest size for good, every later commit writing into the same long file)
+            conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self._conn = _SqliteConnection(conn)
             self._placeholder = "?"
-            self._checkpointer = _Checkpointer(url)
+            self._checkpointer = _Checkpointer(url, self._lock)
         with self.transaction() as tx:
             for statement in SCHEMA:
                 tx.execute(statement)
@@ -180,6 +190,8 @@ class Store:
                 self._own[kind] = self._own.get(kind, 0) + 1
             for action in tx.committed:
                 action()
+            if self._checkpointer is not None:
+                self._checkpointer.committed()
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._lock:
@@ -266,13 +278,33 @@ class _SqliteConnection:
 
 class _Checkpointer:
     """Copies committed WAL pages into the database file every ``every`` seconds, on its own
-    connection and thread (sqlite3 lets go of the GIL while it writes), so no request waits for it."""
+    connection and thread (sqlite3 lets go of the GIL while it writes), so no request waits for it.
 
-    def __init__(self, path: str, every: float = 0.5) -> None:
-        self._path, self._every = path, every
-        self._stop = threading.Event()
+    The log only rewinds (its next commit written at its start) when a transaction begins after a
+    checkpoint copied every frame in it; under a steady stream of commits the next one has always
+    begun (and committed more) by then, and the log grows without end. So when the log is longer
+    than ``WAL_REWIND`` pages, the round is finished holding the store's own lock: what was
+    committed while it ran (a small part) is copied with this process's transactions waiting that
+    long, and the next commit rewinds the log (``journal_size_limit`` then cuts the file back).
+    Rounds come sooner while commits stream in, so each copies less, and at once when a commit
+    finds the log file longer than ``WAL_LIMIT`` (looked at every ``WAL_LOOK`` commits)."""
+
+    def __init__(self, path: str, lock: threading.RLock, every: float = 0.25, busy_every: float = 0.1) -> None:
+        self._path, self._lock, self._every, self._busy_every = path, lock, every, busy_every
+        self._wal = path + "-wal"
+        self._commits = 0
+        self._stopping = False
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
         self._thread.start()
+
+    def committed(self) -> None:
+        """A commit landed (called under the store's lock): now and then, a look at the log's size."""
+        self._commits += 1
+        if self._commits % WAL_LOOK == 0 and not self._wake.is_set():
+            with contextlib.suppress(OSError):
+                if os.stat(self._wal).st_size > WAL_LIMIT:
+                    self._wake.set()
 
     def _run(self) -> None:
         try:
@@ -280,18 +312,38 @@ class _Checkpointer:
         except sqlite3.Error:
             return  # the store's own connection opened this file; without this one, commits still land
         try:
-            while not self._stop.wait(self._every):
-                self._checkpoint(conn)
+            wait = self._every
+            while True:
+                self._wake.wait(wait)
+                self._wake.clear()
+                if self._stopping:
+                    break
+                wait = self._busy_every if self._round(conn) else self._every
             self._checkpoint(conn)
         finally:
             conn.close()
 
+    def _round(self, conn: sqlite3.Connection) -> bool:
+        """One checkpoint, finished under the lock if the log is long; whether it is growing fast."""
+        log = self._checkpoint(conn)
+        if log <= WAL_REWIND:
+            return log > WAL_BUSY
+        if self._lock.acquire(timeout=self._every):
+            try:
+                self._checkpoint(conn)
+            finally:
+                self._lock.release()
+        return True
+
     @staticmethod
-    def _checkpoint(conn: sqlite3.Connection) -> None:
+    def _checkpoint(conn: sqlite3.Connection) -> int:
+        """Copy what the log holds; how many pages long the log is."""
         # busy, locked or gone: the WAL keeps every commit until the next round
         with contextlib.suppress(sqlite3.Error):
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            return max(0, int(conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]))
+        return 0
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping = True
+        self._wake.set()
         self._thread.join(10)
