@@ -6,6 +6,7 @@ on PostgreSQL the key columns are declared ``COLLATE "C"``.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -205,6 +206,15 @@ class Catalog:
         rows = self.store.rows("SELECT data FROM s3_object WHERE bucket = ? AND key = ? AND version = ? AND blob = ?",
                                (o.bucket, o.key, o.version_id, o.blob))
         return _bytes(rows[0][0]) if rows else None
+
+    def lock_key(self, tx: Tx, bucket: str, key: str) -> None:
+        """Hold the key until ``tx`` ends, against other servers writing it: which of its versions
+        is the latest is read and switched in one transaction at a time. On PostgreSQL a transaction
+        advisory lock on a 64-bit hash of the key (two keys sharing one only wait for each other);
+        SQLite already runs one write transaction at a time (BEGIN IMMEDIATE)."""
+        if self.store.is_postgres:
+            digest = hashlib.blake2b(f"{bucket}/{key}".encode(), digest_size=8, person=b"euca-s3-key").digest()
+            tx.execute("SELECT pg_advisory_xact_lock(?)", (int.from_bytes(digest, "big", signed=True),))
 
     @staticmethod
     def take_version(tx: Tx, bucket: str, key: str, version: str) -> tuple[str, bool, int] | None:

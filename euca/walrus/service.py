@@ -240,6 +240,7 @@ class Walrus:
                     raise InvalidPart(UploadId=upload_id)
                 left_out = [blob for blob in parts if blob not in set(kept)]
                 tx.on_commit(lambda: self.blobs.delete_all(left_out))
+            self.catalog.lock_key(tx, bucket_name, info.key)
             bucket = self.catalog.tx_bucket(tx, bucket_name)
             if bucket is None:
                 raise NoSuchBucket(BucketName=bucket_name)
@@ -372,6 +373,7 @@ class Walrus:
         found = self.bucket(who, bucket, acls.WRITE)
         check_key(key)
         with self.store.transaction() as tx:
+            self.catalog.lock_key(tx, bucket, key)
             if version_id is not None:
                 old = self.catalog.tx_version(tx, bucket, key, version_id)
                 if old is None:
