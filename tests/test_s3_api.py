@@ -211,8 +211,13 @@ def test_listings_v1_v2_delimiters_pages_and_url_encoding(s3: Any) -> None:
             break
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
     assert pages == [["a/1", "a/2", "b"], ["c/d/e", "c/f", "d"], ["e f", "é"]]
-    empty = s3.list_objects_v2(Bucket=b, MaxKeys=0)
-    assert "Contents" not in empty and empty["KeyCount"] == 0
+    # no keys asked for: an empty page, not truncated and with nothing to continue from (as S3 and moto answer)
+    for delimiter in ("", "/"):
+        empty = s3.list_objects_v2(Bucket=b, MaxKeys=0, Delimiter=delimiter)
+        assert "Contents" not in empty and "CommonPrefixes" not in empty and empty["KeyCount"] == 0
+        assert empty["IsTruncated"] is False and "NextContinuationToken" not in empty and empty["MaxKeys"] == 0
+        empty_v1 = s3.list_objects(Bucket=b, MaxKeys=0, Delimiter=delimiter)
+        assert "Contents" not in empty_v1 and empty_v1["IsTruncated"] is False and "NextMarker" not in empty_v1
     s3.put_object(Bucket=b, Key="x<&>\"'y", Body=b"")
     assert s3.list_objects_v2(Bucket=b, Prefix="x")["Contents"][0]["Key"] == "x<&>\"'y"
     s3.delete_object(Bucket=b, Key="x<&>\"'y")

@@ -463,9 +463,11 @@ class Walrus:
                      after: str = "", max_keys: int = MAX_KEYS) -> Listing[Listed]:
         """One page of the bucket's live objects in key order, keys sharing a prefix up to the
         delimiter rolled up into one common prefix; ``after`` is the marker / start-after /
-        continuation key."""
+        continuation key. A page of no keys (``max_keys`` 0) is empty and not truncated, as S3's."""
         self.bucket(who, bucket, acls.READ)
         max_keys = max(0, min(max_keys, MAX_KEYS))
+        if max_keys == 0:  # S3 answers an empty page that is not truncated, whatever the bucket holds
+            return Listing([], [], False)
         if not delimiter:  # nothing rolls up: the page is the rows, one more telling whether there are more
             rows = self.catalog.page(bucket, prefix, after, max_keys + 1)
             if len(rows) <= max_keys:
