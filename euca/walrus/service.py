@@ -299,7 +299,7 @@ class Walrus:
     def get_object(self, who: Requester | None, bucket: str, key: str,
                    version_id: str | None = None) -> tuple[ObjectInfo, bytes | None]:
         """As ``head_object``, with the bytes of a small (inline) version found in the same query;
-        None when they are in the file ``blob_path`` names."""
+        None when they are in files (``segments``)."""
         return self._find(who, bucket, key, version_id, acls.READ, True)
 
     def _find(self, who: Requester | None, bucket: str, key: str, version_id: str | None, permission: str,
@@ -335,11 +335,6 @@ class Walrus:
         if with_data and data is None and is_inline(info.blob):
             data = self.inline_data(info)
         return info, data
-
-    def blob_path(self, info: ObjectInfo) -> Path:
-        """The file holding a version's bytes (not for an inline one, ``inline_data``, nor for one
-        kept as its multipart upload's parts, ``segments``)."""
-        return self.blobs.path(info.blob)
 
     def segments(self, info: ObjectInfo, first: int, length: int) -> list[tuple[Path, int, int]]:
         """The (file, offset, length) runs holding ``length`` bytes of a version from ``first``, in
