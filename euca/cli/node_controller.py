@@ -118,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
         serve(create_app(nc, key), args.host, port, f"node controller on http://{args.host}:{port}/nc/",
               log_level="warning", access_log=False)
     finally:
-        nc.close()
-        if agent is not None:
-            network_agent.stop(agent)
+        try:
+            nc.close()
+        finally:
+            # the agent and its dnsmasq outlive a node controller that failed to close otherwise
+            if agent is not None:
+                network_agent.stop(agent)
     return 0
