@@ -6,6 +6,8 @@ and waiting on a condition with the background processes' output in the failure.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -65,14 +67,22 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGINT, then SIGKILL after ``timeout`` seconds, to the whole process group (the command runs in a
+        session of its own): what it started (a network agent, its dnsmasq) goes with it even
+        when it hangs on the way out."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self._signal(signal.SIGINT)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._signal(signal.SIGKILL)
                 self.proc.wait(timeout=10)
+        self._signal(signal.SIGKILL)  # children it left behind when it did leave
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the group is empty: nothing of it is left
+            os.killpg(self.proc.pid, signum)
 
 
 def until(what: str, check: Callable[[], bool], timeout: float, *logs: Process) -> None:
