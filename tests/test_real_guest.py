@@ -33,7 +33,7 @@ import pytest
 
 from tests.guest.build_image import MARKER, ROOT_LABEL, GuestImage
 from tests.guest.fixtures import BOOT_TIMEOUT, wait_for_line
-from tests.guest.procs import EC2_TIMEOUT, Process, euca, euca_libvirt_nodes, free_port, until
+from tests.guest.procs import EC2_TIMEOUT, Process, euca, euca_libvirt_nodes, free_port, run_instances, until
 
 pytestmark = pytest.mark.real_guest
 __all__ = ["euca_libvirt_nodes"]  # a fixture
@@ -123,23 +123,6 @@ def test_guest_boots_and_powers_off_through_libvirt(guest_image: GuestImage, lib
 
 # --- end to end through euca --------------------------------------------------------------------------
 
-def _run_instance(ec2: Any, image_id: str, *logs: Process) -> str:
-    """RunInstances, retried while the node is DOWN: the cloud only learns of it at its first poll."""
-    from botocore.exceptions import ClientError
-
-    deadline = time.monotonic() + 60.0
-    while True:
-        try:
-            reservation = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="m1.small")
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "InsufficientInstanceCapacity" or time.monotonic() > deadline:
-                tails = "\n".join(f"--- {p.log.name}\n{p.output()[-3000:]}" for p in logs)
-                raise AssertionError(f"RunInstances: {exc}\n{tails}") from exc
-            time.sleep(1.0)
-            continue
-        return str(reservation["Instances"][0]["InstanceId"])
-
-
 @dataclass
 class EucaCloud:
     """``euca up`` and ``euca node-controller --uri`` on the session's libvirtd, with the guest imported."""
@@ -169,7 +152,7 @@ class EucaCloud:
         """RunInstances until the guest's marker is on its console: the id, and the seconds to
         running and to the marker."""
         started = time.monotonic()
-        iid = _run_instance(self.ec2, image_id, self.nc, self.up)
+        iid = str(run_instances(self.ec2, image_id, self.nc, self.up)[0]["InstanceId"])
         until(f"{iid} running", lambda: self.state(iid) == "running", EC2_TIMEOUT, self.nc, self.up)
         running = time.monotonic() - started
         until(f"{MARKER!r} in {iid}'s console", lambda: MARKER in self.console(iid), BOOT_TIMEOUT, self.nc, self.up)

@@ -35,7 +35,7 @@ from tests.guest import iscsi
 from tests.guest.build_image import MARKER, GuestImage
 from tests.guest.fixtures import BOOT_TIMEOUT
 from tests.guest.libvirtd import Libvirtd
-from tests.guest.procs import EC2_TIMEOUT, Process, free_port, until
+from tests.guest.procs import EC2_TIMEOUT, Process, free_port, run_instances, until
 
 pytestmark = pytest.mark.real_guest
 
@@ -92,19 +92,7 @@ class Cloud:
 
     def run(self, image_id: str, count: int = 1) -> list[str]:
         """RunInstances, retried until the cloud has heard from the node; waits until the guests booted."""
-        from botocore.exceptions import ClientError
-
-        deadline = time.monotonic() + 60.0
-        while True:
-            try:
-                reservation = self.ec2.run_instances(ImageId=image_id, MinCount=count, MaxCount=count,
-                                                     InstanceType="m1.small")
-                break
-            except ClientError as exc:
-                if exc.response["Error"]["Code"] != "InsufficientInstanceCapacity" or time.monotonic() > deadline:
-                    raise AssertionError(f"RunInstances: {exc}\n{self.nc.output()[-3000:]}") from exc
-                time.sleep(1.0)
-        ids = [str(i["InstanceId"]) for i in reservation["Instances"]]
+        ids = [str(i["InstanceId"]) for i in run_instances(self.ec2, image_id, self.nc, count=count)]
         until(f"{', '.join(ids)} running", lambda: all(self.state(i) == "running" for i in ids), EC2_TIMEOUT,
               self.nc)
         for iid in ids:

@@ -41,7 +41,7 @@ import pytest
 from tests.guest.build_image import MARKER, GuestImage
 from tests.guest.fixtures import BOOT_TIMEOUT, wait_for_line
 from tests.guest.libvirtd import Libvirtd
-from tests.guest.procs import EC2_TIMEOUT, Process, euca, euca_libvirt_nodes, free_port, until
+from tests.guest.procs import EC2_TIMEOUT, Process, euca, euca_libvirt_nodes, free_port, run_instances, until
 from tests.netns import Lab, net_tools
 
 pytestmark = pytest.mark.real_guest
@@ -135,23 +135,6 @@ def _public_key() -> str:
 
     key = ed25519.Ed25519PrivateKey.generate().public_key()
     return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-
-
-def _run_instance(ec2: Any, image_id: str, *logs: Process, **extra: Any) -> dict[str, Any]:
-    """RunInstances, retried while the node is DOWN: the cloud only learns of it at its first poll."""
-    from botocore.exceptions import ClientError
-
-    deadline = time.monotonic() + 60.0
-    while True:
-        try:
-            found = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="m1.small", **extra)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] != "InsufficientInstanceCapacity" or time.monotonic() > deadline:
-                tails = "\n".join(f"--- {p.log.name}\n{p.output()[-3000:]}" for p in logs)
-                raise AssertionError(f"RunInstances: {exc}\n{tails}") from exc
-            time.sleep(1.0)
-            continue
-        return dict(found["Instances"][0])
 
 
 def _from_host(ip: str) -> str | None:
@@ -284,8 +267,8 @@ def test_guest_gets_dhcp_metadata_and_groups_from_the_agent(
             ec2.import_key_pair(KeyName="guest-key", PublicKeyMaterial=public_key.encode())
             ec2.create_security_group(GroupName="web", Description="the guest's port")
             started = time.monotonic()
-            inst = _run_instance(ec2, emi.group(1), *logs, KeyName="guest-key", UserData=USER_DATA,
-                                 SecurityGroups=["web"])
+            inst = run_instances(ec2, emi.group(1), *logs, KeyName="guest-key", UserData=USER_DATA,
+                                 SecurityGroups=["web"])[0]
             iid, private_ip = inst["InstanceId"], inst.get("PrivateIpAddress", "")  # SYSTEM: none known
             until(f"{iid}'s console", lambda: any(instances.glob(f"*/{iid}/console.log")), EC2_TIMEOUT, *logs)
             console = next(instances.glob(f"*/{iid}/console.log"))

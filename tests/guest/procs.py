@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,24 @@ def until(what: str, check: Callable[[], bool], timeout: float, *logs: Process) 
             tails = "\n".join(f"--- {p.log.name}\n{p.output()[-3000:]}" for p in logs)
             raise AssertionError(f"{what}: not within {timeout:.0f} s\n{tails}")
         time.sleep(0.5)
+
+
+def run_instances(ec2: Any, image_id: str, *logs: Process, count: int = 1, timeout: float = 60.0,
+                  **extra: Any) -> list[dict[str, Any]]:
+    """RunInstances (m1.small unless ``extra`` says otherwise), retried while it answers
+    InsufficientInstanceCapacity: the cloud learns of a remote node only at its first poll. Any
+    other refusal, or one past ``timeout``, fails with the tail of each log."""
+    from botocore.exceptions import ClientError
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = ec2.run_instances(**{"InstanceType": "m1.small", **extra}, ImageId=image_id, MinCount=count,
+                                      MaxCount=count)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "InsufficientInstanceCapacity" or time.monotonic() > deadline:
+                tails = "\n".join(f"--- {p.log.name}\n{p.output()[-3000:]}" for p in logs)
+                raise AssertionError(f"RunInstances: {exc}\n{tails}") from exc
+            time.sleep(1.0)
+            continue
+        return [dict(i) for i in found["Instances"]]
