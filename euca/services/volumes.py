@@ -55,7 +55,7 @@ from euca.services.common import (
 )
 from euca.services.instances import Instances
 from euca.services.tags import Tags
-from euca.storage import StorageClient, StorageError, StorageUnreachable, VolumeLimit
+from euca.storage import Export, StorageClient, StorageError, StorageUnreachable, VolumeLimit
 from euca.store import Store
 
 log = logging.getLogger("euca.services.volumes")
@@ -329,11 +329,15 @@ class Volumes:
         export (bound to a remote node's address; an in-box node has none of its own)."""
         if self._box.fleet.is_local(vol.node) and self.sc.local:
             return VolumeAttachment(vol.volume_id, disk, path=self.sc.local_path(vol.volume_id))
-        handle = self._box.fleet.nodes.get(vol.node)
-        initiator = getattr(getattr(handle, "client", None), "host", "ALL")
-        self._save(vol, exported=True)  # first: an export the SC made before failing is still ended
-        export = self.sc.export(vol.volume_id, initiator)
+        export = self._export(vol)
         return VolumeAttachment(vol.volume_id, disk, export.iqn, export.host, export.port, export.lun)
+
+    def _export(self, vol: Volume) -> Export:
+        """The SC's export of the volume to its node, bound to a remote node's address (an in-box
+        node has none of its own). Recorded first: an export the SC made before failing is still ended."""
+        handle = self._box.fleet.nodes.get(vol.node)
+        self._save(vol, exported=True)
+        return self.sc.export(vol.volume_id, getattr(getattr(handle, "client", None), "host", "ALL"))
 
     def _unexport(self, vol: Volume) -> None:
         current = self._volumes.get(vol.volume_id, vol)
@@ -404,15 +408,13 @@ class Volumes:
         vol = self._volumes.get(volume_id)
         if vol is None or not vol.instance_id or self._box.fleet.is_local(vol.node):
             return None
-        handle = self._box.fleet.nodes.get(vol.node)
         # a stopped instance may start on another node: its target is made again, bound to this one
         self._unexport(vol)
         try:
-            export = self.sc.export(volume_id, getattr(getattr(handle, "client", None), "host", "ALL"))
+            export = self._export(vol)
         except StorageError as exc:
             log.warning("%s: cannot be exported to %s as %s's root: %s", volume_id, vol.node, vol.instance_id, exc)
             return None
-        self._save(vol, exported=True)
         return VolumeAttachment(volume_id, "vda", export.iqn, export.host, export.port, export.lun)
 
     def moved(self, volume_id: str, node: str) -> None:
