@@ -315,3 +315,44 @@ def test_private_addressing_holds_through_stop_and_start(box: Box) -> None:
     ec2.start_instances(InstanceIds=[instance_id])
     assert "PublicIpAddress" not in in_state(ec2, instance_id, "running")  # no dynamic address on restart either
     ec2.terminate_instances(InstanceIds=[instance_id])
+
+
+def test_a_root_volume_the_storage_controller_cannot_export_ends_the_launch_with_its_reason(tmp_path: Path) -> None:
+    """A remote node boots an EBS-backed instance from its root volume over iSCSI. This cloud's
+    storage controller has no tgtd, so the export fails for real: the instance is terminated at
+    once with the SC's reason as its StateReason, and its node never hears of it."""
+    import secrets
+
+    from euca.fleet.box import NodeSpec
+    from tests.guest.procs import Process, free_port, run_instances
+
+    key, port = secrets.token_hex(16), free_port()
+    conf = tmp_path / "nc.conf"
+    conf.write_text(f'INSTANCE_PATH="{tmp_path / "instances"}"\n')
+    nc = Process("euca node-controller", ["-m", "euca.cli", "node-controller", "--sim", "--config", str(conf),
+                                          "--host", "127.0.0.1", "--port", str(port), "--key", key],
+                 tmp_path / "nc.log")
+    try:
+        nc.wait_for("node controller on")
+        node = NodeSpec("node01", url=f"http://127.0.0.1:{port}", key=key)
+        with running_box(tmp_path / "cloud", nodes=0, extra_nodes=[node]) as box:
+            ec2 = box.client("ebs-no-export")
+            image_id = ebs_image(ec2, snapshot(ec2), "ebs-remote")
+            made = run_instances(ec2, image_id, nc)[0]
+            instance_id, vol_id = made["InstanceId"], made["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+            assert made["State"]["Name"] in ("shutting-down", "terminated")
+            ended = in_state(ec2, instance_id, "terminated")
+            reason = ended["StateReason"]
+            assert reason["Code"] == "Server.InternalError"
+            assert vol_id in reason["Message"] and "no iSCSI target (tgtd)" in reason["Message"]
+            assert ended["StateTransitionReason"] == "Server initiated"
+            found = ec2.describe_instances(Filters=[{"Name": "state-reason-code",
+                                                     "Values": ["Server.InternalError"]}])
+            assert [i["InstanceId"] for r in found["Reservations"] for i in r["Instances"]] == [instance_id]
+            assert box.cloud.cc.instance(instance_id) is None  # its capacity went back to the cluster
+            refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[vol_id])  # DeleteOnTermination
+            # no ncRunInstance, so no refusal from the node ("no location given for emi-…") either
+            assert box.cloud.box.fleet.sighting(instance_id) is None
+            assert not list((tmp_path / "instances").glob(f"*/{instance_id}"))
+    finally:
+        nc.stop()

@@ -61,6 +61,7 @@ from euca.services.groups import DEFAULT, Groups
 from euca.services.images import Image, Images
 from euca.services.keypairs import KeyPairs
 from euca.services.tags import Tags
+from euca.storage import StorageError
 from euca.store import Store
 from pyx.errors import Exhausted, InsufficientCapacity, KernelError
 
@@ -159,6 +160,7 @@ _ALWAYS = {"metadata-options.http-protocol-ipv4": "enabled", "metadata-options.h
            "current-instance-boot-mode": "legacy-bios", "operator.managed": "false"}
 USER_SHUTDOWN = {"Code": "Client.UserInitiatedShutdown",
                  "Message": "Client.UserInitiatedShutdown: User initiated shutdown"}
+LAUNCH_FAILED = "Server.InternalError"  # EC2's code for an instance that could not be started
 PENDING = {"Code": "pending", "Message": "pending"}
 
 
@@ -198,6 +200,8 @@ class Instance:
     shutdown_behavior: str = "terminate"  # InstanceInitiatedShutdownBehavior
     api_stop_disabled: bool = False  # disableApiStop
     private_addressing: bool = False  # AddressingType=private: no dynamic public address, at start or restart
+    # why the cloud, not its user, ended or stopped it as it started: the storage controller's reason
+    failure: str = ""
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -240,7 +244,8 @@ class RootVolumes(Protocol):
 
     def root_for(self, volume_id: str) -> VolumeAttachment | None:
         """The volume as a remote node boots its instance from it (exported over iSCSI); None
-        where the node is handed it by :meth:`plug_root` instead."""
+        where the node is handed it by :meth:`plug_root` instead. StorageError, with the storage
+        controller's reason, when it cannot be exported."""
         ...
 
     def moved(self, volume_id: str, node: str) -> None: ...
@@ -462,7 +467,13 @@ class Instances:
         locations = {i.image_id: self._images.node_location(i) for i in (image, kernel, ramdisk)
                      if i is not None and not i.ebs}
         for inst in created:
-            self._box.fleet.launch(inst.node, self._launch_spec(inst), locations)
+            try:
+                spec = self._launch_spec(inst)
+            except StorageError as exc:
+                # no node hears of it: ended at once, with the reason DescribeInstances gives
+                self._end([inst], self._box.clock(), failure=f"its root volume: {exc}")
+                continue
+            self._box.fleet.launch(inst.node, spec, locations)
             if inst.root_volume and self.roots is not None:
                 self.roots.plug_root(inst.root_volume)
         return self._reservation(caller, created)
@@ -574,17 +585,19 @@ class Instances:
                                           "Name": before[inst.instance_id]}})
         return out
 
-    def _end(self, ending: list[Instance], now: float) -> None:
-        """Record the instances terminated (durably, first), then give back their capacity and addresses."""
+    def _end(self, ending: list[Instance], now: float, failure: str = "") -> None:
+        """Record the instances terminated (durably, first), then give back their capacity and
+        addresses. ``failure``: why they could not be started."""
         if not ending:
             return
         unbound: list[str] = []
         with self._store.transaction() as tx:
             for inst in ending:
                 unbound += self._addresses.unbind(tx, inst.instance_id)
-                tx.put("instance", inst.instance_id, inst.account, inst.body() | {"terminated": now})
+                tx.put("instance", inst.instance_id, inst.account,
+                       inst.body() | {"terminated": now, "failure": failure})
         for inst in ending:
-            inst.terminated = now
+            inst.terminated, inst.failure = now, failure
             if inst.stopped is not None:
                 continue  # its capacity and addresses went when it stopped
             try:
@@ -622,19 +635,20 @@ class Instances:
         self._halt(list({i.instance_id: i for i in chosen if i.stopped is None}.values()), now)
         return self._changes(chosen, before, now)
 
-    def _halt(self, stopping: list[Instance], now: float, tell_node: bool = True) -> None:
+    def _halt(self, stopping: list[Instance], now: float, tell_node: bool = True, failure: str = "") -> None:
         """Record the instances stopped (durably, first), give back their capacity and addresses,
-        and have their nodes end the domains (unless the guest ended its own)."""
+        and have their nodes end the domains (unless the guest ended its own, or never had one:
+        ``failure`` says why it could not be started)."""
         if not stopping:
             return
         unbound: list[str] = []
         with self._store.transaction() as tx:
             for inst in stopping:
                 unbound += self._addresses.unbind(tx, inst.instance_id)
-                tx.put("instance", inst.instance_id, inst.account, inst.body() | {"stopped": now})
+                tx.put("instance", inst.instance_id, inst.account, inst.body() | {"stopped": now, "failure": failure})
         self._moves += len(stopping)
         for inst in stopping:
-            inst.stopped = now
+            inst.stopped, inst.failure = now, failure
             self._memo.pop(inst.instance_id, None)
             try:
                 self._cc.terminate(inst.instance_id)
@@ -674,7 +688,7 @@ class Instances:
             raise InsufficientInstanceCapacity(str(exc)) from None
         changes = {"node": launch.node, "mac": launch.net.mac, "private_ip": launch.net.private_ip,
                    "vlan": launch.net.vlan, "netgroup": launch.net.group, "launched": self._box.clock(),
-                   "stopped": None}
+                   "stopped": None, "failure": ""}
         try:
             with self._store.transaction() as tx:
                 tx.put("instance", inst.instance_id, inst.account, inst.body() | changes)
@@ -688,13 +702,19 @@ class Instances:
         self._moves += 1
         if self.roots is not None and inst.root_volume:
             self.roots.moved(inst.root_volume, inst.node)
+        try:
+            spec = self._launch_spec(inst)
+        except StorageError as exc:
+            # no node hears of it: stopped again, with the reason DescribeInstances gives
+            self._halt([inst], self._box.clock(), tell_node=False, failure=f"its root volume: {exc}")
+            return
         self._box.restarting(inst.instance_id)
         locations = {}
         for image_id in (inst.kernel_id, inst.ramdisk_id):
             img = self._images.get(image_id) if image_id else None
             if img is not None:
                 locations[image_id] = self._images.node_location(img)
-        self._box.fleet.launch(inst.node, self._launch_spec(inst), locations)
+        self._box.fleet.launch(inst.node, spec, locations)
         if self.roots is not None and inst.root_volume:
             self.roots.plug_root(inst.root_volume)
 
@@ -889,6 +909,8 @@ class Instances:
 
     @staticmethod
     def _state_reason(inst: Instance, state: str) -> dict[str, str] | None:
+        if inst.failure and (inst.terminated is not None or state in ("stopping", "stopped")):
+            return {"Code": LAUNCH_FAILED, "Message": f"{LAUNCH_FAILED}: {inst.failure}"}
         if inst.terminated is not None or state in ("stopping", "stopped"):
             return USER_SHUTDOWN
         return PENDING if state == "pending" else None
@@ -995,7 +1017,8 @@ class Instances:
             "RootDeviceName": inst.root_device or "/dev/sda1",
             "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
             "SecurityGroups": groups, "Tags": tag_list(tags),
-            "StateTransitionReason": "User initiated" if inst.terminated is not None else "",
+            "StateTransitionReason": ("Server initiated" if inst.failure else "User initiated")
+            if inst.terminated is not None else "",
             "StateReason": self._state_reason(inst, state),
         }
 

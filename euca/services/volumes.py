@@ -404,7 +404,8 @@ class Volumes:
 
     def root_for(self, volume_id: str) -> VolumeAttachment | None:
         """A remote node boots an EBS-backed instance from its root volume over iSCSI: the SC exports
-        it to that node, and this is how the node reaches it. None for an in-box node (:meth:`plug_root`)."""
+        it to that node, and this is how the node reaches it. None for an in-box node (:meth:`plug_root`);
+        StorageError, with the SC's reason, when the SC cannot export it."""
         vol = self._volumes.get(volume_id)
         if vol is None or not vol.instance_id or self._box.fleet.is_local(vol.node):
             return None
@@ -414,7 +415,7 @@ class Volumes:
             export = self._export(vol)
         except StorageError as exc:
             log.warning("%s: cannot be exported to %s as %s's root: %s", volume_id, vol.node, vol.instance_id, exc)
-            return None
+            raise
         return VolumeAttachment(volume_id, "vda", export.iqn, export.host, export.port, export.lun)
 
     def moved(self, volume_id: str, node: str) -> None:
