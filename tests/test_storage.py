@@ -477,6 +477,63 @@ def test_a_storage_controller_killed_mid_snapshot_fails_the_snapshot_and_keeps_t
         assert sc.client().describe() == []
 
 
+def snapshot_stored(box: Box, key: str) -> bool:
+    objects = box.cloud.snapshots.objects
+    assert objects is not None
+    try:
+        next(iter(objects.read(key)), None)
+    except S3Error:
+        return False
+    return True
+
+
+def test_create_image_whose_registration_fails_leaves_no_snapshot(tmp_path: Path) -> None:
+    """CreateImage snapshots the root volume, then registers the image. While its snapshot waits
+    on a stopped SC (the API answers nothing meanwhile: one request runs at a time), the image
+    service itself is given an image of the same name, so CreateImage's registration fails: the
+    snapshot it began is deleted, record and object, and nothing is left to clean up by hand."""
+    with sc_process(tmp_path / "sc", "--no-iscsi") as sc, remote_box(tmp_path, sc) as box:
+        ec2 = box.client("sc-image")
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+        until(lambda: ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]["State"] == "available")
+        base = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
+        until(lambda: ec2.describe_snapshots(SnapshotIds=[base])["Snapshots"][0]["State"] == "completed")
+        mapping = [{"DeviceName": "/dev/sda1", "Ebs": {"SnapshotId": base}}]
+        image = ec2.register_image(Name="base", RootDeviceName="/dev/sda1", BlockDeviceMappings=mapping)["ImageId"]
+        instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+              ["State"]["Name"] == "running")
+        account = box.cloud.accounts.get("sc-image")
+        assert account is not None
+
+        def begun() -> list[str]:
+            return [s["SnapshotId"] for s in box.cloud.snapshots.describe(account.caller, {})["Snapshots"]
+                    if s["Description"].startswith(f"Created by CreateImage({instance_id})")]
+
+        assert sc.proc is not None
+        answers: list[str] = []
+        creating = threading.Thread(target=lambda: answers.append(refused(
+            "InvalidAMIName.Duplicate", ec2.create_image, InstanceId=instance_id, Name="taken")))
+        sc.proc.send_signal(signal.SIGSTOP)
+        try:
+            creating.start()
+            # recorded, and waiting on the SC for its bytes: CreateImage has yet to register its image
+            taken = until(lambda: begun())[0]
+            box.cloud.images.register_ebs(account.caller, {"Name": "taken", "RootDeviceName": "/dev/sda1",
+                                                           "BlockDeviceMappings": mapping})
+        finally:
+            sc.proc.send_signal(signal.SIGCONT)
+        creating.join(60)
+        assert answers and "taken" in answers[0]
+        assert begun() == []
+        refused("InvalidSnapshot.NotFound", ec2.describe_snapshots, SnapshotIds=[taken])
+        # its upload went on to the end: what it stored is deleted then
+        until(lambda: not snapshot_stored(box, taken), 30)
+        assert snapshot_stored(box, base)
+        assert [i["Name"] for i in ec2.describe_images(Owners=["self"])["Images"]].count("taken") == 1
+
+
 def tgt_args(tgtd: int) -> tuple[str, ...]:
     control, port = divmod(tgtd, 100000)
     return "--iscsi-port", str(port), "--tgt-control-port", str(control)

@@ -263,6 +263,10 @@ class RootSnapshots(Protocol):
 
     def describe(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]: ...
 
+    def discard(self, snapshot_id: str) -> None:
+        """The snapshot deleted, pending or not: no image was made of it."""
+        ...
+
 
 class Instances:
     def __init__(self, store: Store, ids: Ids, cc: ClusterController, box: BoxNodes, accounts: Accounts,
@@ -495,10 +499,14 @@ class Instances:
         snapshot_id, size = snap["SnapshotId"], snap["VolumeSize"]
         mapping = {"DeviceName": inst.root_device,
                    "Ebs": {"SnapshotId": snapshot_id, "VolumeSize": size, "DeleteOnTermination": True}}
-        image_id = self._images.register_ebs(caller, {
-            "Name": name, "Description": description, "RootDeviceName": inst.root_device,
-            "KernelId": inst.kernel_id, "RamdiskId": inst.ramdisk_id, "BlockDeviceMappings": [mapping]},
-            {snapshot_id: size})
+        try:
+            image_id = self._images.register_ebs(caller, {
+                "Name": name, "Description": description, "RootDeviceName": inst.root_device,
+                "KernelId": inst.kernel_id, "RamdiskId": inst.ramdisk_id, "BlockDeviceMappings": [mapping]},
+                {snapshot_id: size})
+        except BaseException:
+            self.snapshots.discard(snapshot_id)  # no image holds it: nobody would ever delete it
+            raise
         # the snapshot may have ended before the image was recorded
         now = self.snapshots.describe(caller, {"SnapshotIds": [snapshot_id]})["Snapshots"][0]["State"]
         if now != "pending":

@@ -214,10 +214,27 @@ class Snapshots:
             state, progress = "error", 0
         else:
             state, progress = "completed", 100
-        snap = self._snaps.get(snapshot_id)
+        with self._lock:
+            snap = self._snaps.get(snapshot_id)
+            if snap is not None:
+                self._save(snap, state=state, progress=progress)
         if snap is not None:
-            self._save(snap, state=state, progress=progress)
             self.finished(snapshot_id, state == "completed")
+        elif state == "completed":  # discarded while it was being stored
+            objects.delete(snapshot_id)
+
+    def discard(self, snapshot_id: str) -> None:
+        """A snapshot CreateImage began for an image it then could not register: gone at once,
+        pending or not; what its upload stores is deleted when the upload ends."""
+        with self._lock:
+            snap = self._snaps.pop(snapshot_id, None)
+            if snap is None:
+                return
+            with self._store.transaction() as tx:
+                tx.delete(KIND, snapshot_id)
+                self._tags.drop_in(tx, snapshot_id)
+        if snap.state == "completed":
+            self._objects().delete(snap.key)
 
     # --- what CreateVolume restores from -------------------------------------------------------------------
 
