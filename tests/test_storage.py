@@ -544,6 +544,13 @@ def targets(tgtd: int) -> set[str]:
     return {iqn for iqn in Tgt(port=port, control_port=control).targets() if iqn.startswith(IQN_PREFIX)}
 
 
+def unread_requests(port: int) -> int:
+    """Connections to the local server on ``port`` with bytes it has not read (ss's Recv-Q)."""
+    shown = subprocess.run(["ss", "-tnH", "state", "established", f"( sport = :{port} )"], capture_output=True,
+                           text=True, check=True).stdout
+    return sum(1 for line in shown.splitlines() if int(line.split()[0]) > 0)
+
+
 def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_was_attached(
         tgtd: int, tmp_path: Path) -> None:
     control, port = divmod(tgtd, 100000)
@@ -576,7 +583,12 @@ def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_w
 
         attaching = threading.Thread(target=attach)
         attaching.start()
-        time.sleep(0.5)
+        account = box.cloud.accounts.get("sc-attach")
+        assert account is not None
+        # in flight for certain: the attach recorded the export it is asking for (the API runs one
+        # request at a time, so no other call to the SC is under way), and the request's bytes wait
+        # unread in the stopped SC's socket
+        until(lambda: box.cloud.volumes.visible(account.caller, cut).exported and unread_requests(sc.port) > 0, 20)
         sc.kill()
         attaching.join(30)
         assert answers and "could not be attached" in answers[0]
