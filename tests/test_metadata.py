@@ -229,3 +229,61 @@ def test_the_caller_is_found_by_public_address_first(tmp_path: Path) -> None:
         moved = directory.find(elastic)
         assert moved is not None and moved.public_ip == elastic
         assert directory.find(dynamic) is None
+
+
+def test_a_token_reply_leaves_with_the_hop_limit_as_its_ttl(box: Box, inst: dict[str, Any]) -> None:
+    """The token's packets carry TTL 1 (HttpPutResponseHopLimit 1, the caller next door: its SYN
+    came over loopback with TTL 64), seen on the wire of ``lo``: the app reached the connection's
+    socket through the installed uvicorn. Were that lookup broken, they would leave with 64."""
+    import socket
+    import struct
+
+    me, port = inst["PrivateIpAddress"], int(box.url.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800)) as wire:
+        wire.bind(("lo", 0))
+        wire.settimeout(0.2)
+        status, token, _ = fetch(box, me, "/latest/api/token", "PUT", {"X-aws-ec2-metadata-token-ttl-seconds": "60"})
+        assert status == 200 and token
+        ttls = set()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                frame = wire.recv(65535)
+            except TimeoutError:
+                break
+            ip = frame[14:]
+            if len(ip) < 24 or ip[9] != socket.IPPROTO_TCP or socket.inet_ntoa(ip[16:20]) != me:
+                continue
+            header = (ip[0] & 0x0F) * 4
+            source_port, = struct.unpack("!H", ip[header:header + 2])
+            if source_port == port:
+                ttls.add(ip[8])
+    assert 1 in ttls, ttls  # the reply (the SYN-ACK may go before the limit is set)
+
+
+def test_a_server_whose_sockets_are_out_of_reach_is_warned_of_once(box: Box, inst: dict[str, Any],
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Under an ASGI server other than uvicorn the connection's socket cannot be found: the token
+    is given all the same, and the log says, once, that no hop limit is enforced."""
+    import asyncio
+
+    from euca.api.metadata import create_metadata_app
+
+    app = create_metadata_app(box.cloud, None)
+    me = inst["PrivateIpAddress"]
+    scope = {"type": "http", "method": "PUT", "path": "/latest/api/token", "client": (me, 40000),
+             "headers": [(b"x-aws-ec2-metadata-token-ttl-seconds", b"60")], "query_string": b""}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    with caplog.at_level("WARNING", logger="euca.api.metadata"):
+        for _ in range(2):
+            asyncio.run(app(scope, receive, send))
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [200, 200]
+    told = [r for r in caplog.records if "HttpPutResponseHopLimit" in r.getMessage()]
+    assert len(told) == 1

@@ -10,6 +10,7 @@ for it, since any instance could send one.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections import OrderedDict
@@ -21,6 +22,8 @@ from euca.metadata import InstanceFacts, MetadataService
 from euca.metadata.identity import signer_for
 from euca.services.cloud import Cloud
 from euca.services.instances import Instance
+
+log = logging.getLogger("euca.api.metadata")
 
 _TEXT = (b"content-type", b"text/plain")
 TCP_SAVED_SYN = 28  # Linux: read (once) the SYN a connection began with
@@ -110,6 +113,7 @@ class MetadataApp:
         # routers between here and the caller, by connection (client address and port), for a
         # second token asked on a connection whose SYN was read by the first
         self._routers: OrderedDict[tuple[str, int], int] = OrderedDict()
+        self._unreachable_told = False  # that replies go out with no hop limit: said once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
@@ -142,9 +146,14 @@ class MetadataApp:
         TTL to 64 as requests to 169.254.169.254 enter it from the instances, so a container behind
         an instance, one router further away, counts as the instance and its token falls short.
         Without a saved SYN the instance is taken to be next door."""
+        # uvicorn's send is a bound method of its protocol object, which holds the asyncio transport
         transport = getattr(getattr(send, "__self__", None), "transport", None)
         sock = transport.get_extra_info("socket") if transport is not None else None
         if sock is None:
+            if not self._unreachable_told:
+                self._unreachable_told = True
+                log.warning("the server's connection sockets are out of reach (not uvicorn's protocol "
+                            "objects?): IMDSv2 token replies go out with no HttpPutResponseHopLimit")
             return None
         with socket.socket(fileno=os.dup(sock.fileno())) as conn:
             if conn.family != socket.AF_INET:
