@@ -5,11 +5,12 @@ go to the node, and an instance its node ended on its own, or stopped reporting 
 terminated by the periodic :meth:`Instances.reconcile`.
 
 An instance of an EBS-backed image gets a root volume restored from the image's snapshot before
-it is placed (``Instances.roots``, the volume service). Such an instance can be stopped: its node
-ends it and the cluster controller takes back its capacity and addresses, while the record and
-the root volume stay (``stopping``, then ``stopped``); StartInstances places it again as
-RunInstances does, under its own id. Termination deletes the root volume, or detaches it when its
-DeleteOnTermination is false.
+it is placed (``Instances.roots``, the volume service, as ``euca.services.ebs_roots`` asks it).
+Such an instance can be stopped: its node ends it and the cluster controller takes back its
+capacity and addresses, while the record and the root volume stay (``stopping``, then
+``stopped``); StartInstances places it again as RunInstances does, under its own id. Termination
+deletes the root volume, or detaches it when its DeleteOnTermination is false. CreateImage of one
+is ``euca.services.create_image``.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-from drivers.protocol import InstanceSpec, NcState, NodeError, VolumeAttachment
+from drivers.protocol import InstanceSpec, NcState, NodeError
 from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
 from euca.core.errors import (
     ApiError,
@@ -31,7 +32,6 @@ from euca.core.errors import (
     InstanceLimitExceeded,
     InsufficientAddressCapacity,
     InsufficientInstanceCapacity,
-    InvalidBlockDeviceMapping,
     InvalidInstanceIDMalformed,
     InvalidInstanceIDNotFound,
     InvalidKeyPairNotFound,
@@ -57,6 +57,8 @@ from euca.services.common import (
     wanted,
     well_formed,
 )
+from euca.services.create_image import RootSnapshots, create_image
+from euca.services.ebs_roots import RootVolumes, drop_roots, make_roots, room_for, root_mapping
 from euca.services.groups import DEFAULT, Groups
 from euca.services.images import Image, Images
 from euca.services.keypairs import KeyPairs
@@ -228,46 +230,6 @@ def metadata_options(p: Mapping[str, Any], current: tuple[str, int, str] = ("opt
     return tokens, hops, endpoint
 
 
-class RootVolumes(Protocol):
-    """What an EBS-backed instance's root needs of the volume service (``euca.services.volumes``)."""
-
-    def create_root(self, caller: Caller, snapshot_id: str, size: int, zone: str, owner: Caller) -> str:
-        """The caller's volume made from the snapshot (restored as ``owner``, the image's owner),
-        available (its bytes restored) when this returns."""
-        ...
-
-    def attach_root(self, volume_id: str, instance_id: str, device: str, node: str, delete: bool) -> None: ...
-
-    def plug_root(self, volume_id: str) -> None:
-        """Hand the volume to its instance's node as the root disk, where the node takes it."""
-        ...
-
-    def root_for(self, volume_id: str) -> VolumeAttachment | None:
-        """The volume as a remote node boots its instance from it (exported over iSCSI); None
-        where the node is handed it by :meth:`plug_root` instead. StorageError, with the storage
-        controller's reason, when it cannot be exported."""
-        ...
-
-    def moved(self, volume_id: str, node: str) -> None: ...
-
-    def release_root(self, volume_id: str, delete: bool) -> None:
-        """The instance ended: its root volume is deleted, or detached and available."""
-        ...
-
-
-class RootSnapshots(Protocol):
-    """What CreateImage of an EBS-backed instance needs of the snapshot service (``euca.services.snapshots``)."""
-
-    def create(self, caller: Caller, volume_id: str, description: str, tag_specs: list[dict[str, Any]] | None,
-               ) -> dict[str, Any]: ...
-
-    def describe(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]: ...
-
-    def discard(self, snapshot_id: str) -> None:
-        """The snapshot deleted, pending or not: no image was made of it."""
-        ...
-
-
 class Instances:
     def __init__(self, store: Store, ids: Ids, cc: ClusterController, box: BoxNodes, accounts: Accounts,
                  images: Images, keypairs: KeyPairs, groups: Groups, addresses: Addresses, tags: Tags) -> None:
@@ -387,7 +349,7 @@ class Instances:
         if p.get("DisableApiStop") and not image.ebs:
             raise InvalidParameterCombination("instance-store backed instances cannot be stopped: "
                                               "DisableApiStop applies to EBS-backed instances")
-        root_size, root_delete = self._root_mapping(image, p) if image.ebs else (0, True)
+        root_size, root_delete = root_mapping(image, p) if image.ebs else (0, True)
         key_name = p.get("KeyName") or ""
         if key_name and self._keypairs.get(caller.account, key_name) is None:
             raise InvalidKeyPairNotFound(f"The key pair '{key_name[:255]}' does not exist")
@@ -421,8 +383,9 @@ class Instances:
         # the cluster has room for (not MaxCount's worth, to drop most of them again), and no more
         # instances than roots are placed.
         if image.ebs:
-            high = self._room_for(vmtype, low, high)
-        roots = self._make_roots(caller, image, root_size, high) if image.ebs else []
+            high = room_for(self._cc, vmtype, low, high)
+        roots = (make_roots(self.roots, self._accounts, self._cc.name, caller, image, root_size, high)
+                 if image.ebs else [])
         launches = []
         try:
             with self._store.transaction() as tx:
@@ -457,9 +420,9 @@ class Instances:
         except BaseException:
             for launch in launches:
                 self._cc.terminate(launch.instance_id)
-            self._drop_roots(roots)
+            drop_roots(self.roots, roots)
             raise
-        self._drop_roots(roots[len(created):])
+        drop_roots(self.roots, roots[len(created):])
         for inst in created:
             self._instances[inst.instance_id] = inst
             if inst.root_volume and self.roots is not None:
@@ -483,81 +446,8 @@ class Instances:
         return self._reservation(caller, created)
 
     def create_image(self, caller: Caller, instance_id: str, name: str, description: str) -> str:
-        """CreateImage of an EBS-backed instance: a snapshot of its root volume, and an EBS-backed
-        image of it, pending until the snapshot completes. The instance is not rebooted (NoReboot
-        is implied). An instance-store instance is bundled instead (``euca bundle-instance``)."""
-        inst = self._visible(caller, [instance_id])[0]
-        if not inst.root_volume or self.snapshots is None:
-            raise UnsupportedOperation(f"The instance '{inst.instance_id}' does not have an 'ebs' root device type: "
-                                       "bundle an instance-store instance (euca bundle-instance) instead.")
-        if self.state_of(inst) not in ("running", "stopping", "stopped"):
-            raise IncorrectInstanceState(f"The instance '{inst.instance_id}' is not in a state from which an image "
-                                         "can be created.")
-        self._images.check_new(caller, name, description, inst.kernel_id, inst.ramdisk_id)
-        snap = self.snapshots.create(caller, inst.root_volume, f"Created by CreateImage({inst.instance_id}) from "
-                                     f"{inst.root_volume}", None)
-        snapshot_id, size = snap["SnapshotId"], snap["VolumeSize"]
-        mapping = {"DeviceName": inst.root_device,
-                   "Ebs": {"SnapshotId": snapshot_id, "VolumeSize": size, "DeleteOnTermination": True}}
-        try:
-            image_id = self._images.register_ebs(caller, {
-                "Name": name, "Description": description, "RootDeviceName": inst.root_device,
-                "KernelId": inst.kernel_id, "RamdiskId": inst.ramdisk_id, "BlockDeviceMappings": [mapping]},
-                {snapshot_id: size})
-        except BaseException:
-            self.snapshots.discard(snapshot_id)  # no image holds it: nobody would ever delete it
-            raise
-        # the snapshot may have ended before the image was recorded
-        now = self.snapshots.describe(caller, {"SnapshotIds": [snapshot_id]})["Snapshots"][0]["State"]
-        if now != "pending":
-            self._images.snapshot_done(snapshot_id, now == "completed")
-        return image_id
-
-    def _root_mapping(self, image: Image, p: dict[str, Any]) -> tuple[int, bool]:
-        """The root volume's size and DeleteOnTermination: the image's, or RunInstances' own mapping."""
-        ebs = image.root_mapping()["Ebs"]
-        size, delete = int(ebs["VolumeSize"]), bool(ebs["DeleteOnTermination"])
-        for given in p.get("BlockDeviceMappings") or []:
-            if given.get("DeviceName") != image.root_device:
-                continue
-            override = given.get("Ebs") or {}
-            if override.get("SnapshotId") not in (None, ebs["SnapshotId"]):
-                raise InvalidBlockDeviceMapping("The root device's snapshot cannot be changed at launch")
-            if override.get("VolumeSize") is not None:
-                if not isinstance(override["VolumeSize"], int) or override["VolumeSize"] < size:
-                    raise InvalidBlockDeviceMapping(f"The root volume must be at least {size}GiB")
-                size = override["VolumeSize"]
-            if override.get("DeleteOnTermination") is not None:
-                delete = bool(override["DeleteOnTermination"])
-        return size, delete
-
-    def _room_for(self, vmtype: str, low: int, high: int) -> int:
-        """How many of ``low`` to ``high`` instances of ``vmtype`` the cluster's nodes have room for
-        now; InsufficientInstanceCapacity (the cluster controller's refusal) if fewer than ``low``."""
-        free = next((a.free for a in self._cc.availability() if a.name == vmtype), 0)
-        if free < low:
-            raise InsufficientInstanceCapacity(str(InsufficientCapacity()))
-        return min(high, free)
-
-    def _make_roots(self, caller: Caller, image: Image, size: int, count: int) -> list[str]:
-        if self.roots is None:
-            raise InvalidParameterCombination("EBS-backed images need volumes, and this cloud has none")
-        snapshot_id = image.root_mapping()["Ebs"]["SnapshotId"]
-        account = self._accounts.get(image.account)
-        owner = account.caller if account is not None else caller
-        made: list[str] = []
-        try:
-            for _ in range(count):
-                made.append(self.roots.create_root(caller, snapshot_id, size, self._cc.name, owner))
-        except BaseException:
-            self._drop_roots(made)
-            raise
-        return made
-
-    def _drop_roots(self, volume_ids: list[str]) -> None:
-        for volume_id in volume_ids:
-            if self.roots is not None:
-                self.roots.release_root(volume_id, True)
+        """CreateImage (``euca.services.create_image``)."""
+        return create_image(self, self._images, self.snapshots, caller, instance_id, name, description)
 
     def _state(self, inst: Instance, now: float | None = None) -> str | None:
         """pending / running / stopping / stopped / shutting-down / terminated, or None once buried."""
