@@ -168,19 +168,24 @@ class Page:
 
     def _settled(self, act: Callable[[], Any]) -> Any:
         """``act()`` on the page as it is now: a page that was still loading or reloading (its own
-        refresh while instances change state) detaches the elements found, so act again."""
-        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+        refresh while instances change state) detaches the elements found, or has no body yet between
+        two documents, so act again."""
+        from selenium.common.exceptions import (
+            NoSuchElementException,
+            StaleElementReferenceException,
+            WebDriverException,
+        )
 
         for _ in range(20):
             try:
                 return act()
-            except StaleElementReferenceException:
+            except (StaleElementReferenceException, NoSuchElementException):
                 pass
             except WebDriverException as exc:
                 if "does not belong to the document" not in str(exc):
                     raise
             time.sleep(0.1)
-        raise AssertionError("the page kept reloading")
+        return act()  # the page has settled or never will: its own error says which
 
     def text(self) -> str:
         return str(self._settled(lambda: self.driver.find_element(self.by.TAG_NAME, "body").text))
