@@ -245,13 +245,14 @@ def _tools() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def tgtd() -> Iterator[int]:
-    """A tgtd of the test's own, on its own control port and iSCSI port."""
+@contextlib.contextmanager
+def tgt_daemon(control: int) -> Iterator[int]:
+    """A tgtd of the test's own on control port ``control`` and an iSCSI port of its own, stopped
+    at the end: ``control * 100000 + port``."""
     why = _tools()
     if why:
         pytest.skip(why)
-    control, port = 7000 + os.getpid() % 1000, free_port()
+    port = free_port()
     daemon = subprocess.Popen(["tgtd", "-f", "-C", str(control), "--iscsi", f"portal=127.0.0.1:{port}"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 10
@@ -274,6 +275,13 @@ def tgtd() -> Iterator[int]:
             daemon.wait()
         if daemon.stderr is not None:
             daemon.stderr.close()
+
+
+@pytest.fixture(scope="module")
+def tgtd() -> Iterator[int]:
+    """A tgtd of the test's own, on its own control port and iSCSI port."""
+    with tgt_daemon(7000 + os.getpid() % 1000) as both:
+        yield both
 
 
 def test_a_volume_exported_by_tgt_is_written_through_qemus_initiator(tgtd: int, tmp_path: Path) -> None:
@@ -658,3 +666,52 @@ def test_euca_up_with_a_remote_storage_controller(tgtd: int, tmp_path: Path) -> 
                 ec2.delete_volume(VolumeId=volume_id)
             assert ec2.describe_volumes()["Volumes"] == [] and sc.client().describe() == []
             assert not list(sc.volumes.iterdir())
+
+
+def test_a_stopped_ebs_instance_whose_root_cannot_be_exported_stays_stopped_with_the_reason(
+        tmp_path: Path) -> None:
+    """StartInstances of an EBS-backed instance on a remote node: the SC exports its root volume
+    again, bound to that node. With the SC's tgtd stopped the export fails for real: the instance
+    is stopped again, its StateReason the SC's reason, and no node is asked to start it."""
+    from euca.fleet.box import NodeSpec
+    from tests.guest.procs import Process, run_instances
+    from tests.test_ebs_instances import ebs_image, in_state, snapshot
+
+    key, nc_port = "restart-key", free_port()
+    conf = tmp_path / "nc.conf"
+    conf.write_text(f'INSTANCE_PATH="{tmp_path / "instances"}"\n')
+    nc = Process("euca node-controller", ["-m", "euca.cli", "node-controller", "--sim", "--config", str(conf),
+                                          "--host", "127.0.0.1", "--port", str(nc_port), "--key", key],
+                 tmp_path / "nc.log")
+    data = tmp_path / "cloud"
+    data.mkdir()
+    sc_store = Store(str(data / "euca.db"))
+    try:
+        with contextlib.ExitStack() as daemon:
+            control, port = divmod(daemon.enter_context(tgt_daemon(8000 + os.getpid() % 1000)), 100000)
+            sc = StorageController(sc_store, Overlay(data / "volumes"), "cluster01",
+                                   tgt=Tgt("127.0.0.1", port, control_port=control))
+            nc.wait_for("node controller on")
+            node = NodeSpec("node01", url=f"http://127.0.0.1:{nc_port}", key=key)
+            with running_box(data, nodes=0, extra_nodes=[node], storage=sc) as box:
+                ec2 = box.client("ebs-restart")
+                made = run_instances(ec2, ebs_image(ec2, snapshot(ec2), "ebs-restart"), nc)[0]
+                instance_id, vol_id = made["InstanceId"], made["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+                in_state(ec2, instance_id, "running")
+                assert iqn_of("cluster01", vol_id) in Tgt(port=port, control_port=control).targets()
+                ec2.stop_instances(InstanceIds=[instance_id])
+                assert in_state(ec2, instance_id, "stopped")["StateReason"]["Code"] == "Client.UserInitiatedShutdown"
+
+                daemon.close()  # the SC's tgtd stops: its next export fails
+                ec2.start_instances(InstanceIds=[instance_id])
+                stopped = in_state(ec2, instance_id, "stopped")
+                assert stopped["StateReason"]["Code"] == "Server.InternalError"
+                assert vol_id in stopped["StateReason"]["Message"]
+                assert box.cloud.cc.instance(instance_id) is None  # its capacity went back to the cluster
+                shown = ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]
+                assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
+                ec2.terminate_instances(InstanceIds=[instance_id])
+                in_state(ec2, instance_id, "terminated")
+    finally:
+        nc.stop()
+        sc_store.close()

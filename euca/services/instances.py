@@ -438,7 +438,7 @@ class Instances:
                 spec = self._launch_spec(inst)
             except StorageError as exc:
                 # no node hears of it: ended at once, with the reason DescribeInstances gives
-                self._end([inst], self._box.clock(), failure=f"its root volume: {exc}")
+                self._end([inst], self._box.clock(), failure=f"its root volume {inst.root_volume}: {exc}")
                 continue
             self._box.fleet.launch(inst.node, spec, locations)
             if inst.root_volume and self.roots is not None:
@@ -604,7 +604,8 @@ class Instances:
             spec = self._launch_spec(inst)
         except StorageError as exc:
             # no node hears of it: stopped again, with the reason DescribeInstances gives
-            self._halt([inst], self._box.clock(), tell_node=False, failure=f"its root volume: {exc}")
+            self._halt([inst], self._box.clock(), tell_node=False,
+                       failure=f"its root volume {inst.root_volume}: {exc}")
             return
         self._box.restarting(inst.instance_id)
         locations = {}
