@@ -7,7 +7,8 @@ import gc
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,3 +133,107 @@ def test_the_sweep_keeps_a_multipart_objects_parts(box: Box, s3: Any) -> None:
     assert box.walrus is not None
     box.walrus.sweep()
     assert s3.get_object(Bucket=b, Key="kept")["Body"].read() == body
+
+
+# --- reads and copies racing a replacement or a delete ------------------------------------------------
+
+def _big(s3: Any, bucket: str, key: str) -> bytes:
+    """A six-part object of 25 MiB and a bit: more than a socket's buffers hold, so a reader that has
+    taken the first part's worth has not yet had the last parts sent."""
+    parts = [os.urandom(5 * MIB) for _ in range(5)] + [os.urandom(4321)]
+    _upload(s3, bucket, key, parts)
+    return b"".join(parts)
+
+
+@pytest.mark.parametrize("change", ["overwrite", "delete"])
+def test_a_get_in_progress_gets_the_whole_old_object(box: Box, s3: Any, change: str) -> None:
+    b = _bucket(s3)
+    body = _big(s3, b, "k")
+    before = _files(box)
+    got = s3.get_object(Bucket=b, Key="k")
+    assert got["ContentLength"] == len(body)
+    stream = got["Body"]
+    head = stream.read(5 * MIB)
+    if change == "overwrite":
+        s3.put_object(Bucket=b, Key="k", Body=b"new" * 100_000)
+    else:
+        s3.delete_object(Bucket=b, Key="k")
+    assert not _files(box) >= before  # the old parts' files are unlinked already
+    rest = stream.read()
+    assert hashlib.md5(head + rest).hexdigest() == hashlib.md5(body).hexdigest()
+    # and the Python interface's file, read across the change
+    body = _big(s3, b, "py")
+    assert box.walrus is not None
+    admin = box.walrus.directory.admin()
+    _, f = box.walrus.open_object(admin, b, "py")
+    with f:
+        head = f.read(MIB)
+        box.walrus.delete_object(admin, b, "py")
+        assert f.read() == body[MIB:] and head == body[:MIB]
+
+
+def test_a_copy_racing_a_delete_copies_the_old_bytes_or_finds_no_key(box: Box, s3: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from botocore.exceptions import ClientError
+
+    assert box.walrus is not None
+    walrus, admin = box.walrus, box.walrus.directory.admin()
+    blobs = walrus.blobs
+    b = _bucket(s3)
+    armed: list[str] = []
+
+    def delete_source() -> None:
+        if armed:
+            walrus.delete_object(admin, b, armed.pop())
+
+    # deleted once the copy has written its first bytes (its source files are read part by part)
+    written = blobs.written
+
+    def deleting_written(size: int) -> None:
+        delete_source()
+        written(size)
+    monkeypatch.setattr(blobs, "written", deleting_written)
+    body = _big(s3, b, "k")
+    armed.append("k")
+    s3.copy_object(Bucket=b, Key="copy", CopySource=f"{b}/k")
+    assert not armed and "Contents" not in s3.list_objects_v2(Bucket=b, Prefix="k")
+    assert hashlib.md5(s3.get_object(Bucket=b, Key="copy")["Body"].read()).digest() == hashlib.md5(body).digest()
+    body = _big(s3, b, "k")
+    up = s3.create_multipart_upload(Bucket=b, Key="part")["UploadId"]
+    first, last = 3 * MIB, 18 * MIB
+    armed.append("k")
+    etag = s3.upload_part_copy(Bucket=b, Key="part", UploadId=up, PartNumber=1, CopySource=f"{b}/k",
+                               CopySourceRange=f"bytes={first}-{last}")["CopyPartResult"]["ETag"]
+    assert not armed and etag == f'"{hashlib.md5(body[first:last + 1]).hexdigest()}"'
+    monkeypatch.setattr(blobs, "written", written)
+
+    # deleted after the copy looked the source up, before it opened the files: no such key (not a 500)
+    segments = blobs.segments
+    change = delete_source
+
+    def changing_segments(blob: str, first: int, length: int) -> list[tuple[Path, int, int]]:
+        change()
+        return segments(blob, first, length)
+    monkeypatch.setattr(blobs, "segments", changing_segments)
+    copies: list[Callable[[], Any]] = [
+        lambda: s3.copy_object(Bucket=b, Key="copy2", CopySource=f"{b}/k"),
+        lambda: s3.upload_part_copy(Bucket=b, Key="part", UploadId=up, PartNumber=2, CopySource=f"{b}/k",
+                                    CopySourceRange="bytes=0-99"),
+        lambda: s3.get_object(Bucket=b, Key="k")]
+    for copy in copies:
+        _big(s3, b, "k")
+        armed.append("k")
+        with pytest.raises(ClientError) as caught:
+            copy()
+        assert not armed and caught.value.response["Error"]["Code"] == "NoSuchKey"
+
+    # replaced rather than deleted at that moment: the copy takes the new object whole
+    def replace_source() -> None:
+        if armed:
+            walrus.put_object(admin, b, armed.pop(), b"replacement" * 10_000)
+    change = replace_source
+    _big(s3, b, "k")
+    armed.append("k")
+    s3.copy_object(Bucket=b, Key="copy3", CopySource=f"{b}/k")
+    assert not armed and s3.get_object(Bucket=b, Key="copy3")["Body"].read() == b"replacement" * 10_000
+    s3.abort_multipart_upload(Bucket=b, Key="part", UploadId=up)

@@ -11,6 +11,14 @@ no bytes (as S3 and MinIO keep a multipart object as its parts). The manifest co
 transaction that forgets the upload, so a crash leaves the parts named either by the upload or by
 the object, never by neither.
 
+A read opens every file it needs (for a manifest, each part the range touches) before it starts:
+a version replaced or deleted mid-read has its files unlinked, and an unlinked file stays readable
+through a descriptor already open, so a reader gets the old bytes whole, as with a one-file object.
+A file already gone when the read starts raises ``Gone``: the caller looks the object up again.
+A read of an n-part object holds n descriptors (parts are at least 5 MiB, so 10,000 of them only
+for an object of 50 GB or more); the process's soft limit on open files is raised to its hard
+limit when a blob directory is opened, and a read refused for want of descriptors answers 503.
+
 ``fsync``: whether a body (and its directory entry) is forced to disk before its metadata commits.
 A killed server loses nothing either way (the page cache outlives the process); a power cut needs
 the fsync. ``euca up`` ties it to the store's own choice (``--sync full``), since an object is
@@ -20,16 +28,19 @@ only as durable as the commit that names it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
 import random
+import resource
 import shutil
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
+from euca.core.errors import ServiceUnavailable
 from euca.core.s3errors import InsufficientStorage
 
 BUFFER = 1 << 20  # bytes read or copied at a time
@@ -44,6 +55,27 @@ def new_id() -> str:
     """128 random bits in hex. Internal names, never shown to a client, so the process's own
     generator (seeded from the OS, and again in a forked child) serves without a system call."""
     return f"{random.getrandbits(128):032x}"
+
+
+class Gone(Exception):
+    """A file of a blob was deleted before a read could open it: the version was replaced or
+    deleted since it was looked up. Look it up again."""
+
+
+Run = tuple[int, int, int]  # (open descriptor, offset, length): bytes of one file to read
+
+
+def close_runs(runs: list[Run]) -> None:
+    for fd, _, _ in runs:
+        os.close(fd)
+
+
+def raise_open_files_limit() -> None:
+    """Lift the soft limit on open files to the hard one: a read holds one descriptor per part."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard and (hard == resource.RLIM_INFINITY or soft < hard):
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def is_inline(blob: str) -> bool:
@@ -186,6 +218,7 @@ class Blobs:
         self._full = False  # what the last look at the disk found
         self._looked = -SPACE_EVERY_SECONDS  # when (monotonic)
         self._since = 0  # bytes written since
+        raise_open_files_limit()
 
     @property
     def min_free(self) -> float:
@@ -236,32 +269,59 @@ class Blobs:
             start += size
         return runs
 
+    def open_runs(self, blob: str, first: int, length: int) -> list[Run]:
+        """``segments`` with every file open (the caller closes them: ``close_runs``), all before
+        any byte is read, so that the read sees these files whatever replaces them. ``Gone`` when a
+        file is already deleted; ServiceUnavailable when the process is out of descriptors."""
+        runs: list[Run] = []
+        try:
+            for path, offset, take in self.segments(blob, first, length):
+                runs.append((os.open(path, os.O_RDONLY | os.O_CLOEXEC), offset, take))
+        except BaseException as exc:
+            close_runs(runs)
+            if isinstance(exc, FileNotFoundError):
+                raise Gone(blob) from None
+            if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise ServiceUnavailable("Too many objects are being read at once; try again") from None
+            raise
+        return runs
+
     def open(self, blob: str, size: int) -> BinaryIO:
-        """A file blob's bytes as one readable file (the caller closes it)."""
+        """A file blob's bytes as one readable file (the caller closes it); ``Gone`` as ``open_runs``."""
         if not is_manifest(blob):
-            return open(self.path(blob), "rb")
-        return io.BufferedReader(_Joined(self.segments(blob, 0, size)), BUFFER)
+            try:
+                return open(self.path(blob), "rb")
+            except FileNotFoundError:
+                raise Gone(blob) from None
+        return io.BufferedReader(_Joined(self.open_runs(blob, 0, size)), BUFFER)
 
     def copy_range(self, blob: str, first: int, last: int, data: bytes | None = None) -> Staged:
         """A new staged body holding bytes first..last (inclusive) of a blob (a copy); ``data``:
-        the bytes of an inline blob."""
-        staged = self.stage()
+        the bytes of an inline blob. Every file is opened before the copy starts (``Gone`` as
+        ``open_runs``), so a version replaced or deleted meanwhile is copied whole."""
+        runs = [] if data is not None else self.open_runs(blob, first, last - first + 1)
+        try:
+            staged = self.stage()
+        except BaseException:
+            close_runs(runs)
+            raise
         try:
             if data is not None:
                 staged.write(data[first:last + 1])
                 return staged
-            for path, offset, left in self.segments(blob, first, last - first + 1):
-                with open(path, "rb") as src:
-                    src.seek(offset)
-                    while left > 0:
-                        chunk = src.read(min(BUFFER, left))
-                        if not chunk:
-                            break
-                        staged.write(chunk)
-                        left -= len(chunk)
+            for fd, offset, left in runs:
+                while left > 0:
+                    chunk = os.pread(fd, min(BUFFER, left), offset)
+                    if not chunk:
+                        raise OSError(f"a file of blob {blob} ended early")
+                    staged.write(chunk)
+                    offset += len(chunk)
+                    left -= len(chunk)
         except BaseException:
             staged.discard()
             raise
+        finally:
+            close_runs(runs)
         return staged
 
     def delete_all(self, blobs: list[str]) -> None:
@@ -291,38 +351,32 @@ class Blobs:
 
 
 class _Joined(io.RawIOBase):
-    """The runs of a manifest read one after another, each file opened when reached."""
+    """Open runs read one after another; it closes them."""
 
-    def __init__(self, runs: list[tuple[Path, int, int]]) -> None:
+    def __init__(self, runs: list[Run]) -> None:
         self._runs = runs
         self._at = 0
-        self._fd = -1
-        self._offset = self._left = 0
+        self._offset, self._left = (runs[0][1], runs[0][2]) if runs else (0, 0)
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
         while self._left <= 0:
-            self._close_fd()
+            self._at += 1
             if self._at >= len(self._runs):
                 return 0
-            path, self._offset, self._left = self._runs[self._at]
-            self._at += 1
-            self._fd = os.open(path, os.O_RDONLY)
+            _, self._offset, self._left = self._runs[self._at]
         view = memoryview(buffer)
-        got = os.preadv(self._fd, [view[:min(len(view), self._left)]], self._offset)
+        got = os.preadv(self._runs[self._at][0], [view[:min(len(view), self._left)]], self._offset)
         if got == 0:
-            raise OSError(f"a part of the object ended early: {self._runs[self._at - 1][0]}")
+            raise OSError("a part of the object ended early")
         self._offset += got
         self._left -= got
         return got
 
-    def _close_fd(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
     def close(self) -> None:
-        self._close_fd()
+        if not self.closed:
+            runs, self._runs = self._runs, []
+            close_runs(runs)
         super().close()

@@ -25,18 +25,21 @@ from euca.core.s3errors import (
     BucketAlreadyExists,
     BucketAlreadyOwnedByYou,
     BucketNotEmpty,
+    InternalError,
     InvalidArgument,
     InvalidDigest,
+    InvalidPart,
     InvalidRequest,
     MethodNotAllowed,
     NoSuchBucket,
     NoSuchKey,
+    NoSuchUpload,
     NoSuchVersion,
     TooManyBuckets,
 )
 from euca.store import Store, Tx
 from euca.walrus import acl as acls
-from euca.walrus.blobs import Blobs, Staged, files, is_inline
+from euca.walrus.blobs import Blobs, Gone, Run, Staged, files, is_inline
 from euca.walrus.catalog import Catalog, next_seq, successor
 from euca.walrus.model import NULL_VERSION, Acl, Bucket, Listed, Listing, ObjectInfo, Requester
 from euca.walrus.names import check_bucket_name, check_key
@@ -45,6 +48,7 @@ log = logging.getLogger("euca.walrus")
 
 MAX_BUCKETS = 100  # per account (Eucalyptus 4.x's default)
 MAX_KEYS = 1000
+READ_TRIES = 3  # lookups of a version being read, when it is replaced or deleted before its files open
 
 
 class Directory(Protocol):
@@ -229,14 +233,10 @@ class Walrus:
         with self.store.transaction() as tx:
             if upload_id:
                 if not self.catalog.tx_upload_exists(tx, upload_id):
-                    from euca.core.s3errors import NoSuchUpload
-
                     raise NoSuchUpload(UploadId=upload_id)
                 parts = self.catalog.delete_upload(tx, upload_id)
                 kept = files(info.blob)
                 if not set(kept) <= set(parts):  # a part replaced since the completion read them
-                    from euca.core.s3errors import InvalidPart
-
                     raise InvalidPart(UploadId=upload_id)
                 left_out = [blob for blob in parts if blob not in set(kept)]
                 tx.on_commit(lambda: self.blobs.delete_all(left_out))
@@ -336,10 +336,12 @@ class Walrus:
             data = self.inline_data(info)
         return info, data
 
-    def segments(self, info: ObjectInfo, first: int, length: int) -> list[tuple[Path, int, int]]:
-        """The (file, offset, length) runs holding ``length`` bytes of a version from ``first``, in
-        order: one, or one per part touched (not for an inline version: ``inline_data``)."""
-        return self.blobs.segments(info.blob, first, length)
+    def open_runs(self, info: ObjectInfo, first: int, length: int) -> list[Run]:
+        """The (descriptor, offset, length) runs holding ``length`` bytes of a version from
+        ``first``, in order, every file open (one, or one per part touched; not for an inline
+        version: ``inline_data``); the caller closes them (``blobs.close_runs``). ``Gone`` when
+        the version was replaced or deleted since it was looked up."""
+        return self.blobs.open_runs(info.blob, first, length)
 
     def inline_data(self, info: ObjectInfo) -> bytes | None:
         """The bytes of a version kept in the store (a small one), None when they are in a file."""
@@ -351,15 +353,31 @@ class Walrus:
         return data
 
     def copy_range(self, info: ObjectInfo, first: int, last: int) -> Staged:
-        """A staged body holding bytes first..last (inclusive) of a version."""
-        return self.blobs.copy_range(info.blob, first, last, self.inline_data(info))
+        """A staged body holding bytes first..last (inclusive) of a version; ``Gone`` when the
+        version was replaced or deleted since it was looked up (the caller looks again)."""
+        data = None
+        if is_inline(info.blob):
+            data = self.catalog.inline_data(info)
+            if data is None:
+                raise Gone(info.blob)
+        return self.blobs.copy_range(info.blob, first, last, data)
 
     def open_object(self, who: Requester | None, bucket: str, key: str,
                     version_id: str | None = None) -> tuple[ObjectInfo, BinaryIO]:
-        """The object's description and its bytes as an open file (the caller closes it)."""
-        info = self.head_object(who, bucket, key, version_id)
-        data = self.inline_data(info)
-        return info, io.BytesIO(data) if data is not None else self.blobs.open(info.blob, info.size)
+        """The object's description and its bytes as an open file (the caller closes it); the
+        version as it was when the file opened, whatever replaces it while it is read."""
+        for _ in range(READ_TRIES):
+            info = self.head_object(who, bucket, key, version_id)
+            try:
+                if not is_inline(info.blob):
+                    return info, self.blobs.open(info.blob, info.size)
+                data = self.catalog.inline_data(info)
+                if data is None:
+                    raise Gone(info.blob)
+                return info, io.BytesIO(data)
+            except Gone:
+                continue  # replaced or deleted since the lookup: look again
+        raise InternalError("The object changed while it was read; try again")
 
     def delete_object(self, who: Requester | None, bucket: str, key: str,
                       version_id: str | None = None) -> ObjectInfo | None:

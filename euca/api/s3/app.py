@@ -13,7 +13,6 @@ import logging
 import os
 import random
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import parse_qsl, quote, unquote
 
 from starlette.types import Message, Receive, Scope, Send
@@ -27,6 +26,7 @@ from euca.auth.signing import SecretLookup
 from euca.core.errors import ApiError
 from euca.core.s3errors import InternalError, InvalidArgument, S3Error
 from euca.walrus import Requester, Walrus
+from euca.walrus.blobs import Run, close_runs
 
 log = logging.getLogger("euca.api.s3")
 
@@ -141,34 +141,18 @@ class S3Api:
             return
         runs = reply.runs
         try:
-            fd = os.open(runs[0][0], os.O_RDONLY) if runs else -1
-        except FileNotFoundError:
-            # deleted between the lookup and the open: as if it had been a moment earlier
-            error = self._error(InternalError("The object changed while it was read; try again"), "", request_id,
-                                method)
-            await self._send(error, send, request_id, method)
-            return
-        await send({"type": "http.response.start", "status": reply.status, "headers": raw})
-        try:
-            await self._stream(runs, fd, send)
+            await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+            await self._stream(runs, send)
         finally:
-            if fd >= 0:
-                os.close(fd)
+            close_runs(runs)
 
     @staticmethod
-    async def _stream(runs: list[tuple[Path, int, int]], fd: int, send: Send) -> None:
-        """The runs' bytes, in order, as the response body; ``fd`` is the first run's file, open
-        (closed by the caller), each later one opened when reached. A file gone or shorter than
-        its run ends the body short, which the client sees against the content-length."""
+    async def _stream(runs: list[Run], send: Send) -> None:
+        """The runs' bytes, in order, as the response body, from files opened before the answer
+        started (so an object replaced or deleted meanwhile still arrives whole). A file shorter
+        than its run ends the body short, which the client sees against the content-length."""
         left_total = sum(length for _, _, length in runs)
-        for n, (path, offset, left) in enumerate(runs):
-            if n:
-                try:
-                    more = os.open(path, os.O_RDONLY)
-                except FileNotFoundError:
-                    break
-                os.dup2(more, fd)
-                os.close(more)
+        for fd, offset, left in runs:
             while left > 0:
                 chunk = os.pread(fd, min(SEND_BUFFER, left), offset)
                 if not chunk:
@@ -179,7 +163,7 @@ class S3Api:
                 await send({"type": "http.response.body", "body": chunk, "more_body": left_total > 0})
             if left > 0:
                 break
-        if left_total > 0 or not runs or not any(length for _, _, length in runs):
+        if left_total > 0 or not any(length for _, _, length in runs):
             await send({"type": "http.response.body", "body": b""})
 
 

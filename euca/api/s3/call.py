@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from starlette.types import Receive
 
 from euca.auth.s3 import S3Signature
 from euca.auth.signing import SecretLookup
 from euca.walrus import Requester, Walrus
+from euca.walrus.blobs import Run
 
 
 @dataclass
@@ -41,9 +41,9 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    # a body streamed from files: (file, offset, length) runs in order (an object kept as its
-    # multipart upload's parts is one run per part)
-    runs: list[tuple[Path, int, int]] | None = None
+    # a body streamed from files: (open descriptor, offset, length) runs in order (an object kept
+    # as its multipart upload's parts is one run per part), closed once sent (or not)
+    runs: list[Run] | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from euca.api.s3 import grants, wire
 from euca.api.s3.body import declared_length, needs_sha256, read_small, to_staged
 from euca.api.s3.call import Call, Reply
 from euca.core.s3errors import (
+    InternalError,
     InvalidArgument,
     InvalidRange,
     InvalidRequest,
@@ -22,7 +24,11 @@ from euca.core.s3errors import (
 )
 from euca.walrus import ObjectInfo
 from euca.walrus.acl import READ, READ_ACP
+from euca.walrus.blobs import Gone, is_manifest
 from euca.walrus.model import NULL_VERSION
+
+T = TypeVar("T")
+READ_TRIES = 3  # lookups of an object being read or copied, when it is replaced or deleted before its files open
 
 # The representation headers an object keeps and returns, as S3 does.
 KEPT = ("content-type", "content-encoding", "content-disposition", "cache-control", "expires", "content-language")
@@ -143,7 +149,23 @@ def copy_source(call: Call) -> ObjectInfo:
     return info
 
 
+async def again_if_changed(attempt: Callable[[], Awaitable[T]]) -> T:
+    """``attempt`` (a lookup, then a read of what it found), again when the version found was
+    replaced or deleted before its files could be opened (``Gone``): the next lookup finds what
+    replaced it, or answers NoSuchKey. Nothing is written before the files are open."""
+    for _ in range(READ_TRIES):
+        try:
+            return await attempt()
+        except Gone:
+            continue
+    raise InternalError("The object changed while it was read; try again")
+
+
 async def copy_object(call: Call) -> Reply:
+    return await again_if_changed(lambda: _copy_object(call))
+
+
+async def _copy_object(call: Call) -> Reply:
     source = copy_source(call)
     directive = call.headers.get("x-amz-metadata-directive", "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
@@ -229,6 +251,10 @@ def _range(header: str, size: int) -> tuple[int, int] | None:
 
 
 async def get_object(call: Call) -> Reply:
+    return await again_if_changed(lambda: _get_object(call))
+
+
+async def _get_object(call: Call) -> Reply:
     head = call.method == "HEAD"
     version = call.query.get("versionId")
     info, data = call.walrus.get_object(call.who, call.bucket, call.key, version)
@@ -257,7 +283,11 @@ async def get_object(call: Call) -> Reply:
         return Reply(status, headers)
     if data is not None:
         return Reply(status, headers, data[first:first + length])
-    return Reply(status, headers, runs=call.walrus.segments(info, first, length))
+    if is_manifest(info.blob):  # a file per part: opened off the event loop
+        runs = await asyncio.to_thread(call.walrus.open_runs, info, first, length)
+    else:
+        runs = call.walrus.open_runs(info, first, length)
+    return Reply(status, headers, runs=runs)
 
 
 # --- DELETE --------------------------------------------------------------------------------------------

@@ -9,9 +9,9 @@ from typing import Any
 from euca.api.s3 import grants, wire
 from euca.api.s3.body import declared_length, needs_sha256, read_small, to_staged
 from euca.api.s3.call import Call, Reply
-from euca.api.s3.objects import copy_source, kept_headers, user_metadata
+from euca.api.s3.objects import again_if_changed, copy_source, kept_headers, user_metadata
 from euca.core.s3errors import InvalidArgument, InvalidRange, MalformedXML
-from euca.walrus.model import NULL_VERSION
+from euca.walrus.model import NULL_VERSION, Upload
 
 
 def _part_number(call: Call) -> int:
@@ -34,23 +34,7 @@ async def upload_part(call: Call) -> Reply:
     number = _part_number(call)
     upload = call.walrus.uploads.begin_part(call.who, call.bucket, call.key, call.query["uploadId"], number)
     if "x-amz-copy-source" in call.headers:
-        source = copy_source(call)
-        first, last = 0, source.size - 1
-        wanted = call.headers.get("x-amz-copy-source-range")
-        if wanted:
-            unit, _, spec = wanted.partition("=")
-            a, _, b = spec.partition("-")
-            if unit != "bytes" or not a.isdigit() or not b.isdigit() or int(a) > int(b):
-                raise InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last "
-                                      "where first and last are the zero-based offsets of the first and last "
-                                      "bytes to copy", ArgumentName="x-amz-copy-source-range")
-            first, last = int(a), int(b)
-            if last >= source.size:
-                raise InvalidRange(ActualObjectSize=str(source.size), RangeRequested=wanted)
-        part = await asyncio.to_thread(call.walrus.uploads.copy_part, upload, number, source, first, last)
-        headers = {"x-amz-copy-source-version-id": source.version_id} if source.version_id != NULL_VERSION else {}
-        return Reply(headers=headers, body=wire.render("UploadPartCopy", {"CopyPartResult": {
-            "ETag": part.etag, "LastModified": part.modified}}))
+        return await again_if_changed(lambda: _upload_part_copy(call, upload, number))
     length = declared_length(call.headers, call.signature)
     staged = call.walrus.stage(needs_sha256(call.signature))
     try:
@@ -60,6 +44,26 @@ async def upload_part(call: Call) -> Reply:
         raise
     part = call.walrus.uploads.commit_part(upload, number, staged, call.headers.get("content-md5"))
     return Reply(headers={"etag": part.etag})
+
+
+async def _upload_part_copy(call: Call, upload: Upload, number: int) -> Reply:
+    source = copy_source(call)
+    first, last = 0, source.size - 1
+    wanted = call.headers.get("x-amz-copy-source-range")
+    if wanted:
+        unit, _, spec = wanted.partition("=")
+        a, _, b = spec.partition("-")
+        if unit != "bytes" or not a.isdigit() or not b.isdigit() or int(a) > int(b):
+            raise InvalidArgument("The x-amz-copy-source-range value must be of the form bytes=first-last "
+                                  "where first and last are the zero-based offsets of the first and last "
+                                  "bytes to copy", ArgumentName="x-amz-copy-source-range")
+        first, last = int(a), int(b)
+        if last >= source.size:
+            raise InvalidRange(ActualObjectSize=str(source.size), RangeRequested=wanted)
+    part = await asyncio.to_thread(call.walrus.uploads.copy_part, upload, number, source, first, last)
+    headers = {"x-amz-copy-source-version-id": source.version_id} if source.version_id != NULL_VERSION else {}
+    return Reply(headers=headers, body=wire.render("UploadPartCopy", {"CopyPartResult": {
+        "ETag": part.etag, "LastModified": part.modified}}))
 
 
 async def list_parts(call: Call) -> Reply:
