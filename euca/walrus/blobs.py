@@ -19,6 +19,10 @@ A read of an n-part object holds n descriptors (parts are at least 5 MiB, so 10,
 for an object of 50 GB or more); the process's soft limit on open files is raised to its hard
 limit when a blob directory is opened, and a read refused for want of descriptors answers 503.
 
+A file is given its final name with ``link`` (refused when the name exists), never ``rename``
+(which would silently replace another object's bytes), and names come from the OS's generator,
+which nothing in the process can seed or rewind.
+
 ``fsync``: whether a body (and its directory entry) is forced to disk before its metadata commits.
 A killed server loses nothing either way (the page cache outlives the process); a power cut needs
 the fsync. ``euca up`` ties it to the store's own choice (``--sync full``), since an object is
@@ -32,8 +36,8 @@ import errno
 import hashlib
 import io
 import os
-import random
 import resource
+import secrets
 import shutil
 import time
 from collections.abc import Iterable
@@ -52,9 +56,9 @@ SPACE_EVERY_SECONDS = 1.0  # ... or this long
 
 
 def new_id() -> str:
-    """128 random bits in hex. Internal names, never shown to a client, so the process's own
-    generator (seeded from the OS, and again in a forked child) serves without a system call."""
-    return f"{random.getrandbits(128):032x}"
+    """128 random bits from the OS, in hex: a file's name. Not ``random``, whose process-wide
+    generator anything may seed (test frameworks do, per example), making names repeat."""
+    return secrets.token_hex(16)
 
 
 class Gone(Exception):
@@ -175,11 +179,13 @@ class Staged:
             os.close(self._fd)
             self._fd = -1
         final = self.blobs.path(self.id)
+        # link, not rename: a name already taken (FileExistsError) is refused, never replaced
         try:
-            os.rename(self.path, final)
+            os.link(self.path, final)
         except FileNotFoundError:
             final.parent.mkdir(exist_ok=True)
-            os.rename(self.path, final)
+            os.link(self.path, final)
+        os.unlink(self.path)
         if self.blobs.fsync:
             directory = os.open(final.parent, os.O_RDONLY)
             try:
