@@ -38,13 +38,23 @@ def _schema(postgres: bool) -> tuple[str, ...]:
     )
 
 
+def _has_table(tx: Tx, postgres: bool, name: str) -> bool:
+    if postgres:
+        return tx.execute("SELECT to_regclass(?)", (name,)).fetchone()[0] is not None
+    return tx.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
 def _upgrade(store: Store) -> None:
     """Bring a store written by an earlier layout up to this one, in one transaction: small bodies
     move from the ``s3_inline`` table into their versions' rows; the index by blob (which only
-    that table's join used) goes. Nothing happens when the store already has this layout, and a
-    second server upgrading the same PostgreSQL at the same moment finds nothing left to do."""
+    that table's join used) goes; so does ``s3_seq``, the one counter versions were numbered from
+    before each key's versions numbered themselves (left by either earlier layout). Nothing happens
+    when the store already has this layout, and a second server upgrading the same PostgreSQL at
+    the same moment finds nothing left to do."""
     postgres = store.is_postgres
     with store.transaction() as tx:
+        if _has_table(tx, postgres, "s3_seq"):
+            tx.execute("DROP TABLE IF EXISTS s3_seq")
         if postgres:
             done = tx.execute("SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
                               "AND table_name = 's3_object' AND column_name = 'data'").fetchone()
@@ -54,12 +64,7 @@ def _upgrade(store: Store) -> None:
             return
         tx.execute("ALTER TABLE s3_object ADD COLUMN IF NOT EXISTS data BYTEA" if postgres
                    else "ALTER TABLE s3_object ADD COLUMN data BLOB")
-        if postgres:
-            inline = tx.execute("SELECT to_regclass('s3_inline')").fetchone()[0] is not None
-        else:
-            inline = tx.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 's3_inline'"
-                                ).fetchone() is not None
-        if inline:
+        if _has_table(tx, postgres, "s3_inline"):
             tx.execute("UPDATE s3_object SET data = (SELECT i.data FROM s3_inline i WHERE i.blob = s3_object.blob) "
                        "WHERE blob IN (SELECT blob FROM s3_inline)")
             tx.execute("DROP TABLE IF EXISTS s3_inline")
