@@ -301,6 +301,13 @@ def test_version_listings_page_through_every_version(s3: Any) -> None:
     # a key marker inside a prefix already listed: the listing goes on after it
     after = s3.list_object_versions(Bucket=b, Delimiter="/", KeyMarker="b/1")
     assert [p["Prefix"] for p in after.get("CommonPrefixes", [])] == ["d/"]
+    # no keys asked for: an empty page, not truncated and with nothing to continue from, as ListObjects answers
+    for delimiter in ("", "/"):
+        for marker in ({}, {"KeyMarker": "a"}):
+            empty = s3.list_object_versions(Bucket=b, MaxKeys=0, Delimiter=delimiter, **marker)
+            assert not {"Versions", "DeleteMarkers", "CommonPrefixes", "NextKeyMarker",
+                        "NextVersionIdMarker"} & set(empty)
+            assert empty["IsTruncated"] is False and empty["MaxKeys"] == 0
 
 
 def test_acls_canned_explicit_and_enforced(box: Box, s3: Any) -> None:

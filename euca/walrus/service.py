@@ -519,9 +519,12 @@ class Walrus:
                       key_marker: str = "", version_marker: str = "", max_keys: int = MAX_KEYS) -> Listing[ObjectInfo]:
         """One page of the bucket's versions and delete markers, in key order and newest first
         within a key, after (``key_marker``, ``version_marker``). Read from the store a page at a
-        time (and past a whole common prefix at once), never more rows than the answer needs."""
+        time (and past a whole common prefix at once), never more rows than the answer needs. A
+        page of no keys (``max_keys`` 0) is empty and not truncated, as ``list_objects``'s."""
         self.bucket(who, bucket, acls.READ)
         max_keys = max(0, min(max_keys, MAX_KEYS))
+        if max_keys == 0:
+            return Listing([], [], False)
         after_seq = None
         if key_marker and version_marker:
             after_seq = self.catalog.seq_of(bucket, key_marker, version_marker)
