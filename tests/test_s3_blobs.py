@@ -44,7 +44,7 @@ def test_placing_a_body_under_a_name_already_taken_is_refused(tmp_path: Path,
 _OUT_OF_DESCRIPTORS = """
 import os, resource, sys
 from pathlib import Path
-from euca.core.errors import ServiceUnavailable
+from euca.core.s3errors import ServiceUnavailable
 from euca.walrus.blobs import Blobs, close_runs, manifest
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

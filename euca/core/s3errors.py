@@ -70,6 +70,7 @@ InvalidPolicyDocument = _error("InvalidPolicyDocument", 400, "The content of the
                                                              "specified in the policy document.")
 InvalidStorageClass = _error("InvalidStorageClass", 400, "The storage class you specified is not valid")
 InternalError = _error("InternalError", 500, "We encountered an internal error. Please try again.")
+ServiceUnavailable = _error("ServiceUnavailable", 503, "Reduce your request rate.")
 InsufficientStorage = _error("InsufficientStorage", 507, "Insufficient storage: the object store's disk is nearly "
                                                          "full, writes are refused until space is freed.")
 

@@ -44,8 +44,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from euca.core.errors import ServiceUnavailable
-from euca.core.s3errors import InsufficientStorage
+from euca.core.s3errors import InsufficientStorage, ServiceUnavailable
 
 BUFFER = 1 << 20  # bytes read or copied at a time
 INLINE = 64 << 10  # an object body up to this size is kept in the store beside its metadata
