@@ -200,6 +200,22 @@ def test_another_accounts_volumes_and_snapshots_are_not_found(box: Box) -> None:
     assert volume(alice, vol_id)["State"] == "available"
 
 
+def test_tag_specifications_of_another_resource_type_are_refused_and_make_nothing(box: Box) -> None:
+    ec2 = box.client("ebs-tagspec")
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    wrong = [{"ResourceType": "snapshot", "Tags": [{"Key": "k", "Value": "v"}]}]
+    message = refused("InvalidParameterValue", ec2.create_volume, Size=1, AvailabilityZone=zone,
+                      TagSpecifications=wrong)
+    assert "'snapshot' is not a valid taggable resource type" in message
+    assert ec2.describe_volumes()["Volumes"] == []
+    vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    available(ec2, vol_id)
+    message = refused("InvalidParameterValue", ec2.create_snapshot, VolumeId=vol_id,
+                      TagSpecifications=[{"ResourceType": "volume", "Tags": [{"Key": "k", "Value": "v"}]}])
+    assert "'volume' is not a valid taggable resource type" in message
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []
+
+
 def test_a_restarted_cloud_knows_its_volumes_and_attaches_them_again(tmp_path: Path) -> None:
     with running_box(tmp_path) as box:
         ec2 = box.client("restart-user")

@@ -183,11 +183,7 @@ class Snapshots:
              tag_specs: list[dict[str, Any]] | None) -> Snapshot:
         if len(description) > 255:
             raise InvalidParameterValue("The description is at most 255 characters")
-        pairs: list[tuple[str, str]] = []
-        for n, spec in enumerate(tag_specs or [], 1):
-            if spec.get("ResourceType") not in (None, "snapshot"):
-                raise InvalidParameterValue(f"TagSpecification.{n}.ResourceType: only snapshot can be tagged here")
-            pairs += self._tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
+        pairs = self._tags.specified(tag_specs, "snapshot")
         with self._lock, self._store.transaction() as tx:
             snapshot_id = self._ids.new("snap", tx)
             snap = Snapshot(snapshot_id, caller.account, caller.account_id, volume_id, size, self._clock(),

@@ -180,11 +180,7 @@ class Volumes:
                 raise InvalidParameterValue(f"Volume of {size}GiB is too small; minimum is {snap_size}GiB.")
         if not isinstance(size, int) or size < 1:
             raise InvalidParameterValue("The volume size must be a whole number of GiB, at least 1")
-        pairs: list[tuple[str, str]] = []
-        for n, spec in enumerate(p.get("TagSpecifications") or [], 1):
-            if spec.get("ResourceType") not in (None, "volume"):
-                raise InvalidParameterValue(f"TagSpecification.{n}.ResourceType: only volume can be tagged here")
-            pairs += self._tags.pairs(spec.get("Tags") or [], f"TagSpecification.{n}.Tag")
+        pairs = self._tags.specified(p.get("TagSpecifications"), "volume")
         with self._lock, self._store.transaction() as tx:
             volume_id = self._ids.new("vol", tx)
             vol = Volume(volume_id, caller.account, size, zone, self._clock(), snapshot_id=snapshot_id)
