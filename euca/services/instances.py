@@ -8,9 +8,12 @@ An instance of an EBS-backed image gets a root volume restored from the image's 
 it is placed (``Instances.roots``, the volume service, as ``euca.services.ebs_roots`` asks it).
 Such an instance can be stopped: its node ends it and the cluster controller takes back its
 capacity and addresses, while the record and the root volume stay (``stopping``, then
-``stopped``); StartInstances places it again as RunInstances does, under its own id. Termination
-deletes the root volume, or detaches it when its DeleteOnTermination is false. CreateImage of one
-is ``euca.services.create_image``.
+``stopped``); StartInstances places it again as RunInstances does, under its own id
+(``euca.services.instance_power``). Termination deletes the root volume, or detaches it when its
+DeleteOnTermination is false. CreateImage of one is ``euca.services.create_image``.
+
+The record itself is ``euca.services.instance_record``; how DescribeInstances shows it,
+``euca.services.instance_view``, and what its filters compare with, ``euca.services.instance_filters``.
 """
 
 from __future__ import annotations
@@ -18,13 +21,10 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from drivers.protocol import InstanceSpec, NcState, NodeError
-from euca.cluster import ClusterController, NetAssignment, Placed, RunRequest
+from euca.cluster import ClusterController, RunRequest
 from euca.core.errors import (
     ApiError,
     IdempotentParameterMismatch,
@@ -39,195 +39,31 @@ from euca.core.errors import (
     InvalidParameterValue,
     MissingParameter,
     OperationNotPermitted,
-    UnsupportedOperation,
 )
-from euca.core.frozen import Frozen
 from euca.fleet.box import STATE_CODES, BoxNodes
 from euca.services.accounts import Accounts
 from euca.services.addresses import Addresses
-from euca.services.common import (
-    Caller,
-    Ids,
-    matches,
-    page,
-    present,
-    tag_fields,
-    tag_list,
-    timestamp,
-    wanted,
-    well_formed,
-)
+from euca.services.common import Caller, Ids, matches, page, wanted, well_formed
 from euca.services.create_image import RootSnapshots, create_image
 from euca.services.ebs_roots import RootVolumes, drop_roots, make_roots, room_for, root_mapping
 from euca.services.groups import DEFAULT, Groups
 from euca.services.images import Image, Images
+from euca.services.instance_filters import FILTERS, filter_values
+from euca.services.instance_power import InstancePower
+from euca.services.instance_record import MAX_USER_DATA, Instance, metadata_options
+from euca.services.instance_view import InstanceView, block_devices, metadata_options_of
 from euca.services.keypairs import KeyPairs
 from euca.services.tags import Tags
 from euca.storage import StorageError
 from euca.store import Store
 from pyx.errors import Exhausted, InsufficientCapacity, KernelError
 
+# the record and its limits are imported from here by the services and the metadata API
+__all__ = ["FILTERS", "MAX_PER_REQUEST", "MAX_USER_DATA", "Instance", "Instances", "metadata_options"]
+
 log = logging.getLogger("euca.services.instances")
 
 MAX_PER_REQUEST = 256  # the CC's MAXINSTANCES is 2048; one reservation asks for at most this many
-MAX_USER_DATA = 16384
-# What EC2 documents for DescribeInstances. A filter compares with what the instance's description
-# shows (``_SHOWN``): one on a field it leaves out (a VPC, an IAM profile, a spot request, a
-# platform other than Linux) is accepted and matches nothing, as in EC2-Classic. An instance here
-# has no network interface of its own: the interface's addresses are the instance's (``_ADDRESSES``),
-# its other fields match nothing.
-_ADDRESSES = {
-    "network-interface.addresses.private-ip-address": "private-ip-address",
-    "network-interface.private-ip-address": "private-ip-address",
-    "network-interface.addresses.private-dns-name": "private-dns-name",
-    "network-interface.private-dns-name": "private-dns-name",
-    "network-interface.addresses.association.public-ip": "ip-address",
-    "network-interface.association.public-ip": "ip-address",
-    "network-interface.addresses.association.public-dns-name": "dns-name",
-    "network-interface.association.public-dns-name": "dns-name",
-    "network-interface.public-dns-name": "dns-name",
-}
-_NEVER = (
-    "affinity", "boot-mode", "capacity-reservation-id",
-    "capacity-reservation-specification.capacity-reservation-preference",
-    "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-id",
-    "capacity-reservation-specification.capacity-reservation-target.capacity-reservation-resource-group-arn",
-    "host-id", "iam-instance-profile.id", "ipv6-address",
-    "license-pool", "outpost-arn", "placement-group-name", "placement-partition-number",
-    "private-dns-name-options.enable-resource-name-dns-a-record",
-    "private-dns-name-options.enable-resource-name-dns-aaaa-record", "private-dns-name-options.hostname-type",
-    "product-code", "product-code.type", "requester-id", "tpm-support", "operator.principal",
-    *(f"network-interface.{f}" for f in (
-        "addresses.association.allocation-id", "addresses.association.association-id",
-        "addresses.association.carrier-ip", "addresses.association.customer-owned-ip",
-        "addresses.association.ip-owner-id", "addresses.primary", "association.allocation-id",
-        "association.association-id", "association.carrier-ip", "association.customer-owned-ip",
-        "association.ip-owner-id", "attachment.attach-time", "attachment.attachment-id",
-        "attachment.delete-on-termination", "attachment.device-index", "attachment.instance-id",
-        "attachment.instance-owner-id", "attachment.network-card-index", "attachment.status",
-        "availability-zone", "deny-all-igw-traffic", "description", "group-id", "group-name",
-        "ipv4-prefixes.ipv4-prefix", "ipv6-address", "ipv6-addresses.ipv6-address",
-        "ipv6-addresses.is-primary-ipv6", "ipv6-native", "ipv6-prefixes.ipv6-prefix", "mac-address",
-        "network-interface-id", "outpost-arn", "owner-id", "requester-id", "requester-managed", "status",
-        "source-dest-check", "subnet-id", "tag-key", "tag-value", "vpc-id")),
-)
-FILTERS = (
-    "architecture", "availability-zone", "client-token", "current-instance-boot-mode", "dns-name", "ebs-optimized",
-    "ena-support", "enclave-options.enabled", "group-id", "group-name", "hibernation-options.configured",
-    "hypervisor", "image-id", "instance-id", "instance-state-code", "instance-state-name", "instance-type",
-    "instance.group-id", "instance.group-name", "ip-address", "kernel-id", "key-name", "launch-index",
-    "launch-time", "maintenance-options.auto-recovery", "metadata-options.http-endpoint",
-    "metadata-options.http-protocol-ipv4", "metadata-options.http-protocol-ipv6",
-    "metadata-options.http-put-response-hop-limit", "metadata-options.http-tokens",
-    "metadata-options.instance-metadata-tags", "monitoring-state", "owner-id", "platform-details",
-    "private-dns-name", "private-ip-address", "ramdisk-id", "reason", "reservation-id", "root-device-name",
-    "root-device-type", "source-dest-check", "state-reason-code", "state-reason-message", "tag-key", "tag-value",
-    "tenancy", "usage-operation", "usage-operation-update-time", "virtualization-type", "platform",
-    "operator.managed",
-    "iam-instance-profile.arn", "instance-lifecycle", "spot-instance-request-id", "subnet-id", "vpc-id",
-    *(f"block-device-mapping.{f}" for f in ("attach-time", "delete-on-termination", "device-name", "status",
-                                            "volume-id")),
-    *_ADDRESSES, *_NEVER)
-# filter -> where the instance's description shows its value
-_SHOWN = {
-    "instance-id": ("InstanceId",), "image-id": ("ImageId",), "instance-type": ("InstanceType",),
-    "instance-state-name": ("State", "Name"), "instance-state-code": ("State", "Code"),
-    "kernel-id": ("KernelId",), "ramdisk-id": ("RamdiskId",), "key-name": ("KeyName",),
-    "launch-index": ("AmiLaunchIndex",), "launch-time": ("LaunchTime",), "client-token": ("ClientToken",),
-    "usage-operation-update-time": ("LaunchTime",),
-    "availability-zone": ("Placement", "AvailabilityZone"), "tenancy": ("Placement", "Tenancy"),
-    "private-ip-address": ("PrivateIpAddress",), "private-dns-name": ("PrivateDnsName",),
-    "ip-address": ("PublicIpAddress",), "dns-name": ("PublicDnsName",),
-    "monitoring-state": ("Monitoring", "State"), "ebs-optimized": ("EbsOptimized",),
-    "ena-support": ("EnaSupport",), "source-dest-check": ("SourceDestCheck",),
-    "platform": ("Platform",), "platform-details": ("PlatformDetails",), "usage-operation": ("UsageOperation",),
-    "architecture": ("Architecture",), "hypervisor": ("Hypervisor",),
-    "virtualization-type": ("VirtualizationType",), "root-device-type": ("RootDeviceType",),
-    "root-device-name": ("RootDeviceName",), "reason": ("StateTransitionReason",),
-    "state-reason-code": ("StateReason", "Code"), "state-reason-message": ("StateReason", "Message"),
-    "metadata-options.http-tokens": ("MetadataOptions", "HttpTokens"),
-    "metadata-options.http-endpoint": ("MetadataOptions", "HttpEndpoint"),
-    "metadata-options.http-put-response-hop-limit": ("MetadataOptions", "HttpPutResponseHopLimit"),
-    "iam-instance-profile.arn": ("IamInstanceProfile", "Arn"), "instance-lifecycle": ("InstanceLifecycle",),
-    "spot-instance-request-id": ("SpotInstanceRequestId",), "subnet-id": ("SubnetId",), "vpc-id": ("VpcId",),
-}
-# each block device mapping's field a block-device-mapping.* filter compares with
-_MAPPING = {"block-device-mapping.device-name": "DeviceName", "block-device-mapping.volume-id": "VolumeId",
-            "block-device-mapping.status": "Status", "block-device-mapping.attach-time": "AttachTime",
-            "block-device-mapping.delete-on-termination": "DeleteOnTermination"}
-# what EC2 says of every instance like these, though DescribeInstances leaves it out
-_ALWAYS = {"metadata-options.http-protocol-ipv4": "enabled", "metadata-options.http-protocol-ipv6": "disabled",
-           "metadata-options.instance-metadata-tags": "disabled", "maintenance-options.auto-recovery": "default",
-           "enclave-options.enabled": "false", "hibernation-options.configured": "false",
-           "current-instance-boot-mode": "legacy-bios", "operator.managed": "false"}
-USER_SHUTDOWN = {"Code": "Client.UserInitiatedShutdown",
-                 "Message": "Client.UserInitiatedShutdown: User initiated shutdown"}
-LAUNCH_FAILED = "Server.InternalError"  # EC2's code for an instance that could not be started
-PENDING = {"Code": "pending", "Message": "pending"}
-
-
-@dataclass
-class Instance:
-    instance_id: str
-    reservation_id: str
-    account: str
-    image_id: str
-    vmtype: str
-    node: str
-    mac: str
-    private_ip: str
-    vlan: int
-    netgroup: str
-    launched: float
-    zone: str
-    groups: list[str] = field(default_factory=list)
-    kernel_id: str = ""
-    ramdisk_id: str = ""
-    key_name: str = ""
-    user_data: str = ""
-    launch_index: int = 0
-    client_token: str = ""
-    terminated: float | None = None
-    api_termination_disabled: bool = False  # disableApiTermination
-    monitored: bool = False  # Monitor/UnmonitorInstances
-    # MetadataOptions: IMDSv2 required or optional, the PUT response's hop limit, the service on or off
-    http_tokens: str = "optional"
-    hop_limit: int = 1
-    http_endpoint: str = "enabled"
-    # EBS-backed: the root device and the volume there; when StopInstances stopped it (None: not stopped)
-    root_device: str = ""
-    root_volume: str = ""
-    root_delete: bool = True
-    stopped: float | None = None
-    shutdown_behavior: str = "terminate"  # InstanceInitiatedShutdownBehavior
-    api_stop_disabled: bool = False  # disableApiStop
-    private_addressing: bool = False  # AddressingType=private: no dynamic public address, at start or restart
-    # why the cloud, not its user, ended or stopped it as it started: the storage controller's reason
-    failure: str = ""
-
-    def body(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    def placed(self) -> Placed:
-        return Placed(self.instance_id, self.node, self.vmtype,
-                      NetAssignment(self.instance_id, self.mac, self.private_ip, self.vlan, self.netgroup),
-                      self.image_id)
-
-
-def metadata_options(p: Mapping[str, Any], current: tuple[str, int, str] = ("optional", 1, "enabled"),
-                     ) -> tuple[str, int, str]:
-    """HttpTokens, HttpPutResponseHopLimit and HttpEndpoint, checked, over ``current``."""
-    tokens = p.get("HttpTokens") or current[0]
-    if tokens not in ("optional", "required"):
-        raise InvalidParameterValue(f"HttpTokens must be optional or required, not {str(tokens)[:32]}")
-    hops = p.get("HttpPutResponseHopLimit")
-    hops = current[1] if hops is None else hops
-    if not isinstance(hops, int) or not 1 <= hops <= 64:
-        raise InvalidParameterValue("HttpPutResponseHopLimit must be between 1 and 64")
-    endpoint = p.get("HttpEndpoint") or current[2]
-    if endpoint not in ("enabled", "disabled"):
-        raise InvalidParameterValue(f"HttpEndpoint must be enabled or disabled, not {str(endpoint)[:32]}")
-    return tokens, hops, endpoint
 
 
 class Instances:
@@ -239,9 +75,8 @@ class Instances:
         self._instances: dict[str, Instance] = {}
         self.roots: RootVolumes | None = None  # the volume service, once the cloud has one
         self.snapshots: RootSnapshots | None = None  # the snapshot service, once the cloud has one
-        self._moves = 0  # instances stopped or started since this process began (see record_count)
-        # instance or reservation id -> (what it showed, its record)
-        self._memo: dict[str, tuple[tuple[Any, ...], Frozen]] = {}
+        self._view = InstanceView(cc, accounts, groups, addresses, tags)
+        self._power = InstancePower(self, store, cc, box, addresses, images, self._view)
         for _, _, body in store.load("instance"):
             inst = Instance(**body)
             self._instances[inst.instance_id] = inst
@@ -296,7 +131,7 @@ class Instances:
         """Past BURY_TIME: no longer shown, though the next housekeeping pass has yet to remove it."""
         inst = self._instances.get(instance_id)
         return (inst is not None and inst.terminated is not None
-                and self._state(inst) is None)
+                and self.state_at(inst) is None)
 
     def _visible(self, caller: Caller, ids: list[str]) -> list[Instance]:
         out = []
@@ -305,7 +140,7 @@ class Instances:
                 raise InvalidInstanceIDMalformed(f"Invalid id: \"{id_[:64]}\" (expecting \"i-...\")")
             inst = self._instances.get(id_)
             if (inst is None or not caller.sees(inst.account)
-                    or self._state(inst) is None):
+                    or self.state_at(inst) is None):
                 raise InvalidInstanceIDNotFound(f"The instance ID '{id_}' does not exist")
             out.append(inst)
         return out
@@ -435,7 +270,7 @@ class Instances:
                      if i is not None and not i.ebs}
         for inst in created:
             try:
-                spec = self._launch_spec(inst)
+                spec = self.launch_spec(inst)
             except StorageError as exc:
                 # no node hears of it: ended at once, with the reason DescribeInstances gives
                 self._end([inst], self._box.clock(), failure=f"its root volume {inst.root_volume}: {exc}")
@@ -449,7 +284,7 @@ class Instances:
         """CreateImage (``euca.services.create_image``)."""
         return create_image(self, self._images, self.snapshots, caller, instance_id, name, description)
 
-    def _state(self, inst: Instance, now: float | None = None) -> str | None:
+    def state_at(self, inst: Instance, now: float | None = None) -> str | None:
         """pending / running / stopping / stopped / shutting-down / terminated, or None once buried."""
         if inst.stopped is not None and inst.terminated is None:
             now = self._box.clock() if now is None else now
@@ -466,7 +301,7 @@ class Instances:
                                             "'disableApiTermination' instance attribute and try again.")
         self._box.fleet.refresh()
         now = self._box.clock()
-        before = {i.instance_id: self._state(i, now) or "terminated"
+        before = {i.instance_id: self.state_at(i, now) or "terminated"
                   for i in chosen}
         ending = list({i.instance_id: i for i in chosen if i.terminated is None}.values())
         halted = {i.instance_id for i in ending if i.stopped is not None}
@@ -476,7 +311,7 @@ class Instances:
                 self._box.fleet.terminate(inst.node, inst.instance_id)
         out = []
         for inst in chosen:
-            state = self._state(inst, now) or "terminated"
+            state = self.state_at(inst, now) or "terminated"
             out.append({"InstanceId": inst.instance_id,
                         "CurrentState": {"Code": STATE_CODES[state], "Name": state},
                         "PreviousState": {"Code": STATE_CODES[before[inst.instance_id]],
@@ -510,121 +345,13 @@ class Instances:
                 except ApiError as exc:
                     log.warning("%s: its root volume %s: %s", inst.instance_id, inst.root_volume, exc)
 
-    # --- StopInstances / StartInstances (EBS-backed instances) ---------------------------------------------
+    # --- StopInstances / StartInstances (EBS-backed instances: ``euca.services.instance_power``) ----------
 
     def stop(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
-        """The node ends the domain; the cluster controller takes back the capacity and the dynamic
-        public address; the record and the root volume stay, ``stopping`` and then ``stopped``."""
-        chosen = self._visible(caller, ids)
-        for inst in chosen:
-            if not inst.root_device:
-                raise UnsupportedOperation(f"The instance '{inst.instance_id}' does not have an 'ebs' root device "
-                                           "type and cannot be stopped.")
-            if inst.api_stop_disabled:
-                raise OperationNotPermitted(f"The instance '{inst.instance_id}' may not be stopped. Modify its "
-                                            "'disableApiStop' instance attribute and try again.")
-        self._box.fleet.refresh()
-        now = self._box.clock()
-        before = {i.instance_id: self._state(i, now) or "terminated" for i in chosen}
-        for inst in chosen:
-            if before[inst.instance_id] in ("shutting-down", "terminated"):
-                raise IncorrectInstanceState(f"This instance '{inst.instance_id}' is not in a state from which it "
-                                             "can be stopped.")
-        self._halt(list({i.instance_id: i for i in chosen if i.stopped is None}.values()), now)
-        return self._changes(chosen, before, now)
-
-    def _halt(self, stopping: list[Instance], now: float, tell_node: bool = True, failure: str = "") -> None:
-        """Record the instances stopped (durably, first), give back their capacity and addresses,
-        and have their nodes end the domains (unless the guest ended its own, or never had one:
-        ``failure`` says why it could not be started)."""
-        if not stopping:
-            return
-        unbound: list[str] = []
-        with self._store.transaction() as tx:
-            for inst in stopping:
-                unbound += self._addresses.unbind(tx, inst.instance_id)
-                tx.put("instance", inst.instance_id, inst.account, inst.body() | {"stopped": now, "failure": failure})
-        self._moves += len(stopping)
-        for inst in stopping:
-            inst.stopped, inst.failure = now, failure
-            self._memo.pop(inst.instance_id, None)
-            try:
-                self._cc.terminate(inst.instance_id)
-            except KeyError:
-                log.warning("%s was not placed in %s", inst.instance_id, self._cc.name)
-            if tell_node:
-                self._box.fleet.terminate(inst.node, inst.instance_id)
-        self._addresses.unbound(unbound)
+        return self._power.stop(caller, ids)
 
     def start(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
-        """A stopped instance is placed again by the cluster controller (a node, a private address
-        and a dynamic public one, as RunInstances has) and started there from its root volume."""
-        chosen = self._visible(caller, ids)
-        for inst in chosen:
-            if not inst.root_device:
-                raise UnsupportedOperation(f"The instance '{inst.instance_id}' does not have an 'ebs' root device "
-                                           "type and cannot be started.")
-        self._box.fleet.refresh()
-        now = self._box.clock()
-        before = {i.instance_id: self._state(i, now) or "terminated" for i in chosen}
-        for inst in chosen:
-            if before[inst.instance_id] not in ("stopped", "pending", "running"):
-                raise IncorrectInstanceState(f"This instance '{inst.instance_id}' is not in a state from which it "
-                                             "can be started.")
-        for inst in {i.instance_id: i for i in chosen if before[i.instance_id] == "stopped"}.values():
-            self._restart(inst)
-        return self._changes(chosen, before, self._box.clock())
-
-    def _restart(self, inst: Instance) -> None:
-        try:
-            launch = self._cc.run(RunRequest([inst.instance_id], inst.vmtype, 1, inst.account, inst.groups[0],
-                                             inst.image_id,
-                                             self._addresses.dynamic and not inst.private_addressing))[0]
-        except Exhausted as exc:
-            raise InsufficientAddressCapacity(str(exc)) from None
-        except (InsufficientCapacity, KernelError) as exc:
-            raise InsufficientInstanceCapacity(str(exc)) from None
-        changes = {"node": launch.node, "mac": launch.net.mac, "private_ip": launch.net.private_ip,
-                   "vlan": launch.net.vlan, "netgroup": launch.net.group, "launched": self._box.clock(),
-                   "stopped": None, "failure": ""}
-        try:
-            with self._store.transaction() as tx:
-                tx.put("instance", inst.instance_id, inst.account, inst.body() | changes)
-                self._addresses.launched(tx, [inst.instance_id])
-        except BaseException:
-            self._cc.terminate(inst.instance_id)
-            raise
-        for name, value in changes.items():
-            setattr(inst, name, value)
-        self._memo.pop(inst.instance_id, None)
-        self._moves += 1
-        if self.roots is not None and inst.root_volume:
-            self.roots.moved(inst.root_volume, inst.node)
-        try:
-            spec = self._launch_spec(inst)
-        except StorageError as exc:
-            # no node hears of it: stopped again, with the reason DescribeInstances gives
-            self._halt([inst], self._box.clock(), tell_node=False,
-                       failure=f"its root volume {inst.root_volume}: {exc}")
-            return
-        self._box.restarting(inst.instance_id)
-        locations = {}
-        for image_id in (inst.kernel_id, inst.ramdisk_id):
-            img = self._images.get(image_id) if image_id else None
-            if img is not None:
-                locations[image_id] = self._images.node_location(img)
-        self._box.fleet.launch(inst.node, spec, locations)
-        if self.roots is not None and inst.root_volume:
-            self.roots.plug_root(inst.root_volume)
-
-    def _changes(self, chosen: list[Instance], before: dict[str, str], now: float) -> list[dict[str, Any]]:
-        out = []
-        for inst in chosen:
-            state = self._state(inst, now) or "terminated"
-            was = before[inst.instance_id]
-            out.append({"InstanceId": inst.instance_id, "CurrentState": {"Code": STATE_CODES[state], "Name": state},
-                        "PreviousState": {"Code": STATE_CODES[was], "Name": was}})
-        return out
+        return self._power.start(caller, ids)
 
     def image_for(self, caller: Caller, image_id: str, kind: str) -> str:
         """A kernel or ramdisk a stopped instance may be given (ModifyInstanceAttribute)."""
@@ -661,7 +388,7 @@ class Instances:
                   and (seen := self._box.fleet.sighting(i.instance_id)) is not None and seen.state is NcState.TEARDOWN]
         for inst in halted:
             log.info("%s: it shut itself down; stopped", inst.instance_id)
-        self._halt(halted, now, tell_node=False)
+        self._power.halt(halted, now, tell_node=False)
         gone = [i for i in gone if i.stopped is None]
         for inst in gone:
             log.info("%s: its node no longer runs it; terminated", inst.instance_id)
@@ -670,7 +397,7 @@ class Instances:
             self._box.fleet.terminate(inst.node, inst.instance_id)
         return len(gone) + len(halted)
 
-    def _launch_spec(self, inst: Instance) -> InstanceSpec:
+    def launch_spec(self, inst: Instance) -> InstanceSpec:
         """ncRunInstance's arguments; an EBS-backed instance on a remote node also names its root volume."""
         spec = self._spec(inst)
         root = self.roots.root_for(inst.root_volume) if inst.root_volume and self.roots is not None else None
@@ -699,7 +426,7 @@ class Instances:
     def record_count(self) -> int:
         """How many instance records there are, and how often one stopped or started (its addresses
         change then): a new instance changes it, and it is cheap to watch."""
-        return len(self._instances) + self._moves
+        return len(self._instances) + self._power.moves
 
     def live_instances(self) -> list[Instance]:
         """The instances placed on nodes: a stopped one holds no address on the network."""
@@ -712,10 +439,7 @@ class Instances:
         except (binascii.Error, ValueError):
             return b""
 
-    @staticmethod
-    def metadata_options_of(inst: Instance) -> dict[str, Any]:
-        return {"State": "applied", "HttpTokens": inst.http_tokens, "HttpPutResponseHopLimit": inst.hop_limit,
-                "HttpEndpoint": inst.http_endpoint}
+    metadata_options_of = staticmethod(metadata_options_of)
 
     def modify_metadata_options(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
         """What is not given stays as it was; the metadata service applies the change to the next request."""
@@ -762,60 +486,23 @@ class Instances:
             i for i in self._instances.values() if caller.sees(i.account)]
         rows: list[tuple[Instance, str]] = []
         for inst in candidates:
-            state = self._state(inst, now)
+            state = self.state_at(inst, now)
             if state is None:
                 continue
             if chosen:
-                shown = self._instance(inst, state, self.group_ids(inst))
-                if not matches(chosen, lambda name, i=inst, r=shown: self._fields(i, r, name)):  # type: ignore[misc]
+                shown = self._view.instance(inst, state, self.group_ids(inst))
+                if not matches(chosen, lambda name, i=inst, r=shown:  # type: ignore[misc]
+                               filter_values(i, r, name, self._accounts, self._tags)):
                     continue
             rows.append((inst, state))
         chunk, following = page(rows, limit, token)
         reservations: dict[str, list[tuple[Instance, str]]] = {}
         for inst, state in chunk:
             reservations.setdefault(inst.reservation_id, []).append((inst, state))
-        out: dict[str, Any] = {"Reservations": [self._reservation_of(caller, items) for items in reservations.values()]}
+        out: dict[str, Any] = {"Reservations": [self._view.reservation(items) for items in reservations.values()]}
         if following:
             out["NextToken"] = following
         return out
-
-    def _fields(self, inst: Instance, shown: Mapping[str, Any], name: str) -> list[str]:
-        """The values filter ``name`` compares with: those ``shown``, the instance's description, has."""
-        name = _ADDRESSES.get(name, name)
-        if name in _SHOWN:
-            value: Any = shown
-            for key in _SHOWN[name]:
-                value = value.get(key) if isinstance(value, Mapping) else None
-            return present(_text(value))
-        if name in _MAPPING:
-            field_name = _MAPPING[name]
-            return present(*(_text(m.get(field_name, (m.get("Ebs") or {}).get(field_name)))
-                             for m in shown.get("BlockDeviceMappings") or []))
-        if name in _ALWAYS:
-            return [_ALWAYS[name]]
-        if name in ("group-id", "instance.group-id"):
-            return present(*(g["GroupId"] or "" for g in shown.get("SecurityGroups") or []))
-        if name in ("group-name", "instance.group-name"):
-            return present(*(g["GroupName"] for g in shown.get("SecurityGroups") or []))
-        if name == "reservation-id":
-            return [inst.reservation_id]
-        if name == "owner-id":
-            account = self._accounts.get(inst.account)
-            return [account.account_id if account else inst.account]
-        if name.startswith(("tag:", "tag-")):
-            return tag_fields(self._tags.of(inst.instance_id), name)
-        return []
-
-    @staticmethod
-    def _state_reason(inst: Instance, state: str) -> dict[str, str] | None:
-        if inst.failure and (inst.terminated is not None or state in ("stopping", "stopped")):
-            return {"Code": LAUNCH_FAILED, "Message": f"{LAUNCH_FAILED}: {inst.failure}"}
-        if inst.terminated is not None or state in ("stopping", "stopped"):
-            return USER_SHUTDOWN
-        return PENDING if state == "pending" else None
-
-    def _cores(self, vmtype: str) -> int:
-        return self._cc.vmtypes[vmtype].cores if vmtype in self._cc.vmtypes else 1
 
     # --- what the attribute, status and monitoring calls use -----------------------------------------
 
@@ -830,13 +517,13 @@ class Instances:
         out = []
         for inst in self._instances.values():
             if caller.sees(inst.account):
-                state = self._state(inst, now)
+                state = self.state_at(inst, now)
                 if state is not None:
                     out.append((inst, state))
         return out
 
     def state_of(self, inst: Instance) -> str:
-        return self._state(inst) or "terminated"
+        return self.state_at(inst) or "terminated"
 
     def node_down(self, inst: Instance) -> bool:
         return inst.node in self._cc.nodes and self._cc.nodes.state(inst.node) == "DOWN"
@@ -849,85 +536,17 @@ class Instances:
         for inst in instances:
             for name, value in changes.items():
                 setattr(inst, name, value)
-            self._memo.pop(inst.instance_id, None)
+            self._view.forget(inst.instance_id)
 
     def group_ids(self, inst: Instance) -> list[dict[str, Any]]:
-        out = []
-        for name in inst.groups:
-            g = self._groups.get(inst.account, name)
-            out.append({"GroupName": name, "GroupId": g.group_id if g else None})
-        return out
+        return self._view.group_ids(inst)
+
+    block_devices = staticmethod(block_devices)
 
     def _reservation(self, caller: Caller, instances: list[Instance]) -> dict[str, Any]:
         now = self._box.clock()
-        states = [self._state(i, now) or "terminated" for i in instances]
-        return self._reservation_of(caller, list(zip(instances, states, strict=True)))
-
-    def _reservation_of(self, caller: Caller, items: list[tuple[Instance, str]]) -> dict[str, Any]:
-        first = items[0][0]
-        account = self._accounts.get(first.account)
-        owner = account.account_id if account else first.account
-        groups = []
-        for name in first.groups:
-            g = self._groups.get(first.account, name)
-            groups.append({"GroupName": name, "GroupId": g.group_id if g else None})
-        instances = [self._instance(i, state, groups) for i, state in items]
-        # the instance records are held by the memo, so their ids cannot be reused while it is
-        key = (owner, tuple(g["GroupId"] for g in groups), *map(id, instances))
-        memo = self._memo.get(first.reservation_id)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        record = Frozen({"ReservationId": first.reservation_id, "OwnerId": owner, "Groups": groups,
-                         "Instances": instances})
-        self._memo[first.reservation_id] = (key, record)
-        return record
-
-    def _instance(self, inst: Instance, state: str, groups: list[dict[str, Any]]) -> dict[str, Any]:
-        """The same Frozen dict while nothing a client sees has changed, so its XML is built once."""
-        public = self._addresses.public_of(inst.instance_id) if inst.terminated is None else None
-        tags = self._tags.of(inst.instance_id)
-        key = (state, public, inst.terminated, tuple(tags.items()) if tags else (),
-               tuple(g["GroupId"] for g in groups))
-        memo = self._memo.get(inst.instance_id)
-        if memo is not None and memo[0] == key:
-            return memo[1]
-        record = Frozen(self._instance_fields(inst, state, groups, public, tags))
-        self._memo[inst.instance_id] = (key, record)
-        return record
-
-    def _instance_fields(self, inst: Instance, state: str, groups: list[dict[str, Any]], public: str | None,
-                         tags: Mapping[str, str]) -> dict[str, Any]:
-        live = state in ("pending", "running")
-        return {
-            "InstanceId": inst.instance_id, "ImageId": inst.image_id,
-            "State": {"Code": STATE_CODES[state], "Name": state},
-            "PrivateDnsName": inst.private_ip if live else "", "PublicDnsName": (public or "") if live else "",
-            "KeyName": inst.key_name or None, "AmiLaunchIndex": inst.launch_index, "InstanceType": inst.vmtype,
-            "LaunchTime": inst.launched, "Placement": {"AvailabilityZone": inst.zone, "Tenancy": "default"},
-            "KernelId": inst.kernel_id or None, "RamdiskId": inst.ramdisk_id or None,
-            "Monitoring": {"State": "enabled" if inst.monitored else "disabled"},
-            "BlockDeviceMappings": self.block_devices(inst), "EbsOptimized": False, "EnaSupport": False,
-            "SourceDestCheck": True,
-            "CpuOptions": {"CoreCount": self._cores(inst.vmtype), "ThreadsPerCore": 1},
-            "PlatformDetails": "Linux/UNIX", "UsageOperation": "RunInstances",
-            "MetadataOptions": self.metadata_options_of(inst),
-            "PrivateIpAddress": inst.private_ip if live else None, "PublicIpAddress": public if live else None,
-            "Architecture": "x86_64", "RootDeviceType": "ebs" if inst.root_device else "instance-store",
-            "RootDeviceName": inst.root_device or "/dev/sda1",
-            "VirtualizationType": "paravirtual", "Hypervisor": "xen", "ClientToken": inst.client_token or None,
-            "SecurityGroups": groups, "Tags": tag_list(tags),
-            "StateTransitionReason": ("Server initiated" if inst.failure else "User initiated")
-            if inst.terminated is not None else "",
-            "StateReason": self._state_reason(inst, state),
-        }
-
-    @staticmethod
-    def block_devices(inst: Instance) -> list[dict[str, Any]]:
-        if not inst.root_volume:
-            return []
-        return [{"DeviceName": inst.root_device, "Ebs": {
-            "VolumeId": inst.root_volume, "Status": "attached", "AttachTime": inst.launched,
-            "DeleteOnTermination": inst.root_delete}}]
+        states = [self.state_at(i, now) or "terminated" for i in instances]
+        return self._view.reservation(list(zip(instances, states, strict=True)))
 
     # --- housekeeping ----------------------------------------------------------------------------------
 
@@ -935,7 +554,7 @@ class Instances:
         """Forget instances terminated longer ago than BURY_TIME (their ids stay issued)."""
         now = self._box.clock()
         gone = [i for i in self._instances.values()
-                if i.terminated is not None and self._state(i, now) is None]
+                if i.terminated is not None and self.state_at(i, now) is None]
         if not gone:
             return 0
         with self._store.transaction() as tx:
@@ -944,23 +563,10 @@ class Instances:
                 self._tags.drop_in(tx, inst.instance_id)
         for inst in gone:
             del self._instances[inst.instance_id]
-            self._memo.pop(inst.instance_id, None)
-            self._memo.pop(inst.reservation_id, None)
+            self._view.forget(inst.instance_id, inst.reservation_id)
             self._box.forget(inst.instance_id)
         return len(gone)
 
     def live_count(self) -> int:
         return sum(1 for i in self._instances.values() if i.terminated is None)
 
-
-def _text(value: Any) -> str:
-    """A shown value as a filter compares with it: booleans as true/false, times as EC2 writes them."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return timestamp(value)
-    if isinstance(value, datetime):
-        return timestamp(value.timestamp())
-    return str(value)
