@@ -353,6 +353,8 @@ class Instances:
     def start(self, caller: Caller, ids: list[str]) -> list[dict[str, Any]]:
         return self._power.start(caller, ids)
 
+    # --- what ModifyInstanceAttribute and the volume service ask ------------------------------------
+
     def image_for(self, caller: Caller, image_id: str, kind: str) -> str:
         """A kernel or ramdisk a stopped instance may be given (ModifyInstanceAttribute)."""
         return self._images.launchable(self._images.visible(caller, image_id, kind)).image_id
@@ -371,6 +373,8 @@ class Instances:
         """Is the volume the root of this EBS-backed instance, still there?"""
         inst = self._instances.get(instance_id)
         return inst is not None and inst.terminated is None and inst.root_volume == volume_id
+
+    # --- instances their nodes ended, and what a node is handed to start one ------------------------
 
     def reconcile(self) -> int:
         """Terminate the instances whose node ended them (Teardown without a TerminateInstances) or
