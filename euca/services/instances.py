@@ -1,8 +1,9 @@
 """Instances and reservations: RunInstances asks the cluster controller to place and address them,
-records them, hands each to its node controller (ncRunInstance), and answers. Their state after
-that is what the node controllers report (``euca.fleet.box``); Terminate, Reboot and GetConsoleOutput
-go to the node, and an instance its node ended on its own, or stopped reporting for good, is
-terminated by the periodic :meth:`Instances.reconcile`.
+records them, hands each to its node controller (ncRunInstance), and answers
+(``euca.services.instance_launch``). Their state after that is what the node controllers report
+(``euca.fleet.box``); Terminate, Reboot and GetConsoleOutput go to the node, and an instance its
+node ended on its own, or stopped reporting for good, is terminated by the periodic
+:meth:`Instances.reconcile`.
 
 An instance of an EBS-backed image gets a root volume restored from the image's snapshot before
 it is placed (``Instances.roots``, the volume service, as ``euca.services.ebs_roots`` asks it).
@@ -24,20 +25,14 @@ import logging
 from typing import Any
 
 from drivers.protocol import InstanceSpec, NcState, NodeError
-from euca.cluster import ClusterController, RunRequest
+from euca.cluster import ClusterController
 from euca.core.errors import (
     ApiError,
-    IdempotentParameterMismatch,
     IncorrectInstanceState,
-    InstanceLimitExceeded,
-    InsufficientAddressCapacity,
-    InsufficientInstanceCapacity,
     InvalidInstanceIDMalformed,
     InvalidInstanceIDNotFound,
-    InvalidKeyPairNotFound,
     InvalidParameterCombination,
     InvalidParameterValue,
-    MissingParameter,
     OperationNotPermitted,
 )
 from euca.fleet.box import STATE_CODES, BoxNodes
@@ -45,31 +40,28 @@ from euca.services.accounts import Accounts
 from euca.services.addresses import Addresses
 from euca.services.common import Caller, Ids, matches, page, wanted, well_formed
 from euca.services.create_image import RootSnapshots, create_image
-from euca.services.ebs_roots import RootVolumes, drop_roots, make_roots, room_for, root_mapping
-from euca.services.groups import DEFAULT, Groups
+from euca.services.ebs_roots import RootVolumes
+from euca.services.groups import Groups
 from euca.services.images import Image, Images
 from euca.services.instance_filters import FILTERS, filter_values
+from euca.services.instance_launch import MAX_PER_REQUEST, InstanceLauncher
 from euca.services.instance_power import InstancePower
 from euca.services.instance_record import MAX_USER_DATA, Instance, metadata_options
 from euca.services.instance_view import InstanceView, block_devices, metadata_options_of
 from euca.services.keypairs import KeyPairs
 from euca.services.tags import Tags
-from euca.storage import StorageError
 from euca.store import Store
-from pyx.errors import Exhausted, InsufficientCapacity, KernelError
 
 # the record and its limits are imported from here by the services and the metadata API
 __all__ = ["FILTERS", "MAX_PER_REQUEST", "MAX_USER_DATA", "Instance", "Instances", "metadata_options"]
 
 log = logging.getLogger("euca.services.instances")
 
-MAX_PER_REQUEST = 256  # the CC's MAXINSTANCES is 2048; one reservation asks for at most this many
-
 
 class Instances:
     def __init__(self, store: Store, ids: Ids, cc: ClusterController, box: BoxNodes, accounts: Accounts,
                  images: Images, keypairs: KeyPairs, groups: Groups, addresses: Addresses, tags: Tags) -> None:
-        self._store, self._ids, self._cc, self._box = store, ids, cc, box
+        self._store, self._cc, self._box = store, cc, box
         self._accounts, self._images, self._keypairs = accounts, images, keypairs
         self._groups, self._addresses, self._tags = groups, addresses, tags
         self._instances: dict[str, Instance] = {}
@@ -77,6 +69,8 @@ class Instances:
         self.snapshots: RootSnapshots | None = None  # the snapshot service, once the cloud has one
         self._view = InstanceView(cc, accounts, groups, addresses, tags)
         self._power = InstancePower(self, store, cc, box, addresses, images, self._view)
+        self._launcher = InstanceLauncher(self, store, ids, cc, box, accounts, images, keypairs, groups, addresses,
+                                          tags)
         for _, _, body in store.load("instance"):
             inst = Instance(**body)
             self._instances[inst.instance_id] = inst
@@ -145,140 +139,17 @@ class Instances:
             out.append(inst)
         return out
 
-    # --- RunInstances ---------------------------------------------------------------------------------
+    # --- RunInstances (``euca.services.instance_launch``) ------------------------------------------------
 
     def run(self, caller: Caller, p: dict[str, Any]) -> dict[str, Any]:
-        image_id = p.get("ImageId")
-        if not image_id:
-            raise MissingParameter("The request must contain the parameter ImageId")
-        low, high = p["MinCount"], p["MaxCount"]
-        if low < 1 or high < 1:
-            raise InvalidParameterValue("MinCount and MaxCount must be at least 1")
-        if low > high:
-            raise InvalidParameterValue(f"MinCount ({low}) must not exceed MaxCount ({high})")
-        if low > MAX_PER_REQUEST:
-            raise InstanceLimitExceeded(f"at most {MAX_PER_REQUEST} instances per request")
-        high = min(high, MAX_PER_REQUEST)
-        token = p.get("ClientToken") or ""
-        if len(token) > 64 or not token.isascii() or not token.isprintable():
-            raise InvalidParameterValue("ClientToken is at most 64 printable ASCII characters")
-        addressing = p.get("AddressingType")
-        if addressing not in (None, "", "public", "private"):
-            raise InvalidParameterValue(f"AddressingType must be public or private, not {addressing[:32]}")
-        tag_pairs = self._tags.specified(p.get("TagSpecifications"), "instance")
-        vmtype = p.get("InstanceType") or "m1.small"
-        if vmtype not in self._cc.vmtypes:
-            raise InvalidParameterValue(f"Invalid value '{vmtype[:32]}' for InstanceType")
-        image = self._images.launchable(self._images.visible(caller, image_id, "machine"))
-        kernel_id = p.get("KernelId") or image.kernel_id
-        ramdisk_id = p.get("RamdiskId") or image.ramdisk_id
-        kernel = self._images.launchable(self._images.visible(caller, kernel_id, "kernel")) if kernel_id else None
-        ramdisk = self._images.launchable(self._images.visible(caller, ramdisk_id, "ramdisk")) if ramdisk_id else None
-        behavior = p.get("InstanceInitiatedShutdownBehavior") or "terminate"
-        if behavior not in ("terminate", "stop"):
-            raise InvalidParameterValue(f"InstanceInitiatedShutdownBehavior must be stop or terminate, "
-                                        f"not {str(behavior)[:32]}")
-        if behavior == "stop" and not image.ebs:
-            raise InvalidParameterCombination("instance-store backed instances cannot be stopped: "
-                                              "InstanceInitiatedShutdownBehavior must be terminate")
-        if p.get("DisableApiStop") and not image.ebs:
-            raise InvalidParameterCombination("instance-store backed instances cannot be stopped: "
-                                              "DisableApiStop applies to EBS-backed instances")
-        root_size, root_delete = root_mapping(image, p) if image.ebs else (0, True)
-        key_name = p.get("KeyName") or ""
-        if key_name and self._keypairs.get(caller.account, key_name) is None:
-            raise InvalidKeyPairNotFound(f"The key pair '{key_name[:255]}' does not exist")
-        self._groups.ensure_default(caller.account)
-        names = list(p.get("SecurityGroups") or [])
-        names += [self._groups.find(caller, group_id=g).name for g in p.get("SecurityGroupIds") or []]
-        for name in names:
-            self._groups.find(caller, name)
-        names = list(dict.fromkeys(names)) or [DEFAULT]
-        zone = (p.get("Placement") or {}).get("AvailabilityZone") or self._cc.name
-        if zone != self._cc.name:
-            raise InvalidParameterValue(f"Invalid availability zone: [{zone[:64]}]")
-        http_tokens, hop_limit, http_endpoint = metadata_options(p.get("MetadataOptions") or {})
-        user_data = p.get("UserData") or ""
-        try:
-            if len(base64.b64decode(user_data, validate=True)) > MAX_USER_DATA:
-                raise InvalidParameterValue(f"User data is limited to {MAX_USER_DATA} bytes")
-        except (binascii.Error, ValueError):
-            raise InvalidParameterValue("UserData must be base64 encoded") from None
-        request_shape = (image_id, vmtype, key_name, tuple(names), low, high)
-        if token:
-            same = sorted((i for i in self._instances.values()
-                           if i.account == caller.account and i.client_token == token), key=lambda i: i.launch_index)
-            if same:
-                first = same[0]
-                if (first.image_id, first.vmtype, first.key_name, tuple(first.groups)) != request_shape[:4]:
-                    raise IdempotentParameterMismatch("The client token was used with different parameters")
-                return self._reservation(caller, same)
+        return self._launcher.run(caller, p)
 
-        # An EBS-backed image: each instance's root volume is made from the snapshot first, as many as
-        # the cluster has room for (not MaxCount's worth, to drop most of them again), and no more
-        # instances than roots are placed.
-        if image.ebs:
-            high = room_for(self._cc, vmtype, low, high)
-        roots = (make_roots(self.roots, self._accounts, self._cc.name, caller, image, root_size, high)
-                 if image.ebs else [])
-        launches = []
-        try:
-            with self._store.transaction() as tx:
-                reservation_id = self._ids.new("r", tx)
-                instance_ids = [self._ids.new("i", tx) for _ in range(high)]
-                try:
-                    launches = self._cc.run(RunRequest(instance_ids, vmtype, low, caller.account, names[0], image_id,
-                                                       self._addresses.dynamic and addressing != "private"))
-                except Exhausted as exc:
-                    raise InsufficientAddressCapacity(str(exc)) from None
-                except InsufficientCapacity as exc:
-                    raise InsufficientInstanceCapacity(str(exc)) from None
-                except KernelError as exc:
-                    raise InsufficientInstanceCapacity(str(exc)) from None
-                now = self._box.clock()
-                created = [Instance(
-                    launch.instance_id, reservation_id, caller.account, image_id, vmtype, launch.node,
-                    launch.net.mac, launch.net.private_ip, launch.net.vlan, launch.net.group, now, self._cc.name,
-                    names, kernel_id, ramdisk_id, key_name, user_data, index, token, None,
-                    bool(p.get("DisableApiTermination")), bool((p.get("Monitoring") or {}).get("Enabled")),
-                    http_tokens, hop_limit, http_endpoint)
-                    for index, launch in enumerate(launches)]
-                for inst, volume_id in zip(created, roots, strict=False):
-                    inst.root_device, inst.root_volume, inst.root_delete = image.root_device, volume_id, root_delete
-                for inst in created:
-                    inst.shutdown_behavior, inst.api_stop_disabled = behavior, bool(p.get("DisableApiStop"))
-                    inst.private_addressing = addressing == "private"
-                    tx.put("instance", inst.instance_id, inst.account, inst.body())
-                self._addresses.launched(tx, [i.instance_id for i in created])
-                if tag_pairs:
-                    self._tags.write(tx, [(i.instance_id, i.account) for i in created], list(dict(tag_pairs).items()))
-        except BaseException:
-            for launch in launches:
-                self._cc.terminate(launch.instance_id)
-            drop_roots(self.roots, roots)
-            raise
-        drop_roots(self.roots, roots[len(created):])
-        for inst in created:
-            self._instances[inst.instance_id] = inst
-            if inst.root_volume and self.roots is not None:
-                self.roots.attach_root(inst.root_volume, inst.instance_id, inst.root_device, inst.node,
-                                       inst.root_delete)
-        # The records are durable before any node hears of them: a crash in between leaves instances
-        # that no node reports, which the cloud ends after INSTANCE_TIMEOUT + SHUT_DOWN_TIME.
-        # each node downloads the images from Walrus by presigned URL, checking size and digest
-        locations = {i.image_id: self._images.node_location(i) for i in (image, kernel, ramdisk)
-                     if i is not None and not i.ebs}
-        for inst in created:
-            try:
-                spec = self.launch_spec(inst)
-            except StorageError as exc:
-                # no node hears of it: ended at once, with the reason DescribeInstances gives
-                self._end([inst], self._box.clock(), failure=f"its root volume {inst.root_volume}: {exc}")
-                continue
-            self._box.fleet.launch(inst.node, spec, locations)
-            if inst.root_volume and self.roots is not None:
-                self.roots.plug_root(inst.root_volume)
-        return self._reservation(caller, created)
+    def with_token(self, account: str, token: str) -> list[Instance]:
+        return sorted((i for i in self._instances.values() if i.account == account and i.client_token == token),
+                      key=lambda i: i.launch_index)
+
+    def admit(self, inst: Instance) -> None:
+        self._instances[inst.instance_id] = inst
 
     def create_image(self, caller: Caller, instance_id: str, name: str, description: str) -> str:
         """CreateImage (``euca.services.create_image``)."""
@@ -305,7 +176,7 @@ class Instances:
                   for i in chosen}
         ending = list({i.instance_id: i for i in chosen if i.terminated is None}.values())
         halted = {i.instance_id for i in ending if i.stopped is not None}
-        self._end(ending, now)
+        self.end(ending, now)
         for inst in ending:
             if inst.instance_id not in halted:
                 self._box.fleet.terminate(inst.node, inst.instance_id)
@@ -318,7 +189,7 @@ class Instances:
                                           "Name": before[inst.instance_id]}})
         return out
 
-    def _end(self, ending: list[Instance], now: float, failure: str = "") -> None:
+    def end(self, ending: list[Instance], now: float, failure: str = "") -> None:
         """Record the instances terminated (durably, first), then give back their capacity and
         addresses. ``failure``: why they could not be started."""
         if not ending:
@@ -396,7 +267,7 @@ class Instances:
         gone = [i for i in gone if i.stopped is None]
         for inst in gone:
             log.info("%s: its node no longer runs it; terminated", inst.instance_id)
-        self._end(gone, now)
+        self.end(gone, now)
         for inst in unseen:
             self._box.fleet.terminate(inst.node, inst.instance_id)
         return len(gone) + len(halted)
@@ -547,7 +418,7 @@ class Instances:
 
     block_devices = staticmethod(block_devices)
 
-    def _reservation(self, caller: Caller, instances: list[Instance]) -> dict[str, Any]:
+    def reservation(self, caller: Caller, instances: list[Instance]) -> dict[str, Any]:
         now = self._box.clock()
         states = [self.state_at(i, now) or "terminated" for i in instances]
         return self._view.reservation(list(zip(instances, states, strict=True)))
