@@ -1,12 +1,13 @@
-"""The network agent's install path: the whole ruleset for 1,000 instances in 100 security groups
-with 5 ingress rules each, rendered and installed with one iptables-restore, one ipset restore and
-one ``nft -f`` for the bridge table (its port/MAC/address pairs are set elements), by an agent
-that holds the state it installed before (an empty cloud); then one changed rule (only that
-group's chain is replaced; the change rendered untimed, as on the per-call side); then a restarted agent, which reads the host's tables first and
-replaces all of it. Beside each, the way of one ``iptables`` command per rule: for the whole
-ruleset one ``iptables -A`` per rule (measured over a sample of rules, scaled to the ruleset); for
-the changed rule the same change made in place, each changed rule's ``iptables -D`` and ``iptables
--I`` at its position, so both sides of that ratio make the same change.
+"""The network agent's install path: the whole ruleset for 1,000 instances in 100 security groups with
+5 ingress rules each, rendered and installed with one iptables-restore, one ipset restore and one
+``nft -f`` for the bridge table (its port/MAC/address pairs are set elements), by an agent that
+holds the state it installed before (an empty cloud); then one changed rule (only that group's chain
+is replaced; the change rendered untimed, as on the per-call side); then a restarted agent, which
+reads the host's tables first and replaces all of it. Beside each, the way of one ``iptables``
+command per rule: for the whole ruleset one ``iptables -A`` per rule (measured over a sample of
+rules, scaled to the ruleset); for the changed rule the same change made in place, each changed
+rule's ``iptables -D`` and ``iptables -I`` at its position, so both sides of that ratio make the
+same change.
 
 Runs as root in a network namespace it makes and deletes; the host's own tables are not touched.
 """
