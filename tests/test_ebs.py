@@ -32,6 +32,12 @@ def available(ec2: Any, volume_id: str) -> dict[str, Any]:
     return dict(until(lambda: (v := volume(ec2, volume_id))["State"] == "available" and v))
 
 
+def attached(ec2: Any, volume_id: str) -> dict[str, Any]:
+    """The volume once its attachment, answered ``attaching``, is ``attached``."""
+    return dict(until(lambda: (v := volume(ec2, volume_id))["Attachments"]
+                      and v["Attachments"][0]["State"] == "attached" and v))
+
+
 def running(box: Box, ec2: Any) -> str:
     image = box.image()
     instance_id = str(ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"])
@@ -67,7 +73,7 @@ def test_volume_lifecycle_attach_and_detach(box: Box) -> None:
     refused("IncorrectState", ec2.detach_volume, VolumeId=vol_id)
     answer = ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
     assert answer["State"] == "attaching" and answer["Device"] == "/dev/sdf"
-    shown = volume(ec2, vol_id)
+    shown = attached(ec2, vol_id)
     assert shown["State"] == "in-use"
     assert shown["Attachments"][0]["State"] == "attached" and shown["Attachments"][0]["InstanceId"] == instance_id
     node = box.cloud.cc.instance(instance_id)
@@ -92,11 +98,12 @@ def test_volume_lifecycle_attach_and_detach(box: Box) -> None:
 
     refused("InvalidAttachment.NotFound", ec2.detach_volume, VolumeId=vol_id, InstanceId="i-00000000")
     assert ec2.detach_volume(VolumeId=vol_id)["State"] == "detaching"
-    assert volume(ec2, vol_id)["State"] == "available" and volume(ec2, vol_id)["Attachments"] == []
+    assert available(ec2, vol_id)["Attachments"] == []
     assert instance_id not in box.cloud.box.sims[node.node].volumes
 
     # an instance that ends lets its volumes go
     ec2.attach_volume(VolumeId=other, InstanceId=instance_id, Device="/dev/sdh")
+    attached(ec2, other)
     ec2.terminate_instances(InstanceIds=[instance_id])
     until(lambda: volume(ec2, other)["State"] == "available")
     refused("IncorrectState", ec2.attach_volume, VolumeId=other, InstanceId=instance_id, Device="/dev/sdh")
@@ -224,12 +231,59 @@ def test_a_restarted_cloud_knows_its_volumes_and_attaches_them_again(tmp_path: P
         available(ec2, vol_id)
         instance_id = running(box, ec2)
         ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+        attached(ec2, vol_id)
     with running_box(tmp_path) as box:
         ec2 = box.client("restart-user")
         shown = volume(ec2, vol_id)
         assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
         node = box.cloud.cc.instance(instance_id)
         assert node is not None and vol_id == box.cloud.box.sims[node.node].volumes[instance_id]["vdf"].volume_id
+
+
+def test_a_restarted_cloud_undoes_an_attach_and_finishes_a_detach_a_crash_cut_off(tmp_path: Path) -> None:
+    """A crash between recording ``attaching`` (or ``detaching``) and the worker's outcome: the
+    restarted cloud lets the half-made attachment go, finishes the detach, and keeps what was
+    attached."""
+    from euca.store import Store
+
+    with running_box(tmp_path) as box:
+        ec2 = box.client("restart-pending")
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        kept, cut, gone = (ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"] for _ in range(3))
+        for vol_id in (kept, cut, gone):
+            available(ec2, vol_id)
+        instance_id = running(box, ec2)
+        for vol_id, device in ((kept, "/dev/sdf"), (gone, "/dev/sdg")):
+            ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device=device)
+            attached(ec2, vol_id)
+    # what the store holds when the cloud stopped in the middle of AttachVolume of cut and
+    # DetachVolume of gone: the request's record, not the worker's outcome
+    store = Store(str(tmp_path / "euca.db"))
+    try:
+        bodies = {id_: (account, body) for id_, account, body in store.load("volume")}
+        with store.transaction() as tx:
+            account, body = bodies[cut]
+            tx.put("volume", cut, account, {**body, "state": "in-use", "instance_id": instance_id,
+                                            "device": "/dev/sdh", "attach_state": "attaching",
+                                            "attach_time": time.time(), "node": bodies[kept][1]["node"]})
+            account, body = bodies[gone]
+            tx.put("volume", gone, account, {**body, "attach_state": "detaching"})
+    finally:
+        store.close()
+    with running_box(tmp_path) as box:
+        ec2 = box.client("restart-pending")
+        for vol_id in (cut, gone):
+            assert available(ec2, vol_id)["Attachments"] == []
+        shown = attached(ec2, kept)
+        assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
+        node = box.cloud.cc.instance(instance_id)
+        assert node is not None
+        assert {d: v.volume_id for d, v in box.cloud.box.sims[node.node].volumes[instance_id].items()} \
+            == {"vdf": kept}
+        until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["State"]
+              ["Name"] == "running")
+        ec2.attach_volume(VolumeId=cut, InstanceId=instance_id, Device="/dev/sdh")  # attachable again
+        assert attached(ec2, cut)["Attachments"][0]["Device"] == "/dev/sdh"
 
 
 def test_eucalyptus_4_limits_a_volume_to_100_gib_and_an_account_to_500(box: Box) -> None:

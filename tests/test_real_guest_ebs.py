@@ -102,6 +102,13 @@ class Cloud:
     def volume_state(self, volume_id: str) -> str:
         return str(self.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"])
 
+    def attached(self, volume_id: str) -> None:
+        """Wait until AttachVolume's attachment, answered ``attaching``, is ``attached``."""
+        def state() -> str:
+            found = self.ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["Attachments"]
+            return str(found[0]["State"]) if found else ""
+        until(f"{volume_id} attached", lambda: state() == "attached", VOLUME_TIMEOUT, self.nc)
+
     def new_volume(self, **kw: Any) -> str:
         volume_id = str(self.ec2.create_volume(AvailabilityZone=ZONE, **kw)["VolumeId"])
         until(f"{volume_id} available", lambda: self.volume_state(volume_id) == "available", VOLUME_TIMEOUT, self.nc)
@@ -188,7 +195,7 @@ def test_a_volume_carries_its_bytes_between_real_guests_and_through_a_snapshot(c
 
     volume = cloud.new_volume(Size=1)
     cloud.ec2.attach_volume(VolumeId=volume, InstanceId=first, Device="/dev/sdf")
-    until(f"{volume} in-use", lambda: cloud.volume_state(volume) == "in-use", VOLUME_TIMEOUT, cloud.nc)
+    cloud.attached(volume)
     # the guest found the disk by its serial, wrote its marker and read it back from the disk
     on_first = cloud.wait_console(first, _marker_line(volume, r"vd[b-z]", "wrote", volume, first), 60.0)
     xml = cloud.conn.lookupByName(first).XMLDesc(0)
@@ -284,6 +291,7 @@ def test_a_restarted_node_controller_attaches_volumes_to_the_guests_that_outlive
     volume = cloud.new_volume(Size=1)
     cloud.ec2.attach_volume(VolumeId=volume, InstanceId=iid, Device="/dev/sdf")
     on = cloud.wait_console(iid, _marker_line(volume, r"vd[b-z]", "wrote", volume, iid), 60.0)
+    cloud.attached(volume)
     cloud.ec2.detach_volume(VolumeId=volume)
     cloud.wait_console(iid, rf"euca-guest: volume {volume} left {on.group(1)}\b", 60.0)
     until(f"{volume} available", lambda: cloud.volume_state(volume) == "available", VOLUME_TIMEOUT, cloud.nc)

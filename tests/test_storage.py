@@ -15,6 +15,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -559,6 +560,22 @@ def unread_requests(port: int) -> int:
     return sum(1 for line in shown.splitlines() if int(line.split()[0]) > 0)
 
 
+def attached(ec2: Any, *volume_ids: str) -> list[dict[str, Any]]:
+    """The volumes once each attachment, answered ``attaching``, is ``attached`` (and in use)."""
+    def shown() -> list[dict[str, Any]] | None:
+        vols = ec2.describe_volumes(VolumeIds=list(volume_ids))["Volumes"]
+        done = all(v["State"] == "in-use" and v["Attachments"] and v["Attachments"][0]["State"] == "attached"
+                   for v in vols)
+        return sorted(vols, key=lambda v: volume_ids.index(v["VolumeId"])) if done else None
+    return list(until(shown, 30))
+
+
+def released(ec2: Any, *volume_ids: str) -> None:
+    """Wait until the volumes, answered ``detaching``, are ``available`` with no attachment."""
+    until(lambda: all(v["State"] == "available" and not v["Attachments"]
+                      for v in ec2.describe_volumes(VolumeIds=list(volume_ids))["Volumes"]), 30)
+
+
 def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_was_attached(
         tgtd: int, tmp_path: Path) -> None:
     control, port = divmod(tgtd, 100000)
@@ -574,6 +591,7 @@ def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_w
               ["State"]["Name"] == "running")
         ec2.attach_volume(VolumeId=kept, InstanceId=instance_id, Device="/dev/sdf")
         ec2.attach_volume(VolumeId=other, InstanceId=instance_id, Device="/dev/sdg")
+        attached(ec2, kept, other)
         assert targets(tgtd) == {iqn_of("cluster01", kept), iqn_of("cluster01", other)}
         node = box.cloud.cc.instance(instance_id)
         assert node is not None
@@ -583,28 +601,19 @@ def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_w
         # the SC dies with an attach in flight: the attach fails and nothing is left exported
         assert sc.proc is not None
         sc.proc.send_signal(signal.SIGSTOP)
-        answers: list[str] = []
-
-        def attach() -> None:
-            answers.append(refused("Unavailable", ec2.attach_volume, VolumeId=cut, InstanceId=instance_id,
-                                   Device="/dev/sdh"))
-
-        attaching = threading.Thread(target=attach)
-        attaching.start()
+        assert ec2.attach_volume(VolumeId=cut, InstanceId=instance_id, Device="/dev/sdh")["State"] == "attaching"
         account = box.cloud.accounts.get("sc-attach")
         assert account is not None
-        # in flight for certain: the attach recorded the export it is asking for (the API runs one
-        # request at a time, so no other call to the SC is under way), and the request's bytes wait
-        # unread in the stopped SC's socket
+        # in flight for certain: the attach recorded the export it is asking for (no other call to
+        # the SC is under way), and the request's bytes wait unread in the stopped SC's socket
         until(lambda: box.cloud.volumes.visible(account.caller, cut).exported and unread_requests(sc.port) > 0, 20)
         sc.kill()
-        attaching.join(30)
-        assert answers and "could not be attached" in answers[0]
-        shown = ec2.describe_volumes(VolumeIds=[cut])["Volumes"][0]
-        assert shown["State"] == "available" and shown["Attachments"] == []
+        shown = until(lambda: (v := ec2.describe_volumes(VolumeIds=[cut])["Volumes"][0])["State"] == "available"
+                      and v, 30)
+        assert shown["Attachments"] == []
         # a detach while the SC is away: the node lets the disk go; the export is ended once the SC is back
         ec2.detach_volume(VolumeId=other)
-        assert ec2.describe_volumes(VolumeIds=[other])["Volumes"][0]["State"] == "available"
+        until(lambda: ec2.describe_volumes(VolumeIds=[other])["Volumes"][0]["State"] == "available", 30)
         # and a target an SC killed between tgtadm and its record would leave
         stray = iqn_of("cluster01", "vol-0000dead")
         Tgt("127.0.0.1", port, control_port=control).export(stray, sc.volumes / kept)
@@ -617,13 +626,98 @@ def test_a_storage_controller_killed_mid_attach_leaks_no_export_and_keeps_what_w
             kept: True, cut: False, other: False}
         # all is usable again: attach, detach, delete
         ec2.attach_volume(VolumeId=cut, InstanceId=instance_id, Device="/dev/sdh")
+        attached(ec2, cut)
         assert iqn_of("cluster01", cut) in targets(tgtd)
         for vol_id in (kept, cut):
             ec2.detach_volume(VolumeId=vol_id)
+        released(ec2, kept, cut)
         assert targets(tgtd) == set()
         for vol_id in (kept, cut, other):
             ec2.delete_volume(VolumeId=vol_id)
         assert sc.client().describe() == [] and not list(sc.volumes.iterdir())
+
+
+def test_the_api_answers_everyone_while_a_paused_storage_controller_holds_an_attach_or_a_detach(
+        tgtd: int, tmp_path: Path) -> None:
+    """AttachVolume and DetachVolume answer ``attaching`` and ``detaching`` at once; the SC's export
+    (or unexport) is a worker's, so a stopped SC (SIGSTOP) holds up no one's request, and the
+    attachment is made (or ended) once the SC runs again (SIGCONT)."""
+    from botocore.config import Config
+
+    with sc_process(tmp_path / "sc", *tgt_args(tgtd)) as sc, remote_box(tmp_path, sc) as box:
+        # a request held for the SC would wait its 60 s timeout: these clients give up long before,
+        # and do not try again
+        quick = Config(connect_timeout=5, read_timeout=5, retries={"max_attempts": 1})
+        ec2, other = box.client("sc-paused", config=quick), box.client("sc-paused-other", config=quick)
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+        until(lambda: ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]["State"] == "available")
+        instance_id = ec2.run_instances(ImageId=box.image(), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+              ["State"]["Name"] == "running")
+        theirs = other.run_instances(ImageId=box.image(), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        assert sc.proc is not None
+
+        sc.proc.send_signal(signal.SIGSTOP)
+        try:
+            answer = ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+            assert answer["State"] == "attaching" and answer["InstanceId"] == instance_id
+            # the worker's export waits unread in the stopped SC's socket: the attach is pending
+            until(lambda: unread_requests(sc.port) > 0, 20)
+            shown = ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]
+            assert shown["State"] == "in-use" and shown["Attachments"][0]["State"] == "attaching"
+            assert other.describe_volumes()["Volumes"] == []
+            assert [r["Instances"][0]["InstanceId"] for r in other.describe_instances()["Reservations"]] == [theirs]
+            refused("VolumeInUse", ec2.attach_volume, VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdg")
+            refused("IncorrectState", ec2.detach_volume, VolumeId=vol_id)  # not attached yet
+            refused("VolumeInUse", ec2.delete_volume, VolumeId=vol_id)
+            assert targets(tgtd) == set()
+        finally:
+            sc.proc.send_signal(signal.SIGCONT)
+        shown = attached(ec2, vol_id)[0]
+        assert shown["Attachments"][0]["InstanceId"] == instance_id
+        assert targets(tgtd) == {iqn_of("cluster01", vol_id)}
+        node = box.cloud.cc.instance(instance_id)
+        assert node is not None
+        assert box.cloud.box.sims[node.node].volumes[instance_id]["vdf"].iqn == iqn_of("cluster01", vol_id)
+
+        sc.proc.send_signal(signal.SIGSTOP)
+        try:
+            assert ec2.detach_volume(VolumeId=vol_id)["State"] == "detaching"
+            until(lambda: unread_requests(sc.port) > 0, 20)  # the node let go; the unexport waits
+            assert ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]["Attachments"][0]["State"] == "detaching"
+            assert other.describe_volumes()["Volumes"] == []
+            assert [r["Instances"][0]["InstanceId"] for r in other.describe_instances()["Reservations"]] == [theirs]
+            refused("VolumeInUse", ec2.attach_volume, VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+            assert ec2.detach_volume(VolumeId=vol_id)["State"] == "detaching"  # asked again: under way
+        finally:
+            sc.proc.send_signal(signal.SIGCONT)
+        released(ec2, vol_id)
+        assert targets(tgtd) == set() and instance_id not in box.cloud.box.sims[node.node].volumes
+        assert {v["volume_id"]: bool(v["export"]) for v in sc.client().describe()} == {vol_id: False}
+
+
+def test_an_attach_whose_export_fails_leaves_the_volume_available(tmp_path: Path) -> None:
+    """An SC with no iSCSI target cannot export: AttachVolume still answers ``attaching``, and the
+    worker's failed export leaves the volume ``available`` with no attachment, attachable again."""
+    with sc_process(tmp_path / "sc", "--no-iscsi") as sc, remote_box(tmp_path, sc) as box:
+        ec2 = box.client("sc-no-export")
+        zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+        vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+        until(lambda: ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]["State"] == "available")
+        instance_id = ec2.run_instances(ImageId=box.image(), MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+              ["State"]["Name"] == "running")
+        for _ in range(2):  # a failed attach leaves nothing behind that would refuse the next one
+            answer = ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+            assert answer["State"] == "attaching"
+            released(ec2, vol_id)
+        node = box.cloud.cc.instance(instance_id)
+        assert node is not None and instance_id not in box.cloud.box.sims[node.node].volumes
+        assert {v["volume_id"]: bool(v["export"]) for v in sc.client().describe()} == {vol_id: False}
+        refused("IncorrectState", ec2.detach_volume, VolumeId=vol_id)
+        ec2.delete_volume(VolumeId=vol_id)
+        assert sc.client().describe() == []
 
 
 def test_euca_up_with_a_remote_storage_controller(tgtd: int, tmp_path: Path) -> None:
@@ -649,7 +743,7 @@ def test_euca_up_with_a_remote_storage_controller(tgtd: int, tmp_path: Path) -> 
             until(lambda: ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
                   ["State"]["Name"] == "running")
             ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
-            shown = ec2.describe_volumes(VolumeIds=[vol_id])["Volumes"][0]
+            shown = attached(ec2, vol_id)[0]
             assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
             assert targets(tgtd) == {iqn_of("cluster01", vol_id)}  # the box's node was given an iSCSI target
             snap_id = ec2.create_snapshot(VolumeId=vol_id)["SnapshotId"]
@@ -660,6 +754,7 @@ def test_euca_up_with_a_remote_storage_controller(tgtd: int, tmp_path: Path) -> 
             until(lambda: ec2.describe_volumes(VolumeIds=[restored])["Volumes"][0]["State"] == "available", 60)
             assert read_at(sc.volumes / restored, pieces)
             ec2.detach_volume(VolumeId=vol_id)
+            released(ec2, vol_id)
             assert targets(tgtd) == set()
             ec2.delete_snapshot(SnapshotId=snap_id)
             for volume_id in (vol_id, restored):

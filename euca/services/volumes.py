@@ -4,8 +4,11 @@ status and attributes, as Eucalyptus's cloud controller answered them over its S
 A volume is admitted by the SC (its limits: ``VolumeLimitExceeded``) and recorded ``creating``;
 its bytes are made in the background (blank, or a snapshot streamed back from Walrus) and it
 becomes ``available``. AttachVolume checks what Eucalyptus's VolumeManager checks, records the
-attachment ``attaching``, has the SC export the volume to the instance's node (or hand an in-box
-node its file), and the node hot-plug it; then ``attached`` and the volume ``in-use``. A volume
+attachment ``attaching`` and answers; a worker has the SC export the volume to the instance's node
+(or hand an in-box node its file), and the node hot-plug it; then ``attached`` and the volume
+``in-use`` (or, if either failed, ``available`` again). DetachVolume records ``detaching`` and a
+worker has the node unplug the disk and the SC end the export. The API, which runs one request at
+a time, never waits on a slow SC or node for an attachment. A volume
 whose instance ended is detached at the next housekeeping pass. A volume that could not be made
 is ``error`` for ``failed_ttl`` seconds (ten minutes, as Eucalyptus kept failed volumes), then
 removed with whatever bytes the SC had for it. An export the SC could not be told to end (it was
@@ -86,13 +89,14 @@ class Volume:
     snapshot_id: str = ""
     instance_id: str = ""
     device: str = ""
-    attach_state: str = ""  # attaching, attached
+    attach_state: str = ""  # attaching, attached, detaching
     attach_time: float = 0.0
     node: str = ""
     exported: bool = False
     delete_on_termination: bool = False
     auto_enable_io: bool = False
     failed_at: float = 0.0  # when it became error
+    detach_force: bool = False  # a detaching volume is let go whatever its node says
 
     def body(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -115,6 +119,9 @@ class Volumes:
         self._store, self._ids, self._cc, self._box, self.sc = store, ids, cc, box, sc
         self._instances, self._tags, self._clock = instances, tags, clock
         self._lock = threading.RLock()
+        # one export or unexport at a time: the workers make them side by side, and tgt gives a new
+        # target the lowest free tid, which two exports at once would both take
+        self._exporting = threading.Lock()
         self._volumes = {id_: Volume(**body) for id_, _, body in store.load(KIND)}
         self._work = ThreadPoolExecutor(max_workers=2, thread_name_prefix="volumes")
         self.snapshot_source: SnapshotSource | None = None  # set by the snapshot service
@@ -279,42 +286,82 @@ class Volumes:
     # --- AttachVolume, DetachVolume ---------------------------------------------------------------------
 
     def attach(self, caller: Caller, volume_id: str, instance_id: str, device: str) -> dict[str, Any]:
+        """Checked and recorded ``attaching`` here; the SC's export and the node's hot-plug are a
+        worker's (:meth:`_attach`): the API answers every other caller while a remote SC or node
+        takes its time, as EC2 answers AttachVolume at once with the attachment ``attaching``."""
         vol = self.visible(caller, volume_id)
         disk = guest_disk(device)
         found = self._instances.describe(caller, {"InstanceIds": [instance_id]})["Reservations"]
         inst = found[0]["Instances"][0]
         if inst["State"]["Name"] != "running":
             raise IncorrectState(f"Instance '{instance_id}' is not 'running'")
-        if vol.instance_id or vol.state == "in-use":
-            raise VolumeInUse(f"{volume_id} is already attached to an instance")
-        if vol.state != "available":
-            raise IncorrectState(f"Volume '{volume_id}' is '{vol.state}', not 'available'")
-        if vol.zone != inst["Placement"]["AvailabilityZone"]:
-            raise InvalidVolumeZoneMismatch(f"The volume '{volume_id}' is not in the same availability zone as "
-                                            f"instance '{instance_id}'")
-        others = [v for v in self._volumes.values() if v.instance_id == instance_id]
-        for other in others:
-            if other.device == device or guest_disk(other.device) == disk:
-                raise InvalidParameterValue(f"Already have a device attached to: {device}")
-        if len(others) >= MAX_PER_INSTANCE:
-            raise VolumeLimitExceeded(f"Instance '{instance_id}' has {MAX_PER_INSTANCE} volumes attached already")
         placed = self._cc.instance(instance_id)
-        if placed is None:
-            raise IncorrectState(f"Instance '{instance_id}' is not 'running'")
-        self._save(vol, state="in-use", instance_id=instance_id, device=device, attach_state="attaching",
-                   attach_time=self._clock(), node=placed.node)
-        vol = self._volumes[volume_id]
-        try:
-            self._plug(vol, disk)
-        except (StorageError, NodeError) as exc:
-            log.warning("%s: could not be attached to %s: %s", volume_id, instance_id, exc)
-            self._unexport(vol)
-            self._save(vol, state="available", instance_id="", device="", attach_state="", attach_time=0.0,
-                       node="", exported=False)
-            raise ServiceUnavailable(f"Volume '{volume_id}' could not be attached to '{instance_id}'") from None
-        answer = self._attachment(vol, "attaching")
-        self._save(vol, attach_state="attached")
+        with self._lock:  # checked and recorded with no worker's outcome in between
+            vol = self.visible(caller, volume_id)
+            if vol.instance_id or vol.state == "in-use":
+                raise VolumeInUse(f"{volume_id} is already attached to an instance")
+            if vol.state != "available":
+                raise IncorrectState(f"Volume '{volume_id}' is '{vol.state}', not 'available'")
+            if vol.zone != inst["Placement"]["AvailabilityZone"]:
+                raise InvalidVolumeZoneMismatch(f"The volume '{volume_id}' is not in the same availability zone "
+                                                f"as instance '{instance_id}'")
+            others = [v for v in self._volumes.values() if v.instance_id == instance_id]
+            for other in others:
+                if other.device == device or guest_disk(other.device) == disk:
+                    raise InvalidParameterValue(f"Already have a device attached to: {device}")
+            if len(others) >= MAX_PER_INSTANCE:
+                raise VolumeLimitExceeded(f"Instance '{instance_id}' has {MAX_PER_INSTANCE} volumes attached "
+                                          "already")
+            if placed is None:
+                raise IncorrectState(f"Instance '{instance_id}' is not 'running'")
+            self._save(vol, state="in-use", instance_id=instance_id, device=device, attach_state="attaching",
+                       attach_time=self._clock(), node=placed.node, detach_force=False)
+            vol = self._volumes[volume_id]
+            answer = self._attachment(vol)
+        self._work.submit(self._attach, vol)
         return answer
+
+    def _pending(self, vol: Volume, state: str) -> Volume | None:
+        """The volume as it is now if it is still in the transition ``vol`` was: the same
+        attachment, still ``state`` (call with the lock held)."""
+        current = self._volumes.get(vol.volume_id)
+        if current is None or current.instance_id != vol.instance_id or current.attach_state != state:
+            return None
+        return current
+
+    def _attach(self, vol: Volume) -> None:
+        """The worker's half of AttachVolume: export and hot-plug, then ``attached``. A failed
+        export or attach leaves the volume available (the reason in the log), never stuck."""
+        with self._lock:
+            current = self._pending(vol, "attaching")
+        if current is None:
+            return
+        try:
+            self._plug(current, guest_disk(current.device))
+        except (StorageError, NodeError) as exc:
+            log.warning("%s: could not be attached to %s: %s", vol.volume_id, vol.instance_id, exc)
+            self._undo_attach(current, unplug=False)
+            return
+        with self._lock:
+            current = self._pending(vol, "attaching")
+            if current is not None:
+                self._save(current, attach_state="attached")
+                return
+        # the attachment was let go while the node was plugging it in (its instance ended)
+        log.info("%s: its attachment to %s ended while it was being made", vol.volume_id, vol.instance_id)
+
+    def _undo_attach(self, vol: Volume, unplug: bool) -> None:
+        """An attach that did not finish: the node lets the disk go (``unplug``: it may hold it),
+        the SC ends the export, and the volume is ``available`` with no attachment."""
+        if unplug:
+            try:
+                self._box.fleet.detach_volume(vol.node, vol.instance_id, vol.volume_id)
+            except NodeError as exc:
+                log.info("%s: %s", vol.volume_id, exc)  # it never got there
+        self._unexport(vol)
+        with self._lock:
+            if self._pending(vol, "attaching") is not None:
+                self._clear(vol)
 
     def _plug(self, vol: Volume, disk: str) -> None:
         """Export the volume to the node (or hand an in-box node its file) and have the node attach it."""
@@ -333,13 +380,15 @@ class Volumes:
         node has none of its own). Recorded first: an export the SC made before failing is still ended."""
         handle = self._box.fleet.nodes.get(vol.node)
         self._save(vol, exported=True)
-        return self.sc.export(vol.volume_id, getattr(getattr(handle, "client", None), "host", "ALL"))
+        with self._exporting:
+            return self.sc.export(vol.volume_id, getattr(getattr(handle, "client", None), "host", "ALL"))
 
     def _unexport(self, vol: Volume) -> None:
         current = self._volumes.get(vol.volume_id, vol)
         if current.exported:
             try:
-                self.sc.unexport(vol.volume_id)
+                with self._exporting:
+                    self.sc.unexport(vol.volume_id)
             except StorageError as exc:
                 log.warning("%s: its export is ended once the storage controller answers: %s", vol.volume_id, exc)
                 with self._lock:
@@ -347,28 +396,73 @@ class Volumes:
 
     def detach(self, caller: Caller, volume_id: str, instance_id: str | None, device: str | None,
                force: bool) -> dict[str, Any]:
-        vol = self.visible(caller, volume_id)
-        if not vol.instance_id:
-            raise IncorrectState(f"Volume '{volume_id}' is not attached")
-        if self._instances.is_root(vol.instance_id, volume_id):
-            raise OperationNotPermitted(f"Unable to detach root volume '{volume_id}' from instance "
-                                        f"'{vol.instance_id}'")
-        if (instance_id and instance_id != vol.instance_id) or (device and device != vol.device):
-            raise InvalidAttachmentNotFound(f"No attachment for volume '{volume_id}' matches")
-        try:
-            self._box.fleet.detach_volume(vol.node, vol.instance_id, volume_id)
-        except NodeError as exc:
-            if not force:
-                log.warning("%s: %s", volume_id, exc)
-                raise IncorrectState(f"Volume '{volume_id}' could not be detached; try again with Force") from None
-        answer = self._attachment(vol, "detaching")
-        self._release(vol)
+        """Checked and recorded ``detaching`` here; the node's unplug and the SC's unexport are a
+        worker's (:meth:`_detach`). A node that refuses to let the disk go (the guest still holds
+        it) without Force leaves the attachment ``attached``, as Eucalyptus's VolumeManager
+        put a failed detach back (its ``detaching_failed`` became ``attached``): the guest does still
+        have the disk, and this cloud does not keep asking the node the way EC2 does while
+        it shows ``detaching``. A DetachVolume with Force, also of an attachment still ``detaching``
+        (EC2's way out of a detach that hangs), lets the volume go whatever the node says."""
+        with self._lock:
+            vol = self.visible(caller, volume_id)
+            if not vol.instance_id:
+                raise IncorrectState(f"Volume '{volume_id}' is not attached")
+            if self._instances.is_root(vol.instance_id, volume_id):
+                raise OperationNotPermitted(f"Unable to detach root volume '{volume_id}' from instance "
+                                            f"'{vol.instance_id}'")
+            if (instance_id and instance_id != vol.instance_id) or (device and device != vol.device):
+                raise InvalidAttachmentNotFound(f"No attachment for volume '{volume_id}' matches")
+            if vol.attach_state == "attaching":
+                raise IncorrectState(f"Volume '{volume_id}' is 'attaching' to '{vol.instance_id}'; "
+                                     "detach it once it is attached")
+            again = vol.attach_state == "detaching"
+            if not again or (force and not vol.detach_force):
+                self._save(vol, attach_state="detaching", detach_force=force or vol.detach_force)
+            vol = self._volumes[volume_id]
+            answer = self._attachment(vol)
+        if not again or force:
+            self._work.submit(self._detach, vol)
         return answer
+
+    def _detach(self, vol: Volume) -> None:
+        """The worker's half of DetachVolume: the node unplugs the disk, the SC ends the export,
+        and the volume is ``available``."""
+        with self._lock:
+            current = self._pending(vol, "detaching")
+        if current is None:
+            return
+        try:
+            self._box.fleet.detach_volume(current.node, current.instance_id, current.volume_id)
+        except NodeError as exc:
+            with self._lock:
+                current = self._pending(vol, "detaching")
+                if current is None:
+                    return
+                if not current.detach_force:
+                    log.warning("%s: the node keeps it attached to %s: %s", vol.volume_id, vol.instance_id, exc)
+                    self._save(current, attach_state="attached")
+                    return
+            log.warning("%s: forced off %s: %s", vol.volume_id, vol.instance_id, exc)
+        with self._lock:
+            current = self._pending(vol, "detaching")
+        if current is not None:
+            self._release(current)
+
+    def _let_go(self, vol: Volume) -> None:
+        """A worker's release of a volume whose instance ended, unless something else did first."""
+        with self._lock:
+            current = self._pending(vol, "detaching")
+        if current is not None:
+            self._release(current)
 
     def _release(self, vol: Volume) -> None:
         self._unexport(vol)
-        self._save(self._volumes[vol.volume_id], state="available", instance_id="", device="", attach_state="",
-                   attach_time=0.0, node="", exported=False)
+        with self._lock:
+            self._clear(self._volumes[vol.volume_id])
+
+    def _clear(self, vol: Volume) -> None:
+        self._save(vol, state="available", instance_id="", device="", attach_state="", attach_time=0.0, node="",
+                   exported=False, detach_force=False)
 
     # --- EBS-backed instances' root volumes (``Instances.roots``) -----------------------------------------
 
@@ -445,10 +539,14 @@ class Volumes:
         SC could not be told to end are ended."""
         now = self._clock()
         for vol in list(self._volumes.values()):
+            if vol.attach_state in ("attaching", "detaching"):
+                continue  # a worker is making or ending the attachment: its outcome is its own
             if (vol.instance_id and self._cc.instance(vol.instance_id) is None
                     and not self._instances.stopped(vol.instance_id)):
                 log.info("%s: its instance %s ended; detached", vol.volume_id, vol.instance_id)
-                self._release(vol)
+                # by a worker: housekeeping runs with the API, and the SC may be slow to end the export
+                self._save(vol, attach_state="detaching", detach_force=True)
+                self._work.submit(self._let_go, self._volumes[vol.volume_id])
             elif (vol.state == "error" and not vol.instance_id and now - vol.failed_at >= self.failed_ttl
                   and now >= self._sc_quiet_until):
                 self._reap(vol)
@@ -458,6 +556,8 @@ class Volumes:
             current = self._volumes.get(volume_id)
             if now < self._sc_quiet_until or (current is not None and current.exported):
                 continue  # the SC is still away, or the volume was exported again since: in use
+            if not self._exporting.acquire(blocking=False):
+                break  # a worker is waiting on the SC: the next pass, not the API, waits its turn
             try:
                 self.sc.unexport(volume_id)
             except StorageUnreachable:
@@ -465,6 +565,8 @@ class Volumes:
                 continue
             except StorageError as exc:
                 log.warning("%s: %s", volume_id, exc)  # no such volume any more: nothing to end
+            finally:
+                self._exporting.release()
             with self._lock:
                 self._stale_exports.discard(volume_id)
 
@@ -484,11 +586,18 @@ class Volumes:
 
     def restore(self) -> None:
         """After a restart: in-box nodes started empty, so their volumes are attached again; a
-        remote node kept its own; volumes a crash left creating are errors."""
+        remote node kept its own; volumes a crash left creating are errors. An attach a crash
+        cut off is undone (the node may hold the disk, the SC an export: both let go), and the
+        volume is available to attach again; a detach is finished (an in-box node holds nothing
+        to let go). The workers do both, as they would have."""
         now = self._clock()
         for vol in list(self._volumes.values()):
             if vol.state in ("creating", "error") and not vol.failed_at:
                 self._save(vol, state="error", failed_at=now)
+            elif vol.attach_state == "attaching":
+                self._work.submit(self._undo_attach, vol, not self._box.fleet.is_local(vol.node))
+            elif vol.attach_state == "detaching":
+                self._work.submit(self._let_go if self._box.fleet.is_local(vol.node) else self._detach, vol)
             elif vol.instance_id and self._instances.is_root(vol.instance_id, vol.volume_id):
                 if self._cc.instance(vol.instance_id):
                     self.plug_root(vol.volume_id)
