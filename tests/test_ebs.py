@@ -113,6 +113,28 @@ def test_volume_lifecycle_attach_and_detach(box: Box) -> None:
     refused("InvalidVolume.NotFound", ec2.describe_volumes, VolumeIds=[vol_id])
 
 
+def test_a_detach_the_node_refuses_stays_attached_unless_forced(box: Box) -> None:
+    """DetachVolume answers ``detaching``; a node that will not let the disk go puts the
+    attachment back to ``attached`` (the guest still has it), and Force lets the volume go."""
+    ec2 = box.client("ebs-force")
+    zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
+    vol_id = ec2.create_volume(Size=1, AvailabilityZone=zone)["VolumeId"]
+    available(ec2, vol_id)
+    instance_id = running(box, ec2)
+    ec2.attach_volume(VolumeId=vol_id, InstanceId=instance_id, Device="/dev/sdf")
+    attached(ec2, vol_id)
+    node = box.cloud.cc.instance(instance_id)
+    assert node is not None
+    held = box.cloud.box.sims[node.node].volumes[instance_id]
+    del held["vdf"]  # the node no longer knows the disk: its detach is refused
+    assert ec2.detach_volume(VolumeId=vol_id)["State"] == "detaching"
+    shown = attached(ec2, vol_id)
+    assert shown["State"] == "in-use" and shown["Attachments"][0]["InstanceId"] == instance_id
+    assert ec2.detach_volume(VolumeId=vol_id, Force=True)["State"] == "detaching"
+    assert available(ec2, vol_id)["Attachments"] == []
+    ec2.delete_volume(VolumeId=vol_id)
+
+
 def test_snapshot_to_walrus_and_back(box: Box) -> None:
     ec2 = box.client("snap-user")
     zone = ec2.describe_availability_zones()["AvailabilityZones"][0]["ZoneName"]
