@@ -285,6 +285,29 @@ def tgtd() -> Iterator[int]:
         yield both
 
 
+def test_exports_made_at_once_get_a_target_each(tgtd: int, tmp_path: Path) -> None:
+    """A new target's id is read from tgtd, then taken: threads exporting together must not pick the same one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    control, port = divmod(tgtd, 100000)
+    tgt = Tgt("127.0.0.1", port, control_port=control)
+    files = []
+    for n in range(8):
+        f = tmp_path / f"vol-{n:08X}"
+        f.write_bytes(b"\0" * 4096)
+        files.append(f)
+    iqns = [iqn_of("cluster01", f.name) for f in files]
+    try:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            exports = list(pool.map(lambda pair: tgt.export(pair[0], pair[1]), zip(iqns, files, strict=True)))
+        assert len({e.tid for e in exports}) == len(files)
+        assert set(iqns) <= set(tgt.targets())
+    finally:
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(tgt.unexport, iqns))
+    assert not set(iqns) & set(tgt.targets())
+
+
 def test_a_volume_exported_by_tgt_is_written_through_qemus_initiator(tgtd: int, tmp_path: Path) -> None:
     control, port = divmod(tgtd, 100000)
     store = Store(str(tmp_path / "euca.db"))

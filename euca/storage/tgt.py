@@ -8,6 +8,7 @@ named them, with the volume as LUN 1, bound to the initiator's address (or ``ALL
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,8 @@ class Tgt:
                  control_port: int | None = None) -> None:
         self.host, self.port, self.run = host, port, run
         self._control = ["-C", str(control_port)] if control_port is not None else []
+        # a new target's id is read from tgtd and then taken: two exports at once would pick the same one
+        self._lock = threading.Lock()
 
     def _tgtadm(self, *args: str) -> str:
         return self.run(["tgtadm", *self._control, "--lld", "iscsi", *args])
@@ -51,6 +54,10 @@ class Tgt:
 
     def export(self, iqn: str, path: Path, initiator: str = "ALL") -> Export:
         """Make (or find) the target for ``path`` and let ``initiator`` (an address, or ALL) in."""
+        with self._lock:
+            return self._export(iqn, path, initiator)
+
+    def _export(self, iqn: str, path: Path, initiator: str) -> Export:
         have = self.targets()
         if iqn in have:
             return Export(iqn, have[iqn], self.host, self.port)
@@ -67,8 +74,9 @@ class Tgt:
 
     def unexport(self, iqn: str) -> bool:
         """Remove the target (and with it the LUN and its bindings); False if there was none."""
-        tid = self.targets().get(iqn)
-        if tid is None:
-            return False
-        self._tgtadm("--op", "delete", "--force", "--mode", "target", "--tid", str(tid))
-        return True
+        with self._lock:
+            tid = self.targets().get(iqn)
+            if tid is None:
+                return False
+            self._tgtadm("--op", "delete", "--force", "--mode", "target", "--tid", str(tid))
+            return True
