@@ -19,7 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and few repeats (seconds, not minutes)")
     parser.add_argument("--only", action="append", default=[],
                         help="run only these parts: placement, netalloc, ledger, imagecache, digest, node, sim, "
-                             "policy, packing, api; s3, ebs, bundle, metadata, net, fuzz and soak run only when named")
+                             "policy, packing, api; s3, ebs, ebs-guest, bundle, metadata, net, fuzz and soak run "
+                             "only when named")
     parser.add_argument("--requests", type=int, help="fuzz: requests to send (100,000; --quick 3,000)")
     parser.add_argument("--seconds", type=float, help="soak: seconds to run (600; --quick 30)")
     args = parser.parse_args(argv)
@@ -80,6 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         print("measuring EBS volumes and snapshots ...", file=sys.stderr, flush=True)
         print("EBS: euca up's Storage Controller and Walrus beside cp and dd of the same 1 GiB file (medians)")
         print(ebs.format_report(ebs.measure(args.quick)))
+    if "ebs-guest" in wanted:
+        from bench import ebs_guest
+
+        print("measuring reads in a real guest over iSCSI and from a local file ...", file=sys.stderr, flush=True)
+        print("EBS in a guest: one QEMU (TCG) guest reading the same file over iSCSI and as a local disk "
+              "(medians of 3)")
+        try:
+            print(ebs_guest.format_report(ebs_guest.measure(args.quick)))
+        except ebs_guest.Unavailable as exc:
+            print(f"  skipped: {exc}")
     if "fuzz" in wanted:
         from bench import fuzz
 
