@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,12 +15,8 @@ from typing import Any
 import pytest
 
 from euca.core.config import Config
-from euca.net.agent import Agent
-from euca.net.dhcp import Dhcp
-from euca.net.host import Host, run_command
 from euca.net.render import HostConfig
-from euca.net.view import NetView, parse_view
-from euca.services.netview import network_view, render_view
+from tests.agent_kit import Running, run_agent, view_of
 from tests.ec2_server import Box, running_box
 from tests.netns import Lab, lab, net_tools, saved, sh
 
@@ -31,30 +26,8 @@ CONFIG = dataclasses.replace(Config(), vnet_subnet="10.77.0.0", vnet_netmask="25
 HOSTCONF = HostConfig(bridge="eucabr")
 
 
-def view_of(box: Box) -> NetView:
-    return parse_view(render_view(network_view(box.cloud))[0])
-
-
-@dataclasses.dataclass
-class Running:
-    agent: Agent
-    stop: threading.Event
-    thread: threading.Thread
-
-    def end(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
-
-
 def start_agent(box: Box, lab_: Lab, state: Path) -> Running:
-    prefix = ["ip", "netns", "exec", lab_.host]
-    agent = Agent(lambda: view_of(box), Host(run_command(prefix)), HOSTCONF, Dhcp(state, HOSTCONF, prefix),
-                  poll=0.2, mode="EDGE")
-    agent.step()  # the first apply before the test goes on: the bridge exists
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
-    thread.start()
-    return Running(agent, stop, thread)
+    return run_agent(lambda: view_of(box), lab_.host, HOSTCONF, state, mode="EDGE")
 
 
 @pytest.fixture
@@ -226,13 +199,7 @@ def test_public_addresses_go_on_the_public_interface(net_tools: None, box: Box, 
     config = dataclasses.replace(HOSTCONF, pub_interface="up0")
     with lab(f"pa{id(box) % 10000}") as net:
         net.in_ns(net.host, "ip", "addr", "add", "198.51.100.200/32", "dev", "up0")  # the admin's, not ours
-        prefix = ["ip", "netns", "exec", net.host]
-        agent = Agent(lambda: view_of(box), Host(run_command(prefix)), config, Dhcp(tmp_path, config, prefix),
-                      poll=0.2, mode="EDGE")
-        stop = threading.Event()
-        thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
-        agent.step()
-        thread.start()
+        running = run_agent(lambda: view_of(box), net.host, config, tmp_path, mode="EDGE")
         try:
             net.plug(iid, mac_of(box, iid), inst["PrivateIpAddress"], 16, "10.77.0.1", "eucabr")
             # the client knows no router for the public range: the addresses are on its link
@@ -248,8 +215,7 @@ def test_public_addresses_go_on_the_public_interface(net_tools: None, box: Box, 
                 time.sleep(0.05)
             assert "198.51.100.200/32" in net.in_ns(net.host, "ip", "-4", "addr", "show", "dev", "up0")
         finally:
-            stop.set()
-            thread.join(10)
+            running.end()
 
 
 TOKEN = ("import http.client,sys\nc=http.client.HTTPConnection('169.254.169.254',80,timeout=3)\ntry:\n"
@@ -301,14 +267,7 @@ def test_imdsv2_tokens_go_no_further_than_the_hop_limit(net_tools: None, tmp_pat
                                aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
             iid = ec2.run_instances(ImageId=env["EUCA_DEFAULT_IMAGE"], MinCount=1, MaxCount=1)["Instances"][0][
                 "InstanceId"]
-            prefix = ["ip", "netns", "exec", net.host]
-            agent = Agent(HttpView(api, "agent", key), Host(run_command(prefix)), HOSTCONF,
-                          Dhcp(tmp_path / "agent", HOSTCONF, prefix), poll=0.2, mode="EDGE")
-            agent.step()
-            stop = threading.Event()
-            thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
-            thread.start()
-            running = Running(agent, stop, thread)
+            running = run_agent(HttpView(api, "agent", key), net.host, HOSTCONF, tmp_path / "agent", mode="EDGE")
             seen = HttpView(api, "agent", key)()
             assert seen is not None
             mac = next(i.mac for i in seen.instances if i.instance_id == iid)

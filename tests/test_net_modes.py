@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -27,30 +26,15 @@ import pytest
 from euca.core.config import Config
 from euca.net.agent import Agent
 from euca.net.dhcp import Dhcp
-from euca.net.host import CommandError, Host, run_command
+from euca.net.host import CommandError, Host
 from euca.net.render import NAT_POST, NAT_PRE, HostConfig, render
 from euca.net.view import NetView, parse_view
-from euca.services.netview import network_view, render_view
+from tests.agent_kit import Running, run_agent, view_of
 from tests.ec2_server import Box, running_box
 from tests.netns import Lab, lab, net_tools, sh
 
 __all__ = ["net_tools"]
 PUBLIC = "198.51.100.1-198.51.100.8"
-
-
-def view_of(box: Box) -> NetView:
-    return parse_view(render_view(network_view(box.cloud))[0])
-
-
-@dataclasses.dataclass
-class Running:
-    agent: Agent
-    stop: threading.Event
-    thread: threading.Thread
-
-    def end(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
 
 
 @pytest.fixture
@@ -62,13 +46,7 @@ def agents() -> Iterator[list[Running]]:
 
 
 def start_agent(box: Box, ns: str, config: HostConfig, state: Path, started: list[Running]) -> Running:
-    prefix = ["ip", "netns", "exec", ns]
-    agent = Agent(lambda: view_of(box), Host(run_command(prefix)), config, Dhcp(state, config, prefix), poll=0.2)
-    agent.step()  # bridges and segments exist before the test goes on
-    stop = threading.Event()
-    thread = threading.Thread(target=agent.run, args=(stop,), daemon=True)
-    thread.start()
-    started.append(Running(agent, stop, thread))
+    started.append(run_agent(lambda: view_of(box), ns, config, state))
     return started[-1]
 
 
