@@ -39,3 +39,13 @@ def test_a_libvirt_node_without_the_bindings_says_what_to_install(monkeypatch: p
     monkeypatch.delattr(drivers.libvirt, "driver", raising=False)
     assert main(["node-controller", "--key", "k"]) == 2
     assert "pip install 'euca[libvirt]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["node-controller", "--sim"], ["storage-controller", "--database", "sc.db"]])
+def test_an_unreadable_key_file_is_named_without_a_traceback(argv: list[str], tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-key"
+    assert main([*argv, "--key-file", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("euca: --key-file:") and str(missing) in err
+    assert "Traceback" not in err

@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from euca.cli._keys import shared_key
+
 if TYPE_CHECKING:
     from euca.node import NodeController
 
@@ -40,14 +42,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='--network-agent: more of its options, e.g. "--mode EDGE" or "--segments vxlan '
                              '--vxlan-local IP --vxlan-remote IP"')
     parser.add_argument("--log-level", default="info")
-
-
-def _key(args: argparse.Namespace) -> str:
-    if args.key:
-        return str(args.key)
-    if args.key_file:
-        return Path(args.key_file).read_text().strip()
-    return os.environ.get("EUCA_NODE_KEY", "")
 
 
 def build(args: argparse.Namespace) -> tuple[NodeController, int]:
@@ -93,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from euca.node.service import create_app
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    key = _key(args)
+    try:
+        key = shared_key(args.key, args.key_file, "EUCA_NODE_KEY")
+    except ValueError as exc:
+        print(f"euca: {exc}", file=sys.stderr)
+        return 2
     if not key:
         print("euca: a node controller needs the key shared with its cluster (--key, --key-file or EUCA_NODE_KEY)",
               file=sys.stderr)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-from pathlib import Path
+
+from euca.cli._keys import shared_key
 
 log = logging.getLogger("euca.storage")
 
@@ -33,14 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info")
 
 
-def _key(args: argparse.Namespace) -> str:
-    if args.key:
-        return str(args.key)
-    if args.key_file:
-        return Path(args.key_file).read_text().strip()
-    return os.environ.get("EUCA_SC_KEY", "")
-
-
 def run(args: argparse.Namespace) -> int:
     from euca.core.serving import serve
     from euca.storage import Backend, Das, Limits, Overlay, StorageController, StorageError, Tgt
@@ -48,7 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from euca.store import Store
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    key = _key(args)
+    try:
+        key = shared_key(args.key, args.key_file, "EUCA_SC_KEY")
+    except ValueError as exc:
+        print(f"euca: {exc}", file=sys.stderr)
+        return 2
     if not key:
         print("euca: a storage controller needs the key shared with the cloud (--key, --key-file or EUCA_SC_KEY)",
               file=sys.stderr)

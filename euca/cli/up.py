@@ -65,15 +65,10 @@ def remote_storage(args: argparse.Namespace) -> RemoteStorage | None:
     url = getattr(args, "storage_controller", None)
     if not url:
         return None
+    from euca.cli._keys import shared_key
     from euca.storage import RemoteStorage
 
-    key = args.storage_key or ""
-    if not key and args.storage_key_file:
-        try:
-            key = Path(args.storage_key_file).read_text().strip()
-        except OSError as exc:
-            raise ValueError(f"--storage-key-file: {exc}") from None
-    key = key or os.environ.get("EUCA_SC_KEY", "")
+    key = shared_key(args.storage_key, args.storage_key_file, "EUCA_SC_KEY", "--storage-key-file")
     if not key:
         raise ValueError("--storage-controller needs the key it shares with the cloud "
                          "(--storage-key, --storage-key-file or EUCA_SC_KEY)")
